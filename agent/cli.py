@@ -1,0 +1,210 @@
+"""The ``prescreen`` command: a thin layer over the library (each command calls one function).
+
+This is the one place that turns a :class:`PrescreenError` into an exit code and a one-line
+message; the library never prints or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prescreen import logs
+from prescreen._version import __version__
+from prescreen.errors import PrescreenError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_SYMBOL = {"CLEAR": "✔ CLEAR ", "REVIEW": "▲ REVIEW", "HOLD": "✖ HOLD  "}
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a packing station from a config file until SIGTERM/SIGINT."""
+    from prescreen import config
+    from prescreen.app import Agent
+
+    conf = config.load(args.config)
+    logs.configure(conf.logging.level)
+    agent = Agent(conf).start()
+    try:
+        _wait_for_signal()
+    finally:
+        agent.stop()
+    return 0
+
+
+def _print_progress(number: int, total: int, step: Any, event: Any) -> None:
+    if event.record is None:
+        print(f"[{number:>4}/{total}] {event.message}", file=sys.stderr)
+        return
+    screening = event.record["screening"]
+    codes = ",".join(r["code"] for r in screening["reasons"] if r["severity"] != "info")
+    tracking = event.record["parcel"]["tracking_number"] or "?"
+    print(f"[{number:>4}/{total}] {_SYMBOL[screening['verdict']]} {tracking:<24} "
+          f"{event.latency_ms:6.2f} ms  {step.label:<20} {codes}", file=sys.stderr)  # fmt: skip
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    verdicts = summary["verdicts"]
+    latency = summary["latency_ms"]
+    lines = [
+        "",
+        "prescreen demo: one simulated packing station, end to end",
+        f"  parcels screened   {summary['parcels']}",
+        f"  verdicts           CLEAR {verdicts['CLEAR']}   REVIEW {verdicts['REVIEW']}   "
+        f"HOLD {verdicts['HOLD']}",
+        f"  committed (outbox) {summary['committed']}",
+        f"  acked by receiver  {summary['acked']}",
+        f"  stored by receiver {summary['received']}   duplicates {summary['duplicates']}",
+        f"  scan→verdict       p50 {latency['p50']:.2f} ms   p99 {latency['p99']:.2f} ms "
+        f"(agent's own time, record committed)",
+        f"  model              {summary['model'] or 'none (rules-only)'}",
+        f"  broker             {summary['broker']}   wall time {summary['seconds']} s",
+    ]
+    print("\n".join(lines))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the simulated station; exit 1 unless every parcel reached the receiver once."""
+    from prescreen.demo import run_demo
+
+    logs.configure("warning" if args.json or args.log_level == "info" else args.log_level)
+    progress = None if args.json else _print_progress
+    summary = run_demo(args.parcels, workdir=Path(args.workdir) if args.workdir else None,
+                       progress=progress, broker_kind=args.broker)  # fmt: skip
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    ok = summary["received"] == summary["parcels"] == args.parcels and not summary["duplicates"]
+    return 0 if ok else EXIT_FAILURE
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    """Run the reference receiver until SIGTERM/SIGINT."""
+    from prescreen.sync.receiver import Receiver
+
+    logs.configure(args.log_level)
+    receiver = Receiver(args.db, host=args.host, port=args.port, prefix=args.prefix,
+                        shared=not args.no_share).start()  # fmt: skip
+    try:
+        _wait_for_signal()
+    finally:
+        receiver.stop()
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """Print the version."""
+    print(f"prescreen-agent {__version__}")
+    return 0
+
+
+def cmd_decode_scale(args: argparse.Namespace) -> int:
+    """Decode raw scale bytes from stdin: one JSON object per frame."""
+    from prescreen.drivers.registry import scale_protocol
+    from prescreen.errors import FrameError
+
+    protocol = scale_protocol(args.protocol)
+    framer = protocol.framer()
+    for frame in framer.feed(sys.stdin.buffer.read()):
+        try:
+            reading = protocol.parse(frame)
+        except FrameError as exc:
+            print(json.dumps({"status": "error", "stable": False, "weight_kg": None,
+                              "error": str(exc)}))  # fmt: skip
+            continue
+        if reading is not None:
+            print(json.dumps(reading.as_json()))
+    return 0
+
+
+def cmd_decode_barcode(args: argparse.Namespace) -> int:
+    """Decode one scan per stdin line: one JSON object per line."""
+    from prescreen.drivers.barcodes import decode
+
+    for line in sys.stdin.read().splitlines():
+        if line.strip():
+            print(json.dumps(decode(line).as_json()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so tests can check every command has help)."""
+    parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a packing station from a config file",
+                         description="Run a station until stopped. Example: "
+                                     "prescreen run --config /etc/prescreen/agent.toml")  # fmt: skip
+    run.add_argument("--config", required=True, help="TOML config file")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run a whole simulated packing station end to end",
+                          description="Simulated scanner and scale on ptys, sample orders, a local "
+                                      "broker and receiver. Example: prescreen demo --parcels 200 --json")  # fmt: skip
+    demo.add_argument("--parcels", type=int, default=100, help="parcels to screen (default 100)")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    demo.add_argument("--workdir", help="keep outbox, receiver store and orders here")
+    demo.add_argument("--broker", choices=["mosquitto", "amqtt"], default="mosquitto",
+                      help="broker to start (mosquitto falls back to amqtt if not installed)")
+    demo.set_defaults(func=cmd_demo)
+
+    receiver = sub.add_parser("receiver", help="run the reference receiver (customs side)",
+                              description="Verify, dedupe and store records; ack them. Example: "
+                                          "prescreen receiver --db receiver.db --port 1883")  # fmt: skip
+    receiver.add_argument("--db", default="receiver.db", help="SQLite store (default receiver.db)")
+    receiver.add_argument("--host", default="127.0.0.1", help="broker host")
+    receiver.add_argument("--port", type=int, default=1883, help="broker port")
+    receiver.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
+    receiver.add_argument("--no-share", action="store_true",
+                          help="plain subscription instead of a shared one")
+    receiver.set_defaults(func=cmd_receiver)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+
+    decode = sub.add_parser("decode", help="decode raw device data from stdin")
+    what = decode.add_subparsers(dest="what", required=True, metavar="WHAT")
+    scale = what.add_parser("scale", help="scale bytes → one JSON object per frame",
+                            description="Example: printf 'S S      1.250 kg\\r\\n' | "
+                                        "prescreen decode scale --protocol mt-sics")  # fmt: skip
+    scale.add_argument("--protocol", required=True, help="mt-sics, nci, toledo-8213, ...")
+    scale.set_defaults(func=cmd_decode_scale)
+    barcode = what.add_parser("barcode", help="one scan per line → one JSON object per line",
+                              description="Example: echo 1Z5R89390357567127 | prescreen decode barcode")
+    barcode.set_defaults(func=cmd_decode_barcode)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``prescreen`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except PrescreenError as exc:
+        print(f"prescreen: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

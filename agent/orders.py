@@ -1,0 +1,208 @@
+"""Order data for a tracking number: from a file export the WMS drops (NDJSON or CSV).
+
+Why a file source: many sites have no WMS API, only a nightly or hourly export. The file is
+re-read when its modification time changes, so a new export is picked up without a restart, and a
+half-written export that fails to parse leaves the previous orders in place (logged once).
+Master cartons are orders whose ``master_carton`` object lists the parcels manifested inside,
+keyed by the carton's SSCC.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from prescreen.errors import OrderError
+
+log = logging.getLogger("prescreen.orders")
+Order = dict[str, Any]
+
+ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+ORDER_UNAVAILABLE = "ORDER_UNAVAILABLE"
+
+
+class OrderSource(Protocol):
+    """Anything that finds the order for a tracking number (or a master carton's SSCC)."""
+
+    def lookup(self, key: str) -> Order:
+        """The order for ``key``.
+
+        Raises:
+            OrderError: with reason ORDER_NOT_FOUND or ORDER_UNAVAILABLE.
+        """
+
+
+_CSV_ITEM_FIELDS = ("description", "hts_code", "quantity", "unit_value", "origin_country",
+                    "net_weight_kg", "sku")  # fmt: skip
+_CSV_NUMBERS = {"quantity", "unit_value", "net_weight_kg", "declared_weight_kg",
+                "total_declared_value"}  # fmt: skip
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def _csv_order(row: dict[str, str]) -> Order:
+    """One CSV row = one single-line order; ``party_field`` columns become nested parties."""
+    order: Order = {"items": [{}]}
+    for key, value in row.items():
+        if key is None:
+            continue
+        parsed: Any = _number(value) if key in _CSV_NUMBERS else (value or None)
+        if key in _CSV_ITEM_FIELDS:
+            order["items"][0][key] = parsed
+        elif key.split("_", 1)[0] in ("seller", "consignee", "shipper"):
+            party, _, field = key.partition("_")
+            entry = order.setdefault(party, {"address": {}})
+            if field == "name":
+                entry["name"] = parsed
+            else:
+                entry["address"][field] = parsed
+        else:
+            order[key] = parsed
+    return order
+
+
+def read_orders(path: Path) -> dict[str, Order]:
+    """Parse an export file into {tracking number or carton SSCC: order}.
+
+    Raises:
+        OrderError: the file is unreadable or malformed (reason ORDER_UNAVAILABLE).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OrderError(f"{path}: cannot read orders: {exc}", reason=ORDER_UNAVAILABLE) from exc
+    orders: dict[str, Order] = {}
+    if path.suffix.lower() == ".csv":
+        rows = [_csv_order(r) for r in csv.DictReader(text.splitlines())]
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise OrderError(f"{path}:{number}: not JSON: {exc.msg}",
+                                 reason=ORDER_UNAVAILABLE) from exc  # fmt: skip
+    for order in rows:
+        carton = order.get("master_carton")
+        key = carton.get("sscc") if isinstance(carton, dict) else order.get("tracking_number")
+        if isinstance(key, str) and key:
+            orders[key] = order
+    return orders
+
+
+class FileOrderSource:
+    """Orders from an NDJSON or CSV export, reloaded when the file changes."""
+
+    def __init__(self, path: str | os.PathLike[str], *, check_every_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self._check_every_s = check_every_s
+        self._orders: dict[str, Order] = {}
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._reload(force=True)
+
+    def _reload(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self._check_every_s:
+            return
+        self._checked = now
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError as exc:
+            if force:
+                raise OrderError(f"{self.path}: {exc.strerror}", reason=ORDER_UNAVAILABLE) from exc
+            return
+        if mtime == self._mtime:
+            return
+        try:
+            orders = read_orders(self.path)
+        except OrderError as exc:
+            if force:
+                raise
+            log.warning("order export not reloaded", extra={"reason": str(exc)})
+            return
+        self._orders, self._mtime = orders, mtime
+        log.info("orders loaded", extra={"path": str(self.path), "orders": len(orders)})
+
+    def lookup(self, key: str) -> Order:
+        """The order for ``key`` from the latest good export."""
+        with self._lock:
+            self._reload()
+            order = self._orders.get(key)
+        if order is None:
+            raise OrderError(f"no order for {key} in {self.path}", reason=ORDER_NOT_FOUND)
+        return order
+
+
+_ORDER_STRINGS = ("order_id", "order_date", "currency", "marketplace")
+_ORDER_NUMBERS = ("total_declared_value", "declared_weight_kg")
+_ITEM_STRINGS = ("description", "hts_code", "origin_country", "sku", "gtin")
+_ITEM_NUMBERS = ("quantity", "unit_value", "net_weight_kg", "marketplace_price")
+_ADDRESS = ("line1", "line2", "city", "region", "postal_code", "country")
+_CATEGORIES = {"sale", "gift", "sample", "return", "documents", "other"}
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return _number(value)
+    return None
+
+
+def _party(value: object) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    address = value.get("address")
+    return {
+        "name": _text(value.get("name")),
+        "id": _text(value.get("id")),
+        "address": (
+            {k: _text(address.get(k)) for k in _ADDRESS} if isinstance(address, dict) else None
+        ),
+    }
+
+
+def to_record(order: Order) -> Order:
+    """Project a WMS/export order onto the record schema's ``order`` object.
+
+    Total: whatever the WMS sent (wrong types, extra keys), the result validates, and what could
+    not be used becomes null, which the data-quality rules then report.
+    """
+    items = order.get("items") if isinstance(order.get("items"), list) else []
+    category = order.get("shipment_category")
+    result: Order = {k: _text(order.get(k)) for k in _ORDER_STRINGS}
+    result.update({k: _num(order.get(k)) for k in _ORDER_NUMBERS})
+    result["shipment_category"] = (
+        category if category in _CATEGORIES else (None if category is None else "other")
+    )
+    for role in ("seller", "shipper", "consignee", "final_recipient"):
+        result[role] = _party(order.get(role))
+    result["items"] = [
+        {**{k: _text(i.get(k)) for k in _ITEM_STRINGS}, **{k: _num(i.get(k)) for k in _ITEM_NUMBERS}}
+        for i in items
+        if isinstance(i, dict)
+    ]
+    return result

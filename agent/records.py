@@ -1,0 +1,82 @@
+"""Preclearance records: building them, and validating them against the shipped JSON Schema v1.
+
+The schema file (``schemas/record-v1.schema.json``) is the contract with the customs side; the
+receiver validates every record against it, and the test suite validates every record the agent
+writes, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from prescreen._version import __version__
+from prescreen.errors import RecordError
+
+SCHEMA_ID = "prescreen.record/v1"
+Record = dict[str, Any]
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The record JSON Schema v1 as shipped in the package."""
+    text = resources.files("prescreen").joinpath("schemas/record-v1.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def validate(record: Record) -> None:
+    """Raise :class:`RecordError` naming the first violation if ``record`` breaks schema v1."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(record))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(record)"
+        raise RecordError(f"record does not match {SCHEMA_ID} at {where}: {error.message}")
+
+
+def new_record_id() -> str:
+    """A random UUID: unique across devices even if two stations share an id by mistake."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> str:
+    """Current time as RFC 3339 UTC with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def kg(value: Decimal | None) -> float | None:
+    """Weights leave Decimal only here, at the JSON edge, rounded to the gram."""
+    return None if value is None else float(value.quantize(Decimal("0.001")))
+
+
+def envelope(*, kind: str, device_id: str, site_id: str, seq: int, filer_code: str) -> Record:
+    """The identity fields every record starts with."""
+    return {
+        "schema": SCHEMA_ID,
+        "record_id": new_record_id(),
+        "kind": kind,
+        "device_id": device_id,
+        "site_id": site_id,
+        "seq": seq,
+        "created_at": utc_now(),
+        "agent_version": __version__,
+        "filer": {"code": filer_code, "type": "fulfillment"},
+    }
+
+
+def dumps(record: Record) -> str:
+    """Compact, key-sorted JSON: the exact bytes stored and sent (and, later, signed)."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,243 @@
+"""The packing-station pipeline: scan + stable weight + order → screening → commit → tell.
+
+One thread runs :meth:`Station.run`; the scanner and the scale have their own reader threads, and
+the uplink drains the outbox beside it, so nothing on this path waits for the network. The order
+is strict: the record is committed to the outbox *before* listeners (the display, the scanner's
+beeper) hear the verdict, so a verdict an operator acted on is never lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+from prescreen.config import Config
+from prescreen.drivers.barcodes import Barcode, decode
+from prescreen.drivers.base import Scan
+from prescreen.drivers.settle import StableWeight
+from prescreen.errors import OrderError, OutboxError
+from prescreen.orders import Order, OrderSource, to_record
+from prescreen.outbox import Outbox
+from prescreen.records import Record, envelope, kg
+from prescreen.rules import CartonFacts, ParcelFacts
+from prescreen.screening import Screener, Screening
+
+log = logging.getLogger("prescreen.station")
+
+_CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express",
+            "dhl": "express"}  # fmt: skip
+
+
+class Scanner(Protocol):
+    """The part of a scanner driver the station uses."""
+
+    def read_code(self, timeout: float | None = None) -> Scan | None:
+        """Next scan or None."""
+
+
+class Scale(Protocol):
+    """The part of a scale driver the station uses."""
+
+    def read_weight(
+        self, timeout: float, *, after: int | None = None, min_kg: Decimal = ...
+    ) -> tuple[StableWeight, int] | None:
+        """Next settled weight newer than settle number ``after``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StationEvent:
+    """What the station tells its listeners after each scan."""
+
+    kind: str  # "verdict", "carton_open", "not_recorded"
+    scan: str
+    record: Record | None = None
+    latency_ms: float | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass
+class _OpenCarton:
+    carton_id: str
+    manifest: frozenset[str]
+    tare_kg: float
+    scanned: list[str] = dataclasses.field(default_factory=list)
+    weight_kg: Decimal = Decimal(0)
+
+
+class Station:
+    """Turns scans into committed, screened records. Owns none of the devices it is given."""
+
+    def __init__(self, *, config: Config, scanner: Scanner, scale: Scale, orders: OrderSource,
+                 outbox: Outbox, screener: Screener) -> None:  # fmt: skip
+        self.config = config
+        self.scanner = scanner
+        self.scale = scale
+        self.orders = orders
+        self.outbox = outbox
+        self.screener = screener
+        self.listeners: list[Callable[[StationEvent], None]] = []
+        self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
+        self._last_settle: int | None = None
+        self._carton: _OpenCarton | None = None
+        self._recent: collections.deque[tuple[float, str]] = collections.deque()
+
+    def run(self, stop: threading.Event) -> None:
+        """Process scans until ``stop`` is set."""
+        while not stop.is_set():
+            scan = self.scanner.read_code(timeout=0.2)
+            if scan is not None:
+                self.handle(scan)
+
+    def handle(self, scan: Scan) -> StationEvent:
+        """Process one scan end to end and notify listeners; returns the event."""
+        barcode = decode(scan.raw)
+        carton_order = self._carton_order(barcode)
+        if carton_order is not None and (
+            self._carton is None or self._carton.carton_id != barcode.sscc
+        ):
+            event = self._open_carton(scan, barcode, carton_order)
+        else:
+            event = self._screen_parcel(scan, barcode, closing=carton_order is not None)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    # --- master cartons ---------------------------------------------------------------------
+
+    def _carton_order(self, barcode: Barcode) -> Order | None:
+        if barcode.sscc is None:
+            return None
+        try:
+            order = self.orders.lookup(barcode.sscc)
+        except OrderError:
+            return None
+        return order if isinstance(order.get("master_carton"), dict) else None
+
+    def _open_carton(self, scan: Scan, barcode: Barcode, order: Order) -> StationEvent:
+        carton = order["master_carton"]
+        manifest = frozenset(str(t) for t in carton.get("manifest") or [])
+        assert barcode.sscc is not None
+        if self._carton is not None:
+            log.warning("master carton left open", extra={"carton": self._carton.carton_id})
+        tare = carton.get("tare_kg")
+        self._carton = _OpenCarton(barcode.sscc, manifest,
+                                   float(tare) if isinstance(tare, (int, float)) else 0.0)
+        log.info("master carton open", extra={"carton": barcode.sscc, "manifest": len(manifest)})
+        return StationEvent("carton_open", scan.raw,
+                            message=f"Master carton open: scan the {len(manifest)} parcels inside, "
+                                    "then the master label again.")  # fmt: skip
+
+    # --- parcels ----------------------------------------------------------------------------
+
+    def _weigh(self) -> StableWeight | None:
+        result = self.scale.read_weight(self.config.station.weight_timeout_s,
+                                        after=self._last_settle)  # fmt: skip
+        if result is None:
+            return None
+        weight, self._last_settle = result
+        return weight
+
+    def _order_for(self, barcode: Barcode) -> tuple[Order | None, str | None]:
+        key = barcode.tracking_number
+        if key is None:
+            return None, "ORDER_NOT_FOUND"
+        try:
+            return self.orders.lookup(key), None
+        except OrderError as exc:
+            return None, exc.reason
+
+    def _consignee_recent(self, order: Order | None, now: float) -> int:
+        consignee = (order or {}).get("consignee") or {}
+        if not isinstance(consignee, dict):
+            return 0
+        address = consignee.get("address") or {}
+        key = f"{consignee.get('name')}|{address.get('line1') if isinstance(address, dict) else ''}"
+        key = key.lower().strip()
+        window = self.config.screening.split_window_s
+        while self._recent and now - self._recent[0][0] > window:
+            self._recent.popleft()
+        count = sum(1 for _, k in self._recent if k == key)
+        if key != "none|none":
+            self._recent.append((now, key))
+        return count
+
+    def _screen_parcel(self, scan: Scan, barcode: Barcode, *, closing: bool) -> StationEvent:
+        weight = self._weigh()
+        start = max(scan.at, weight.at if weight else scan.at)
+        weight_kg = weight.weight_kg if weight else None
+        carton_facts: CartonFacts | None = None
+        order: Order | None = None
+        problem: str | None = None
+        inside: _OpenCarton | None = None
+        if closing and self._carton is not None:
+            carton, self._carton = self._carton, None
+            carton_facts = CartonFacts(carton.carton_id, carton.manifest, tuple(carton.scanned),
+                                       carton.weight_kg, carton.tare_kg)  # fmt: skip
+        else:
+            order, problem = self._order_for(barcode)
+            inside = self._carton
+        tracking = barcode.tracking_number
+        facts = ParcelFacts(
+            barcode=barcode,
+            weight_kg=weight_kg,
+            order=order,
+            order_problem=problem,
+            carton=carton_facts,
+            inside_carton=inside.carton_id if inside else None,
+            inside_manifest=inside is None or tracking in inside.manifest,
+            consignee_recent=self._consignee_recent(order, time.monotonic()),
+            watchlisted=self.holds.get(tracking) if tracking else None,
+        )
+        screening = self.screener.screen(facts)
+        try:
+            record = self.outbox.append(
+                lambda seq: self._record(seq, facts, screening, inside)
+            )
+        except OutboxError as exc:
+            log.error("verdict not recorded", extra={"scan": scan.raw, "reason": str(exc)})
+            return StationEvent("not_recorded", scan.raw, message=f"NOT RECORDED: {exc}")
+        latency_ms = (time.monotonic() - start) * 1000
+        if inside is not None and tracking is not None:
+            inside.scanned.append(tracking)
+            inside.weight_kg += weight_kg or 0
+        log.info("verdict", extra={"seq": record["seq"], "tracking": tracking,
+                                   "verdict": screening.verdict,
+                                   "reasons": ",".join(f.code for f in screening.findings),
+                                   "latency_ms": round(latency_ms, 3)})  # fmt: skip
+        return StationEvent("verdict", scan.raw, record, latency_ms)
+
+    def _record(self, seq: int, facts: ParcelFacts, screening: Screening,
+                inside: _OpenCarton | None) -> Record:  # fmt: skip
+        station = self.config.station
+        record = envelope(kind="verdict", device_id=station.device_id, site_id=station.site_id,
+                          seq=seq, filer_code=station.filer_code)  # fmt: skip
+        barcode = facts.barcode
+        parcel: dict[str, Any] = {
+            "tracking_number": barcode.tracking_number,
+            "carrier": barcode.carrier,
+            "channel": _CHANNEL.get(barcode.carrier, "unknown"),
+            "barcode": {"raw": barcode.raw, "symbology": barcode.symbology,
+                        "check_ok": barcode.check_ok, "reason": barcode.reason,
+                        "gs1": barcode.gs1},  # fmt: skip
+            "sscc": barcode.sscc,
+            "postal_item_id": barcode.tracking_number if barcode.carrier == "upu" else None,
+            "master_carton_id": inside.carton_id if inside else None,
+            "measured_weight_kg": kg(facts.weight_kg),
+        }
+        if facts.carton is not None:
+            parcel["carton"] = {
+                "manifest_count": len(facts.carton.manifest),
+                "scanned_count": len(facts.carton.scanned),
+                "unmanifested": facts.carton.unmanifested,
+                "parcels_weight_kg": kg(facts.carton.parcels_weight_kg),
+            }
+        record["parcel"] = parcel
+        record["order"] = None if facts.order is None else to_record(facts.order)
+        record["screening"] = screening.as_json()
+        return record

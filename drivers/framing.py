@@ -1,0 +1,59 @@
+"""Byte framing kept apart from I/O, so parsers are tested on raw bytes with no port.
+
+Modelled on pyserial's ``threaded.Packetizer``/``FramedPacket``: feed arbitrary chunks, get whole
+frames. Frames longer than ``max_len`` are dropped (line noise must not grow memory).
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class Framer:
+    """Split a byte stream into frames ending at any of ``terminators``.
+
+    A frame is returned without its terminator. ``start`` (e.g. STX) makes the framer skip bytes
+    until that start byte and keep it in the frame, so garbage before a frame is discarded.
+    """
+
+    def __init__(
+        self, terminators: tuple[bytes, ...], *, start: bytes | None = None, max_len: int = 256
+    ) -> None:
+        ordered = sorted(terminators, key=len, reverse=True)  # CRLF before CR
+        self._split = re.compile(b"|".join(re.escape(t) for t in ordered))
+        self._start = start
+        self._max_len = max_len
+        self._buffer = bytearray()
+        self.dropped = 0  # bytes discarded as noise or overlong frames
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data`` and return every frame it completes, oldest first."""
+        self._buffer += data
+        frames: list[bytes] = []
+        while True:
+            if self._start is not None:
+                begin = self._buffer.find(self._start)
+                if begin < 0:
+                    self.dropped += len(self._buffer)
+                    self._buffer.clear()
+                    break
+                if begin:
+                    self.dropped += begin
+                    del self._buffer[:begin]
+            match = self._split.search(self._buffer)
+            if match is None:
+                if len(self._buffer) > self._max_len:
+                    self.dropped += len(self._buffer)
+                    self._buffer.clear()
+                break
+            frame = bytes(self._buffer[: match.start()])
+            del self._buffer[: match.end()]
+            if len(frame) > self._max_len:
+                self.dropped += len(frame)
+                continue
+            frames.append(frame)
+        return frames
+
+    def reset(self) -> None:
+        """Forget a partial frame (after a reconnect the rest of it will never come)."""
+        self._buffer.clear()

@@ -1,0 +1,175 @@
+"""One serial port owned by one background thread: open, poll, frame, and reconnect.
+
+Why a thread per port: pyserial is blocking; a thread keeps each device independent, so a scale
+that is unplugged never stalls the scanner. The port is opened with ``serial.serial_for_url`` so
+paths, ``loop://``, ``socket://`` and ``spy://`` all work. On any I/O error the port is closed,
+reported down once, and reopened every ``retry_s`` until the device is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import serial
+
+from prescreen.drivers.base import SerialSettings
+from prescreen.drivers.framing import Framer
+from prescreen.errors import DeviceError, DeviceNotFound
+
+log = logging.getLogger("prescreen.drivers")
+
+FrameHandler = Callable[[bytes, float], None]
+
+
+@contextlib.contextmanager
+def map_serial_errors(url: str) -> Iterator[None]:
+    """Re-raise pyserial and OS errors as :class:`DeviceError` naming the port."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise DeviceNotFound(f"{url}: no such device ({exc.strerror})", url=url) from exc
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise DeviceError(f"{url}: {exc}", url=url) from exc
+
+
+def open_serial(url: str, settings: SerialSettings, timeout: float) -> serial.SerialBase:
+    """Open ``url`` with ``settings``; raises :class:`DeviceError` instead of pyserial errors."""
+    with map_serial_errors(url):
+        return serial.serial_for_url(
+            url,
+            baudrate=settings.baudrate,
+            bytesize=settings.bytesize,
+            parity=settings.parity,
+            stopbits=settings.stopbits,
+            timeout=timeout,
+        )
+
+
+class PortReader:
+    """Read frames from ``url`` in a thread and hand each to ``on_frame(frame, monotonic_time)``.
+
+    ``request`` (if any) is written every ``poll_s`` (polled scales). ``up`` tells whether the
+    port is open and, for polled devices, answered within ``silence_s``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        settings: SerialSettings,
+        framer: Framer,
+        on_frame: FrameHandler,
+        *,
+        name: str,
+        request: bytes | None = None,
+        poll_s: float = 0.05,
+        retry_s: float = 0.2,
+        silence_s: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self._settings = settings
+        self._framer = framer
+        self._on_frame = on_frame
+        self._request = request
+        self._poll_s = poll_s
+        self._retry_s = retry_s
+        self._silence_s = silence_s
+        self._port: serial.SerialBase | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+        self._last_frame = 0.0
+        self.reconnects = 0
+        self.last_error: str | None = None
+
+    @property
+    def up(self) -> bool:
+        """True while the port is open and (if polled) the device answers."""
+        if self._port is None:
+            return False
+        if self._request is None:
+            return True
+        return time.monotonic() - self._last_frame < self._silence_s
+
+    def start(self) -> None:
+        """Start the reader thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"port-{self.name}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close the port; safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        self._close()
+
+    def write(self, data: bytes) -> bool:
+        """Send ``data`` to the device; False (and no exception) while it is down."""
+        with self._write_lock:
+            port = self._port
+            if port is None:
+                return False
+            try:
+                port.write(data)
+            except (serial.SerialException, OSError):
+                return False
+            return True
+
+    def _close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(Exception):
+                port.close()
+        self._framer.reset()
+
+    def _open(self) -> bool:
+        try:
+            self._port = open_serial(self.url, self._settings, timeout=min(self._poll_s, 0.05))
+        except DeviceError as exc:
+            if self.last_error != str(exc):
+                log.warning("device down", extra={"device": self.name, "url": self.url,
+                                                  "reason": str(exc)})  # fmt: skip
+                self.last_error = str(exc)
+            return False
+        if self.last_error is not None:
+            self.reconnects += 1
+            log.info("device up", extra={"device": self.name, "url": self.url,
+                                         "reconnects": self.reconnects})  # fmt: skip
+        self.last_error = None
+        self._last_frame = time.monotonic()
+        return True
+
+    def _run(self) -> None:
+        next_poll = 0.0
+        while not self._stop.is_set():
+            if self._port is None and not self._open():
+                self._stop.wait(self._retry_s)
+                continue
+            port = self._port
+            assert port is not None
+            try:
+                now = time.monotonic()
+                if self._request is not None and now >= next_poll:
+                    with self._write_lock:
+                        port.write(self._request)
+                    next_poll = now + self._poll_s
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:
+                # TypeError: pyserial's posix read on a vanished fd can fail inside select().
+                reason = f"{self.url}: {exc}"
+                log.warning("device lost", extra={"device": self.name, "url": self.url,
+                                                  "reason": str(exc)})  # fmt: skip
+                self.last_error = reason
+                self._close()
+                continue
+            if data:
+                at = time.monotonic()
+                for frame in self._framer.feed(data):
+                    self._last_frame = at
+                    self._on_frame(frame, at)

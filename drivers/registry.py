@@ -1,0 +1,101 @@
+"""Open devices by URL, the way pyserial's ``serial_for_url`` picks a handler by scheme.
+
+Scale protocols are discovered from the modules named ``scale_<name>.py`` in this package, each
+exposing ``PROTOCOL``: adding a protocol means adding a module, nothing else. ``sim://<protocol>``
+and ``sim://scanner`` start a simulator on a pty and open its slave end with the real driver.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from decimal import Decimal
+from typing import Any
+
+from prescreen import drivers
+from prescreen.drivers.base import ScaleProtocol
+from prescreen.drivers.scale import ScaleReader
+from prescreen.drivers.scanner_line import LineScanner
+from prescreen.drivers.settle import Settler
+from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+from prescreen.errors import UnsupportedDevice
+
+SIM_SCHEME = "sim://"
+
+
+@functools.cache
+def scale_protocols() -> dict[str, ScaleProtocol]:
+    """Every scale protocol shipped, by name."""
+    found: dict[str, ScaleProtocol] = {}
+    for info in pkgutil.iter_modules(drivers.__path__):
+        if info.name.startswith("scale_"):
+            module = importlib.import_module(f"{drivers.__name__}.{info.name}")
+            protocol = getattr(module, "PROTOCOL", None)
+            if protocol is not None:
+                found[protocol.name] = protocol
+    return found
+
+
+def scale_protocol(name: str) -> ScaleProtocol:
+    """The protocol called ``name``.
+
+    Raises:
+        UnsupportedDevice: no module implements it; the message lists those that do.
+    """
+    try:
+        return scale_protocols()[name]
+    except KeyError:
+        known = ", ".join(sorted(scale_protocols()))
+        raise UnsupportedDevice(f"unknown scale protocol '{name}' (known: {known})") from None
+
+
+def open_scale(
+    url: str,
+    protocol: str | None = None,
+    *,
+    baudrate: int | None = None,
+    poll_s: float = 0.05,
+    settle_readings: int = 3,
+    settle_tolerance_kg: Decimal = Decimal("0.005"),
+    settle_s: float = 0.1,
+) -> ScaleReader:
+    """A started :class:`ScaleReader` on ``url``; the caller closes it.
+
+    ``sim://<protocol>`` starts a simulator (kept as ``reader.simulator``) and reads its pty.
+    """
+    simulator: ScaleSimulator | None = None
+    if url.startswith(SIM_SCHEME):
+        name = url[len(SIM_SCHEME) :].split("?")[0]
+        if protocol is not None and protocol != name:
+            raise UnsupportedDevice(f"{url}: simulator speaks {name}, config says {protocol}")
+        protocol = name
+        simulator = ScaleSimulator(scale_protocol(name))
+        url = simulator.port
+    if protocol is None:
+        raise UnsupportedDevice(f"{url}: say which protocol the scale speaks")
+    proto = scale_protocol(protocol)
+    settings: Any = proto.settings
+    if baudrate is not None:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, baudrate=baudrate)
+    reader = ScaleReader(
+        url, proto, settings=settings, poll_s=poll_s,
+        settler=Settler(settle_readings, settle_tolerance_kg, settle_s),
+    )  # fmt: skip
+    reader.simulator = simulator  # type: ignore[attr-defined]
+    return reader.start()
+
+
+def open_scanner(url: str, *, baudrate: int = 9600, suffix: str = "any") -> LineScanner:
+    """A started :class:`LineScanner` on ``url``; ``sim://scanner`` starts a simulator."""
+    simulator: ScannerSimulator | None = None
+    if url.startswith(SIM_SCHEME):
+        if url[len(SIM_SCHEME) :].split("?")[0] != "scanner":
+            raise UnsupportedDevice(f"{url}: the only scanner simulator is sim://scanner")
+        simulator = ScannerSimulator()
+        url = simulator.port
+    scanner = LineScanner(url, baudrate=baudrate, suffix=suffix)
+    scanner.simulator = simulator  # type: ignore[attr-defined]
+    return scanner.start()

@@ -1,0 +1,111 @@
+"""A thin, typed wrapper around paho-mqtt 2.x: connection state, and errors as SyncError.
+
+paho runs its network loop in its own thread (``loop_start``); callbacks here only flip state or
+hand messages to a callable, never block, so the network thread stays responsive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from prescreen.errors import BrokerUnavailable, SyncError
+
+log = logging.getLogger("prescreen.sync")
+MessageHandler = Callable[[str, bytes], None]
+
+
+class MqttConnection:
+    """One MQTT client: connects in the background and reconnects with capped backoff.
+
+    ``subscriptions`` are (re)made on every connect, because the agent uses clean sessions:
+    its durable state is the outbox, not the broker.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        host: str,
+        port: int,
+        on_message: MessageHandler | None = None,
+        subscriptions: tuple[str, ...] = (),
+        keepalive: int = 30,
+        on_connect: Callable[[], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.connected = threading.Event()
+        self.connects = 0
+        self._subscriptions = subscriptions
+        self._on_message_cb = on_message
+        self._on_connect_cb = on_connect
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=paho.MQTTv311, clean_session=True)  # fmt: skip
+        self._client.max_inflight_messages_set(64)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._keepalive = keepalive
+
+    def start(self) -> MqttConnection:
+        """Start connecting in the background; returns at once even if the broker is down."""
+        try:
+            self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        except (OSError, ValueError) as exc:
+            raise BrokerUnavailable(f"mqtt://{self.host}:{self.port}: {exc}") from exc
+        self._client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or ``timeout``; True if connected."""
+        return self.connected.wait(timeout)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Queue a publish; raises :class:`SyncError` if paho refuses it (not connected)."""
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise SyncError(f"publish to {topic} failed: {paho.error_string(info.rc)}",
+                            rc=info.rc, topic=topic)  # fmt: skip
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:  # fmt: skip
+        if reason.is_failure:
+            log.warning("broker refused connection", extra={"broker": f"{self.host}:{self.port}",
+                                                            "reason": str(reason)})  # fmt: skip
+            return
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
+        self.connects += 1
+        self.connected.set()
+        log.info("broker connected", extra={"broker": f"{self.host}:{self.port}",
+                                            "connects": self.connects})  # fmt: skip
+        if self._on_connect_cb is not None:
+            self._on_connect_cb()
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:  # fmt: skip
+        if self.connected.is_set():
+            level = logging.INFO if not reason.is_failure else logging.WARNING
+            log.log(level, "broker disconnected", extra={"broker": f"{self.host}:{self.port}",
+                                                      "reason": str(reason)})  # fmt: skip
+        self.connected.clear()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._on_message_cb is not None:
+            try:
+                self._on_message_cb(message.topic, message.payload)
+            except Exception:  # a bad message must not kill paho's network thread
+                log.exception("message handler failed", extra={"topic": message.topic})

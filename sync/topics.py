@@ -1,0 +1,48 @@
+"""MQTT topics, built only here so every component agrees and bad ids never reach the broker.
+
+Layout: ``<prefix>/<site>/<device>/records`` (uplink batches) and ``.../acks`` (receiver acks
+for that device only, so a station can be ACL-limited to its own subtree).
+"""
+
+from __future__ import annotations
+
+import re
+
+from prescreen.errors import SyncError
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SHARE_GROUP = "receivers"
+
+
+def _check(kind: str, value: str) -> str:
+    if not _SEGMENT.match(value):
+        raise SyncError(f"{kind} {value!r} cannot be a topic segment (use A-Z a-z 0-9 . _ -)")
+    return value
+
+
+def records_topic(prefix: str, site: str, device: str) -> str:
+    """Where a station publishes its record batches."""
+    return f"{prefix}/{_check('site', site)}/{_check('device', device)}/records"
+
+
+def acks_topic(prefix: str, site: str, device: str) -> str:
+    """Where the receiver acknowledges one station's records."""
+    return f"{prefix}/{_check('site', site)}/{_check('device', device)}/acks"
+
+
+def records_subscription(prefix: str, *, shared: bool = True) -> str:
+    """The receivers' subscription; shared so several receivers split the load."""
+    topic = f"{prefix}/+/+/records"
+    return f"$share/{SHARE_GROUP}/{topic}" if shared else topic
+
+
+def parse_records_topic(prefix: str, topic: str) -> tuple[str, str]:
+    """(site, device) from a records topic.
+
+    Raises:
+        SyncError: the topic is not a records topic under ``prefix``.
+    """
+    parts = topic[len(prefix) + 1 :].split("/") if topic.startswith(prefix + "/") else []
+    if len(parts) != 3 or parts[2] != "records":
+        raise SyncError(f"not a records topic: {topic}", topic=topic)
+    return _check("site", parts[0]), _check("device", parts[1])

@@ -1,0 +1,156 @@
+"""Drain the outbox to the broker in batches; a record is done only when the receiver acks it.
+
+At-least-once on the wire: a batch is re-sent after a reconnect or when its ack is overdue, and
+the receiver deduplicates on record id. The in-flight window bounds how much is unacknowledged at
+once, so a crash re-sends at most ``inflight_batches × batch_size`` records. Nothing waits only in
+RAM: the outbox is the queue, and the uplink can die at any moment without losing a record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from prescreen.config import StationConfig, SyncConfig
+from prescreen.errors import OutboxError, SyncError
+from prescreen.outbox import Outbox
+from prescreen.sync.mqtt import MqttConnection
+from prescreen.sync.topics import acks_topic, records_topic
+
+log = logging.getLogger("prescreen.sync")
+
+
+def batch_payload(batch_id: str, device_id: str, bodies: list[str]) -> bytes:
+    """A batch message; record bodies are spliced in as stored (no re-serialisation)."""
+    head = json.dumps({"batch_id": batch_id, "device_id": device_id})[:-1]
+    return (head + ',"records":[' + ",".join(bodies) + "]}").encode("utf-8")
+
+
+class Uplink:
+    """Background thread that moves pending records from the outbox to the receiver."""
+
+    def __init__(self, outbox_path: str | Path, sync: SyncConfig, station: StationConfig) -> None:
+        self.sync = sync
+        self.station = station
+        self.outbox = Outbox(outbox_path)
+        self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
+        self._acks: queue.Queue[bytes] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._reset = threading.Event()
+        self._inflight: dict[str, tuple[list[str], float]] = {}
+        self._cursor = 0
+        self._waiting_since: float | None = None
+        self.batches_sent = 0
+        self.records_acked = 0
+        self.mqtt = MqttConnection(
+            client_id=f"station-{station.site_id}-{station.device_id}",
+            host=sync.host,
+            port=sync.port,
+            on_message=self._on_ack,
+            subscriptions=(acks_topic(sync.topic_prefix, station.site_id, station.device_id),),
+            keepalive=sync.keepalive_s,
+            on_connect=self._reset.set,
+        )
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+
+    def start(self) -> Uplink:
+        """Connect and start draining; returns at once even if the broker is down."""
+        self.mqtt.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop draining; pending records stay in the outbox for next time."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.mqtt.stop()
+        self.outbox.close()
+
+    def notify(self) -> None:
+        """Tell the uplink a record was committed (saves it waiting for the next poll)."""
+        self._wake.set()
+
+    def _on_ack(self, topic: str, payload: bytes) -> None:
+        self._acks.put(payload)
+        self._wake.set()
+
+    def _apply_acks(self) -> None:
+        while True:
+            try:
+                payload = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                ack = json.loads(payload)
+                acked = [str(i) for i in ack.get("acked", [])]
+                rejected = [str(r["record_id"]) for r in ack.get("rejected", [])]
+            except (ValueError, TypeError, KeyError, AttributeError):
+                log.warning("malformed ack ignored", extra={"bytes": len(payload)})
+                continue
+            try:
+                self.records_acked += self.outbox.mark_acked(acked)
+                if rejected:
+                    self.outbox.mark_acked(rejected, state="rejected")
+                    log.error("receiver rejected records", extra={"records": len(rejected),
+                                                                  "detail": str(ack["rejected"])[:500]})  # fmt: skip
+            except OutboxError as exc:
+                log.error("ack not recorded", extra={"reason": str(exc)})
+                continue
+            self._inflight.pop(str(ack.get("batch_id")), None)
+
+    def _resend_all(self, why: str) -> None:
+        if self._inflight:
+            log.info("resending unacked batches", extra={"batches": len(self._inflight), "why": why})
+        self._inflight.clear()
+        self._cursor = 0
+
+    def _fill_window(self) -> None:
+        now = time.monotonic()
+        while len(self._inflight) < self.sync.inflight_batches:
+            rows = self.outbox.pending(self.sync.batch_size, after_seq=self._cursor)
+            if not rows:
+                self._waiting_since = None
+                return
+            if len(rows) < self.sync.batch_size:
+                # Let a small batch grow for up to batch_age_ms: fewer, larger messages.
+                self._waiting_since = self._waiting_since or now
+                if (now - self._waiting_since) * 1000 < self.sync.batch_age_ms:
+                    return
+            self._waiting_since = None
+            batch_id = uuid.uuid4().hex
+            try:
+                payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows])
+                self.mqtt.publish(self._records_topic, payload)
+            except SyncError as exc:
+                log.warning("batch not sent", extra={"reason": str(exc)})
+                return
+            self._inflight[batch_id] = ([r[1] for r in rows], now)
+            self._cursor = rows[-1][0]
+            self.batches_sent += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.sync.batch_age_ms / 1000)
+            self._wake.clear()
+            try:
+                self._apply_acks()
+                if self._reset.is_set():
+                    self._reset.clear()
+                    self._resend_all("reconnected")
+                if not self.mqtt.connected.is_set():
+                    continue
+                overdue = [b for b, (_, sent) in self._inflight.items()
+                           if time.monotonic() - sent > self.sync.ack_timeout_s]  # fmt: skip
+                if overdue:
+                    self._resend_all("ack overdue")
+                self._fill_window()
+            except OutboxError as exc:
+                log.error("outbox unavailable to uplink", extra={"reason": str(exc)})
+                self._stop.wait(1)
