@@ -55,20 +55,29 @@ class Agent:
         self.screener = Screener(config.screening, load_model(config))
         scale_cfg = config.scale
         self.scale: ScaleReader = open_scale(
-            scale_cfg.url, scale_cfg.protocol, baudrate=scale_cfg.baudrate,
-            poll_s=scale_cfg.poll_interval_ms / 1000, settle_readings=scale_cfg.settle_readings,
+            scale_cfg.url,
+            scale_cfg.protocol,
+            baudrate=scale_cfg.baudrate,
+            poll_s=scale_cfg.poll_interval_ms / 1000,
+            settle_readings=scale_cfg.settle_readings,
             settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
             settle_s=scale_cfg.settle_ms / 1000,
-        )  # fmt: skip
-        self.scanner: LineScanner = open_scanner(config.scanner.url,
-                                                 baudrate=config.scanner.baudrate)  # fmt: skip
-        self.station = Station(config=config, scanner=self.scanner, scale=self.scale,
-                               orders=self.orders, outbox=self.outbox, screener=self.screener)  # fmt: skip
+        )
+        self.scanner: LineScanner = open_scanner(config.scanner.url, baudrate=config.scanner.baudrate)
+        self.station = Station(
+            config=config,
+            scanner=self.scanner,
+            scale=self.scale,
+            orders=self.orders,
+            outbox=self.outbox,
+            screener=self.screener,
+        )
         self.uplink = Uplink(config.outbox.path, config.sync, config.station)
         self.station.listeners.append(self._committed)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.station.run, args=(self._stop,),
-                                        name="station", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self.station.run, args=(self._stop,), name="station", daemon=True
+        )
 
     def _committed(self, event: StationEvent) -> None:
         if event.record is not None:
@@ -78,8 +87,13 @@ class Agent:
         """Start the uplink and the station thread."""
         self.uplink.start()
         self._thread.start()
-        log.info("agent started", extra={"device": self.config.station.device_id,
-                                         "model": getattr(self.screener.model, "version", None)})  # fmt: skip
+        log.info(
+            "agent started",
+            extra={
+                "device": self.config.station.device_id,
+                "model": getattr(self.screener.model, "version", None),
+            },
+        )
         return self
 
     def stop(self) -> None:

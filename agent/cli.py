@@ -54,8 +54,11 @@ def _print_progress(number: int, total: int, step: Any, event: Any) -> None:
     screening = event.record["screening"]
     codes = ",".join(r["code"] for r in screening["reasons"] if r["severity"] != "info")
     tracking = event.record["parcel"]["tracking_number"] or "?"
-    print(f"[{number:>4}/{total}] {_SYMBOL[screening['verdict']]} {tracking:<24} "
-          f"{event.latency_ms:6.2f} ms  {step.label:<20} {codes}", file=sys.stderr)  # fmt: skip
+    print(
+        f"[{number:>4}/{total}] {_SYMBOL[screening['verdict']]} {tracking:<24} "
+        f"{event.latency_ms:6.2f} ms  {step.label:<20} {codes}",
+        file=sys.stderr,
+    )
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -84,8 +87,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     logs.configure("warning" if args.json or args.log_level == "info" else args.log_level)
     progress = None if args.json else _print_progress
-    summary = run_demo(args.parcels, workdir=Path(args.workdir) if args.workdir else None,
-                       progress=progress, broker_kind=args.broker)  # fmt: skip
+    summary = run_demo(
+        args.parcels,
+        workdir=Path(args.workdir) if args.workdir else None,
+        progress=progress,
+        broker_kind=args.broker,
+    )
     if args.json:
         print(json.dumps(summary))
     else:
@@ -99,8 +106,9 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from prescreen.sync.receiver import Receiver
 
     logs.configure(args.log_level)
-    receiver = Receiver(args.db, host=args.host, port=args.port, prefix=args.prefix,
-                        shared=not args.no_share).start()  # fmt: skip
+    receiver = Receiver(
+        args.db, host=args.host, port=args.port, prefix=args.prefix, shared=not args.no_share
+    ).start()
     try:
         _wait_for_signal()
     finally:
@@ -125,8 +133,7 @@ def cmd_decode_scale(args: argparse.Namespace) -> int:
         try:
             reading = protocol.parse(frame)
         except FrameError as exc:
-            print(json.dumps({"status": "error", "stable": False, "weight_kg": None,
-                              "error": str(exc)}))  # fmt: skip
+            print(json.dumps({"status": "error", "stable": False, "weight_kg": None, "error": str(exc)}))
             continue
         if reading is not None:
             print(json.dumps(reading.as_json()))
@@ -146,35 +153,47 @@ def cmd_decode_barcode(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so tests can check every command has help)."""
     parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])  # fmt: skip
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a packing station from a config file",
-                         description="Run a station until stopped. Example: "
-                                     "prescreen run --config /etc/prescreen/agent.toml")  # fmt: skip
+    run = sub.add_parser(
+        "run",
+        help="run a packing station from a config file",
+        description="Run a station until stopped. Example: prescreen run --config /etc/prescreen/agent.toml",
+    )
     run.add_argument("--config", required=True, help="TOML config file")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="run a whole simulated packing station end to end",
-                          description="Simulated scanner and scale on ptys, sample orders, a local "
-                                      "broker and receiver. Example: prescreen demo --parcels 200 --json")  # fmt: skip
+    demo = sub.add_parser(
+        "demo",
+        help="run a whole simulated packing station end to end",
+        description="Simulated scanner and scale on ptys, sample orders, a local "
+        "broker and receiver. Example: prescreen demo --parcels 200 --json",
+    )
     demo.add_argument("--parcels", type=int, default=100, help="parcels to screen (default 100)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     demo.add_argument("--workdir", help="keep outbox, receiver store and orders here")
-    demo.add_argument("--broker", choices=["mosquitto", "amqtt"], default="mosquitto",
-                      help="broker to start (mosquitto falls back to amqtt if not installed)")
+    demo.add_argument(
+        "--broker",
+        choices=["mosquitto", "amqtt"],
+        default="mosquitto",
+        help="broker to start (mosquitto falls back to amqtt if not installed)",
+    )
     demo.set_defaults(func=cmd_demo)
 
-    receiver = sub.add_parser("receiver", help="run the reference receiver (customs side)",
-                              description="Verify, dedupe and store records; ack them. Example: "
-                                          "prescreen receiver --db receiver.db --port 1883")  # fmt: skip
+    receiver = sub.add_parser(
+        "receiver",
+        help="run the reference receiver (customs side)",
+        description="Verify, dedupe and store records; ack them. Example: "
+        "prescreen receiver --db receiver.db --port 1883",
+    )
     receiver.add_argument("--db", default="receiver.db", help="SQLite store (default receiver.db)")
     receiver.add_argument("--host", default="127.0.0.1", help="broker host")
     receiver.add_argument("--port", type=int, default=1883, help="broker port")
     receiver.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
-    receiver.add_argument("--no-share", action="store_true",
-                          help="plain subscription instead of a shared one")
+    receiver.add_argument(
+        "--no-share", action="store_true", help="plain subscription instead of a shared one"
+    )
     receiver.set_defaults(func=cmd_receiver)
 
     version = sub.add_parser("version", help="print the version")
@@ -182,13 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     decode = sub.add_parser("decode", help="decode raw device data from stdin")
     what = decode.add_subparsers(dest="what", required=True, metavar="WHAT")
-    scale = what.add_parser("scale", help="scale bytes → one JSON object per frame",
-                            description="Example: printf 'S S      1.250 kg\\r\\n' | "
-                                        "prescreen decode scale --protocol mt-sics")  # fmt: skip
+    scale = what.add_parser(
+        "scale",
+        help="scale bytes → one JSON object per frame",
+        description="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
+    )
     scale.add_argument("--protocol", required=True, help="mt-sics, nci, toledo-8213, ...")
     scale.set_defaults(func=cmd_decode_scale)
-    barcode = what.add_parser("barcode", help="one scan per line → one JSON object per line",
-                              description="Example: echo 1Z5R89390357567127 | prescreen decode barcode")
+    barcode = what.add_parser(
+        "barcode",
+        help="one scan per line → one JSON object per line",
+        description="Example: echo 1Z5R89390357567127 | prescreen decode barcode",
+    )
     barcode.set_defaults(func=cmd_decode_barcode)
     return parser
 

@@ -128,9 +128,7 @@ class Config:
 def _describe(tp: Any) -> str:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, str(tp)
-    )
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
 def _accepts(tp: Any, value: object) -> bool:
@@ -159,9 +157,7 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
     return None
 
 
-def _build(
-    cls: type[Any], raw: Mapping[str, Any], where: str, text: str, section: str
-) -> Any:
+def _build(cls: type[Any], raw: Mapping[str, Any], where: str, text: str, section: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
@@ -175,8 +171,7 @@ def _build(
         tp = hints[key]
         if not _accepts(tp, value):
             raise ConfigError(
-                f"{at}: '{section}.{key}' must be {_describe(tp)}, "
-                f"got {type(value).__name__} {value!r}"
+                f"{at}: '{section}.{key}' must be {_describe(tp)}, got {type(value).__name__} {value!r}"
             )
         values[key] = float(value) if tp is float else value
     return cls(**values)
@@ -196,9 +191,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         data.setdefault(parts[0], {})[parts[1]] = value
 
 
-def parse(
-    text: str, *, where: str = "<config>", environ: Mapping[str, str] | None = None
-) -> Config:
+def parse(text: str, *, where: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
     """Validate TOML ``text`` into a :class:`Config`; ``where`` names the source in errors.
 
     Raises:
@@ -215,8 +208,7 @@ def parse(
     for section, body in data.items():
         if section not in sections:
             raise ConfigError(
-                f"{where}: unknown section [{section}] "
-                f"(expected one of: {', '.join(sorted(sections))})"
+                f"{where}: unknown section [{section}] (expected one of: {', '.join(sorted(sections))})"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: '{section}' must be a table like [{section}]")
@@ -240,6 +232,4 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
 
 def replace(config: Config, section: str, **changes: Any) -> Config:
     """Return ``config`` with some keys of one section changed (used by the demo and tests)."""
-    return dataclasses.replace(
-        config, **{section: dataclasses.replace(getattr(config, section), **changes)}
-    )
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})

@@ -44,29 +44,44 @@ def percentile(values: list[float], q: float) -> float:
 def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: LocalBroker) -> cfg.Config:
     """The station config the demo runs with: fast polling, everything under ``workdir``."""
     config = cfg.Config()
-    config = cfg.replace(config, "scale", url=scale_port, protocol="mt-sics", poll_interval_ms=10,
-                         settle_readings=3, settle_ms=20)  # fmt: skip
+    config = cfg.replace(
+        config,
+        "scale",
+        url=scale_port,
+        protocol="mt-sics",
+        poll_interval_ms=10,
+        settle_readings=3,
+        settle_ms=20,
+    )
     config = cfg.replace(config, "scanner", url=scanner_port)
     config = cfg.replace(config, "orders", path=str(workdir / "orders.ndjson"))
     config = cfg.replace(config, "outbox", path=str(workdir / "outbox.db"))
     return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
 
 
-def run_demo(parcels: int = 100, *, workdir: Path | None = None, progress: Progress | None = None,
-             broker_kind: str = "mosquitto", seed: int = 7) -> dict[str, Any]:  # fmt: skip
+def run_demo(
+    parcels: int = 100,
+    *,
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+    broker_kind: str = "mosquitto",
+    seed: int = 7,
+) -> dict[str, Any]:
     """Run the demo and return its summary (the ``--json`` object)."""
     with tempfile.TemporaryDirectory(prefix="prescreen-demo-") as tmp:
         return _run(parcels, Path(workdir or tmp), progress, broker_kind, seed)
 
 
-def _run(parcels: int, workdir: Path, progress: Progress | None, broker_kind: str,
-         seed: int) -> dict[str, Any]:  # fmt: skip
+def _run(
+    parcels: int, workdir: Path, progress: Progress | None, broker_kind: str, seed: int
+) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     orders, steps = generate(parcels, seed=seed)
     (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
     broker = LocalBroker.start(prefer=broker_kind)
-    receiver = Receiver(workdir / "receiver.db", host=broker.host, port=broker.port,
-                        shared=broker.kind == "mosquitto").start()  # fmt: skip
+    receiver = Receiver(
+        workdir / "receiver.db", host=broker.host, port=broker.port, shared=broker.kind == "mosquitto"
+    ).start()
     scale = ScaleSimulator(scale_protocol("mt-sics"))
     scanner = ScannerSimulator()
     agent: Agent | None = None
@@ -102,9 +117,11 @@ def _run(parcels: int, workdir: Path, progress: Progress | None, broker_kind: st
             "received": receiver.count(),
             "duplicates": receiver.duplicates,
             "rejected": receiver.rejected,
-            "latency_ms": {"p50": round(percentile(latencies, 50), 3),
-                           "p99": round(percentile(latencies, 99), 3),
-                           "max": round(max(latencies, default=0.0), 3)},  # fmt: skip
+            "latency_ms": {
+                "p50": round(percentile(latencies, 50), 3),
+                "p99": round(percentile(latencies, 99), 3),
+                "max": round(max(latencies, default=0.0), 3),
+            },
             "model": agent.screener.model.version if agent.screener.model else None,
             "broker": broker.kind,
             "seconds": round(time.monotonic() - started, 2),

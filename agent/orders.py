@@ -38,10 +38,16 @@ class OrderSource(Protocol):
         """
 
 
-_CSV_ITEM_FIELDS = ("description", "hts_code", "quantity", "unit_value", "origin_country",
-                    "net_weight_kg", "sku")  # fmt: skip
-_CSV_NUMBERS = {"quantity", "unit_value", "net_weight_kg", "declared_weight_kg",
-                "total_declared_value"}  # fmt: skip
+_CSV_ITEM_FIELDS = (
+    "description",
+    "hts_code",
+    "quantity",
+    "unit_value",
+    "origin_country",
+    "net_weight_kg",
+    "sku",
+)
+_CSV_NUMBERS = {"quantity", "unit_value", "net_weight_kg", "declared_weight_kg", "total_declared_value"}
 
 
 def _number(text: str) -> float | None:
@@ -93,8 +99,7 @@ def read_orders(path: Path) -> dict[str, Order]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise OrderError(f"{path}:{number}: not JSON: {exc.msg}",
-                                 reason=ORDER_UNAVAILABLE) from exc  # fmt: skip
+                raise OrderError(f"{path}:{number}: not JSON: {exc.msg}", reason=ORDER_UNAVAILABLE) from exc
     for order in rows:
         carton = order.get("master_carton")
         key = carton.get("sscc") if isinstance(carton, dict) else order.get("tracking_number")
@@ -179,9 +184,7 @@ def _party(value: object) -> dict[str, Any] | None:
     return {
         "name": _text(value.get("name")),
         "id": _text(value.get("id")),
-        "address": (
-            {k: _text(address.get(k)) for k in _ADDRESS} if isinstance(address, dict) else None
-        ),
+        "address": ({k: _text(address.get(k)) for k in _ADDRESS} if isinstance(address, dict) else None),
     }
 
 
@@ -191,7 +194,8 @@ def to_record(order: Order) -> Order:
     Total: whatever the WMS sent (wrong types, extra keys), the result validates, and what could
     not be used becomes null, which the data-quality rules then report.
     """
-    items = order.get("items") if isinstance(order.get("items"), list) else []
+    raw_items = order.get("items")
+    items: list[Any] = raw_items if isinstance(raw_items, list) else []
     category = order.get("shipment_category")
     result: Order = {k: _text(order.get(k)) for k in _ORDER_STRINGS}
     result.update({k: _num(order.get(k)) for k in _ORDER_NUMBERS})

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
 from prescreen.errors import OutboxError
 from prescreen.records import Record, dumps, utc_now
 
@@ -27,20 +26,28 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) an outbox database with the production durability settings."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=10, isolation_level=None,
-                               check_same_thread=False)  # fmt: skip
+        conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         db = sqlite_utils.Database(conn)
-        if not db["records"].exists():
-            db["records"].create(
-                {"seq": int, "record_id": str, "kind": str, "created_at": str, "body": str,
-                 "state": str, "acked_at": str},
-                pk="seq", not_null={"record_id", "body", "state"}, defaults={"state": "pending"},
-            )  # fmt: skip
-            db["records"].create_index(["record_id"], unique=True)
-            db["records"].create_index(["state", "seq"])
-            db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+        if not db.table("records").exists():
+            db.table("records").create(
+                {
+                    "seq": int,
+                    "record_id": str,
+                    "kind": str,
+                    "created_at": str,
+                    "body": str,
+                    "state": str,
+                    "acked_at": str,
+                },
+                pk="seq",
+                not_null={"record_id", "body", "state"},
+                defaults={"state": "pending"},
+            )
+            db.table("records").create_index(["record_id"], unique=True)
+            db.table("records").create_index(["state", "seq"])
+            db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
     except sqlite3.DatabaseError as exc:
         raise OutboxError(f"{path}: cannot open outbox: {exc}") from exc
     return db
@@ -70,9 +77,8 @@ class Outbox:
                 self._conn.execute(
                     "INSERT INTO records (seq, record_id, kind, created_at, body, state) "
                     "VALUES (?, ?, ?, ?, ?, 'pending')",
-                    (seq, record["record_id"], record["kind"], record["created_at"],
-                     dumps(record)),
-                )  # fmt: skip
+                    (seq, record["record_id"], record["kind"], record["created_at"], dumps(record)),
+                )
             except sqlite3.Error as exc:
                 raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
             self._last_seq = seq
@@ -117,7 +123,7 @@ class Outbox:
         """Rows by state, e.g. ``{"pending": 3, "acked": 120}``."""
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state")
-            return {state: count for state, count in rows}
+            return dict(rows)
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record body, oldest first (for tests, exports and reports)."""

@@ -16,7 +16,6 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-
 from prescreen._version import __version__
 from prescreen.errors import RecordError
 

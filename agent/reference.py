@@ -43,7 +43,7 @@ def load() -> Reference:
     cas: dict[str, str] = {}
     for substance in raw["precursors"]:
         terms += [(t.lower(), substance["name"]) for t in substance["terms"]]
-        cas.update({number: substance["name"] for number in substance["cas"]})
+        cas.update(dict.fromkeys(substance["cas"], substance["name"]))
     return Reference(
         countries=frozenset(raw["countries"]),
         currencies=frozenset(raw["currencies"]),

@@ -77,10 +77,20 @@ class Rules:
         self.ref = reference
         self.config = config
         self.rules: tuple[Rule, ...] = (
-            self.identity, self.weight_present, self.order_present, self.watchlist,
-            self.master_carton, self.parties, self.items, self.declared_weight, self.value_per_kg,
-            self.tariff_vs_description, self.precursors, self.pill_press, self.split_shipment,
-        )  # fmt: skip
+            self.identity,
+            self.weight_present,
+            self.order_present,
+            self.watchlist,
+            self.master_carton,
+            self.parties,
+            self.items,
+            self.declared_weight,
+            self.value_per_kg,
+            self.tariff_vs_description,
+            self.precursors,
+            self.pill_press,
+            self.split_shipment,
+        )
 
     def evaluate(self, facts: ParcelFacts) -> list[Finding]:
         """Run every rule; findings in rule order."""
@@ -91,11 +101,15 @@ class Rules:
     def identity(self, facts: ParcelFacts) -> Iterator[Finding]:
         reason = facts.barcode.reason
         if reason == "CHECK_DIGIT_FAILED":
-            yield Finding("BARCODE_CHECK_FAILED", "review",
-                          f"Barcode {facts.barcode.raw!r} fails its check digit: rescan or relabel.")  # fmt: skip
+            yield Finding(
+                "BARCODE_CHECK_FAILED",
+                "review",
+                f"Barcode {facts.barcode.raw!r} fails its check digit: rescan or relabel.",
+            )
         elif reason is not None:
-            yield Finding("BARCODE_UNKNOWN", "review",
-                          f"Barcode {facts.barcode.raw!r} is not a known tracking label.")  # fmt: skip
+            yield Finding(
+                "BARCODE_UNKNOWN", "review", f"Barcode {facts.barcode.raw!r} is not a known tracking label."
+            )
 
     def weight_present(self, facts: ParcelFacts) -> Iterator[Finding]:
         if facts.weight_kg is None:
@@ -104,8 +118,11 @@ class Rules:
     def order_present(self, facts: ParcelFacts) -> Iterator[Finding]:
         if facts.order is None and facts.carton is None:
             code = facts.order_problem or "ORDER_NOT_FOUND"
-            text = ("No order data for this parcel: it is unmanifested."
-                    if code == "ORDER_NOT_FOUND" else "Order data could not be fetched in time.")  # fmt: skip
+            text = (
+                "No order data for this parcel: it is unmanifested."
+                if code == "ORDER_NOT_FOUND"
+                else "Order data could not be fetched in time."
+            )
             yield Finding(code, "hold" if facts.inside_carton else "review", text)
 
     def watchlist(self, facts: ParcelFacts) -> Iterator[Finding]:
@@ -114,22 +131,31 @@ class Rules:
 
     def master_carton(self, facts: ParcelFacts) -> Iterator[Finding]:
         if facts.inside_carton and not facts.inside_manifest:
-            yield Finding("CARTON_UNMANIFESTED_PARCEL", "hold",
-                          f"Parcel is not on master carton {facts.inside_carton}'s manifest.")  # fmt: skip
+            yield Finding(
+                "CARTON_UNMANIFESTED_PARCEL",
+                "hold",
+                f"Parcel is not on master carton {facts.inside_carton}'s manifest.",
+            )
         carton = facts.carton
         if carton is None:
             return
         extra = carton.unmanifested
         if extra or len(carton.scanned) > len(carton.manifest):
-            yield Finding("CARTON_COUNT_EXCEEDS_MANIFEST", "hold",
-                          f"{len(carton.scanned)} parcels scanned into the carton, manifest lists "
-                          f"{len(carton.manifest)}.")  # fmt: skip
+            yield Finding(
+                "CARTON_COUNT_EXCEEDS_MANIFEST",
+                "hold",
+                f"{len(carton.scanned)} parcels scanned into the carton, manifest lists "
+                f"{len(carton.manifest)}.",
+            )
         if facts.weight_kg is not None and carton.scanned:
             expected = carton.parcels_weight_kg + Decimal(str(carton.tare_kg))
             if self._weight_off(facts.weight_kg, expected):
-                yield Finding("CARTON_WEIGHT_MISMATCH", "hold",
-                              f"Master carton weighs {facts.weight_kg:.2f} kg, its parcels add up to "
-                              f"{expected:.2f} kg.")  # fmt: skip
+                yield Finding(
+                    "CARTON_WEIGHT_MISMATCH",
+                    "hold",
+                    f"Master carton weighs {facts.weight_kg:.2f} kg, its parcels add up to "
+                    f"{expected:.2f} kg.",
+                )
 
     # --- data quality ------------------------------------------------------------------
 
@@ -143,8 +169,11 @@ class Rules:
             if not _meaningful(party.get("name")) or not _meaningful(address.get("line1")):
                 yield Finding(code, "review", f"The {role}'s name or address is missing.")
             elif address.get("country") not in self.ref.countries:
-                yield Finding("DQ_COUNTRY_UNKNOWN", "review",
-                              f"The {role}'s country {address.get('country')!r} is not an ISO code.")  # fmt: skip
+                yield Finding(
+                    "DQ_COUNTRY_UNKNOWN",
+                    "review",
+                    f"The {role}'s country {address.get('country')!r} is not an ISO code.",
+                )
         currency = order.get("currency")
         if currency not in self.ref.currencies:
             yield Finding("DQ_CURRENCY_UNKNOWN", "review", f"Currency {currency!r} is not an ISO 4217 code.")
@@ -165,45 +194,61 @@ class Rules:
         if not description:
             yield Finding("DQ_DESCRIPTION_MISSING", "review", f"{where} has no description.")
         elif self._vague(description):
-            yield Finding("DQ_DESCRIPTION_VAGUE", "review",
-                          f"{where}: description '{description}' is too vague: say what the item is.")  # fmt: skip
+            yield Finding(
+                "DQ_DESCRIPTION_VAGUE",
+                "review",
+                f"{where}: description '{description}' is too vague: say what the item is.",
+            )
         hts = re.sub(r"[.\s]", "", item.get("hts_code") or "")
         if not hts:
             yield Finding("DQ_TARIFF_MISSING", "review", f"{where} has no tariff code.")
         elif not hts.isdigit() or not 6 <= len(hts) <= 10:
-            yield Finding("DQ_TARIFF_MALFORMED", "review",
-                          f"{where}: tariff code {item.get('hts_code')!r} is not 6 to 10 digits.")  # fmt: skip
+            yield Finding(
+                "DQ_TARIFF_MALFORMED",
+                "review",
+                f"{where}: tariff code {item.get('hts_code')!r} is not 6 to 10 digits.",
+            )
         elif hts[:2] in ("00", "77", "98", "99"):
-            yield Finding("DQ_TARIFF_CHAPTER_INVALID", "review",
-                          f"{where}: chapter {hts[:2]} cannot be used on a low-value entry.")  # fmt: skip
+            yield Finding(
+                "DQ_TARIFF_CHAPTER_INVALID",
+                "review",
+                f"{where}: chapter {hts[:2]} cannot be used on a low-value entry.",
+            )
         elif len(hts) < 10:
-            yield Finding("DQ_TARIFF_NOT_ENTRY_GRADE", "info",
-                          f"{where}: tariff code has {len(hts)} digits; US entries need 10.")  # fmt: skip
+            yield Finding(
+                "DQ_TARIFF_NOT_ENTRY_GRADE",
+                "info",
+                f"{where}: tariff code has {len(hts)} digits; US entries need 10.",
+            )
         value = item.get("unit_value")
         if not isinstance(value, (int, float)) or value <= 0:
             yield Finding("DQ_VALUE_MISSING", "review", f"{where}: declared value must be above zero.")
         if item.get("origin_country") not in self.ref.countries:
-            yield Finding("DQ_ORIGIN_UNKNOWN", "review",
-                          f"{where}: country of origin {item.get('origin_country')!r} is not an ISO code.")  # fmt: skip
+            yield Finding(
+                "DQ_ORIGIN_UNKNOWN",
+                "review",
+                f"{where}: country of origin {item.get('origin_country')!r} is not an ISO code.",
+            )
 
     def _vague(self, description: str) -> bool:
         text = description.lower().strip(" .")
         if text in self.ref.vague:
             return True
-        if text.isdigit() or re.search(r"(.)\1\1", text.replace(" ", "")) and len(set(text)) <= 2:
+        if text.isdigit() or (re.search(r"(.)\1\1", text.replace(" ", "")) and len(set(text)) <= 2):
             return True
         if not re.search(r"[a-z]", text):
             return True
         words = _WORD.findall(text)
-        return bool(words) and all(w in self.ref.vague or w.rstrip("s") in self.ref.vague
-                                   for w in words)  # fmt: skip
+        return bool(words) and all(w in self.ref.vague or w.rstrip("s") in self.ref.vague for w in words)
 
     # --- consistency --------------------------------------------------------------------
 
     def _weight_off(self, measured: Decimal, declared: Decimal | float) -> bool:
         delta = abs(measured - Decimal(str(declared)))
-        limit = max(Decimal(self.config.weight_tolerance_g) / 1000,
-                    Decimal(str(declared)) * Decimal(str(self.config.weight_tolerance_pct)) / 100)  # fmt: skip
+        limit = max(
+            Decimal(self.config.weight_tolerance_g) / 1000,
+            Decimal(str(declared)) * Decimal(str(self.config.weight_tolerance_pct)) / 100,
+        )
         return delta > limit
 
     def declared_weight(self, facts: ParcelFacts) -> Iterator[Finding]:
@@ -213,8 +258,11 @@ class Rules:
             return
         if self._weight_off(facts.weight_kg, declared):
             severity: Severity = "hold" if facts.weight_kg > Decimal(str(declared)) * 3 else "review"
-            yield Finding("WEIGHT_MISMATCH", severity,
-                          f"Declared {declared:.2f} kg, scale says {facts.weight_kg:.2f} kg.")  # fmt: skip
+            yield Finding(
+                "WEIGHT_MISMATCH",
+                severity,
+                f"Declared {declared:.2f} kg, scale says {facts.weight_kg:.2f} kg.",
+            )
 
     def value_per_kg(self, facts: ParcelFacts) -> Iterator[Finding]:
         order = facts.order
@@ -227,9 +275,12 @@ class Rules:
         floor = max(floors, default=self.ref.value_floor["_default"])
         per_kg = total / float(facts.weight_kg)
         if total > 0 and per_kg < floor:
-            yield Finding("VALUE_PER_KG_LOW", "review",
-                          f"Declared value is {per_kg:.2f} USD per kg; goods of this kind are "
-                          f"rarely under {floor:.2f} USD per kg.")  # fmt: skip
+            yield Finding(
+                "VALUE_PER_KG_LOW",
+                "review",
+                f"Declared value is {per_kg:.2f} USD per kg; goods of this kind are "
+                f"rarely under {floor:.2f} USD per kg.",
+            )
 
     def tariff_vs_description(self, facts: ParcelFacts) -> Iterator[Finding]:
         for index, item in enumerate((facts.order or {}).get("items") or [], start=1):
@@ -242,9 +293,12 @@ class Rules:
                 if re.search(rf"\b{re.escape(keyword)}s?\b", text):
                     expected.update(chapters)
             if expected and chapter not in expected:
-                yield Finding("TARIFF_DESCRIPTION_MISMATCH", "review",
-                              f"Item {index}: '{item.get('description')}' is not usually chapter "
-                              f"{chapter} (expected {', '.join(sorted(expected))}).")  # fmt: skip
+                yield Finding(
+                    "TARIFF_DESCRIPTION_MISMATCH",
+                    "review",
+                    f"Item {index}: '{item.get('description')}' is not usually chapter "
+                    f"{chapter} (expected {', '.join(sorted(expected))}).",
+                )
 
     # --- risk indicators ------------------------------------------------------------------
 
@@ -263,23 +317,28 @@ class Rules:
                 elif re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", lowered):
                     hits.add(name)
             for name in sorted(hits):
-                yield Finding("PRECURSOR_CHEMICAL", "hold",
-                              f"Description matches fentanyl precursor {name}.")  # fmt: skip
+                yield Finding("PRECURSOR_CHEMICAL", "hold", f"Description matches fentanyl precursor {name}.")
 
     def pill_press(self, facts: ParcelFacts) -> Iterator[Finding]:
         for text in self._texts(facts):
             squashed = squash(text)
             for term in self.ref.pill_press_terms:
                 if squash(term) in squashed:
-                    yield Finding("PILL_PRESS_EQUIPMENT", "hold",
-                                  f"Description matches pill press equipment ('{term}').")  # fmt: skip
+                    yield Finding(
+                        "PILL_PRESS_EQUIPMENT",
+                        "hold",
+                        f"Description matches pill press equipment ('{term}').",
+                    )
                     break
 
     def split_shipment(self, facts: ParcelFacts) -> Iterator[Finding]:
         if facts.consignee_recent >= self.config.split_max_parcels:
-            yield Finding("SPLIT_SHIPMENT", "review",
-                          f"{facts.consignee_recent + 1} parcels to this consignee within "
-                          f"{self.config.split_window_s // 60} minutes.")  # fmt: skip
+            yield Finding(
+                "SPLIT_SHIPMENT",
+                "review",
+                f"{facts.consignee_recent + 1} parcels to this consignee within "
+                f"{self.config.split_window_s // 60} minutes.",
+            )
 
 
 def _meaningful(value: object) -> bool:

@@ -58,8 +58,13 @@ _SELLERS = (
 )
 _FIRST = ("Alex", "Maria", "Sam", "Priya", "Chen", "Lucia", "Omar", "Grace", "Ivan", "Noor")
 _LAST = ("Garcia", "Nguyen", "Patel", "Kim", "Johnson", "Rossi", "Ali", "Brown", "Lopez", "Ito")
-_CITIES = (("Austin", "TX", "78701"), ("Denver", "CO", "80202"), ("Miami", "FL", "33101"),
-           ("Seattle", "WA", "98101"), ("Chicago", "IL", "60601"))  # fmt: skip
+_CITIES = (
+    ("Austin", "TX", "78701"),
+    ("Denver", "CO", "80202"),
+    ("Miami", "FL", "33101"),
+    ("Seattle", "WA", "98101"),
+    ("Chicago", "IL", "60601"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +99,12 @@ class _Labels:
         """(tracking number, scanned payload, AIM id) rotating through carriers."""
         kind = index % 5
         if kind == 0:
-            number = _with_check("1Z" + "".join(self.rng.choice("0123456789ABCDEFGHJKLMNPRSTUVWXYZ")
-                                                for _ in range(6)) + "03" + self.digits(7))  # fmt: skip
+            number = _with_check(
+                "1Z"
+                + "".join(self.rng.choice("0123456789ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(6))
+                + "03"
+                + self.digits(7)
+            )
             return number, number, "]C0"
         if kind == 1:
             number = _with_check("9400" + self.digits(17))
@@ -113,12 +122,15 @@ class _Labels:
 
 
 def _party(name: str, line1: str, city: str, postal: str, country: str) -> dict[str, Any]:
-    return {"name": name, "address": {"line1": line1, "city": city, "postal_code": postal,
-                                      "country": country}}  # fmt: skip
+    return {
+        "name": name,
+        "address": {"line1": line1, "city": city, "postal_code": postal, "country": country},
+    }
 
 
-def _order(tracking: str, index: int, item: tuple[Any, ...], rng: random.Random,
-           consignee: dict[str, Any] | None) -> Order:  # fmt: skip
+def _order(
+    tracking: str, index: int, item: tuple[Any, ...], rng: random.Random, consignee: dict[str, Any] | None
+) -> Order:
     description, hts, value, weight, origin = item[:5]
     seller = _SELLERS[index % len(_SELLERS)]
     order: Order = {
@@ -133,9 +145,16 @@ def _order(tracking: str, index: int, item: tuple[Any, ...], rng: random.Random,
         "seller": _party(*seller),
         "shipper": _party(*seller),
         "consignee": consignee,
-        "items": [{"description": description, "hts_code": hts, "quantity": 1,
-                   "unit_value": value, "origin_country": origin}],
-    }  # fmt: skip
+        "items": [
+            {
+                "description": description,
+                "hts_code": hts,
+                "quantity": 1,
+                "unit_value": value,
+                "origin_country": origin,
+            }
+        ],
+    }
     if len(item) > 5:
         order.update(item[5])
     return order
@@ -144,8 +163,9 @@ def _order(tracking: str, index: int, item: tuple[Any, ...], rng: random.Random,
 def _consignee(rng: random.Random) -> dict[str, Any]:
     city, state, postal = rng.choice(_CITIES)
     name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-    address = _party(name, f"{rng.randint(10, 9999)} {rng.choice(('Oak', 'Pine', 'Main'))} St",
-                     city, postal, "US")  # fmt: skip
+    address = _party(
+        name, f"{rng.randint(10, 9999)} {rng.choice(('Oak', 'Pine', 'Main'))} St", city, postal, "US"
+    )
     address["address"]["region"] = state
     return address
 
@@ -187,8 +207,9 @@ def generate(parcels: int, *, seed: int = 7) -> tuple[list[Order], list[Step]]:
     return orders, steps
 
 
-def _master_carton(rng: random.Random, labels: _Labels, index: int, orders: list[Order],
-                   steps: list[Step]) -> int:  # fmt: skip
+def _master_carton(
+    rng: random.Random, labels: _Labels, index: int, orders: list[Order], steps: list[Step]
+) -> int:
     serial = f"1{'0614141'}{labels.digits(9)}"
     sscc = serial + str(gs1_mod10(serial))
     manifest: list[str] = []

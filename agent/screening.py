@@ -71,13 +71,19 @@ class Screener:
             score = self.model.score_facts(facts)
             version = self.model.version
             if score >= self.config.hold_score:
-                findings.append(Finding("MODEL_HIGH_RISK", "hold",
-                                        f"Risk model score {score:.2f} is above the hold line."))  # fmt: skip
+                findings.append(
+                    Finding(
+                        "MODEL_HIGH_RISK", "hold", f"Risk model score {score:.2f} is above the hold line."
+                    )
+                )
             elif score >= self.config.review_score:
-                findings.append(Finding("MODEL_ELEVATED_RISK", "review",
-                                        f"Risk model score {score:.2f} is above the review line."))  # fmt: skip
+                findings.append(
+                    Finding(
+                        "MODEL_ELEVATED_RISK",
+                        "review",
+                        f"Risk model score {score:.2f} is above the review line.",
+                    )
+                )
         severities = {f.severity for f in findings}
-        verdict: Verdict = (
-            "HOLD" if "hold" in severities else "REVIEW" if "review" in severities else "CLEAR"
-        )
+        verdict: Verdict = "HOLD" if "hold" in severities else "REVIEW" if "review" in severities else "CLEAR"
         return Screening(verdict, score, version, tuple(findings))

@@ -30,8 +30,7 @@ from prescreen.screening import Screener, Screening
 
 log = logging.getLogger("prescreen.station")
 
-_CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express",
-            "dhl": "express"}  # fmt: skip
+_CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express", "dhl": "express"}
 
 
 class Scanner(Protocol):
@@ -73,8 +72,16 @@ class _OpenCarton:
 class Station:
     """Turns scans into committed, screened records. Owns none of the devices it is given."""
 
-    def __init__(self, *, config: Config, scanner: Scanner, scale: Scale, orders: OrderSource,
-                 outbox: Outbox, screener: Screener) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        config: Config,
+        scanner: Scanner,
+        scale: Scale,
+        orders: OrderSource,
+        outbox: Outbox,
+        screener: Screener,
+    ) -> None:
         self.config = config
         self.scanner = scanner
         self.scale = scale
@@ -98,9 +105,7 @@ class Station:
         """Process one scan end to end and notify listeners; returns the event."""
         barcode = decode(scan.raw)
         carton_order = self._carton_order(barcode)
-        if carton_order is not None and (
-            self._carton is None or self._carton.carton_id != barcode.sscc
-        ):
+        if carton_order is not None and (self._carton is None or self._carton.carton_id != barcode.sscc):
             event = self._open_carton(scan, barcode, carton_order)
         else:
             event = self._screen_parcel(scan, barcode, closing=carton_order is not None)
@@ -126,18 +131,21 @@ class Station:
         if self._carton is not None:
             log.warning("master carton left open", extra={"carton": self._carton.carton_id})
         tare = carton.get("tare_kg")
-        self._carton = _OpenCarton(barcode.sscc, manifest,
-                                   float(tare) if isinstance(tare, (int, float)) else 0.0)
+        self._carton = _OpenCarton(
+            barcode.sscc, manifest, float(tare) if isinstance(tare, (int, float)) else 0.0
+        )
         log.info("master carton open", extra={"carton": barcode.sscc, "manifest": len(manifest)})
-        return StationEvent("carton_open", scan.raw,
-                            message=f"Master carton open: scan the {len(manifest)} parcels inside, "
-                                    "then the master label again.")  # fmt: skip
+        return StationEvent(
+            "carton_open",
+            scan.raw,
+            message=f"Master carton open: scan the {len(manifest)} parcels inside, "
+            "then the master label again.",
+        )
 
     # --- parcels ----------------------------------------------------------------------------
 
     def _weigh(self) -> StableWeight | None:
-        result = self.scale.read_weight(self.config.station.weight_timeout_s,
-                                        after=self._last_settle)  # fmt: skip
+        result = self.scale.read_weight(self.config.station.weight_timeout_s, after=self._last_settle)
         if result is None:
             return None
         weight, self._last_settle = result
@@ -177,8 +185,9 @@ class Station:
         inside: _OpenCarton | None = None
         if closing and self._carton is not None:
             carton, self._carton = self._carton, None
-            carton_facts = CartonFacts(carton.carton_id, carton.manifest, tuple(carton.scanned),
-                                       carton.weight_kg, carton.tare_kg)  # fmt: skip
+            carton_facts = CartonFacts(
+                carton.carton_id, carton.manifest, tuple(carton.scanned), carton.weight_kg, carton.tare_kg
+            )
         else:
             order, problem = self._order_for(barcode)
             inside = self._carton
@@ -196,9 +205,7 @@ class Station:
         )
         screening = self.screener.screen(facts)
         try:
-            record = self.outbox.append(
-                lambda seq: self._record(seq, facts, screening, inside)
-            )
+            record = self.outbox.append(lambda seq: self._record(seq, facts, screening, inside))
         except OutboxError as exc:
             log.error("verdict not recorded", extra={"scan": scan.raw, "reason": str(exc)})
             return StationEvent("not_recorded", scan.raw, message=f"NOT RECORDED: {exc}")
@@ -206,25 +213,41 @@ class Station:
         if inside is not None and tracking is not None:
             inside.scanned.append(tracking)
             inside.weight_kg += weight_kg or 0
-        log.info("verdict", extra={"seq": record["seq"], "tracking": tracking,
-                                   "verdict": screening.verdict,
-                                   "reasons": ",".join(f.code for f in screening.findings),
-                                   "latency_ms": round(latency_ms, 3)})  # fmt: skip
+        log.info(
+            "verdict",
+            extra={
+                "seq": record["seq"],
+                "tracking": tracking,
+                "verdict": screening.verdict,
+                "reasons": ",".join(f.code for f in screening.findings),
+                "latency_ms": round(latency_ms, 3),
+            },
+        )
         return StationEvent("verdict", scan.raw, record, latency_ms)
 
-    def _record(self, seq: int, facts: ParcelFacts, screening: Screening,
-                inside: _OpenCarton | None) -> Record:  # fmt: skip
+    def _record(
+        self, seq: int, facts: ParcelFacts, screening: Screening, inside: _OpenCarton | None
+    ) -> Record:
         station = self.config.station
-        record = envelope(kind="verdict", device_id=station.device_id, site_id=station.site_id,
-                          seq=seq, filer_code=station.filer_code)  # fmt: skip
+        record = envelope(
+            kind="verdict",
+            device_id=station.device_id,
+            site_id=station.site_id,
+            seq=seq,
+            filer_code=station.filer_code,
+        )
         barcode = facts.barcode
         parcel: dict[str, Any] = {
             "tracking_number": barcode.tracking_number,
             "carrier": barcode.carrier,
             "channel": _CHANNEL.get(barcode.carrier, "unknown"),
-            "barcode": {"raw": barcode.raw, "symbology": barcode.symbology,
-                        "check_ok": barcode.check_ok, "reason": barcode.reason,
-                        "gs1": barcode.gs1},  # fmt: skip
+            "barcode": {
+                "raw": barcode.raw,
+                "symbology": barcode.symbology,
+                "check_ok": barcode.check_ok,
+                "reason": barcode.reason,
+                "gs1": barcode.gs1,
+            },
             "sscc": barcode.sscc,
             "postal_item_id": barcode.tracking_number if barcode.carrier == "upu" else None,
             "master_carton_id": inside.carton_id if inside else None,

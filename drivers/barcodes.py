@@ -20,10 +20,20 @@ Carrier = Literal["ups", "usps", "fedex", "dhl", "upu", "gs1", "unknown"]
 GS = "\x1d"
 
 _AIM_NAMES = {
-    "A": "code39", "C": "code128", "E": "ean-upc", "F": "codabar", "G": "code93", "I": "itf",
-    "L": "pdf417", "Q": "qr", "U": "maxicode", "d": "datamatrix", "e": "gs1-databar",
-    "z": "aztec", "X": "other",
-}  # fmt: skip
+    "A": "code39",
+    "C": "code128",
+    "E": "ean-upc",
+    "F": "codabar",
+    "G": "code93",
+    "I": "itf",
+    "L": "pdf417",
+    "Q": "qr",
+    "U": "maxicode",
+    "d": "datamatrix",
+    "e": "gs1-databar",
+    "z": "aztec",
+    "X": "other",
+}
 _GS1_AIM = {"]C1", "]d2", "]Q3", "]e0", "]e1", "]e2", "]J1"}
 
 
@@ -162,21 +172,44 @@ def decode(raw: str) -> Barcode:
     if impb:  # USPS IMpb: 420 + ZIP routing prefix, then the tracking number
         number = impb.group(2)
         ok = _mod10_ok(number)
-        return Barcode(raw, symbology, "usps", number, ok, {"420": impb.group(1)},
-                       reason=None if ok else "CHECK_DIGIT_FAILED")  # fmt: skip
+        return Barcode(
+            raw,
+            symbology,
+            "usps",
+            number,
+            ok,
+            {"420": impb.group(1)},
+            reason=None if ok else "CHECK_DIGIT_FAILED",
+        )
     if aim is not None and aim[1] == "E":
-        return Barcode(raw, symbology, "unknown", None, _mod10_ok(payload) if payload.isdigit()
-                       else False, {}, reason="NOT_A_SHIPPING_LABEL")  # fmt: skip
+        return Barcode(
+            raw,
+            symbology,
+            "unknown",
+            None,
+            _mod10_ok(payload) if payload.isdigit() else False,
+            {},
+            reason="NOT_A_SHIPPING_LABEL",
+        )
     compact = payload.replace(" ", "").upper()
     if aim not in _GS1_AIM:
         match = _carrier_match(compact)
         if match is not None:
             carrier, ok = match
-            return Barcode(raw, symbology, carrier, compact, ok, {},
-                           reason=None if ok else "CHECK_DIGIT_FAILED")  # fmt: skip
-    if aim in _GS1_AIM or payload[:2] == "00" and len(payload) >= 20:
+            return Barcode(
+                raw, symbology, carrier, compact, ok, {}, reason=None if ok else "CHECK_DIGIT_FAILED"
+            )
+    if aim in _GS1_AIM or (payload[:2] == "00" and len(payload) >= 20):
         elements, sscc, ok = _gs1_elements(payload)
         if elements:
-            return Barcode(raw, symbology, "gs1", sscc, ok, elements, sscc=sscc,
-                           reason=None if ok else "CHECK_DIGIT_FAILED")  # fmt: skip
+            return Barcode(
+                raw,
+                symbology,
+                "gs1",
+                sscc,
+                ok,
+                elements,
+                sscc=sscc,
+                reason=None if ok else "CHECK_DIGIT_FAILED",
+            )
     return Barcode(raw, symbology, "unknown", None, False, {}, reason="UNKNOWN_BARCODE")

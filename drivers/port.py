@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import serial
-
 from prescreen.drivers.base import SerialSettings
 from prescreen.drivers.framing import Framer
 from prescreen.errors import DeviceError, DeviceNotFound
@@ -133,14 +132,12 @@ class PortReader:
             self._port = open_serial(self.url, self._settings, timeout=min(self._poll_s, 0.05))
         except DeviceError as exc:
             if self.last_error != str(exc):
-                log.warning("device down", extra={"device": self.name, "url": self.url,
-                                                  "reason": str(exc)})  # fmt: skip
+                log.warning("device down", extra={"device": self.name, "url": self.url, "reason": str(exc)})
                 self.last_error = str(exc)
             return False
         if self.last_error is not None:
             self.reconnects += 1
-            log.info("device up", extra={"device": self.name, "url": self.url,
-                                         "reconnects": self.reconnects})  # fmt: skip
+            log.info("device up", extra={"device": self.name, "url": self.url, "reconnects": self.reconnects})
         self.last_error = None
         self._last_frame = time.monotonic()
         return True
@@ -163,8 +160,7 @@ class PortReader:
             except (serial.SerialException, OSError, TypeError) as exc:
                 # TypeError: pyserial's posix read on a vanished fd can fail inside select().
                 reason = f"{self.url}: {exc}"
-                log.warning("device lost", extra={"device": self.name, "url": self.url,
-                                                  "reason": str(exc)})  # fmt: skip
+                log.warning("device lost", extra={"device": self.name, "url": self.url, "reason": str(exc)})
                 self.last_error = reason
                 self._close()
                 continue

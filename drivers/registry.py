@@ -66,7 +66,7 @@ def open_scale(
     """
     simulator: ScaleSimulator | None = None
     if url.startswith(SIM_SCHEME):
-        name = url[len(SIM_SCHEME) :].split("?")[0]
+        name = url[len(SIM_SCHEME) :].split("?", maxsplit=1)[0]
         if protocol is not None and protocol != name:
             raise UnsupportedDevice(f"{url}: simulator speaks {name}, config says {protocol}")
         protocol = name
@@ -81,9 +81,12 @@ def open_scale(
 
         settings = dataclasses.replace(settings, baudrate=baudrate)
     reader = ScaleReader(
-        url, proto, settings=settings, poll_s=poll_s,
+        url,
+        proto,
+        settings=settings,
+        poll_s=poll_s,
         settler=Settler(settle_readings, settle_tolerance_kg, settle_s),
-    )  # fmt: skip
+    )
     reader.simulator = simulator  # type: ignore[attr-defined]
     return reader.start()
 
@@ -92,7 +95,7 @@ def open_scanner(url: str, *, baudrate: int = 9600, suffix: str = "any") -> Line
     """A started :class:`LineScanner` on ``url``; ``sim://scanner`` starts a simulator."""
     simulator: ScannerSimulator | None = None
     if url.startswith(SIM_SCHEME):
-        if url[len(SIM_SCHEME) :].split("?")[0] != "scanner":
+        if url[len(SIM_SCHEME) :].split("?", maxsplit=1)[0] != "scanner":
             raise UnsupportedDevice(f"{url}: the only scanner simulator is sim://scanner")
         simulator = ScannerSimulator()
         url = simulator.port

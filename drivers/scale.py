@@ -38,9 +38,14 @@ class ScaleReader:
         self.latest: WeightReading | None = None
         self.bad_frames = 0
         self._port = PortReader(
-            url, settings or protocol.settings, protocol.framer(), self._on_frame,
-            name="scale", request=protocol.request, poll_s=poll_s,
-        )  # fmt: skip
+            url,
+            settings or protocol.settings,
+            protocol.framer(),
+            self._on_frame,
+            name="scale",
+            request=protocol.request,
+            poll_s=poll_s,
+        )
 
     @property
     def url(self) -> str:

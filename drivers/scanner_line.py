@@ -47,9 +47,12 @@ class LineScanner:
         self._scans: queue.Queue[Scan] = queue.Queue(maxsize=1000)
         self.bad_frames = 0
         self._port = PortReader(
-            url, SerialSettings(baudrate, 8, "N", 1),
-            Framer(TERMINATORS[suffix], max_len=MAX_SCAN), self._on_frame, name="scanner",
-        )  # fmt: skip
+            url,
+            SerialSettings(baudrate, 8, "N", 1),
+            Framer(TERMINATORS[suffix], max_len=MAX_SCAN),
+            self._on_frame,
+            name="scanner",
+        )
 
     @property
     def url(self) -> str:

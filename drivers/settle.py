@@ -25,8 +25,9 @@ class StableWeight:
 class Settler:
     """Feed every reading; get a :class:`StableWeight` when a run of readings settles."""
 
-    def __init__(self, readings: int = 3, tolerance_kg: Decimal = Decimal("0.005"),
-                 window_s: float = 0.1) -> None:  # fmt: skip
+    def __init__(
+        self, readings: int = 3, tolerance_kg: Decimal = Decimal("0.005"), window_s: float = 0.1
+    ) -> None:
         if readings < 1:
             raise ValueError("settle rule needs at least one reading")
         self.readings = readings
@@ -45,11 +46,7 @@ class Settler:
         if self._start is None or abs(weight - self._start[1]) > self.tolerance_kg:
             self._start, self._count, self._emitted = (at, weight), 0, False
         self._count += 1
-        if (
-            not self._emitted
-            and self._count >= self.readings
-            and at - self._start[0] >= self.window_s
-        ):
+        if not self._emitted and self._count >= self.readings and at - self._start[0] >= self.window_s:
             self._emitted = True
             return StableWeight(weight, at)
         return None

@@ -65,11 +65,14 @@ class LocalBroker:
     def _start_mosquitto(self) -> LocalBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="prescreen-broker-")
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nmax_queued_messages 100000\n")  # fmt: skip
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            "persistence false\nmax_queued_messages 100000\n"
+        )
         mosquitto = shutil.which("mosquitto") or "mosquitto"
-        self._process = subprocess.Popen([mosquitto, "-c", str(conf)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        self._process = subprocess.Popen(
+            [mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         if not wait_listening(self.host, self.port, 5):
             self.stop()
             raise BrokerUnavailable(f"mosquitto did not start on port {self.port}")

@@ -13,7 +13,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-
 from prescreen.errors import BrokerUnavailable, SyncError
 
 log = logging.getLogger("prescreen.sync")
@@ -45,8 +44,9 @@ class MqttConnection:
         self._subscriptions = subscriptions
         self._on_message_cb = on_message
         self._on_connect_cb = on_connect
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=paho.MQTTv311, clean_session=True)  # fmt: skip
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
+        )
         self._client.max_inflight_messages_set(64)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -77,35 +77,42 @@ class MqttConnection:
         """Queue a publish; raises :class:`SyncError` if paho refuses it (not connected)."""
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise SyncError(f"publish to {topic} failed: {paho.error_string(info.rc)}",
-                            rc=info.rc, topic=topic)  # fmt: skip
+            raise SyncError(
+                f"publish to {topic} failed: {paho.error_string(info.rc)}", rc=info.rc, topic=topic
+            )
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:  # fmt: skip
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
-            log.warning("broker refused connection", extra={"broker": f"{self.host}:{self.port}",
-                                                            "reason": str(reason)})  # fmt: skip
+            log.warning(
+                "broker refused connection",
+                extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
+            )
             return
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self.connects += 1
         self.connected.set()
-        log.info("broker connected", extra={"broker": f"{self.host}:{self.port}",
-                                            "connects": self.connects})  # fmt: skip
+        log.info("broker connected", extra={"broker": f"{self.host}:{self.port}", "connects": self.connects})
         if self._on_connect_cb is not None:
             self._on_connect_cb()
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:  # fmt: skip
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if self.connected.is_set():
             level = logging.INFO if not reason.is_failure else logging.WARNING
-            log.log(level, "broker disconnected", extra={"broker": f"{self.host}:{self.port}",
-                                                      "reason": str(reason)})  # fmt: skip
+            log.log(
+                level,
+                "broker disconnected",
+                extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
+            )
         self.connected.clear()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._on_message_cb is not None:
             try:
-                self._on_message_cb(message.topic, message.payload)
+                self._on_message_cb(message.topic, bytes(message.payload))
             except Exception:  # a bad message must not kill paho's network thread
                 log.exception("message handler failed", extra={"topic": message.topic})

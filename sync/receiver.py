@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
 from prescreen.errors import RecordError, SyncError
 from prescreen.records import utc_now, validate
 from prescreen.sync.mqtt import MqttConnection
@@ -33,23 +32,40 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     db = sqlite_utils.Database(conn)
-    if not db["records"].exists():
-        db["records"].create(
-            {"record_id": str, "device_id": str, "site_id": str, "seq": int, "kind": str,
-             "verdict": str, "tracking_number": str, "created_at": str, "received_at": str,
-             "body": str},
-            pk="record_id", not_null={"device_id", "site_id", "seq", "body"},
-        )  # fmt: skip
-        db["records"].create_index(["device_id", "seq"])
-        db["records"].create_index(["tracking_number"])
+    if not db.table("records").exists():
+        db.table("records").create(
+            {
+                "record_id": str,
+                "device_id": str,
+                "site_id": str,
+                "seq": int,
+                "kind": str,
+                "verdict": str,
+                "tracking_number": str,
+                "created_at": str,
+                "received_at": str,
+                "body": str,
+            },
+            pk="record_id",
+            not_null={"device_id", "site_id", "seq", "body"},
+        )
+        db.table("records").create_index(["device_id", "seq"])
+        db.table("records").create_index(["tracking_number"])
     return db
 
 
 class Receiver:
     """Subscribes to every station's records, stores each once, and acks per batch."""
 
-    def __init__(self, db_path: str | Path, *, host: str = "127.0.0.1", port: int = 1883,
-                 prefix: str = "prescreen/v1", shared: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        prefix: str = "prescreen/v1",
+        shared: bool = True,
+    ) -> None:
         self.prefix = prefix
         self.db = open_store(db_path)
         self._lock = threading.Lock()
@@ -117,11 +133,19 @@ class Receiver:
                     "INSERT OR IGNORE INTO records (record_id, device_id, site_id, seq, kind, "
                     "verdict, tracking_number, created_at, received_at, body) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (record_id, device, site, record["seq"], record["kind"],
-                     record["screening"]["verdict"], record["parcel"]["tracking_number"],
-                     record["created_at"], now,
-                     json.dumps(record, separators=(",", ":"), sort_keys=True)),
-                )  # fmt: skip
+                    (
+                        record_id,
+                        device,
+                        site,
+                        record["seq"],
+                        record["kind"],
+                        record["screening"]["verdict"],
+                        record["parcel"]["tracking_number"],
+                        record["created_at"],
+                        now,
+                        json.dumps(record, separators=(",", ":"), sort_keys=True),
+                    ),
+                )
                 if cursor.rowcount:
                     self.stored += 1
                 else:

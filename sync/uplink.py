@@ -98,8 +98,10 @@ class Uplink:
                 self.records_acked += self.outbox.mark_acked(acked)
                 if rejected:
                     self.outbox.mark_acked(rejected, state="rejected")
-                    log.error("receiver rejected records", extra={"records": len(rejected),
-                                                                  "detail": str(ack["rejected"])[:500]})  # fmt: skip
+                    log.error(
+                        "receiver rejected records",
+                        extra={"records": len(rejected), "detail": str(ack["rejected"])[:500]},
+                    )
             except OutboxError as exc:
                 log.error("ack not recorded", extra={"reason": str(exc)})
                 continue
@@ -146,8 +148,11 @@ class Uplink:
                     self._resend_all("reconnected")
                 if not self.mqtt.connected.is_set():
                     continue
-                overdue = [b for b, (_, sent) in self._inflight.items()
-                           if time.monotonic() - sent > self.sync.ack_timeout_s]  # fmt: skip
+                overdue = [
+                    b
+                    for b, (_, sent) in self._inflight.items()
+                    if time.monotonic() - sent > self.sync.ack_timeout_s
+                ]
                 if overdue:
                     self._resend_all("ack overdue")
                 self._fill_window()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the tests and the demo use: mosquitto (real MQTT broker) and systemd-analyze.
+# Installs only what is missing, and only when it can (root with apt-get).
+set -euo pipefail
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "warning: please install ${missing[*]} (tests that need them will fail)" >&2
+fi

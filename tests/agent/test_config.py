@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prescreen import config
+from prescreen.errors import ConfigError
+
+GOOD = """
+[station]
+device_id = "bench-7"
+
+[scale]
+url = "/dev/ttyUSB0"
+protocol = "nci"
+settle_readings = 4
+
+[sync]
+port = 8883
+ack_timeout_s = 5
+"""
+
+
+def test_valid_file_loads_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(GOOD)
+    conf = config.load(path, environ={})
+    assert conf.station.device_id == "bench-7"
+    assert conf.scale.protocol == "nci"
+    assert conf.scale.settle_readings == 4
+    assert conf.sync.ack_timeout_s == 5.0
+    assert conf.scanner.protocol == "line"  # default kept
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(GOOD.replace("settle_readings = 4", "settle_readngs = 4"))
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    message = str(info.value)
+    assert f"{path}:8:" in message
+    assert "scale.settle_readngs" in message
+    assert "settle_readings" in message  # the list of what was expected
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(GOOD.replace("port = 8883", 'port = "8883"'))
+    with pytest.raises(ConfigError, match=r"agent.toml:11: 'sync.port' must be an integer, got str"):
+        config.load(path, environ={})
+
+
+def test_bool_is_not_an_integer() -> None:
+    with pytest.raises(ConfigError, match="must be an integer"):
+        config.parse("[sync]\nport = true\n", environ={})
+
+
+def test_unknown_section() -> None:
+    with pytest.raises(ConfigError, match=r"unknown section \[scales\]"):
+        config.parse("[scales]\nurl = 'x'\n", environ={})
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[station\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        config.load(path, environ={})
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        config.load("/nonexistent/agent.toml", environ={})
+
+
+def test_environment_overrides_file() -> None:
+    conf = config.parse(
+        GOOD, environ={"PRESCREEN__SYNC__PORT": "1884", "PRESCREEN__STATION__SITE_ID": "dock-2"}
+    )
+    assert conf.sync.port == 1884
+    assert conf.station.site_id == "dock-2"
+
+
+def test_environment_override_is_validated_too() -> None:
+    with pytest.raises(ConfigError, match=r"'sync\.port' must be an integer"):
+        config.parse(GOOD, environ={"PRESCREEN__SYNC__PORT": "eighty"})

@@ -1,0 +1,68 @@
+"""The outbox on a real SQLite file with the production durability settings."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from prescreen.errors import OutboxError
+from prescreen.outbox import Outbox
+from prescreen.records import envelope
+
+
+def add(outbox: Outbox) -> dict:
+    return outbox.append(
+        lambda seq: envelope(kind="verdict", device_id="d1", site_id="s1", seq=seq, filer_code="X")
+    )
+
+
+def test_wal_full_sync_and_sequence_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path)
+    assert [add(outbox)["seq"] for _ in range(3)] == [1, 2, 3]
+    conn = outbox.db.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    outbox.close()
+    reopened = Outbox(path)
+    assert add(reopened)["seq"] == 4
+    assert reopened.counts() == {"pending": 4}
+
+
+def test_only_an_ack_moves_a_record_out_of_pending(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    records = [add(outbox) for _ in range(5)]
+    assert [r[0] for r in outbox.pending(10)] == [1, 2, 3, 4, 5]
+    assert [r[0] for r in outbox.pending(10, after_seq=3)] == [4, 5]
+    assert outbox.mark_acked([records[0]["record_id"], records[2]["record_id"], "unknown-id"]) == 2
+    assert outbox.mark_acked([records[0]["record_id"]]) == 0  # a duplicate ack changes nothing
+    assert [r[0] for r in outbox.pending(10)] == [2, 4, 5]
+    assert outbox.counts() == {"pending": 3, "acked": 2}
+
+
+def test_a_record_committed_is_on_disk_for_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path)
+    record = add(outbox)
+    other = sqlite3.connect(path)  # as a process started after a crash would see it
+    assert other.execute("SELECT record_id FROM records").fetchall() == [(record["record_id"],)]
+
+
+def test_a_failed_write_raises_and_reuses_the_sequence_number(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path)
+    add(outbox)
+    outbox.db.conn.execute("PRAGMA query_only = ON")  # the file refuses writes, like a full disk
+    with pytest.raises(OutboxError, match="record not committed"):
+        add(outbox)
+    outbox.db.conn.execute("PRAGMA query_only = OFF")
+    assert add(outbox)["seq"] == 2
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(OutboxError, match="cannot open outbox"):
+        Outbox(path)

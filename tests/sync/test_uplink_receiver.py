@@ -1,0 +1,151 @@
+"""Uplink and receiver against a real mosquitto: acks, broker outages, duplicates, bad records."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from prescreen.config import StationConfig, SyncConfig
+from prescreen.outbox import Outbox
+from prescreen.records import envelope
+from prescreen.sync.broker import LocalBroker, free_port
+from prescreen.sync.receiver import Receiver
+from prescreen.sync.uplink import Uplink, batch_payload
+
+STATION = StationConfig(device_id="dev-1", site_id="site-a")
+
+
+def record(seq: int, device: str = "dev-1") -> dict:
+    body = envelope(kind="verdict", device_id=device, site_id="site-a", seq=seq, filer_code="X")
+    body["parcel"] = {
+        "tracking_number": "1Z5R89390357567127",
+        "carrier": "ups",
+        "barcode": {"raw": "1Z5R89390357567127", "symbology": "unknown", "check_ok": True},
+        "measured_weight_kg": 0.5,
+    }
+    body["order"] = None
+    body["screening"] = {
+        "verdict": "CLEAR",
+        "score": None,
+        "model_version": None,
+        "mode": "rules-only",
+        "reasons": [],
+    }
+    return body
+
+
+def fill(path: Path, count: int) -> Outbox:
+    outbox = Outbox(path)
+    for _ in range(count):
+        outbox.append(record)
+    return outbox
+
+
+def wait_for(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_records_leave_pending_only_after_the_receivers_ack(tmp_path: Path, broker: LocalBroker) -> None:
+    outbox = fill(tmp_path / "outbox.db", 250)
+    sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t1/v1", batch_size=100)
+    uplink = Uplink(outbox.path, sync, STATION).start()
+    try:
+        # No receiver yet: the broker takes the publishes (PUBACK) but nothing is acked.
+        assert uplink.mqtt.wait_connected(5)
+        time.sleep(0.5)
+        assert uplink.batches_sent > 0
+        assert outbox.counts() == {"pending": 250}
+        receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t1/v1").start()
+        try:
+            # Batches sent before the receiver subscribed are lost by the broker; the uplink
+            # re-sends them when their ack is overdue.
+            uplink.sync = SyncConfig(**{**sync.__dict__, "ack_timeout_s": 1.0})
+            assert wait_for(lambda: outbox.counts() == {"acked": 250}, 15)
+            assert receiver.count() == 250
+        finally:
+            receiver.stop()
+    finally:
+        uplink.stop()
+
+
+def test_broker_down_then_up_drains_everything(tmp_path: Path) -> None:
+    port = free_port()
+    outbox = fill(tmp_path / "outbox.db", 120)
+    sync = SyncConfig(host="127.0.0.1", port=port, topic_prefix="t2/v1", batch_size=50)
+    uplink = Uplink(outbox.path, sync, STATION).start()  # the broker is not there yet
+    try:
+        time.sleep(0.5)
+        assert not uplink.mqtt.connected.is_set()
+        assert outbox.counts() == {"pending": 120}
+        broker = LocalBroker.start(port=port)
+        try:
+            receiver = Receiver(tmp_path / "rx.db", port=port, prefix="t2/v1").start()
+            assert receiver.mqtt.wait_connected(5)
+            assert wait_for(lambda: outbox.counts() == {"acked": 120}, 15)
+            assert receiver.count() == 120
+            assert receiver.duplicates == 0
+            receiver.stop()
+        finally:
+            broker.stop()
+    finally:
+        uplink.stop()
+
+
+def test_receiver_stores_a_duplicate_batch_once_and_acks_it_again(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t3/v1")
+    bodies = [json.dumps(record(seq)) for seq in (1, 2, 3)]
+    payload = batch_payload("b1", "dev-1", bodies)
+    receiver.mqtt.start()
+    try:
+        assert receiver.mqtt.wait_connected(5)
+        receiver.handle("t3/v1/site-a/dev-1/records", payload)
+        receiver.handle("t3/v1/site-a/dev-1/records", payload)
+        assert receiver.count() == 3
+        assert (receiver.stored, receiver.duplicates) == (3, 3)
+    finally:
+        receiver.stop()
+
+
+def test_receiver_rejects_tampered_and_misaddressed_records(tmp_path: Path, broker: LocalBroker) -> None:
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t4/v1")
+    broken = record(1)
+    broken["screening"]["verdict"] = "MAYBE"
+    other_device = record(2, device="dev-2")
+    good = record(3)
+    receiver.mqtt.start()
+    try:
+        assert receiver.mqtt.wait_connected(5)
+        receiver.handle(
+            "t4/v1/site-a/dev-1/records",
+            batch_payload("b", "dev-1", [json.dumps(r) for r in (broken, other_device, good)]),
+        )
+        receiver.handle("t4/v1/site-a/dev-1/records", b"not json at all")
+        assert receiver.count() == 1
+        assert receiver.rejected == 3
+    finally:
+        receiver.stop()
+
+
+def test_rejected_records_are_not_resent_forever(tmp_path: Path, broker: LocalBroker) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.append(record)
+    bad = record(2)
+    bad["screening"]["verdict"] = "MAYBE"  # written by a buggy older agent, say
+    outbox.append(lambda seq: {**bad, "seq": seq})
+    sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t5/v1")
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t5/v1").start()
+    assert receiver.mqtt.wait_connected(5)
+    uplink = Uplink(outbox.path, sync, STATION).start()
+    try:
+        assert wait_for(lambda: outbox.counts() == {"acked": 1, "rejected": 1}, 10)
+    finally:
+        uplink.stop()
+        receiver.stop()
