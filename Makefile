@@ -36,5 +36,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
+model:
+	$(PYTHON) -m venv .venv-train
+	.venv-train/bin/pip install --quiet --upgrade pip
+	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip jsonschema sqlite-utils paho-mqtt pyserial httpx
+	.venv-train/bin/pip install --quiet --no-deps -e .
+	.venv-train/bin/python -m prescreen.models.train --out models
+
 clean:
 	rm -rf $(VENV) .build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

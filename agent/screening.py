@@ -2,8 +2,11 @@
 
 The rules say *why* in words; the model adds a calibrated risk score that catches combinations no
 single rule flags. The worst severity wins: any ``hold`` finding holds the parcel, any ``review``
-finding (or a score over ``review_score``) sends it to review. Without a usable model the agent runs
-rules-only and says so in every record (``mode``), so customs never mistakes one for the other.
+finding (or a score over ``review_score``) sends it to review. The model alone never holds a
+parcel: its training label means "should be held *or* reviewed", so a high score asks a person to
+look (``MODEL_HIGH_RISK``, severity review) and the hold itself comes from a rule's hard
+indicator. Without a usable model the agent runs rules-only and says so in every record
+(``mode``), so customs never mistakes one for the other.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class Screener:
             if score >= self.config.hold_score:
                 findings.append(
                     Finding(
-                        "MODEL_HIGH_RISK", "hold", f"Risk model score {score:.2f} is above the hold line."
+                        "MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it."
                     )
                 )
             elif score >= self.config.review_score:

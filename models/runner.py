@@ -1,11 +1,130 @@
-"""Loading and running the on-device risk model (full-integer int8 TFLite)."""
+"""Load and run the full-integer int8 TFLite risk model behind one adapter.
+
+tflite-runtime (Python ≤ 3.11, numpy<2) and its successor ai-edge-litert (3.12+) expose the same
+``Interpreter``; whichever is installed is used. A model is only accepted when its manifest's
+SHA-256 matches the file, its feature spec is the one this code computes, and its tensors have the
+shapes and dtypes the spec implies; anything else raises :class:`ModelLoadError`, and the agent then
+keeps running rules-only (and says so in every record).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
 from prescreen.errors import ModelLoadError
-from prescreen.screening import RiskModel
+from prescreen.models import features
+from prescreen.rules import ParcelFacts
+
+MANIFEST = "model.json"
+SUPPORTED_FORMAT = 1
 
 
-def load_risk_model(path: str | None = None) -> RiskModel:
-    """Load the shipped model (or ``path``)."""
-    raise ModelLoadError("no model shipped yet")
+def _interpreter_class() -> Any:
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:  # the training virtualenv: evaluate int8 through this same runner
+                import tensorflow as tf
+
+                Interpreter = tf.lite.Interpreter
+            except ImportError:
+                raise ModelLoadError(
+                    "no TFLite runtime: pip install tflite-runtime (Python ≤ 3.11) or ai-edge-litert"
+                ) from None
+    return Interpreter
+
+
+def default_dir() -> Path:
+    """Where the shipped model lives (inside the installed package)."""
+    return Path(str(resources.files("prescreen.models")))
+
+
+class RiskModelRunner:
+    """One loaded model; :meth:`score` is safe to call from one thread at a time."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.manifest = self._manifest()
+        self.version: str = self.manifest["version"]
+        model_path = directory / self.manifest["file"]
+        try:
+            content = model_path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{model_path}: cannot read model: {exc.strerror}") from None
+        digest = hashlib.sha256(content).hexdigest()
+        if digest != self.manifest["sha256"]:
+            raise ModelLoadError(f"{model_path}: SHA-256 {digest[:12]}… does not match the manifest")
+        try:
+            self._interpreter = _interpreter_class()(model_content=content)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"{model_path}: not a loadable TFLite model: {exc}") from None
+        self._check_tensors()
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self.directory / MANIFEST
+        try:
+            manifest: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path}: missing or unreadable model manifest: {exc}") from None
+        if manifest.get("format") != SUPPORTED_FORMAT:
+            raise ModelLoadError(
+                f"{path}: model format {manifest.get('format')!r} is not supported "
+                f"(this agent reads format {SUPPORTED_FORMAT})"
+            )
+        spec = manifest.get("feature_spec", {})
+        if spec.get("version") != features.SPEC_VERSION or spec.get("names") != list(features.NAMES):
+            raise ModelLoadError(
+                f"{path}: model was trained on feature spec {spec.get('version')!r}, "
+                f"this agent computes {features.SPEC_VERSION}"
+            )
+        return manifest
+
+    def _check_tensors(self) -> None:
+        (inp,) = self._interpreter.get_input_details()
+        (out,) = self._interpreter.get_output_details()
+        width = len(features.NAMES)
+        if list(inp["shape"]) != [1, width] or inp["dtype"].__name__ != "int8":
+            raise ModelLoadError(
+                f"model input is {list(inp['shape'])} {inp['dtype'].__name__}, expected [1, {width}] int8"
+            )
+        if list(out["shape"]) != [1, 1] or out["dtype"].__name__ != "int8":
+            raise ModelLoadError(
+                f"model output is {list(out['shape'])} {out['dtype'].__name__}, expected [1, 1] int8"
+            )
+        self._in_index, (self._in_scale, self._in_zero) = inp["index"], inp["quantization"]
+        self._out_index, (self._out_scale, self._out_zero) = out["index"], out["quantization"]
+        self._dtype = inp["dtype"]
+
+    def score(self, vector: list[float]) -> float:
+        """Risk in [0, 1] for one feature vector."""
+        import numpy as np
+
+        quantized = (
+            np.clip(
+                np.round(np.asarray(vector, dtype=np.float32) / self._in_scale) + self._in_zero, -128, 127
+            )
+            .astype(self._dtype)
+            .reshape(1, -1)
+        )
+        self._interpreter.set_tensor(self._in_index, quantized)
+        self._interpreter.invoke()
+        raw = int(self._interpreter.get_tensor(self._out_index)[0, 0])
+        return float(min(max((raw - self._out_zero) * self._out_scale, 0.0), 1.0))
+
+    def score_facts(self, facts: ParcelFacts) -> float:
+        """Risk for a parcel as the station sees it."""
+        measured = None if facts.weight_kg is None else float(facts.weight_kg)
+        return self.score(features.vectorize(features.row_from_order(facts.order, measured)))
+
+
+def load_risk_model(directory: str | Path | None = None) -> RiskModelRunner:
+    """Load the model in ``directory`` (default: the one shipped in the package)."""
+    return RiskModelRunner(Path(directory) if directory else default_dir())
