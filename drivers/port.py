@@ -79,6 +79,7 @@ class PortReader:
         self._silence_s = silence_s
         self._port: serial.SerialBase | None = None
         self._stop = threading.Event()
+        self._first_attempt = threading.Event()
         self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._last_frame = 0.0
@@ -95,10 +96,15 @@ class PortReader:
         return time.monotonic() - self._last_frame < self._silence_s
 
     def start(self) -> None:
-        """Start the reader thread (idempotent)."""
+        """Start the reader thread (idempotent); returns after its first attempt to open the port.
+
+        pyserial flushes the input buffer when it opens a port, so bytes a device sends before
+        that are lost; waiting here means "started" really means "listening" (or known down).
+        """
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"port-{self.name}", daemon=True)
             self._thread.start()
+            self._first_attempt.wait(timeout=5)
 
     def stop(self) -> None:
         """Stop the thread and close the port; safe to call twice."""
@@ -145,9 +151,12 @@ class PortReader:
     def _run(self) -> None:
         next_poll = 0.0
         while not self._stop.is_set():
-            if self._port is None and not self._open():
-                self._stop.wait(self._retry_s)
-                continue
+            if self._port is None:
+                opened = self._open()
+                self._first_attempt.set()
+                if not opened:
+                    self._stop.wait(self._retry_s)
+                    continue
             port = self._port
             assert port is not None
             try:
