@@ -22,14 +22,23 @@ from prescreen.records import Record, dumps, utc_now
 SCHEMA_VERSION = 1
 
 
+def open_durable(path: str | Path) -> sqlite_utils.Database:
+    """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss.
+
+    Shared by the outbox and the receiver's store; autocommit mode, so every write is either in
+    an explicit transaction or committed on its own.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return sqlite_utils.Database(conn)
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) an outbox database with the production durability settings."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        db = sqlite_utils.Database(conn)
+        db = open_durable(path)
         if not db.table("records").exists():
             db.table("records").create(
                 {

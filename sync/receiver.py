@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from prescreen.errors import RecordError, SyncError
+from prescreen.outbox import open_durable
 from prescreen.records import utc_now, validate
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.topics import acks_topic, parse_records_topic, records_subscription
@@ -27,11 +27,7 @@ log = logging.getLogger("prescreen.receiver")
 
 def open_store(path: str | Path) -> sqlite_utils.Database:
     """The receiver's SQLite store, created on first use."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    db = sqlite_utils.Database(conn)
+    db = open_durable(path)
     if not db.table("records").exists():
         db.table("records").create(
             {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from prescreen.sync.broker import LocalBroker
@@ -17,3 +18,18 @@ def broker() -> Iterator[LocalBroker]:
     started = LocalBroker.start(prefer="mosquitto")
     yield started
     started.stop()
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., bool]:
+    """Poll ``predicate`` until true or ``timeout`` seconds; returns whether it became true."""
+    return _wait_until

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,15 +13,6 @@ import pytest
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.registry import scale_protocol, scale_protocols
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
-
-
-def wait_until(predicate: object, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
@@ -61,7 +53,7 @@ def test_a_bouncing_parcel_never_yields_a_weight() -> None:
         sim.close()
 
 
-def test_overload_is_reported_not_passed_on() -> None:
+def test_overload_is_reported_not_passed_on(wait_until: Callable[..., bool]) -> None:
     scale = open_scale("sim://nci", poll_s=0.01, settle_s=0.03)
     sim = scale.simulator  # type: ignore[attr-defined]
     try:
@@ -105,7 +97,7 @@ def test_scanner_keeps_gs_inside_gs1_payload() -> None:
         sim.close()
 
 
-def test_unplug_and_replug_through_a_by_id_symlink(tmp_path: Path) -> None:
+def test_unplug_and_replug_through_a_by_id_symlink(tmp_path: Path, wait_until: Callable[..., bool]) -> None:
     """Cable pulled (pty closed, by-id link removed), then a new device appears at the link."""
     link = tmp_path / "usb-Mettler_Toledo_scale-if00"
     sim = ScaleSimulator(scale_protocol("mt-sics"))
@@ -133,7 +125,9 @@ def test_unplug_and_replug_through_a_by_id_symlink(tmp_path: Path) -> None:
         sim.close()
 
 
-def test_unplug_cycles_leak_no_threads_or_descriptors(tmp_path: Path) -> None:
+def test_unplug_cycles_leak_no_threads_or_descriptors(
+    tmp_path: Path, wait_until: Callable[..., bool]
+) -> None:
     link = tmp_path / "scanner"
     threads_before = threading.active_count()
     fds_before = len(os.listdir("/proc/self/fd"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prescreen.config import StationConfig, SyncConfig
@@ -42,16 +43,9 @@ def fill(path: Path, count: int) -> Outbox:
     return outbox
 
 
-def wait_for(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def test_records_leave_pending_only_after_the_receivers_ack(tmp_path: Path, broker: LocalBroker) -> None:
+def test_records_leave_pending_only_after_the_receivers_ack(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
     outbox = fill(tmp_path / "outbox.db", 250)
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t1/v1", batch_size=100)
     uplink = Uplink(outbox.path, sync, STATION).start()
@@ -66,7 +60,7 @@ def test_records_leave_pending_only_after_the_receivers_ack(tmp_path: Path, brok
             # Batches sent before the receiver subscribed are lost by the broker; the uplink
             # re-sends them when their ack is overdue.
             uplink.sync = SyncConfig(**{**sync.__dict__, "ack_timeout_s": 1.0})
-            assert wait_for(lambda: outbox.counts() == {"acked": 250}, 15)
+            assert wait_until(lambda: outbox.counts() == {"acked": 250}, 15)
             assert receiver.count() == 250
         finally:
             receiver.stop()
@@ -74,7 +68,7 @@ def test_records_leave_pending_only_after_the_receivers_ack(tmp_path: Path, brok
         uplink.stop()
 
 
-def test_broker_down_then_up_drains_everything(tmp_path: Path) -> None:
+def test_broker_down_then_up_drains_everything(tmp_path: Path, wait_until: Callable[..., bool]) -> None:
     port = free_port()
     outbox = fill(tmp_path / "outbox.db", 120)
     sync = SyncConfig(host="127.0.0.1", port=port, topic_prefix="t2/v1", batch_size=50)
@@ -87,7 +81,7 @@ def test_broker_down_then_up_drains_everything(tmp_path: Path) -> None:
         try:
             receiver = Receiver(tmp_path / "rx.db", port=port, prefix="t2/v1").start()
             assert receiver.mqtt.wait_connected(5)
-            assert wait_for(lambda: outbox.counts() == {"acked": 120}, 15)
+            assert wait_until(lambda: outbox.counts() == {"acked": 120}, 15)
             assert receiver.count() == 120
             assert receiver.duplicates == 0
             receiver.stop()
@@ -134,7 +128,9 @@ def test_receiver_rejects_tampered_and_misaddressed_records(tmp_path: Path, brok
         receiver.stop()
 
 
-def test_rejected_records_are_not_resent_forever(tmp_path: Path, broker: LocalBroker) -> None:
+def test_rejected_records_are_not_resent_forever(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
     outbox = Outbox(tmp_path / "outbox.db")
     outbox.append(record)
     bad = record(2)
@@ -145,7 +141,7 @@ def test_rejected_records_are_not_resent_forever(tmp_path: Path, broker: LocalBr
     assert receiver.mqtt.wait_connected(5)
     uplink = Uplink(outbox.path, sync, STATION).start()
     try:
-        assert wait_for(lambda: outbox.counts() == {"acked": 1, "rejected": 1}, 10)
+        assert wait_until(lambda: outbox.counts() == {"acked": 1, "rejected": 1}, 10)
     finally:
         uplink.stop()
         receiver.stop()
