@@ -21,9 +21,9 @@ class Reference:
     countries: frozenset[str]
     currencies: frozenset[str]
     vague: frozenset[str]
-    precursor_terms: tuple[tuple[str, str], ...]  # (normalized term, substance name)
+    precursor_terms: tuple[tuple[str, str, str], ...]  # (lowercase term, squashed, substance)
     precursor_cas: dict[str, str]
-    pill_press_terms: tuple[str, ...]
+    pill_press_terms: tuple[tuple[str, str], ...]  # (lowercase term, squashed)
     chapter_keywords: dict[str, tuple[str, ...]]
     value_floor: dict[str, float]
 
@@ -39,10 +39,10 @@ def load() -> Reference:
     raw: dict[str, Any] = json.loads(
         resources.files("prescreen").joinpath("data/reference.json").read_text(encoding="utf-8")
     )
-    terms: list[tuple[str, str]] = []
+    terms: list[tuple[str, str, str]] = []
     cas: dict[str, str] = {}
     for substance in raw["precursors"]:
-        terms += [(t.lower(), substance["name"]) for t in substance["terms"]]
+        terms += [(t.lower(), squash(t), substance["name"]) for t in substance["terms"]]
         cas.update(dict.fromkeys(substance["cas"], substance["name"]))
     return Reference(
         countries=frozenset(raw["countries"]),
@@ -50,7 +50,7 @@ def load() -> Reference:
         vague=frozenset(raw["vague_descriptions"]),
         precursor_terms=tuple(terms),
         precursor_cas=cas,
-        pill_press_terms=tuple(t.lower() for t in raw["pill_press"]),
+        pill_press_terms=tuple((t.lower(), squash(t)) for t in raw["pill_press"]),
         chapter_keywords={k: tuple(v) for k, v in raw["chapter_keywords"].items()},
         value_floor={k: float(v) for k, v in raw["value_floor_usd_per_kg"].items()},
     )

@@ -310,9 +310,9 @@ class Rules:
         for text in self._texts(facts):
             lowered, squashed = text.lower(), squash(text)
             hits = {self.ref.precursor_cas[c] for c in _CAS.findall(text) if c in self.ref.precursor_cas}
-            for term, name in self.ref.precursor_terms:
-                if len(squash(term)) >= 6:
-                    if squash(term) in squashed:
+            for term, squashed_term, name in self.ref.precursor_terms:
+                if len(squashed_term) >= 6:
+                    if squashed_term in squashed:
                         hits.add(name)
                 elif re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", lowered):
                     hits.add(name)
@@ -322,8 +322,8 @@ class Rules:
     def pill_press(self, facts: ParcelFacts) -> Iterator[Finding]:
         for text in self._texts(facts):
             squashed = squash(text)
-            for term in self.ref.pill_press_terms:
-                if squash(term) in squashed:
+            for term, squashed_term in self.ref.pill_press_terms:
+                if squashed_term in squashed:
                     yield Finding(
                         "PILL_PRESS_EQUIPMENT",
                         "hold",
