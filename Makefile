@@ -4,7 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest system-deps model clean
+# The model runs on tflite-runtime up to Python 3.11 and on ai-edge-litert from 3.12: the model
+# tests run on both (PY312 is found through pyenv when it is there).
+PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command -v python3.12)
+VENV312 := .venv-py312
+STAMP312 := $(VENV312)/.installed
+
+.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +26,7 @@ demo: system-deps $(STAMP)
 	$(BIN)/prescreen demo --parcels 100
 
 ## Lint, type-check and run the whole test suite.
-test: system-deps $(STAMP) lint typecheck pytest
+test: system-deps $(STAMP) lint typecheck pytest pytest-py312
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent drivers models sync tests
@@ -36,6 +42,17 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+$(STAMP312): pyproject.toml
+	@test -n "$(PY312)" || { echo "Python 3.12 not found: set PY312=/path/to/python3.12" >&2; exit 1; }
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/pip install --quiet --upgrade pip
+	$(VENV312)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP312)
+
+## The model tests again on Python 3.12, where the runtime is ai-edge-litert.
+pytest-py312: $(STAMP312)
+	$(VENV312)/bin/pytest -q tests/models
+
 ## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
 model:
 	$(PYTHON) -m venv .venv-train
@@ -45,4 +62,4 @@ model:
 	.venv-train/bin/python -m prescreen.models.train --out models
 
 clean:
-	rm -rf $(VENV) .build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV312) .build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

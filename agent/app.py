@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 from prescreen.config import Config
 from prescreen.drivers import open_scale, open_scanner
@@ -21,6 +22,7 @@ from prescreen.outbox import Outbox
 from prescreen.screening import RiskModel, Screener
 from prescreen.station import Station, StationEvent
 from prescreen.sync.uplink import Uplink
+from prescreen.wms import WmsOrderSource
 
 log = logging.getLogger("prescreen.agent")
 
@@ -39,10 +41,14 @@ def load_model(config: Config) -> RiskModel | None:
 
 
 def order_source(config: Config) -> OrderSource:
-    """The configured order source."""
-    if config.orders.source == "file":
-        return FileOrderSource(config.orders.path)
-    raise ConfigError(f"orders.source must be 'file', got {config.orders.source!r}")
+    """The configured order source: a file export, or the WMS (cache beside the outbox)."""
+    orders = config.orders
+    if orders.source == "file":
+        return FileOrderSource(orders.path)
+    if orders.source == "wms":
+        cache = orders.cache_path or str(Path(config.outbox.path).with_name("orders-cache.db"))
+        return WmsOrderSource(orders, cache)
+    raise ConfigError(f"orders.source must be 'file' or 'wms', got {orders.source!r}")
 
 
 class Agent:
@@ -103,5 +109,6 @@ class Agent:
         self.uplink.stop()
         self.scanner.close()
         self.scale.close()
+        self.orders.close()
         self.outbox.close()
         log.info("agent stopped")

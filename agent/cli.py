@@ -150,6 +150,54 @@ def cmd_decode_barcode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screening_config(args: argparse.Namespace) -> Any:
+    from prescreen import config
+
+    conf = config.load(args.config) if args.config else config.Config()
+    changes: dict[str, Any] = {}
+    if args.model:
+        changes["model_path"] = args.model
+    if args.rules_only:
+        changes["use_model"] = False
+    return config.replace(conf, "screening", **changes) if changes else conf
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    """Screen parcel JSON lines from stdin; one verdict JSON line each; exit 1 if a line was bad."""
+    from prescreen.app import load_model
+    from prescreen.batch import screen_lines
+    from prescreen.screening import Screener
+
+    logs.configure(args.log_level)
+    conf = _screening_config(args)
+    screener = Screener(conf.screening, load_model(conf))
+    bad = 0
+    for result in screen_lines(sys.stdin, screener):
+        bad += "error" in result
+        print(json.dumps(result), flush=True)
+    return EXIT_FAILURE if bad else 0
+
+
+def cmd_model_eval(args: argparse.Namespace) -> int:
+    """Score a labelled CSV with the model and print PR-AUC, precision@5 %, recall at HOLD."""
+    from prescreen.models.evaluation import evaluate, read_labelled_rows
+    from prescreen.models.runner import load_risk_model
+
+    logs.configure(args.log_level)
+    conf = _screening_config(args).screening
+    model = load_risk_model(args.model or conf.model_path or None)
+    report: dict[str, Any] = evaluate(
+        model.score, read_labelled_rows(args.data), review=conf.review_score, hold=conf.hold_score
+    )
+    report["model_version"] = model.version
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:<20} {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so tests can check every command has help)."""
     parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
@@ -195,6 +243,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-share", action="store_true", help="plain subscription instead of a shared one"
     )
     receiver.set_defaults(func=cmd_receiver)
+
+    screen = sub.add_parser(
+        "screen",
+        help="screen parcel JSON lines from stdin (batch, what-if)",
+        description="One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a "
+        "flat row with the model-eval columns); prints one JSON line each with verdict, score and "
+        'reasons. Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
+    )
+    model = sub.add_parser("model", help="risk model tools")
+    model_sub = model.add_subparsers(dest="what", required=True, metavar="WHAT")
+    evaluate = model_sub.add_parser(
+        "eval",
+        help="metrics of the model on a labelled CSV",
+        description="CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
+        "measured_weight_kg, origin_country, quantity, label (1 = hold or review). "
+        "Example: prescreen model eval --data labelled.csv --json",
+    )
+    evaluate.add_argument("--data", required=True, help="labelled CSV file")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    for each in (screen, evaluate):
+        each.add_argument("--config", help="take thresholds and model path from this TOML config")
+        each.add_argument("--model", help="model directory (default: the shipped model)")
+        each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
+    screen.set_defaults(func=cmd_screen)
+    evaluate.set_defaults(func=cmd_model_eval)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

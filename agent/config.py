@@ -61,12 +61,29 @@ class ScaleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OrdersConfig:
-    """Where order data comes from: a file export (CSV/NDJSON) or the WMS over HTTP."""
+    """Where order data comes from: a file export (CSV/NDJSON) or the WMS over HTTP.
+
+    For ``source = "wms"``: ``url`` is a template with ``{tracking}``; the operator never waits
+    longer than ``budget_ms`` for it (past that the verdict is REVIEW, ORDER_UNAVAILABLE, and the
+    record is completed when the order arrives). ``prefetch_url`` (optional) lists upcoming orders
+    and fills the local cache ahead of the scan. The token can come from the environment
+    (``PRESCREEN__ORDERS__AUTH_TOKEN``) so it never sits in a world-readable file.
+    """
 
     source: str = "file"
     path: str = "orders.ndjson"
     url: str = ""
     budget_ms: int = 300
+    auth_header: str = "Authorization"
+    auth_token: str = ""
+    connect_timeout_ms: int = 500
+    read_timeout_ms: int = 3000
+    retries: int = 2
+    backoff_ms: int = 100
+    prefetch_url: str = ""
+    prefetch_every_s: float = 30.0
+    cache_path: str = ""
+    cache_ttl_s: int = 86400
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,8 @@ Order = dict[str, Any]
 
 ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
 ORDER_UNAVAILABLE = "ORDER_UNAVAILABLE"
+ORDER_MALFORMED = "ORDER_MALFORMED"
+ORDER_MISMATCH = "ORDER_MISMATCH"
 
 
 class OrderSource(Protocol):
@@ -34,8 +36,15 @@ class OrderSource(Protocol):
         """The order for ``key``.
 
         Raises:
-            OrderError: with reason ORDER_NOT_FOUND or ORDER_UNAVAILABLE.
+            OrderError: with reason ORDER_NOT_FOUND, ORDER_UNAVAILABLE, ORDER_MALFORMED or
+                ORDER_MISMATCH.
         """
+
+    def late_orders(self) -> list[tuple[str, Order]]:
+        """Orders that arrived after their lookup ran out of budget (taken once each)."""
+
+    def close(self) -> None:
+        """Release connections and threads."""
 
 
 _CSV_ITEM_FIELDS = (
@@ -151,6 +160,13 @@ class FileOrderSource:
         if order is None:
             raise OrderError(f"no order for {key} in {self.path}", reason=ORDER_NOT_FOUND)
         return order
+
+    def late_orders(self) -> list[tuple[str, Order]]:
+        """A file answers at once or not at all: never any late orders."""
+        return []
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 _ORDER_STRINGS = ("order_id", "order_date", "currency", "marketplace")

@@ -69,6 +69,13 @@ class ParcelFacts:
 
 Rule = Callable[[ParcelFacts], Iterator[Finding]]
 
+_ORDER_PROBLEMS = {
+    "ORDER_NOT_FOUND": "No order data for this parcel: it is unmanifested.",
+    "ORDER_UNAVAILABLE": "The order data did not arrive in time; the record is completed when it does.",
+    "ORDER_MALFORMED": "The order system sent data that cannot be read: report it to site IT.",
+    "ORDER_MISMATCH": "The order system answered with another parcel's order: check the label.",
+}
+
 
 class Rules:
     """The rule set, bound to reference data and thresholds."""
@@ -118,11 +125,7 @@ class Rules:
     def order_present(self, facts: ParcelFacts) -> Iterator[Finding]:
         if facts.order is None and facts.carton is None:
             code = facts.order_problem or "ORDER_NOT_FOUND"
-            text = (
-                "No order data for this parcel: it is unmanifested."
-                if code == "ORDER_NOT_FOUND"
-                else "Order data could not be fetched in time."
-            )
+            text = _ORDER_PROBLEMS.get(code, _ORDER_PROBLEMS["ORDER_UNAVAILABLE"])
             yield Finding(code, "hold" if facts.inside_carton else "review", text)
 
     def watchlist(self, facts: ParcelFacts) -> Iterator[Finding]:
@@ -223,11 +226,14 @@ class Rules:
         value = item.get("unit_value")
         if not isinstance(value, (int, float)) or value <= 0:
             yield Finding("DQ_VALUE_MISSING", "review", f"{where}: declared value must be above zero.")
-        if item.get("origin_country") not in self.ref.countries:
+        origin = item.get("origin_country")
+        if origin not in self.ref.countries:
             yield Finding(
                 "DQ_ORIGIN_UNKNOWN",
                 "review",
-                f"{where}: country of origin {item.get('origin_country')!r} is not an ISO code.",
+                f"{where}: country of origin is missing."
+                if not origin
+                else f"{where}: country of origin {origin!r} is not an ISO code.",
             )
 
     def _vague(self, description: str) -> bool:

@@ -22,7 +22,7 @@ from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.drivers.base import Scan
 from prescreen.drivers.settle import StableWeight
 from prescreen.errors import OrderError, OutboxError
-from prescreen.orders import Order, OrderSource, to_record
+from prescreen.orders import ORDER_UNAVAILABLE, Order, OrderSource, to_record
 from prescreen.outbox import Outbox
 from prescreen.records import Record, envelope, kg
 from prescreen.rules import CartonFacts, ParcelFacts
@@ -30,6 +30,7 @@ from prescreen.screening import Screener, Screening
 
 log = logging.getLogger("prescreen.station")
 
+_MAX_INCOMPLETE = 1000  # parcels remembered while their late order is awaited
 _CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express", "dhl": "express"}
 
 
@@ -53,7 +54,7 @@ class Scale(Protocol):
 class StationEvent:
     """What the station tells its listeners after each scan."""
 
-    kind: str  # "verdict", "carton_open", "not_recorded"
+    kind: str  # "verdict", "verdict_update", "carton_open", "not_recorded"
     scan: str
     record: Record | None = None
     latency_ms: float | None = None
@@ -93,13 +94,47 @@ class Station:
         self._last_settle: int | None = None
         self._carton: _OpenCarton | None = None
         self._recent: collections.deque[tuple[float, str]] = collections.deque()
+        # Parcels screened without their order (WMS too slow), waiting for it to arrive.
+        self._incomplete: collections.OrderedDict[str, tuple[ParcelFacts, Record, _OpenCarton | None]] = (
+            collections.OrderedDict()
+        )
 
     def run(self, stop: threading.Event) -> None:
-        """Process scans until ``stop`` is set."""
+        """Process scans until ``stop`` is set; complete late orders between scans."""
         while not stop.is_set():
             scan = self.scanner.read_code(timeout=0.2)
             if scan is not None:
                 self.handle(scan)
+            self.complete_late_orders()
+
+    def complete_late_orders(self) -> list[StationEvent]:
+        """Re-screen parcels whose order arrived after the budget and commit completed records.
+
+        The completed record is a new record (new id and seq) whose ``supersedes`` names the first
+        one, so customs keeps both and sees what the operator was shown at the time.
+        """
+        events = []
+        for key, order in self.orders.late_orders():
+            pending = self._incomplete.pop(key, None)
+            if pending is None:
+                continue
+            facts, first, inside = pending
+            facts = dataclasses.replace(facts, order=order, order_problem=None)
+            screening = self.screener.screen(facts)
+            supersedes = {"record_id": first["record_id"], "reason": "order_arrived"}
+            event = self._commit(
+                first["parcel"]["barcode"]["raw"],
+                facts,
+                screening,
+                inside,
+                start=time.monotonic(),
+                supersedes=supersedes,
+            )
+            event = dataclasses.replace(event, kind="verdict_update") if event.record else event
+            for listener in self.listeners:
+                listener(event)
+            events.append(event)
+        return events
 
     def handle(self, scan: Scan) -> StationEvent:
         """Process one scan end to end and notify listeners; returns the event."""
@@ -204,15 +239,34 @@ class Station:
             watchlisted=self.holds.get(tracking) if tracking else None,
         )
         screening = self.screener.screen(facts)
+        event = self._commit(scan.raw, facts, screening, inside, start=start)
+        if event.record is not None and tracking is not None:
+            if inside is not None:
+                inside.scanned.append(tracking)
+                inside.weight_kg += weight_kg or 0
+            if problem == ORDER_UNAVAILABLE:
+                self._incomplete[tracking] = (facts, event.record, inside)
+                while len(self._incomplete) > _MAX_INCOMPLETE:
+                    self._incomplete.popitem(last=False)
+        return event
+
+    def _commit(
+        self,
+        raw: str,
+        facts: ParcelFacts,
+        screening: Screening,
+        inside: _OpenCarton | None,
+        *,
+        start: float,
+        supersedes: dict[str, str] | None = None,
+    ) -> StationEvent:
         try:
-            record = self.outbox.append(lambda seq: self._record(seq, facts, screening, inside))
+            record = self.outbox.append(lambda seq: self._record(seq, facts, screening, inside, supersedes))
         except OutboxError as exc:
-            log.error("verdict not recorded", extra={"scan": scan.raw, "reason": str(exc)})
-            return StationEvent("not_recorded", scan.raw, message=f"NOT RECORDED: {exc}")
+            log.error("verdict not recorded", extra={"scan": raw, "reason": str(exc)})
+            return StationEvent("not_recorded", raw, message=f"NOT RECORDED: {exc}")
         latency_ms = (time.monotonic() - start) * 1000
-        if inside is not None and tracking is not None:
-            inside.scanned.append(tracking)
-            inside.weight_kg += weight_kg or 0
+        tracking = facts.barcode.tracking_number
         log.info(
             "verdict",
             extra={
@@ -221,12 +275,18 @@ class Station:
                 "verdict": screening.verdict,
                 "reasons": ",".join(f.code for f in screening.findings),
                 "latency_ms": round(latency_ms, 3),
+                "supersedes": supersedes["record_id"] if supersedes else None,
             },
         )
-        return StationEvent("verdict", scan.raw, record, latency_ms)
+        return StationEvent("verdict", raw, record, latency_ms)
 
     def _record(
-        self, seq: int, facts: ParcelFacts, screening: Screening, inside: _OpenCarton | None
+        self,
+        seq: int,
+        facts: ParcelFacts,
+        screening: Screening,
+        inside: _OpenCarton | None,
+        supersedes: dict[str, str] | None,
     ) -> Record:
         station = self.config.station
         record = envelope(
@@ -263,4 +323,6 @@ class Station:
         record["parcel"] = parcel
         record["order"] = None if facts.order is None else to_record(facts.order)
         record["screening"] = screening.as_json()
+        if supersedes is not None:
+            record["supersedes"] = supersedes
         return record

@@ -61,8 +61,10 @@ class RiskModelRunner:
         digest = hashlib.sha256(content).hexdigest()
         if digest != self.manifest["sha256"]:
             raise ModelLoadError(f"{model_path}: SHA-256 {digest[:12]}… does not match the manifest")
+        interpreter_class = _interpreter_class()
+        self.runtime: str = interpreter_class.__module__.split(".")[0]  # which adapter branch ran
         try:
-            self._interpreter = _interpreter_class()(model_content=content)
+            self._interpreter = interpreter_class(model_content=content)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a loadable TFLite model: {exc}") from None

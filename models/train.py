@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.models import features
+from prescreen.models.evaluation import metrics
 
 SEED = 20261123
 VERSION = "risk-v1"
-REVIEW, HOLD = 0.5, 0.85
+REVIEW, HOLD = 0.5, 0.85  # the ScreeningConfig defaults
 
 _GOODS = [
     ("wireless earbuds", "8518300000", 15, 60, 0.1, 0.3),
@@ -194,37 +195,6 @@ def synth_row(rng: random.Random) -> dict[str, Any]:
         "origin_country": rng.choice(["CN", "VN", "IN", "BD", "TR", "MX"]),
         "quantity": rng.choice([1, 1, 1, 2, 3]),
         "label": label,
-    }
-
-
-def average_precision(labels: list[int], scores: list[float]) -> float:
-    """PR-AUC as average precision (the area under the step precision-recall curve)."""
-    ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
-    positives = sum(labels)
-    hits, total = 0, 0.0
-    for rank, (_, label) in enumerate(ranked, start=1):
-        if label:
-            hits += 1
-            total += hits / rank
-    return total / positives if positives else 0.0
-
-
-def metrics(labels: list[int], scores: list[float]) -> dict[str, float]:
-    """The figures the model card and ``prescreen model eval`` report."""
-    n = len(labels)
-    ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
-    top = ranked[: max(1, n // 20)]
-    positives = sum(labels)
-    held = [label for score, label in ranked if score >= HOLD]
-    return {
-        "n": n,
-        "positives": positives,
-        "pr_auc": round(average_precision(labels, scores), 4),
-        "precision_at_5pct": round(sum(label for _, label in top) / len(top), 4),
-        "recall_at_hold": round(sum(held) / positives, 4) if positives else 0.0,
-        "recall_at_review": round(sum(1 for s, lab in ranked if s >= REVIEW and lab) / positives, 4)
-        if positives
-        else 0.0,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def test_shipped_model_is_int8_small_and_scores_in_range() -> None:
     }
     clean = model.score(features.vectorize(features.row_from_order(clean_order, 0.21)))
     assert 0.0 <= clean < 0.5 <= risky <= 1.0
+
+
+def test_the_runtime_is_the_one_for_this_python() -> None:
+    """tflite-runtime up to 3.11, its successor ai-edge-litert from 3.12 (CI runs both)."""
+    expected = "tflite_runtime" if sys.version_info < (3, 12) else "ai_edge_litert"
+    assert load_risk_model().runtime == expected
 
 
 def test_station_and_eval_rows_compute_the_same_features() -> None:
