@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+from prescreen._version import __version__
 from prescreen.config import Config
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner_line import LineScanner
 from prescreen.errors import ConfigError, ModelError
+from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
 from prescreen.outbox import Outbox
 from prescreen.screening import RiskModel, Screener
 from prescreen.station import Station, StationEvent
 from prescreen.sync.uplink import Uplink
+from prescreen.webserver import LocalServer, json_response
 from prescreen.wms import WmsOrderSource
+from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
+HEARTBEAT_STALE_S = 5.0
 
 
 def load_model(config: Config) -> RiskModel | None:
@@ -79,20 +86,79 @@ class Agent:
             screener=self.screener,
         )
         self.uplink = Uplink(config.outbox.path, config.sync, config.station)
+        self.metrics = AgentMetrics(self.status)
         self.station.listeners.append(self._committed)
+        self.http: LocalServer | None = None
+        if config.http.enabled:
+            self.http = LocalServer(
+                config.http.host,
+                config.http.port,
+                {
+                    "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
+                    "/healthz": self._healthz,
+                    "/status": lambda: json_response(self.status()),
+                },
+            )
+        self.started_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self.station.run, args=(self._stop,), name="station", daemon=True
         )
 
     def _committed(self, event: StationEvent) -> None:
+        if event.kind in ("verdict", "verdict_update", "not_recorded"):
+            self.metrics.observe(event.record, event.latency_ms if event.kind == "verdict" else None)
         if event.record is not None:
             self.uplink.notify()
 
+    def problems(self) -> list[str]:
+        """Why the pipeline is unhealthy (empty when healthy); devices being down is not a problem
+        of the pipeline (the drivers reconnect on their own) but is shown in :meth:`status`."""
+        found = []
+        if not self._thread.is_alive():
+            found.append("station thread is not running")
+        elif time.monotonic() - self.station.heartbeat > HEARTBEAT_STALE_S:
+            found.append(f"station loop stalled for more than {HEARTBEAT_STALE_S:.0f} s")
+        if not self.uplink.alive:
+            found.append("uplink thread is not running")
+        return found
+
+    def status(self) -> dict[str, Any]:
+        """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
+        model = self.screener.model
+        problems = self.problems()
+        return {
+            "device_id": self.config.station.device_id,
+            "site_id": self.config.station.site_id,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "healthy": not problems,
+            "problems": problems,
+            "devices": {"scanner": self.scanner.status(), "scale": self.scale.status()},
+            "broker": {
+                "host": self.config.sync.host,
+                "port": self.config.sync.port,
+                "connected": self.uplink.mqtt.connected.is_set(),
+                "reconnects": max(0, self.uplink.mqtt.connects - 1),
+            },
+            "backlog": self.outbox.backlog(),
+            "model": {
+                "version": getattr(model, "version", None),
+                "runtime": getattr(model, "runtime", None),
+                "mode": "rules+model" if model is not None else "rules-only",
+            },
+        }
+
+    def _healthz(self) -> tuple[int, str, bytes]:
+        problems = self.problems()
+        return json_response({"healthy": not problems, "problems": problems}, 200 if not problems else 503)
+
     def start(self) -> Agent:
-        """Start the uplink and the station thread."""
+        """Start the uplink, the station thread and the local HTTP server."""
         self.uplink.start()
         self._thread.start()
+        if self.http is not None:
+            self.http.start()
         log.info(
             "agent started",
             extra={
@@ -106,6 +172,8 @@ class Agent:
         """Stop scanning, then sync, then close devices and the outbox."""
         self._stop.set()
         self._thread.join(timeout=5)
+        if self.http is not None:
+            self.http.stop()
         self.uplink.stop()
         self.scanner.close()
         self.scale.close()

@@ -25,23 +25,25 @@ EXIT_USAGE = 2
 _SYMBOL = {"CLEAR": "✔ CLEAR ", "REVIEW": "▲ REVIEW", "HOLD": "✖ HOLD  "}
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a packing station from a config file until SIGTERM/SIGINT."""
+    """Run a packing station from a config file until SIGTERM/SIGINT (systemd Type=notify)."""
     from prescreen import config
     from prescreen.app import Agent
+    from prescreen.service import supervise
 
+    stop = _stop_on_signal()
     conf = config.load(args.config)
     logs.configure(conf.logging.level)
     agent = Agent(conf).start()
     try:
-        _wait_for_signal()
+        supervise(agent, stop)
     finally:
         agent.stop()
     return 0
@@ -106,11 +108,15 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from prescreen.sync.receiver import Receiver
 
     logs.configure(args.log_level)
+    from prescreen.sdnotify import notify
+
+    stop = _stop_on_signal()
     receiver = Receiver(
         args.db, host=args.host, port=args.port, prefix=args.prefix, shared=not args.no_share
     ).start()
     try:
-        _wait_for_signal()
+        notify(READY="1", STATUS=f"receiving from {args.host}:{args.port}")
+        stop.wait()
     finally:
         receiver.stop()
     return 0
@@ -198,6 +204,46 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check config, devices, orders, disk, model, broker, outbox and clock; exit 1 on a FAIL."""
+    from prescreen.doctor import run_checks
+
+    logs.configure("error")
+    checks = run_checks(args.config)
+    for check in checks:
+        print(check.line())
+    failed = sum(c.level == "FAIL" for c in checks)
+    print(f"{len(checks)} checks, {failed} failed")
+    return EXIT_FAILURE if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Ask the running agent for its status; exit 1 if it is not running or not healthy."""
+    import httpx
+    from prescreen import config
+
+    conf = config.load(args.config)
+    url = f"http://{conf.http.host}:{conf.http.port}/status"
+    try:
+        status: dict[str, Any] = httpx.get(url, timeout=3).json()
+        status["running"] = True
+    except (httpx.HTTPError, ValueError) as exc:
+        status = {"running": False, "healthy": False, "problems": [f"agent not answering at {url}: {exc}"]}
+    if args.json:
+        print(json.dumps(status))
+    elif status["running"]:
+        from prescreen.service import status_line
+
+        health = "healthy" if status["healthy"] else "UNHEALTHY"
+        print(f"{status['device_id']}: {health}, up {status['uptime_s']} s")
+        print(status_line(status))
+        for problem in status["problems"]:
+            print(f"problem: {problem}")
+    else:
+        print(status["problems"][0])
+    return 0 if status["running"] and status["healthy"] else EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so tests can check every command has help)."""
     parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
@@ -268,6 +314,25 @@ def build_parser() -> argparse.ArgumentParser:
         each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
     screen.set_defaults(func=cmd_screen)
     evaluate.set_defaults(func=cmd_model_eval)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check an installation: one line per check, what to do on failure",
+        description="Checks config, serial ports, order source, disk, model, broker, outbox backlog "
+        "and clock. Exit 1 if any check fails. Example: prescreen doctor --config /etc/prescreen/agent.toml",
+    )
+    doctor.add_argument("--config", required=True, help="TOML config file")
+    doctor.set_defaults(func=cmd_doctor)
+
+    status = sub.add_parser(
+        "status",
+        help="devices, backlog, last ack, model and uptime of the running agent",
+        description="Asks the running agent over its local HTTP endpoint. "
+        "Example: prescreen status --config /etc/prescreen/agent.toml --json",
+    )
+    status.add_argument("--config", required=True, help="TOML config file of the agent")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -88,9 +88,10 @@ class OrdersConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OutboxConfig:
-    """Durable SQLite outbox location."""
+    """Durable SQLite outbox location and the disk-space floor it keeps free."""
 
     path: str = "/var/lib/prescreen/outbox.db"
+    min_free_mb: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,19 @@ class ScreeningConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    """The agent's local HTTP endpoint: /metrics (Prometheus), /healthz, /status, station page.
+
+    Bound to localhost by default: the station page and metrics carry parcel data and are for the
+    bench screen and a local Prometheus agent. ``port = 0`` picks a free port (tests, demo).
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclasses.dataclass(frozen=True)
 class LoggingConfig:
     """Log level for the key=value log lines."""
 
@@ -139,6 +153,7 @@ class Config:
     outbox: OutboxConfig = OutboxConfig()
     sync: SyncConfig = SyncConfig()
     screening: ScreeningConfig = ScreeningConfig()
+    http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

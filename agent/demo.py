@@ -56,6 +56,7 @@ def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: Local
     config = cfg.replace(config, "scanner", url=scanner_port)
     config = cfg.replace(config, "orders", path=str(workdir / "orders.ndjson"))
     config = cfg.replace(config, "outbox", path=str(workdir / "outbox.db"))
+    config = cfg.replace(config, "http", port=0)
     return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
 
 

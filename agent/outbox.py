@@ -9,6 +9,7 @@ transaction that stores the record, so sequence numbers have no gaps unless rows
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ import sqlite_utils
 from prescreen.errors import OutboxError
 from prescreen.records import Record, dumps, utc_now
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("prescreen.outbox")
 
 
 def open_durable(path: str | Path) -> sqlite_utils.Database:
@@ -35,28 +36,81 @@ def open_durable(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db.table("records").create(
+        {
+            "seq": int,
+            "record_id": str,
+            "kind": str,
+            "created_at": str,
+            "body": str,
+            "state": str,
+            "acked_at": str,
+        },
+        pk="seq",
+        not_null={"record_id", "body", "state"},
+        defaults={"state": "pending"},
+        if_not_exists=True,
+    )
+    db.table("records").create_index(["record_id"], unique=True, if_not_exists=True)
+    db.table("records").create_index(["state", "seq"], if_not_exists=True)
+    db.table("meta").insert({"key": "schema_version", "value": "1"}, pk="key", replace=True)
+
+
+# Schema migrations, by the version they produce. Each runs in one transaction with the version
+# bump (SQLite DDL is transactional), so a power cut mid-upgrade leaves the old version intact.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # record size in bytes, for the outbox's byte limit without reading every body
+        "ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE records SET size = length(CAST(body AS BLOB))",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The outbox schema version recorded in the file (0 for an empty file)."""
+    if not db.table("meta").exists():
+        return 0
+    row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database, path: str | Path) -> int:
+    """Bring the outbox schema up to :data:`SCHEMA_VERSION`; returns the version it started at.
+
+    Raises:
+        OutboxError: the file was written by a newer agent (a downgrade): refuse rather than guess.
+    """
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise OutboxError(
+            f"{path}: outbox schema v{found} is newer than this agent understands (v{SCHEMA_VERSION}): "
+            "upgrade the agent instead of downgrading it"
+        )
+    if found == 0:  # new file; creation is idempotent, so a crash half-way is simply redone
+        _create_v1(db)
+        found = 1
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                db.conn.execute(statement)
+            db.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+            db.conn.execute("COMMIT")
+        except sqlite3.Error:
+            db.conn.execute("ROLLBACK")
+            raise
+        log.info("outbox migrated", extra={"path": str(path), "schema_version": version})
+    return found
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) an outbox database with the production durability settings."""
+    """Open (creating or upgrading if needed) an outbox with the production durability settings."""
     try:
         db = open_durable(path)
-        if not db.table("records").exists():
-            db.table("records").create(
-                {
-                    "seq": int,
-                    "record_id": str,
-                    "kind": str,
-                    "created_at": str,
-                    "body": str,
-                    "state": str,
-                    "acked_at": str,
-                },
-                pk="seq",
-                not_null={"record_id", "body", "state"},
-                defaults={"state": "pending"},
-            )
-            db.table("records").create_index(["record_id"], unique=True)
-            db.table("records").create_index(["state", "seq"])
-            db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+        migrate(db, path)
     except sqlite3.DatabaseError as exc:
         raise OutboxError(f"{path}: cannot open outbox: {exc}") from exc
     return db
@@ -82,11 +136,12 @@ class Outbox:
         with self._lock:
             seq = self._last_seq + 1
             record = build(seq)
+            body = dumps(record)
             try:
                 self._conn.execute(
-                    "INSERT INTO records (seq, record_id, kind, created_at, body, state) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending')",
-                    (seq, record["record_id"], record["kind"], record["created_at"], dumps(record)),
+                    "INSERT INTO records (seq, record_id, kind, created_at, body, state, size) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (seq, record["record_id"], record["kind"], record["created_at"], body, len(body)),
                 )
             except sqlite3.Error as exc:
                 raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
@@ -133,6 +188,15 @@ class Outbox:
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state")
             return dict(rows)
+
+    def backlog(self) -> dict[str, Any]:
+        """Pending count, the oldest pending record's creation time and the last ack time."""
+        with self._lock:
+            pending, oldest = self._conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM records WHERE state = 'pending'"
+            ).fetchone()
+            (last_ack,) = self._conn.execute("SELECT MAX(acked_at) FROM records").fetchone()
+        return {"pending": pending, "oldest_pending_at": oldest, "last_ack_at": last_ack}
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record body, oldest first (for tests, exports and reports)."""

@@ -91,6 +91,7 @@ class Station:
         self.screener = screener
         self.listeners: list[Callable[[StationEvent], None]] = []
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
+        self.heartbeat = time.monotonic()
         self._last_settle: int | None = None
         self._carton: _OpenCarton | None = None
         self._recent: collections.deque[tuple[float, str]] = collections.deque()
@@ -100,8 +101,13 @@ class Station:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Process scans until ``stop`` is set; complete late orders between scans."""
+        """Process scans until ``stop`` is set; complete late orders between scans.
+
+        ``heartbeat`` is refreshed on every turn (at least every 0.2 s): the systemd watchdog is
+        petted only while it is fresh, so a wedged pipeline gets the service restarted.
+        """
         while not stop.is_set():
+            self.heartbeat = time.monotonic()
             scan = self.scanner.read_code(timeout=0.2)
             if scan is not None:
                 self.handle(scan)

@@ -95,6 +95,10 @@ class PortReader:
             return True
         return time.monotonic() - self._last_frame < self._silence_s
 
+    def status(self) -> dict[str, object]:
+        """What ``prescreen status`` and the metrics show for this device."""
+        return {"url": self.url, "up": self.up, "reconnects": self.reconnects, "last_error": self.last_error}
+
     def start(self) -> None:
         """Start the reader thread (idempotent); returns after its first attempt to open the port.
 

@@ -52,6 +52,10 @@ class ScaleReader:
         """The port URL this scale is read from."""
         return self._port.url
 
+    def status(self) -> dict[str, object]:
+        """URL, up, reconnects and last error of the scale's port."""
+        return self._port.status()
+
     @property
     def up(self) -> bool:
         """True while the scale is connected and answering."""

@@ -59,6 +59,10 @@ class LineScanner:
         """The port URL this scanner is read from."""
         return self._port.url
 
+    def status(self) -> dict[str, object]:
+        """URL, up, reconnects and last error of the scanner's port."""
+        return self._port.status()
+
     @property
     def up(self) -> bool:
         """True while the scanner's port is open."""

@@ -73,6 +73,11 @@ class Uplink:
         self.mqtt.stop()
         self.outbox.close()
 
+    @property
+    def alive(self) -> bool:
+        """True while the drain thread runs."""
+        return self._thread.is_alive()
+
     def notify(self) -> None:
         """Tell the uplink a record was committed (saves it waiting for the next poll)."""
         self._wake.set()

@@ -251,6 +251,7 @@ def test_a_slow_wms_gives_review_then_a_completed_record(
     )
     config = cfg.replace(config, "outbox", path=str(tmp_path / "outbox.db"))
     config = cfg.replace(config, "sync", host=broker.host, port=broker.port)
+    config = cfg.replace(config, "http", port=0)
     agent = Agent(config).start()
     events: queue.Queue[StationEvent] = queue.Queue()
     agent.station.listeners.append(events.put)

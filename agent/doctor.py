@@ -1,0 +1,192 @@
+"""``prescreen doctor``: check an installation the way site IT would, one line per check.
+
+Why: at 3 a.m. the question is "what is wrong and what do I do", not a stack trace. Each check says
+ok, warn or FAIL, what it saw, and for anything not ok what to do about it. Only FAIL makes the
+command exit non-zero; a warning (a backlog building up) is worth seeing but not an outage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from prescreen import config as cfg
+from prescreen.errors import ModelError, OutboxError, PrescreenError
+
+Level = Literal["ok", "warn", "FAIL"]
+BACKLOG_WARN_S = 3600
+CLOCK_FLOOR = datetime(2025, 1, 1).timestamp()  # earlier than any release of this agent
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check's result."""
+
+    name: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        """``ok    name        detail`` (plus ``→ fix`` when not ok)."""
+        text = f"{self.level:<5} {self.name:<10} {self.detail}"
+        return f"{text}\n      → {self.fix}" if self.fix and self.level != "ok" else text
+
+
+def _port(name: str, url: str) -> Check:
+    if url.startswith("sim://"):
+        return Check(name, "ok", f"{url} (built-in simulator)")
+    if "://" in url:
+        return Check(name, "ok", f"{url} (pyserial URL, not checked here)")
+    path = Path(url)
+    if not path.exists():
+        return Check(
+            name,
+            "FAIL",
+            f"{url}: no such device",
+            f"plug the {name} in, or fix {name}.url (ls -l /dev/serial/by-id/)",
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Check(
+            name,
+            "FAIL",
+            f"{url}: no read/write permission",
+            "install systemd/99-prescreen-devices.rules or add the service user to group dialout",
+        )
+    return Check(name, "ok", f"{url} present and readable")
+
+
+def _broker(conf: cfg.Config) -> Check:
+    from prescreen.sync.mqtt import MqttConnection
+
+    sync = conf.sync
+    where = f"{sync.host}:{sync.port}"
+    connection = MqttConnection(client_id=f"doctor-{uuid.uuid4().hex[:8]}", host=sync.host, port=sync.port)
+    try:
+        connection.start()
+        connected = connection.wait_connected(5)
+    finally:
+        connection.stop()
+    if connected:
+        return Check("broker", "ok", f"MQTT connection to {where} accepted")
+    return Check(
+        "broker",
+        "FAIL",
+        f"no MQTT connection to {where} within 5 s",
+        "check sync.host/sync.port, the network and the broker; records wait safely in the outbox",
+    )
+
+
+def _orders(conf: cfg.Config) -> Check:
+    orders = conf.orders
+    if orders.source == "file":
+        path = Path(orders.path)
+        if not path.is_file():
+            return Check("orders", "FAIL", f"{path}: no such file", "fix orders.path or the export job")
+        age_h = (time.time() - path.stat().st_mtime) / 3600
+        level: Level = "warn" if age_h > 24 else "ok"
+        return Check("orders", level, f"{path}, last written {age_h:.1f} h ago", "check the WMS export job")
+    parts = urlsplit(orders.url)
+    base = f"{parts.scheme}://{parts.netloc}/"
+    try:
+        httpx.get(base, timeout=3)
+    except httpx.HTTPError as exc:
+        return Check("orders", "FAIL", f"WMS {base} unreachable: {exc}", "check orders.url and the network")
+    return Check("orders", "ok", f"WMS {base} answers")
+
+
+def _disk(conf: cfg.Config) -> Check:
+    directory = Path(conf.outbox.path).parent
+    probe = directory if directory.exists() else Path("/")
+    free_mb = shutil.disk_usage(probe).free / 2**20
+    if free_mb < conf.outbox.min_free_mb:
+        return Check(
+            "disk",
+            "FAIL",
+            f"{free_mb:.0f} MB free under {probe}, floor is {conf.outbox.min_free_mb} MB",
+            "free disk space; the agent sheds telemetry first but needs room for verdicts",
+        )
+    return Check("disk", "ok", f"{free_mb:.0f} MB free under {probe}")
+
+
+def _outbox_and_clock(conf: cfg.Config) -> Iterator[Check]:
+    from prescreen.outbox import Outbox
+
+    path = Path(conf.outbox.path)
+    newest: str | None = None
+    if not path.exists():
+        yield Check("outbox", "ok", f"{path} not created yet (first start creates it)")
+    else:
+        try:
+            outbox = Outbox(path)
+        except OutboxError as exc:
+            yield Check("outbox", "FAIL", str(exc), "restore the file from backup or move it aside")
+            return
+        try:
+            backlog = outbox.backlog()
+            (newest,) = outbox.db.conn.execute("SELECT MAX(created_at) FROM records").fetchone()
+        finally:
+            outbox.close()
+        oldest = backlog["oldest_pending_at"]
+        age = time.time() - datetime.fromisoformat(oldest.replace("Z", "+00:00")).timestamp() if oldest else 0
+        level: Level = "warn" if age > BACKLOG_WARN_S else "ok"
+        yield Check(
+            "outbox",
+            level,
+            f"{backlog['pending']} record(s) waiting, oldest {age / 60:.0f} min, "
+            f"last ack {backlog['last_ack_at']}",
+            "records are safe on disk; check the broker and the receiver",
+        )
+    now = time.time()
+    if now < CLOCK_FLOOR:
+        yield Check("clock", "FAIL", "system clock is before 2025", "enable NTP: timedatectl set-ntp true")
+    elif newest and datetime.fromisoformat(newest.replace("Z", "+00:00")).timestamp() > now + 60:
+        yield Check(
+            "clock",
+            "FAIL",
+            f"system clock is behind the newest record ({newest})",
+            "the clock went backwards: enable NTP (timedatectl set-ntp true)",
+        )
+    else:
+        yield Check("clock", "ok", datetime.now().astimezone().isoformat(timespec="seconds"))
+
+
+def _model(conf: cfg.Config) -> Check:
+    if not conf.screening.use_model:
+        return Check("model", "warn", "disabled: screening rules-only", "set screening.use_model = true")
+    from prescreen.models.runner import load_risk_model
+
+    try:
+        model = load_risk_model(conf.screening.model_path or None)
+    except ModelError as exc:
+        return Check("model", "FAIL", str(exc), "reinstall the package or fix screening.model_path")
+    return Check("model", "ok", f"{model.version} loads on {model.runtime}")
+
+
+def run_checks(config_path: str) -> list[Check]:
+    """Every check, in the order an engineer would look; a bad config stops the rest."""
+    try:
+        conf = cfg.load(config_path)
+    except PrescreenError as exc:
+        return [Check("config", "FAIL", str(exc), "fix the file; `prescreen doctor` again")]
+    checks = [Check("config", "ok", config_path)]
+    steps: list[Callable[[], Check]] = [
+        lambda: _port("scanner", conf.scanner.url),
+        lambda: _port("scale", conf.scale.url),
+        lambda: _orders(conf),
+        lambda: _disk(conf),
+        lambda: _model(conf),
+        lambda: _broker(conf),
+    ]
+    checks += [step() for step in steps]
+    checks += list(_outbox_and_clock(conf))
+    return checks
