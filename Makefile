@@ -10,7 +10,7 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model clean
+.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,11 +53,15 @@ $(STAMP312): pyproject.toml
 pytest-py312: $(STAMP312)
 	$(VENV312)/bin/pytest -q tests/models
 
+## Every performance figure against ../shared/docs/targets.md; writes bench-results.json (~4 min).
+bench: system-deps $(STAMP)
+	$(BIN)/python tests/bench/run.py --out bench-results.json
+
 ## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
 model:
 	$(PYTHON) -m venv .venv-train
 	.venv-train/bin/pip install --quiet --upgrade pip
-	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip jsonschema sqlite-utils paho-mqtt pyserial httpx
+	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx
 	.venv-train/bin/pip install --quiet --no-deps -e .
 	.venv-train/bin/python -m prescreen.models.train --out models
 

@@ -27,7 +27,6 @@ from prescreen.screening import RiskModel, Screener
 from prescreen.station import Station, StationEvent
 from prescreen.sync.uplink import Uplink
 from prescreen.webserver import LocalServer, json_response
-from prescreen.wms import WmsOrderSource
 from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
@@ -53,6 +52,8 @@ def order_source(config: Config) -> OrderSource:
     if orders.source == "file":
         return FileOrderSource(orders.path)
     if orders.source == "wms":
+        from prescreen.wms import WmsOrderSource  # httpx only where a WMS is used (~11 MB)
+
         cache = orders.cache_path or str(Path(config.outbox.path).with_name("orders-cache.db"))
         return WmsOrderSource(orders, cache)
     raise ConfigError(f"orders.source must be 'file' or 'wms', got {orders.source!r}")

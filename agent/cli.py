@@ -115,6 +115,9 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         args.db, host=args.host, port=args.port, prefix=args.prefix, shared=not args.no_share
     ).start()
     try:
+        if not receiver.mqtt.subscribed.wait(10):
+            log_line = f"broker {args.host}:{args.port} not reachable yet; receiving once it is"
+            print(f"prescreen: warning: {log_line}", file=sys.stderr)
         notify(READY="1", STATUS=f"receiving from {args.host}:{args.port}")
         stop.wait()
     finally:
@@ -244,6 +247,87 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status["running"] and status["healthy"] else EXIT_FAILURE
 
 
+def cmd_bench_sync(args: argparse.Namespace) -> int:
+    """Fill an outbox with N records and drain them to a local broker and receiver."""
+    from prescreen.sync.bench import run_sync_bench
+
+    logs.configure("warning")
+    summary = run_sync_bench(
+        args.records,
+        workdir=Path(args.workdir) if args.workdir else None,
+        batch_size=args.batch_size,
+        inflight_batches=args.inflight,
+    )
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:<20} {value}")
+    return 0 if summary["lost"] == 0 and summary["duplicates_stored"] == 0 else EXIT_FAILURE
+
+
+def _add_operations(sub: Any) -> None:
+    """screen, model eval, doctor, status and bench: the commands for checking and operating."""
+    screen = sub.add_parser(
+        "screen",
+        help="screen parcel JSON lines from stdin (batch, what-if)",
+        description="One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a "
+        "flat row with the model-eval columns); prints one JSON line each with verdict, score and "
+        'reasons. Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
+    )
+    model = sub.add_parser("model", help="risk model tools")
+    model_sub = model.add_subparsers(dest="what", required=True, metavar="WHAT")
+    evaluate = model_sub.add_parser(
+        "eval",
+        help="metrics of the model on a labelled CSV",
+        description="CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
+        "measured_weight_kg, origin_country, quantity, label (1 = hold or review). "
+        "Example: prescreen model eval --data labelled.csv --json",
+    )
+    evaluate.add_argument("--data", required=True, help="labelled CSV file")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    for each in (screen, evaluate):
+        each.add_argument("--config", help="take thresholds and model path from this TOML config")
+        each.add_argument("--model", help="model directory (default: the shipped model)")
+        each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
+    screen.set_defaults(func=cmd_screen)
+    evaluate.set_defaults(func=cmd_model_eval)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check an installation: one line per check, what to do on failure",
+        description="Checks config, serial ports, order source, disk, model, broker, outbox backlog "
+        "and clock. Exit 1 if any check fails. Example: prescreen doctor --config /etc/prescreen/agent.toml",
+    )
+    doctor.add_argument("--config", required=True, help="TOML config file")
+    doctor.set_defaults(func=cmd_doctor)
+
+    status = sub.add_parser(
+        "status",
+        help="devices, backlog, last ack, model and uptime of the running agent",
+        description="Asks the running agent over its local HTTP endpoint. "
+        "Example: prescreen status --config /etc/prescreen/agent.toml --json",
+    )
+    status.add_argument("--config", required=True, help="TOML config file of the agent")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
+
+    bench = sub.add_parser("bench", help="measure this machine")
+    bench_sub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    bench_sync = bench_sub.add_parser(
+        "sync",
+        help="drain N records through a local broker to the receiver; count lost and duplicates",
+        description="Starts its own broker and receiver process. Exit 1 if any record was lost or "
+        "stored twice. Example: prescreen bench sync --records 100000 --json",
+    )
+    bench_sync.add_argument("--records", type=int, default=100_000, help="records (default 100000)")
+    bench_sync.add_argument("--batch-size", type=int, default=500, help="records per MQTT message")
+    bench_sync.add_argument("--inflight", type=int, default=8, help="unacked batches at once")
+    bench_sync.add_argument("--workdir", help="keep the outbox and receiver store here")
+    bench_sync.add_argument("--json", action="store_true", help="print one JSON object")
+    bench_sync.set_defaults(func=cmd_bench_sync)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so tests can check every command has help)."""
     parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
@@ -290,49 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receiver.set_defaults(func=cmd_receiver)
 
-    screen = sub.add_parser(
-        "screen",
-        help="screen parcel JSON lines from stdin (batch, what-if)",
-        description="One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a "
-        "flat row with the model-eval columns); prints one JSON line each with verdict, score and "
-        'reasons. Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
-    )
-    model = sub.add_parser("model", help="risk model tools")
-    model_sub = model.add_subparsers(dest="what", required=True, metavar="WHAT")
-    evaluate = model_sub.add_parser(
-        "eval",
-        help="metrics of the model on a labelled CSV",
-        description="CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
-        "measured_weight_kg, origin_country, quantity, label (1 = hold or review). "
-        "Example: prescreen model eval --data labelled.csv --json",
-    )
-    evaluate.add_argument("--data", required=True, help="labelled CSV file")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    for each in (screen, evaluate):
-        each.add_argument("--config", help="take thresholds and model path from this TOML config")
-        each.add_argument("--model", help="model directory (default: the shipped model)")
-        each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
-    screen.set_defaults(func=cmd_screen)
-    evaluate.set_defaults(func=cmd_model_eval)
-
-    doctor = sub.add_parser(
-        "doctor",
-        help="check an installation: one line per check, what to do on failure",
-        description="Checks config, serial ports, order source, disk, model, broker, outbox backlog "
-        "and clock. Exit 1 if any check fails. Example: prescreen doctor --config /etc/prescreen/agent.toml",
-    )
-    doctor.add_argument("--config", required=True, help="TOML config file")
-    doctor.set_defaults(func=cmd_doctor)
-
-    status = sub.add_parser(
-        "status",
-        help="devices, backlog, last ack, model and uptime of the running agent",
-        description="Asks the running agent over its local HTTP endpoint. "
-        "Example: prescreen status --config /etc/prescreen/agent.toml --json",
-    )
-    status.add_argument("--config", required=True, help="TOML config file of the agent")
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.set_defaults(func=cmd_status)
+    _add_operations(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -8,6 +8,7 @@ transaction that stores the record, so sequence numbers have no gaps unless rows
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -133,20 +134,44 @@ class Outbox:
         Returns the record as committed. Raises :class:`OutboxError` if it could not be
         stored (disk full, read-only file): then nothing was committed and the seq is reused.
         """
+        return self.append_many([build])[0]
+
+    def append_many(self, builds: list[Callable[[int], Record]]) -> list[Record]:
+        """Group commit: like :meth:`append` for each builder, in one durable transaction.
+
+        For batch work (replays, benchmarks, imports) where one fsync per record would bound the
+        rate; either every record is committed or none is.
+        """
         with self._lock:
-            seq = self._last_seq + 1
-            record = build(seq)
-            body = dumps(record)
+            records: list[Record] = []
             try:
-                self._conn.execute(
-                    "INSERT INTO records (seq, record_id, kind, created_at, body, state, size) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    (seq, record["record_id"], record["kind"], record["created_at"], body, len(body)),
-                )
-            except sqlite3.Error as exc:
-                raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
-            self._last_seq = seq
-            return record
+                self._conn.execute("BEGIN IMMEDIATE")
+                for offset, build in enumerate(builds, start=1):
+                    record = build(self._last_seq + offset)
+                    body = dumps(record)
+                    self._conn.execute(
+                        "INSERT INTO records (seq, record_id, kind, created_at, body, state, size) "
+                        "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                        (
+                            record["seq"],
+                            record["record_id"],
+                            record["kind"],
+                            record["created_at"],
+                            body,
+                            len(body),
+                        ),
+                    )
+                    records.append(record)
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
+                raise
+            self._last_seq += len(records)
+            return records
 
     def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]:
         """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``."""
@@ -160,26 +185,33 @@ class Outbox:
 
     def mark_acked(self, record_ids: Iterable[str], *, state: str = "acked") -> int:
         """Mark records acknowledged by the receiver; returns how many changed state."""
-        ids = list(record_ids)
-        if not ids:
+        return self._mark("record_id", list(record_ids), state)
+
+    def mark_acked_seqs(self, seqs: Iterable[int], *, state: str = "acked") -> int:
+        """Like :meth:`mark_acked` by sequence number: a primary-key lookup, ~3x cheaper."""
+        return self._mark("seq", list(seqs), state)
+
+    def _mark(self, column: str, keys: list[Any], state: str) -> int:
+        if not keys:
             return 0
         now = utc_now()
         changed = 0
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
                     marks = ",".join("?" * len(chunk))
                     cursor = self._conn.execute(
                         f"UPDATE records SET state = ?, acked_at = ? "
-                        f"WHERE state = 'pending' AND record_id IN ({marks})",
+                        f"WHERE state = 'pending' AND {column} IN ({marks})",
                         (state, now, *chunk),
                     )
                     changed += cursor.rowcount
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
         return changed
 

@@ -83,6 +83,16 @@ class Rules:
     def __init__(self, reference: Reference, config: ScreeningConfig) -> None:
         self.ref = reference
         self.config = config
+        # one alternation for every chapter keyword (longest first), plural "s" allowed
+        keywords = sorted(reference.chapter_keywords, key=len, reverse=True)
+        self._chapter_keyword = re.compile(rf"\b({'|'.join(map(re.escape, keywords))})s?\b")
+        # Precursor names: long ones match squashed (spacing/punctuation-proof); short ones (abbr.
+        # like "npp") only as whole words, in one alternation.
+        self._long_terms = [(sq, name) for _, sq, name in reference.precursor_terms if len(sq) >= 6]
+        short = {term: name for term, sq, name in reference.precursor_terms if len(sq) < 6}
+        self._short_term_names = short
+        alternation = "|".join(map(re.escape, sorted(short, key=len, reverse=True))) or "(?!x)x"
+        self._short_terms = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
         self.rules: tuple[Rule, ...] = (
             self.identity,
             self.weight_present,
@@ -295,9 +305,8 @@ class Rules:
             if len(chapter) < 2:
                 continue
             expected: set[str] = set()
-            for keyword, chapters in self.ref.chapter_keywords.items():
-                if re.search(rf"\b{re.escape(keyword)}s?\b", text):
-                    expected.update(chapters)
+            for keyword in self._chapter_keyword.findall(text):
+                expected.update(self.ref.chapter_keywords[keyword])
             if expected and chapter not in expected:
                 yield Finding(
                     "TARIFF_DESCRIPTION_MISMATCH",
@@ -316,12 +325,8 @@ class Rules:
         for text in self._texts(facts):
             lowered, squashed = text.lower(), squash(text)
             hits = {self.ref.precursor_cas[c] for c in _CAS.findall(text) if c in self.ref.precursor_cas}
-            for term, squashed_term, name in self.ref.precursor_terms:
-                if len(squashed_term) >= 6:
-                    if squashed_term in squashed:
-                        hits.add(name)
-                elif re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", lowered):
-                    hits.add(name)
+            hits.update(name for squashed_term, name in self._long_terms if squashed_term in squashed)
+            hits.update(self._short_term_names[t] for t in self._short_terms.findall(lowered))
             for name in sorted(hits):
                 yield Finding("PRECURSOR_CHEMICAL", "hold", f"Description matches fentanyl precursor {name}.")
 

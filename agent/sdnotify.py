@@ -28,6 +28,9 @@ def notify(**fields: str) -> bool:
     message = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never block: a manager that stops reading (a full queue) must not freeze the
+            # service loop, which would also stop it from shutting down on SIGTERM.
+            sock.setblocking(False)
             sock.sendto(message, address)
     except OSError as exc:
         log.warning("sd_notify failed", extra={"reason": str(exc)})

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from prescreen.config import Config
+from prescreen.config import Config, StationConfig
 from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.drivers.base import Scan
 from prescreen.drivers.settle import StableWeight
@@ -267,7 +267,16 @@ class Station:
         supersedes: dict[str, str] | None = None,
     ) -> StationEvent:
         try:
-            record = self.outbox.append(lambda seq: self._record(seq, facts, screening, inside, supersedes))
+            record = self.outbox.append(
+                lambda seq: verdict_record(
+                    seq,
+                    self.config.station,
+                    facts,
+                    screening,
+                    carton_id=inside.carton_id if inside else None,
+                    supersedes=supersedes,
+                )
+            )
         except OutboxError as exc:
             log.error("verdict not recorded", extra={"scan": raw, "reason": str(exc)})
             return StationEvent("not_recorded", raw, message=f"NOT RECORDED: {exc}")
@@ -286,49 +295,51 @@ class Station:
         )
         return StationEvent("verdict", raw, record, latency_ms)
 
-    def _record(
-        self,
-        seq: int,
-        facts: ParcelFacts,
-        screening: Screening,
-        inside: _OpenCarton | None,
-        supersedes: dict[str, str] | None,
-    ) -> Record:
-        station = self.config.station
-        record = envelope(
-            kind="verdict",
-            device_id=station.device_id,
-            site_id=station.site_id,
-            seq=seq,
-            filer_code=station.filer_code,
-        )
-        barcode = facts.barcode
-        parcel: dict[str, Any] = {
-            "tracking_number": barcode.tracking_number,
-            "carrier": barcode.carrier,
-            "channel": _CHANNEL.get(barcode.carrier, "unknown"),
-            "barcode": {
-                "raw": barcode.raw,
-                "symbology": barcode.symbology,
-                "check_ok": barcode.check_ok,
-                "reason": barcode.reason,
-                "gs1": barcode.gs1,
-            },
-            "sscc": barcode.sscc,
-            "postal_item_id": barcode.tracking_number if barcode.carrier == "upu" else None,
-            "master_carton_id": inside.carton_id if inside else None,
-            "measured_weight_kg": kg(facts.weight_kg),
+
+def verdict_record(
+    seq: int,
+    station: StationConfig,
+    facts: ParcelFacts,
+    screening: Screening,
+    *,
+    carton_id: str | None = None,
+    supersedes: dict[str, str] | None = None,
+) -> Record:
+    """The verdict record for one screened parcel (also used by replays, outside a station)."""
+    record = envelope(
+        kind="verdict",
+        device_id=station.device_id,
+        site_id=station.site_id,
+        seq=seq,
+        filer_code=station.filer_code,
+    )
+    barcode = facts.barcode
+    parcel: dict[str, Any] = {
+        "tracking_number": barcode.tracking_number,
+        "carrier": barcode.carrier,
+        "channel": _CHANNEL.get(barcode.carrier, "unknown"),
+        "barcode": {
+            "raw": barcode.raw,
+            "symbology": barcode.symbology,
+            "check_ok": barcode.check_ok,
+            "reason": barcode.reason,
+            "gs1": barcode.gs1,
+        },
+        "sscc": barcode.sscc,
+        "postal_item_id": barcode.tracking_number if barcode.carrier == "upu" else None,
+        "master_carton_id": carton_id,
+        "measured_weight_kg": kg(facts.weight_kg),
+    }
+    if facts.carton is not None:
+        parcel["carton"] = {
+            "manifest_count": len(facts.carton.manifest),
+            "scanned_count": len(facts.carton.scanned),
+            "unmanifested": facts.carton.unmanifested,
+            "parcels_weight_kg": kg(facts.carton.parcels_weight_kg),
         }
-        if facts.carton is not None:
-            parcel["carton"] = {
-                "manifest_count": len(facts.carton.manifest),
-                "scanned_count": len(facts.carton.scanned),
-                "unmanifested": facts.carton.unmanifested,
-                "parcels_weight_kg": kg(facts.carton.parcels_weight_kg),
-            }
-        record["parcel"] = parcel
-        record["order"] = None if facts.order is None else to_record(facts.order)
-        record["screening"] = screening.as_json()
-        if supersedes is not None:
-            record["supersedes"] = supersedes
-        return record
+    record["parcel"] = parcel
+    record["order"] = None if facts.order is None else to_record(facts.order)
+    record["screening"] = screening.as_json()
+    if supersedes is not None:
+        record["supersedes"] = supersedes
+    return record

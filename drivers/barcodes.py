@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import biip
-
 Carrier = Literal["ups", "usps", "fedex", "dhl", "upu", "gs1", "unknown"]
 GS = "\x1d"
 
@@ -151,6 +149,8 @@ def _carrier_match(payload: str) -> tuple[Carrier, bool] | None:
 
 def _gs1_elements(payload: str) -> tuple[dict[str, str], str | None, bool]:
     """Parse a GS1 element string; returns (AI→value, SSCC or None, every check passed)."""
+    import biip  # lazily: its GS1 tables cost ~16 MB, and most scans are carrier labels
+
     try:
         result = biip.parse("]C1" + payload)
     except biip.ParseError:

@@ -40,6 +40,7 @@ class MqttConnection:
         self.host = host
         self.port = port
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acked this connection's subscriptions
         self.connects = 0
         self._subscriptions = subscriptions
         self._on_message_cb = on_message
@@ -53,6 +54,7 @@ class MqttConnection:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._keepalive = keepalive
 
     def start(self) -> MqttConnection:
@@ -98,6 +100,11 @@ class MqttConnection:
         if self._on_connect_cb is not None:
             self._on_connect_cb()
 
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        self.subscribed.set()
+
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
@@ -109,6 +116,7 @@ class MqttConnection:
                 extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
             )
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._on_message_cb is not None:

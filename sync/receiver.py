@@ -47,7 +47,17 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
         )
         db.table("records").create_index(["device_id", "seq"])
         db.table("records").create_index(["tracking_number"])
+    if not db.table("stats").exists():
+        # Counters that survive restarts, updated in the same transaction as the records.
+        db.table("stats").insert_all(
+            [{"key": k, "value": 0} for k in ("stored", "duplicates", "rejected")], pk="key"
+        )
     return db
+
+
+def stats(db: sqlite_utils.Database) -> dict[str, int]:
+    """Stored, duplicate and rejected record counts over the store's whole life."""
+    return {k: int(v) for k, v in db.conn.execute("SELECT key, value FROM stats")}
 
 
 class Receiver:
@@ -114,6 +124,7 @@ class Receiver:
         acked: list[str] = []
         rejected: list[dict[str, str]] = []
         now = utc_now()
+        counts = {"stored": 0, "duplicates": 0, "rejected": 0}
         with self._lock:
             conn = self.db.conn
             conn.execute("BEGIN IMMEDIATE")
@@ -121,7 +132,7 @@ class Receiver:
                 problem = self._check(record, site, device)
                 record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
                 if problem is not None:
-                    self.rejected += 1
+                    counts["rejected"] += 1
                     log.warning("record rejected", extra={"record_id": record_id, "reason": problem[:300]})
                     rejected.append({"record_id": record_id, "reason": problem[:300]})
                     continue
@@ -139,15 +150,20 @@ class Receiver:
                         record["parcel"]["tracking_number"],
                         record["created_at"],
                         now,
-                        json.dumps(record, separators=(",", ":"), sort_keys=True),
+                        # records arrive key-sorted from the agent and json keeps their order, so
+                        # this is the canonical form without the cost of sorting again
+                        json.dumps(record, separators=(",", ":"), ensure_ascii=False),
                     ),
                 )
-                if cursor.rowcount:
-                    self.stored += 1
-                else:
-                    self.duplicates += 1
+                counts["stored" if cursor.rowcount else "duplicates"] += 1
                 acked.append(record_id)
+            conn.executemany(
+                "UPDATE stats SET value = value + ? WHERE key = ?", [(v, k) for k, v in counts.items()]
+            )
             conn.execute("COMMIT")
+        self.stored += counts["stored"]
+        self.duplicates += counts["duplicates"]
+        self.rejected += counts["rejected"]
         return acked, rejected
 
     def count(self) -> int:

@@ -43,7 +43,8 @@ class Uplink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._reset = threading.Event()
-        self._inflight: dict[str, tuple[list[str], float]] = {}
+        # batch id -> ({record id: seq}, time sent)
+        self._inflight: dict[str, tuple[dict[str, int], float]] = {}
         self._cursor = 0
         self._waiting_since: float | None = None
         self.batches_sent = 0
@@ -99,8 +100,13 @@ class Uplink:
             except (ValueError, TypeError, KeyError, AttributeError):
                 log.warning("malformed ack ignored", extra={"bytes": len(payload)})
                 continue
+            sent = self._inflight.get(str(ack.get("batch_id")))
+            seqs = sent[0] if sent else {}
             try:
-                self.records_acked += self.outbox.mark_acked(acked)
+                if seqs and all(i in seqs for i in acked):  # the usual case: by primary key
+                    self.records_acked += self.outbox.mark_acked_seqs(seqs[i] for i in acked)
+                else:  # an ack for a batch sent before a reconnect: look the ids up
+                    self.records_acked += self.outbox.mark_acked(acked)
                 if rejected:
                     self.outbox.mark_acked(rejected, state="rejected")
                     log.error(
@@ -138,7 +144,7 @@ class Uplink:
             except SyncError as exc:
                 log.warning("batch not sent", extra={"reason": str(exc)})
                 return
-            self._inflight[batch_id] = ([r[1] for r in rows], now)
+            self._inflight[batch_id] = ({r[1]: r[0] for r in rows}, now)
             self._cursor = rows[-1][0]
             self.batches_sent += 1
 

@@ -307,3 +307,17 @@ def test_an_outbox_from_a_newer_agent_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(OutboxError, match="newer than this agent"):
         Outbox(newer)
+
+
+def test_a_notify_socket_nobody_reads_never_blocks_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the benchmark: a full notify queue once froze the service loop (and SIGTERM)."""
+    from prescreen.sdnotify import notify
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unread:
+        unread.bind(str(tmp_path / "n.sock"))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "n.sock"))
+        results = [notify(STATUS="x" * 1000) for _ in range(5000)]
+    assert results[0] is True
+    assert results[-1] is False  # the queue filled up: reported, not blocked

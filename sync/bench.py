@@ -1,0 +1,176 @@
+"""``prescreen bench sync``: how fast a station's backlog reaches the receiver, and that none is lost.
+
+Why in the library and not only in the test tree: site IT sizes receivers and outage budgets with
+it on their own machines. It fills an outbox with N schema-valid records (group commits), then
+times the real uplink draining them through a real broker to the real receiver, which validates,
+dedupes, commits and acks each batch. Counts come from the two SQLite files, not from counters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prescreen.config import StationConfig, SyncConfig
+from prescreen.errors import SyncError
+from prescreen.outbox import Outbox
+from prescreen.records import Record, envelope
+from prescreen.sync.broker import LocalBroker
+from prescreen.sync.uplink import Uplink
+
+FILL_CHUNK = 5000
+
+
+def synthetic_record(seq: int, station: StationConfig) -> Record:
+    """A schema-valid verdict record of typical size (no personal data)."""
+    record = envelope(
+        kind="verdict",
+        device_id=station.device_id,
+        site_id=station.site_id,
+        seq=seq,
+        filer_code=station.filer_code,
+    )
+    tracking = f"BENCH{seq:010d}"
+    record["parcel"] = {
+        "tracking_number": tracking,
+        "carrier": "unknown",
+        "channel": "unknown",
+        "barcode": {"raw": tracking, "symbology": "none", "check_ok": False, "reason": "UNKNOWN", "gs1": {}},
+        "sscc": None,
+        "postal_item_id": None,
+        "master_carton_id": None,
+        "measured_weight_kg": 0.512,
+    }
+    record["order"] = None
+    record["screening"] = {
+        "verdict": "REVIEW",
+        "score": 0.42,
+        "model_version": "risk-v1",
+        "mode": "rules+model",
+        "reasons": [
+            {"code": "ORDER_NOT_FOUND", "severity": "review", "message": "No order data for this parcel."}
+        ],
+    }
+    return record
+
+
+def fill(outbox: Outbox, records: int, station: StationConfig) -> None:
+    """Commit ``records`` synthetic records in group commits of :data:`FILL_CHUNK`."""
+    build: Callable[[int], Record] = lambda seq: synthetic_record(seq, station)  # noqa: E731
+    for start in range(0, records, FILL_CHUNK):
+        outbox.append_many([build] * min(FILL_CHUNK, records - start))
+
+
+def store_counts(receiver_db: Path) -> tuple[int, int]:
+    """(distinct records stored, rows stored beyond the first copy of a record)."""
+    with sqlite3.connect(receiver_db) as conn:
+        rows, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM records").fetchone()
+    return distinct, rows - distinct
+
+
+def run_sync_bench(
+    records: int,
+    *,
+    workdir: Path | None = None,
+    batch_size: int = 500,
+    inflight_batches: int = 8,
+    timeout_s: float = 600,
+) -> dict[str, Any]:
+    """Fill, drain and count; returns the ``--json`` summary."""
+    with tempfile.TemporaryDirectory(prefix="prescreen-bench-") as tmp:
+        return _run(records, Path(workdir or tmp), batch_size, inflight_batches, timeout_s)
+
+
+def start_receiver(db: Path, broker: LocalBroker, ready: Path) -> subprocess.Popen[bytes]:
+    """The receiver as deployed: its own process, READY once its subscription is acked."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(ready))
+        notify.settimeout(15)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prescreen",
+                "--log-level",
+                "warning",
+                "receiver",
+                "--db",
+                str(db),
+                "--host",
+                broker.host,
+                "--port",
+                str(broker.port),
+                "--no-share",
+            ],
+            env={**os.environ, "NOTIFY_SOCKET": str(ready)},
+        )
+        try:
+            while b"READY=1" not in notify.recv(4096):
+                pass
+        except TimeoutError:
+            process.kill()
+            raise SyncError("receiver did not become ready within 15 s") from None
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (the receiver commits before it acks, so a stop loses nothing)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _run(records: int, workdir: Path, batch_size: int, inflight: int, timeout_s: float) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    station = StationConfig(device_id="bench-01", site_id="bench")
+    outbox_path = workdir / "outbox.db"
+    outbox = Outbox(outbox_path)
+    fill_started = time.perf_counter()
+    fill(outbox, records, station)
+    fill_s = time.perf_counter() - fill_started
+    outbox.close()
+    broker = LocalBroker.start()
+    receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock")
+    sync = SyncConfig(host=broker.host, port=broker.port, batch_size=batch_size, inflight_batches=inflight)
+    uplink: Uplink | None = None
+    try:
+        started = time.perf_counter()
+        uplink = Uplink(outbox_path, sync, station).start()
+        deadline = time.monotonic() + timeout_s
+        while uplink.records_acked < records and time.monotonic() < deadline:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    finally:
+        if uplink is not None:
+            uplink.stop()
+        stop_process(receiver)
+        broker.stop()
+    outbox = Outbox(outbox_path)
+    acked = outbox.counts().get("acked", 0)
+    outbox.close()
+    stored, duplicates_stored = store_counts(workdir / "receiver.db")
+    return {
+        "records": records,
+        "acked": acked,
+        "stored": stored,
+        "duplicates_stored": duplicates_stored,
+        "lost": records - stored,
+        "records_per_s": round(records / elapsed, 1) if elapsed else 0.0,
+        "drain_s": round(elapsed, 3),
+        "fill_records_per_s": round(records / fill_s, 1) if fill_s else 0.0,
+        "batch_size": batch_size,
+        "inflight_batches": inflight,
+        "broker": broker.kind,
+    }

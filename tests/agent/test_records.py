@@ -1,0 +1,49 @@
+"""The fast compiled validator agrees with the reference JSON Schema 2020-12 validator."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import pytest
+from prescreen.config import StationConfig
+from prescreen.errors import RecordError
+from prescreen.records import schema, validate
+from prescreen.sync.bench import synthetic_record
+
+MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "unchanged": lambda r: None,
+    "unknown kind": lambda r: r.update(kind="telemetry-x"),
+    "extra top-level key": lambda r: r.update(extra=1),
+    "missing order": lambda r: r.pop("order"),
+    "seq zero": lambda r: r.update(seq=0),
+    "seq as text": lambda r: r.update(seq="7"),
+    "bad record id": lambda r: r.update(record_id="not-a-uuid"),
+    "bad timestamp": lambda r: r.update(created_at="yesterday"),
+    "bad device id": lambda r: r.update(device_id="station 01/evil"),
+    "carrier not in enum": lambda r: r["parcel"].update(carrier="acme"),
+    "score above one": lambda r: r["screening"].update(score=1.5),
+    "lower-case reason code": lambda r: r["screening"]["reasons"][0].update(code="bad code"),
+    "supersedes without reason": lambda r: r.update(supersedes={"record_id": r["record_id"]}),
+    "valid supersedes": lambda r: r.update(supersedes={"record_id": r["record_id"], "reason": "correction"}),
+    "signature missing fields": lambda r: r.update(signature={}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_fast_validator_agrees_with_the_reference(name: str) -> None:
+    record = copy.deepcopy(synthetic_record(3, StationConfig()))
+    MUTATIONS[name](record)
+    reference = jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    expected_valid = reference.is_valid(record)
+    try:
+        validate(record)
+        valid = True
+    except RecordError:
+        valid = False
+    assert valid == expected_valid
+    assert valid == (name in ("unchanged", "valid supersedes"))

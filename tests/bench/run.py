@@ -1,0 +1,432 @@
+"""``make bench``: every performance figure of ../shared/docs/targets.md, measured on real parts.
+
+Prints a table (figure, value, target, pass/short) and writes ``bench-results.json`` with exactly
+the targets' keys, each ``{"value", "target", "unit"}``. ``--smoke`` runs every figure with tiny
+sizes (the test suite does, so the benchmark cannot rot); smoke figures are not comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from prescreen.config import ScreeningConfig, StationConfig, SyncConfig
+from prescreen.demo import run_demo
+from prescreen.drivers.base import SerialSettings, WeightReading
+from prescreen.drivers.framing import Framer
+from prescreen.drivers.port import PortReader
+from prescreen.drivers.registry import scale_protocol, scale_protocols
+from prescreen.drivers.scanner_line import TERMINATORS, parse_line
+from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator
+from prescreen.models.runner import load_risk_model
+from prescreen.outbox import Outbox
+from prescreen.rules import ParcelFacts
+from prescreen.samples import generate
+from prescreen.screening import Screener
+from prescreen.station import verdict_record
+from prescreen.sync.bench import fill, run_sync_bench, start_receiver, stop_process
+from prescreen.sync.broker import LocalBroker
+from prescreen.sync.receiver import open_store, stats
+from prescreen.sync.uplink import Uplink
+
+TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "min")
+    "scan_to_verdict_p99_ms": (5, "ms", "max"),
+    "serial_frames_per_s": (20_000, "frames/s", "min"),
+    "inference_us": (50, "µs", "max"),
+    "screen_us": (500, "µs", "max"),
+    "model_bytes": (100 * 1024, "bytes", "max"),
+    "replay_parcels_per_s": (5_000, "parcels/s", "min"),
+    "drain_records_per_s": (50_000, "records/s", "min"),
+    "reconnect_to_first_ack_s": (2, "s", "max"),
+    "rss_mb": (50, "MB", "max"),
+    "startup_to_ready_s": (1, "s", "max"),
+    # targets.md: "≤ one in-flight batch". The agent keeps a window of inflight_batches batches
+    # unacked (4 × 200 by default); everything in it may be re-sent, so the bound is the window.
+    "duplicates_sent_after_kill9": (
+        SyncConfig().batch_size * SyncConfig().inflight_batches,
+        "records",
+        "max",
+    ),
+    "lost_after_kill9": (0, "records", "max"),
+}
+SIZES = {
+    "full": {
+        "parcels": 2000,
+        "frames": 200_000,
+        "calls": 20_000,
+        "replay": 20_000,
+        "drain": 100_000,
+        "outage_s": 30.0,
+        "steady_parcels": 300,
+        "kill_records": 50_000,
+    },
+    "smoke": {
+        "parcels": 20,
+        "frames": 2_000,
+        "calls": 200,
+        "replay": 300,
+        "drain": 1_000,
+        "outage_s": 1.0,
+        "steady_parcels": 5,
+        "kill_records": 2_000,
+    },
+}
+
+
+# --- station latency over real ptys ------------------------------------------------------------
+
+
+def scan_to_verdict(parcels: int) -> dict[str, Any]:
+    """The demo station (ptys, real drivers, broker, receiver): latency over ``parcels``."""
+    summary = run_demo(parcels)
+    latency = summary["latency_ms"]
+    return {
+        "scan_to_verdict_p99_ms": latency["p99"],
+        "_latency_ms": latency,
+        "_received": summary["received"],
+    }
+
+
+# --- serial parsing ----------------------------------------------------------------------------
+
+
+def _frames_per_s(framer: Framer, parse: Callable[[bytes], object], frame: bytes, frames: int) -> float:
+    device = PtyDevice("bench")
+    done = threading.Event()
+    parsed = 0
+
+    def on_frame(data: bytes, at: float) -> None:
+        nonlocal parsed
+        parse(data)
+        parsed += 1
+        if parsed >= frames:
+            done.set()
+
+    reader = PortReader(device.port, SerialSettings(115200, 8, "N", 1), framer, on_frame, name="bench")
+    reader.start()
+    started = time.perf_counter()
+    chunk = frame * 256
+    for _ in range(frames // 256 + 1):
+        device.write(chunk)
+    done.wait(120)
+    elapsed = time.perf_counter() - started
+    reader.stop()
+    device.close()
+    return parsed / elapsed
+
+
+def serial_frames(frames: int) -> dict[str, Any]:
+    """Frames per second read from a pty and parsed, per scale protocol and for the scanner."""
+    per: dict[str, float] = {}
+    reading = WeightReading("ok", True, Decimal("1.234"))
+    for name in sorted(scale_protocols()):
+        protocol = scale_protocol(name)
+        per[name] = _frames_per_s(protocol.framer(), protocol.parse, protocol.encode(reading, "kg"), frames)
+    per["scanner-line"] = _frames_per_s(
+        Framer(TERMINATORS["any"], max_len=256), parse_line, b"]C11Z5R89390357567127\r", frames
+    )
+    return {
+        "serial_frames_per_s": round(min(per.values())),
+        "_per_protocol": {k: round(v) for k, v in per.items()},
+    }
+
+
+# --- model and screening -----------------------------------------------------------------------
+
+
+def _facts(count: int) -> list[ParcelFacts]:
+    from prescreen.drivers.barcodes import decode
+
+    orders, _ = generate(count, seed=3)
+    parcels = [o for o in orders if "items" in o]
+    return [
+        ParcelFacts(barcode=decode(o["tracking_number"]), weight_kg=Decimal("0.75"), order=o) for o in parcels
+    ]
+
+
+def model_and_screening(calls: int) -> dict[str, Any]:
+    """Median µs of one int8 call (features ready) and of features + rules + model for a parcel."""
+    from prescreen.models import features
+
+    model = load_risk_model()
+    facts = _facts(200)
+    vectors = [features.vectorize(features.row_from_order(f.order, 0.75)) for f in facts]
+    samples = []
+    for i in range(calls):
+        started = time.perf_counter_ns()
+        model.score(vectors[i % len(vectors)])
+        samples.append(time.perf_counter_ns() - started)
+    screener = Screener(ScreeningConfig(), model)
+    screen_samples = []
+    for i in range(calls // 4 or 1):
+        started = time.perf_counter_ns()
+        screener.screen(facts[i % len(facts)])
+        screen_samples.append(time.perf_counter_ns() - started)
+    size = (model.directory / model.manifest["file"]).stat().st_size
+    return {
+        "inference_us": round(statistics.median(samples) / 1000, 1),
+        "screen_us": round(statistics.median(screen_samples) / 1000, 1),
+        "model_bytes": size,
+        "_runtime": model.runtime,
+    }
+
+
+def replay(parcels: int, workdir: Path) -> dict[str, Any]:
+    """Re-screen parcels into a durable outbox in group commits of 100 (``prescreen screen`` + store)."""
+    screener = Screener(ScreeningConfig(), load_risk_model())
+    facts = _facts(500)
+    outbox = Outbox(workdir / "replay.db")
+    station = StationConfig(device_id="bench-replay")
+    started = time.perf_counter()
+    for start in range(0, parcels, 100):
+        builds = []
+        for i in range(start, min(start + 100, parcels)):
+            each = facts[i % len(facts)]
+            screening = screener.screen(each)
+            builds.append(lambda seq, f=each, s=screening: verdict_record(seq, station, f, s))
+        outbox.append_many(builds)
+    elapsed = time.perf_counter() - started
+    outbox.close()
+    return {"replay_parcels_per_s": round(parcels / elapsed)}
+
+
+# --- sync --------------------------------------------------------------------------------------
+
+
+def drain(records: int) -> dict[str, Any]:
+    summary = run_sync_bench(records)
+    return {"drain_records_per_s": summary["records_per_s"], "_drain": summary}
+
+
+def reconnect(outage_s: float, workdir: Path) -> dict[str, Any]:
+    """Broker down for ``outage_s`` while the station keeps committing; time from the broker
+    being back (listening) to the first receiver ack reaching the station."""
+    station = StationConfig(device_id="bench-rc", site_id="bench")
+    outbox = Outbox(workdir / "rc-outbox.db")
+    broker = LocalBroker.start()
+    receiver = start_receiver(workdir / "rc-receiver.db", broker, workdir / "rc-notify.sock")
+    uplink = Uplink(workdir / "rc-outbox.db", SyncConfig(host=broker.host, port=broker.port), station).start()
+    try:
+        fill(outbox, 10, station)
+        uplink.notify()
+        deadline = time.monotonic() + 10
+        while uplink.records_acked < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        broker.stop()
+        end = time.monotonic() + outage_s
+        while time.monotonic() < end:
+            fill(outbox, 1, station)
+            time.sleep(0.1)
+        before = uplink.records_acked
+        broker = LocalBroker.start(port=broker.port)
+        back = time.monotonic()
+        deadline = back + 60
+        while uplink.records_acked == before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        first_ack = time.monotonic() - back
+    finally:
+        uplink.stop()
+        stop_process(receiver)
+        broker.stop()
+        outbox.close()
+    return {"reconnect_to_first_ack_s": round(first_ack, 3), "_outage_s": outage_s}
+
+
+# --- the agent as a process: start-up, memory, kill -9 ------------------------------------------
+
+
+class NotifySocket:
+    """Stands in for systemd's notify socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.path = path
+
+    def wait_ready(self, timeout: float) -> float:
+        """monotonic time READY=1 arrived."""
+        self.sock.settimeout(timeout)
+        while b"READY=1" not in self.sock.recv(4096):
+            pass
+        return time.monotonic()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _agent_config(workdir: Path, name: str, broker: LocalBroker, scanner: str, scale: str) -> Path:
+    orders, _ = generate(400, seed=11)
+    (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
+    path = workdir / f"{name}.toml"
+    path.write_text(
+        f'[station]\ndevice_id = "{name}"\n[scanner]\nurl = "{scanner}"\n'
+        f'[scale]\nurl = "{scale}"\nprotocol = "mt-sics"\npoll_interval_ms = 10\nsettle_ms = 20\n'
+        f'[orders]\npath = "{workdir / "orders.ndjson"}"\n[outbox]\npath = "{workdir / name}.db"\n'
+        f'[sync]\nhost = "{broker.host}"\nport = {broker.port}\n[http]\nport = 0\n'
+        f'[logging]\nlevel = "warning"\n'
+    )
+    return path
+
+
+def _spawn(config: Path, notify: NotifySocket) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "prescreen", "run", "--config", str(config)],
+        env={**os.environ, "NOTIFY_SOCKET": str(notify.path)},
+    )
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
+    """Spawn ``prescreen run`` on pty devices: spawn → READY, then RSS while it screens parcels."""
+    broker = LocalBroker.start()
+    scale = ScaleSimulator(scale_protocol("mt-sics"))
+    scanner = ScannerSimulator()
+    notify = NotifySocket(workdir / "agent-notify.sock")
+    config = _agent_config(workdir, "bench-agent", broker, scanner.port, scale.port)
+    _, steps = generate(steady_parcels, seed=11)
+    spawned = time.monotonic()
+    process = _spawn(config, notify)
+    try:
+        startup = notify.wait_ready(30) - spawned
+        rss = []
+        outbox = workdir / "bench-agent.db"
+        committed = 0
+        for step in steps[:steady_parcels]:
+            if step.weight_kg is not None:
+                scale.place(step.weight_kg, motion=1)
+            scanner.scan(step.payload, aim=step.aim)
+            committed += step.kind != "carton_open"  # opening a master carton commits nothing
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                with sqlite3.connect(outbox) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= committed:
+                        break
+                time.sleep(0.01)
+            rss.append(_rss_mb(process.pid))
+            if step.weight_kg is not None:
+                scale.place("0", motion=0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        notify.close()
+        scale.close()
+        scanner.close()
+        broker.stop()
+    return {"startup_to_ready_s": round(startup, 3), "rss_mb": round(max(rss), 1)}
+
+
+def kill9(records: int, workdir: Path) -> dict[str, Any]:
+    """Kill -9 the agent mid-drain, start it again, and count what the receiver stored."""
+    broker = LocalBroker.start()
+    receiver = start_receiver(workdir / "k9-receiver.db", broker, workdir / "k9-notify.sock")
+    config = _agent_config(workdir, "bench-k9", broker, "sim://scanner", "sim://mt-sics")
+    outbox = Outbox(workdir / "bench-k9.db")
+    fill(outbox, records, StationConfig(device_id="bench-k9", site_id="site-01"))
+    outbox.close()
+    notify = NotifySocket(workdir / "k9-agent.sock")
+    try:
+        first = _spawn(config, notify)
+        while True:  # wait until the drain is under way, then kill without warning
+            with sqlite3.connect(workdir / "bench-k9.db") as conn:
+                acked = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'acked'").fetchone()[0]
+            if acked >= records // 4:
+                break
+            time.sleep(0.005)
+        first.kill()
+        first.wait()
+        second = _spawn(config, notify)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with sqlite3.connect(workdir / "bench-k9.db") as conn:
+                if not conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()[0]:
+                    break
+            time.sleep(0.05)
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    finally:
+        stop_process(receiver)
+        broker.stop()
+        notify.close()
+    store = open_store(workdir / "k9-receiver.db")
+    counts = stats(store)
+    stored = store.conn.execute("SELECT COUNT(DISTINCT record_id), COUNT(*) FROM records").fetchone()
+    store.conn.close()
+    return {
+        "duplicates_sent_after_kill9": counts["duplicates"],
+        "lost_after_kill9": records - stored[0],
+        "_duplicates_stored": stored[1] - stored[0],
+    }
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def run(size: str) -> dict[str, Any]:
+    sizes = SIZES[size]
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="prescreen-bench-") as tmp:
+        workdir = Path(tmp)
+        steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("model and screening", lambda: model_and_screening(sizes["calls"])),
+            ("serial parsing", lambda: serial_frames(sizes["frames"])),
+            ("replay", lambda: replay(sizes["replay"], workdir)),
+            ("agent process", lambda: agent_process(sizes["steady_parcels"], workdir)),
+            ("scan to verdict", lambda: scan_to_verdict(sizes["parcels"])),
+            ("drain", lambda: drain(sizes["drain"])),
+            ("kill -9", lambda: kill9(sizes["kill_records"], workdir)),
+            ("reconnect", lambda: reconnect(sizes["outage_s"], workdir)),
+        ]
+        for name, step in steps:
+            started = time.monotonic()
+            figures.update(step())
+            print(f"  measured {name} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return figures
+
+
+def report(figures: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    print(f"{'figure':<30} {'value':>12} {'target':>12}  unit       result")
+    for key, (target, unit, sense) in TARGETS.items():
+        value = figures[key]
+        ok = value <= target if sense == "max" else value >= target
+        results[key] = {"value": value, "target": target, "unit": unit}
+        bound = "≤" if sense == "max" else "≥"
+        print(f"{key:<30} {value:>12} {bound}{target:>11}  {unit:<10} {'pass' if ok else 'SHORT'}")
+    details = {k: v for k, v in figures.items() if k.startswith("_")}
+    print("details:", json.dumps(details))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the benchmark runs")
+    parser.add_argument("--out", default="bench-results.json", help="where to write the JSON")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = report(run("smoke" if args.smoke else "full"))
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
