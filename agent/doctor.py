@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from prescreen import config as cfg
 from prescreen.errors import ModelError, OutboxError, PrescreenError
+from prescreen.records import epoch_s
 
 Level = Literal["ok", "warn", "FAIL"]
 BACKLOG_WARN_S = 3600
@@ -137,7 +138,7 @@ def _outbox_and_clock(conf: cfg.Config) -> Iterator[Check]:
         finally:
             outbox.close()
         oldest = backlog["oldest_pending_at"]
-        age = time.time() - datetime.fromisoformat(oldest.replace("Z", "+00:00")).timestamp() if oldest else 0
+        age = time.time() - epoch_s(oldest) if oldest else 0
         level: Level = "warn" if age > BACKLOG_WARN_S else "ok"
         yield Check(
             "outbox",
@@ -149,7 +150,7 @@ def _outbox_and_clock(conf: cfg.Config) -> Iterator[Check]:
     now = time.time()
     if now < CLOCK_FLOOR:
         yield Check("clock", "FAIL", "system clock is before 2025", "enable NTP: timedatectl set-ntp true")
-    elif newest and datetime.fromisoformat(newest.replace("Z", "+00:00")).timestamp() > now + 60:
+    elif newest and epoch_s(newest) > now + 60:
         yield Check(
             "clock",
             "FAIL",

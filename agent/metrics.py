@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from prescreen.records import epoch_s
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -22,8 +22,7 @@ LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.
 def _age_s(timestamp: str | None) -> float:
     if not timestamp:
         return 0.0
-    created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return max(0.0, time.time() - created.timestamp())
+    return max(0.0, time.time() - epoch_s(timestamp))
 
 
 class _StateCollector(Collector):

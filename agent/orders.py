@@ -87,6 +87,13 @@ def _csv_order(row: dict[str, str]) -> Order:
     return order
 
 
+def order_key(order: Order) -> str | None:
+    """What a scan looks the order up by: the master carton's SSCC, else the tracking number."""
+    carton = order.get("master_carton")
+    key = carton.get("sscc") if isinstance(carton, dict) else order.get("tracking_number")
+    return key if isinstance(key, str) and key else None
+
+
 def read_orders(path: Path) -> dict[str, Order]:
     """Parse an export file into {tracking number or carton SSCC: order}.
 
@@ -110,9 +117,8 @@ def read_orders(path: Path) -> dict[str, Order]:
             except json.JSONDecodeError as exc:
                 raise OrderError(f"{path}:{number}: not JSON: {exc.msg}", reason=ORDER_UNAVAILABLE) from exc
     for order in rows:
-        carton = order.get("master_carton")
-        key = carton.get("sscc") if isinstance(carton, dict) else order.get("tracking_number")
-        if isinstance(key, str) and key:
+        key = order_key(order)
+        if key is not None:
             orders[key] = order
     return orders
 

@@ -64,6 +64,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch_s(timestamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as :func:`utc_now` writes it."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def kg(value: Decimal | None) -> float | None:
     """Weights leave Decimal only here, at the JSON edge, rounded to the gram."""
     return None if value is None else float(value.quantize(Decimal("0.001")))

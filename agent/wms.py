@@ -37,6 +37,7 @@ from prescreen.orders import (
     ORDER_NOT_FOUND,
     ORDER_UNAVAILABLE,
     Order,
+    order_key,
 )
 
 log = logging.getLogger("prescreen.wms")
@@ -82,12 +83,6 @@ class OrderCache:
     def close(self) -> None:
         """Close the cache file."""
         self.db.conn.close()
-
-
-def _order_key(order: Order) -> str | None:
-    carton = order.get("master_carton")
-    key = carton.get("sscc") if isinstance(carton, dict) else order.get("tracking_number")
-    return key if isinstance(key, str) and key else None
 
 
 class WmsOrderSource:
@@ -231,7 +226,7 @@ class WmsOrderSource:
                 f"WMS sent a JSON {type(order).__name__} for {key}, expected an object",
                 reason=ORDER_MALFORMED,
             )
-        found = _order_key(order)
+        found = order_key(order)
         if found != key:
             raise OrderError(f"WMS answered {key} with the order for {found}", reason=ORDER_MISMATCH)
         self.cache.put_many({key: order})
@@ -261,7 +256,7 @@ class WmsOrderSource:
         listed = body.get("orders") if isinstance(body, dict) else body
         if not isinstance(listed, list):
             raise OrderError("WMS prefetch sent no list of orders", reason=ORDER_MALFORMED)
-        orders = {k: o for o in listed if isinstance(o, dict) and (k := _order_key(o))}
+        orders = {k: o for o in listed if isinstance(o, dict) and (k := order_key(o))}
         self.cache.put_many(orders)
         pruned = self.cache.prune()
         log.info("orders prefetched", extra={"orders": len(orders), "pruned": pruned})

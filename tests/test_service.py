@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from order_fixtures import clean_order
 from prescreen import config as cfg
 from prescreen.app import Agent
 from prescreen.errors import OutboxError
@@ -28,22 +29,7 @@ from prescreen.service import supervise
 from prescreen.station import StationEvent
 from prescreen.sync.broker import LocalBroker, free_port
 
-ORDER = {
-    "tracking_number": "1Z5R89390357567127",
-    "currency": "USD",
-    "declared_weight_kg": 0.5,
-    "seller": {"name": "Bright Star", "address": {"line1": "18 Keji Rd", "country": "CN"}},
-    "consignee": {"name": "Alex Kim", "address": {"line1": "12 Oak St", "country": "US"}},
-    "items": [
-        {
-            "description": "Wireless bluetooth earbuds",
-            "hts_code": "8518300000",
-            "quantity": 1,
-            "unit_value": 19.99,
-            "origin_country": "CN",
-        }
-    ],
-}
+ORDER = clean_order()
 
 
 class NotifySocket:

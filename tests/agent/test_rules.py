@@ -7,27 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from order_fixtures import clean_order
 from prescreen.config import ScreeningConfig
 from prescreen.drivers.barcodes import decode
 from prescreen.rules import CartonFacts, ParcelFacts
 from prescreen.screening import Screener
 
-CLEAN: dict[str, Any] = {
-    "tracking_number": "1Z5R89390357567127",
-    "currency": "USD",
-    "declared_weight_kg": 0.5,
-    "seller": {"name": "Shenzhen Bright Star Trading", "address": {"line1": "18 Keji Rd", "country": "CN"}},
-    "consignee": {"name": "Alex Kim", "address": {"line1": "12 Oak St", "country": "US"}},
-    "items": [
-        {
-            "description": "Wireless bluetooth earbuds",
-            "hts_code": "8518300000",
-            "quantity": 1,
-            "unit_value": 19.99,
-            "origin_country": "CN",
-        }
-    ],
-}
+CLEAN = clean_order()
 
 
 def screen(order: dict[str, Any] | None, weight: str | None = "0.5", **facts: Any) -> tuple[str, set[str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from order_fixtures import TRACKING, clean_order
 from prescreen import config as cfg
 from prescreen.app import Agent
 from prescreen.errors import OrderError
@@ -24,26 +25,6 @@ from prescreen.sync.broker import LocalBroker
 from prescreen.wms import WmsOrderSource
 
 TOKEN = "Bearer s3cret"
-GOOD = "1Z5R89390357567127"
-
-
-def order_for(tracking: str) -> dict[str, Any]:
-    return {
-        "tracking_number": tracking,
-        "currency": "USD",
-        "declared_weight_kg": 0.5,
-        "seller": {"name": "Bright Star", "address": {"line1": "18 Keji Rd", "country": "CN"}},
-        "consignee": {"name": "Alex Kim", "address": {"line1": "12 Oak St", "country": "US"}},
-        "items": [
-            {
-                "description": "Wireless bluetooth earbuds",
-                "hts_code": "8518300000",
-                "quantity": 1,
-                "unit_value": 19.99,
-                "origin_country": "CN",
-            }
-        ],
-    }
 
 
 class Wms:
@@ -85,10 +66,10 @@ class Wms:
                 elif mode == "malformed":
                     return self.reply(200, b'{"tracking_number": "' + tracking.encode() + b'", "items": [')
                 elif mode == "wrong":
-                    return self.reply(200, json.dumps(order_for("1ZOTHER")).encode())
+                    return self.reply(200, json.dumps(clean_order("1ZOTHER")).encode())
                 elif mode == "404":
                     return self.reply(404, b'{"error":"not found"}')
-                return self.reply(200, json.dumps(order_for(tracking)).encode())
+                return self.reply(200, json.dumps(clean_order(tracking)).encode())
 
             def reply(self, status: int, body: bytes) -> None:
                 try:
@@ -148,9 +129,9 @@ def reason_of(source: WmsOrderSource, key: str) -> tuple[str, str]:
 
 def test_an_order_is_fetched_once_then_served_from_the_cache(source: Any, wms: Wms) -> None:
     orders = source()
-    assert orders.lookup(GOOD)["tracking_number"] == GOOD
-    assert orders.lookup(GOOD)["items"][0]["hts_code"] == "8518300000"
-    assert wms.hits[GOOD] == 1
+    assert orders.lookup(TRACKING)["tracking_number"] == TRACKING
+    assert orders.lookup(TRACKING)["items"][0]["hts_code"] == "8518300000"
+    assert wms.hits[TRACKING] == 1
 
 
 def test_a_hanging_wms_costs_the_operator_only_the_budget(source: Any) -> None:
@@ -191,7 +172,7 @@ def test_bad_answers_get_their_own_reason(source: Any, key: str, reason: str, wo
 
 
 def test_a_wrong_token_is_reported_as_such(source: Any) -> None:
-    reason, message = reason_of(source(budget_ms=5000, auth_token="Bearer wrong"), GOOD)
+    reason, message = reason_of(source(budget_ms=5000, auth_token="Bearer wrong"), TRACKING)
     assert reason == "ORDER_UNAVAILABLE"
     assert "HTTP 401" in message
     assert "s3cret" not in message
@@ -203,7 +184,7 @@ def test_a_wms_that_is_down_is_unavailable(tmp_path: Path) -> None:
     )
     orders = WmsOrderSource(config, tmp_path / "cache.db")
     try:
-        reason, message = reason_of(orders, GOOD)
+        reason, message = reason_of(orders, TRACKING)
     finally:
         orders.close()
     assert reason == "ORDER_UNAVAILABLE"
@@ -220,7 +201,7 @@ def test_a_late_order_is_handed_over_once_it_arrives(source: Any, wait_until: An
 
 
 def test_prefetch_fills_the_cache_before_the_scan(source: Any, wms: Wms) -> None:
-    wms.prefetch = [order_for("1ZPRE1"), order_for("1ZPRE2"), {"no": "key"}]
+    wms.prefetch = [clean_order("1ZPRE1"), clean_order("1ZPRE2"), {"no": "key"}]
     orders = source(prefetch_url=wms.url + "/upcoming", prefetch_every_s=3600)
     assert orders.prefetch() == 2
     assert orders.lookup("1ZPRE2")["tracking_number"] == "1ZPRE2"
@@ -228,16 +209,16 @@ def test_prefetch_fills_the_cache_before_the_scan(source: Any, wms: Wms) -> None
 
 
 def test_the_cache_survives_a_restart(source: Any, wms: Wms) -> None:
-    source().lookup(GOOD)
-    wms.behaviour[GOOD] = "500"
-    assert source().lookup(GOOD)["tracking_number"] == GOOD
+    source().lookup(TRACKING)
+    wms.behaviour[TRACKING] = "500"
+    assert source().lookup(TRACKING)["tracking_number"] == TRACKING
 
 
 def test_a_slow_wms_gives_review_then_a_completed_record(
     wms: Wms, tmp_path: Path, broker: LocalBroker
 ) -> None:
     """The verdict comes within the budget; the completed record supersedes it when the order lands."""
-    wms.behaviour["1Z5R89390357567127"] = "slow"
+    wms.behaviour[TRACKING] = "slow"
     config = cfg.Config()
     config = cfg.replace(config, "scale", url="sim://mt-sics", poll_interval_ms=10, settle_ms=20)
     config = cfg.replace(config, "scanner", url="sim://scanner")
@@ -257,7 +238,7 @@ def test_a_slow_wms_gives_review_then_a_completed_record(
     agent.station.listeners.append(events.put)
     try:
         agent.scale.simulator.place("0.5")  # type: ignore[attr-defined]
-        agent.scanner.simulator.scan(GOOD)  # type: ignore[attr-defined]
+        agent.scanner.simulator.scan(TRACKING)  # type: ignore[attr-defined]
         first = events.get(timeout=10)
         update = events.get(timeout=10)
     finally:
@@ -292,8 +273,8 @@ def test_a_new_csv_export_is_picked_up_without_a_restart(tmp_path: Path) -> None
 
 def test_a_half_written_export_keeps_the_previous_orders(tmp_path: Path) -> None:
     export = tmp_path / "orders.ndjson"
-    export.write_text(json.dumps(order_for("1ZA")) + "\n")
+    export.write_text(json.dumps(clean_order("1ZA")) + "\n")
     orders = FileOrderSource(export, check_every_s=0)
-    export.write_text(json.dumps(order_for("1ZB")) + "\n{broken")
+    export.write_text(json.dumps(clean_order("1ZB")) + "\n{broken")
     os.utime(export, (time.time() + 5, time.time() + 5))
     assert orders.lookup("1ZA")["tracking_number"] == "1ZA"

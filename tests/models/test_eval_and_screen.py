@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from order_fixtures import clean_order
+
 HOLDOUT = Path(__file__).parents[2] / "models" / "holdout.csv"
 
 
@@ -75,22 +77,7 @@ def test_eval_rejects_a_bad_label_naming_the_line(tmp_path: Path) -> None:
 
 
 def test_screen_prints_one_verdict_per_parcel_in_every_shape() -> None:
-    order = {
-        "tracking_number": "1Z5R89390357567127",
-        "currency": "USD",
-        "declared_weight_kg": 0.5,
-        "seller": {"name": "Bright Star", "address": {"line1": "18 Keji Rd", "country": "CN"}},
-        "consignee": {"name": "Alex Kim", "address": {"line1": "12 Oak St", "country": "US"}},
-        "items": [
-            {
-                "description": "Wireless bluetooth earbuds",
-                "hts_code": "8518300000",
-                "quantity": 1,
-                "unit_value": 19.99,
-                "origin_country": "CN",
-            }
-        ],
-    }
+    order = clean_order()
     lines = [
         json.dumps({**order, "measured_weight_kg": 0.5}),
         json.dumps({"order": order, "measured_weight_kg": 2.4, "tracking_number": order["tracking_number"]}),
