@@ -66,3 +66,21 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(os.urandom(4096))
     with pytest.raises(OutboxError, match="cannot open outbox"):
         Outbox(path)
+
+
+def test_a_group_commit_is_all_or_nothing(tmp_path: Path) -> None:
+    """append_many: a builder failing half-way commits none of the batch and reuses the seqs."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    add(outbox)
+
+    def broken(seq: int) -> dict:
+        raise ValueError("bad record")
+
+    good = lambda seq: envelope(kind="verdict", device_id="d", site_id="s", seq=seq, filer_code="F")  # noqa: E731
+    with pytest.raises(ValueError, match="bad record"):
+        outbox.append_many([good, good, broken])
+    assert outbox.counts() == {"pending": 1}
+    records = outbox.append_many([good, good])
+    assert [r["seq"] for r in records] == [2, 3]
+    assert outbox.counts() == {"pending": 3}
+    outbox.close()
