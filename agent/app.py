@@ -18,7 +18,7 @@ from prescreen._version import __version__
 from prescreen.config import Config
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
-from prescreen.drivers.scanner_line import LineScanner
+from prescreen.drivers.scanner import ScannerBase
 from prescreen.errors import ConfigError, ModelError
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
@@ -77,7 +77,13 @@ class Agent:
             settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
             settle_s=scale_cfg.settle_ms / 1000,
         )
-        self.scanner: LineScanner = open_scanner(config.scanner.url, baudrate=config.scanner.baudrate)
+        scanner_cfg = config.scanner
+        self.scanner: ScannerBase = open_scanner(
+            scanner_cfg.url,
+            protocol=scanner_cfg.protocol,
+            baudrate=scanner_cfg.baudrate,
+            suffix=scanner_cfg.suffix,
+        )
         self.station = Station(
             config=config,
             scanner=self.scanner,
@@ -107,6 +113,8 @@ class Agent:
         )
 
     def _committed(self, event: StationEvent) -> None:
+        if event.kind == "verdict" and event.record is not None:
+            self.scanner.signal(event.record["screening"]["verdict"])
         if event.kind in ("verdict", "verdict_update", "not_recorded"):
             self.metrics.observe(event.record, event.latency_ms if event.kind == "verdict" else None)
         if event.record is not None:

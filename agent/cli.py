@@ -7,6 +7,7 @@ message; the library never prints or exits.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -147,6 +148,38 @@ def cmd_decode_scale(args: argparse.Namespace) -> int:
         if reading is not None:
             print(json.dumps(reading.as_json()))
     return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Try the known protocols and baud rates on a port; report what answered."""
+    from prescreen.drivers.detect import BAUDRATES, best, detect
+
+    attempts = detect(args.port, baudrates=tuple(args.baud) if args.baud else BAUDRATES)
+    found = best(attempts)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "port": args.port,
+                    "found": dataclasses.asdict(found) if found else None,
+                    "attempts": [dataclasses.asdict(a) for a in attempts],
+                }
+            )
+        )
+    else:
+        for attempt in attempts:
+            mark = "ANSWERED" if attempt.answered else "-"
+            print(f"{attempt.protocol:<18} {attempt.settings:<10} frames={attempt.frames:<3} {mark}")
+        if found is None:
+            print(
+                f"nothing answered on {args.port}: check power, cable, and that nothing else holds the port"
+            )
+        else:
+            print(
+                f"found: {found.protocol} at {found.settings}"
+                + (f" reading {found.sample}" if found.sample else "")
+            )
+    return 0 if found else EXIT_FAILURE
 
 
 def cmd_decode_barcode(args: argparse.Namespace) -> int:
@@ -379,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)
 
+    detect = sub.add_parser(
+        "detect",
+        help="find which scale or scanner protocol answers on a port",
+        description="Example: prescreen detect /dev/ttyUSB0",
+    )
+    detect.add_argument("port", help="device path or pyserial URL")
+    detect.add_argument("--baud", type=int, action="append", help="baud rate to try (repeatable)")
+    detect.add_argument("--json", action="store_true", help="one JSON object")
+    detect.set_defaults(func=cmd_detect)
+
     decode = sub.add_parser("decode", help="decode raw device data from stdin")
     what = decode.add_subparsers(dest="what", required=True, metavar="WHAT")
     scale = what.add_parser(
@@ -386,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="scale bytes → one JSON object per frame",
         description="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
     )
-    scale.add_argument("--protocol", required=True, help="mt-sics, nci, toledo-8213, ...")
+    scale.add_argument("--protocol", required=True, help="mt-sics, nci, toledo-8213, toledo-continuous")
     scale.set_defaults(func=cmd_decode_scale)
     barcode = what.add_parser(
         "barcode",

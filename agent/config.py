@@ -39,11 +39,16 @@ class StationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScannerConfig:
-    """Barcode scanner port; ``url`` is a path, a pyserial URL or ``sim://scanner``."""
+    """Barcode scanner port; ``url`` is a path, a pyserial URL, ``sim://scanner`` or ``sim://ssi``.
+
+    ``protocol`` is ``line`` (one scan per line, ``suffix`` any/cr/lf/crlf/tab) or ``ssi`` (Zebra
+    packet mode: ACKed scans, and a distinct HOLD beep and red LED on the scanner itself).
+    """
 
     url: str = "/dev/ttyACM0"
     protocol: str = "line"
     baudrate: int = 9600
+    suffix: str = "any"
 
 
 @dataclasses.dataclass(frozen=True)

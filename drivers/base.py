@@ -6,7 +6,7 @@ import dataclasses
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from prescreen.drivers.framing import Framer
+from prescreen.drivers.framing import FrameSplitter
 
 WeightStatus = Literal["ok", "motion", "overload", "underload", "error"]
 
@@ -88,7 +88,7 @@ class ScaleProtocol(Protocol):
     settings: SerialSettings
     request: bytes | None  # poll command; None for scales that stream continuously
 
-    def framer(self) -> Framer:
+    def framer(self) -> FrameSplitter:
         """A fresh framer that splits this protocol's byte stream into frames."""
 
     def parse(self, frame: bytes) -> WeightReading | None:

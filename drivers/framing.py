@@ -7,6 +7,20 @@ frames. Frames longer than ``max_len`` are dropped (line noise must not grow mem
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Protocol
+
+
+class FrameSplitter(Protocol):
+    """What a port reader needs from any framer: bytes in, whole frames out."""
+
+    dropped: int
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data`` and return every frame it completes, oldest first."""
+
+    def reset(self) -> None:
+        """Forget a partial frame."""
 
 
 class Framer:
@@ -53,6 +67,63 @@ class Framer:
                 continue
             frames.append(frame)
         return frames
+
+    def reset(self) -> None:
+        """Forget a partial frame (after a reconnect the rest of it will never come)."""
+        self._buffer.clear()
+
+
+class FixedFramer:
+    """Frames of exactly ``length`` bytes that begin with ``start`` and hold ``end`` at ``end_at``.
+
+    For streams whose frame carries a byte *after* its terminator (Toledo continuous sends its
+    checksum after CR), so a terminator-based framer would cut the checksum off. A candidate whose
+    ``end`` byte is not where it should be, or that fails ``check`` (a checksum), is noise: skip its
+    start byte and resynchronise, so noise that looks like a frame start never swallows a real frame.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        *,
+        start: bytes,
+        end: bytes,
+        end_at: int,
+        check: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self._length = length
+        self._check = check
+        self._start = start
+        self._end = end
+        self._end_at = end_at
+        self._buffer = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data`` and return every frame it completes, oldest first."""
+        self._buffer += data
+        frames: list[bytes] = []
+        while True:
+            begin = self._buffer.find(self._start)
+            if begin < 0:
+                self.dropped += len(self._buffer)
+                self._buffer.clear()
+                return frames
+            if begin:
+                self.dropped += begin
+                del self._buffer[:begin]
+            if len(self._buffer) < self._length:
+                return frames
+            end = self._end_at
+            candidate = bytes(self._buffer[: self._length])
+            if candidate[end : end + len(self._end)] != self._end or (
+                self._check is not None and not self._check(candidate)
+            ):
+                self.dropped += 1
+                del self._buffer[:1]
+                continue
+            frames.append(candidate)
+            del self._buffer[: self._length]
 
     def reset(self) -> None:
         """Forget a partial frame (after a reconnect the rest of it will never come)."""

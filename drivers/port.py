@@ -3,20 +3,24 @@
 Why a thread per port: pyserial is blocking; a thread keeps each device independent, so a scale
 that is unplugged never stalls the scanner. The port is opened with ``serial.serial_for_url`` so
 paths, ``loop://``, ``socket://`` and ``spy://`` all work. On any I/O error the port is closed,
-reported down once, and reopened every ``retry_s`` until the device is back.
+reported down once, and reopened after ``retry_s``, doubling up to ``max_retry_s`` (1 s): a replugged
+device is read again within about a second, and a device gone for hours costs one open per second.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import serial
 from prescreen.drivers.base import SerialSettings
-from prescreen.drivers.framing import Framer
+from prescreen.drivers.framing import FrameSplitter
 from prescreen.errors import DeviceError, DeviceNotFound
 
 log = logging.getLogger("prescreen.drivers")
@@ -36,37 +40,57 @@ def map_serial_errors(url: str) -> Iterator[None]:
 
 
 def open_serial(url: str, settings: SerialSettings, timeout: float) -> serial.SerialBase:
-    """Open ``url`` with ``settings``; raises :class:`DeviceError` instead of pyserial errors."""
+    """Open ``url`` with ``settings``; raises :class:`DeviceError` instead of pyserial errors.
+
+    A port whose line format cannot be changed (a pty, some USB-CDC bridges: always 8 bits, no
+    parity) makes ``tcsetattr`` fail with EINVAL when the request changes nothing it supports; such
+    a port is opened 8N1 instead, which is what it carries anyway (parsers mask the parity bit).
+    """
     with map_serial_errors(url):
-        return serial.serial_for_url(
-            url,
-            baudrate=settings.baudrate,
-            bytesize=settings.bytesize,
-            parity=settings.parity,
-            stopbits=settings.stopbits,
-            timeout=timeout,
-        )
+        try:
+            return _serial_for_url(url, settings, timeout)
+        except termios.error as exc:
+            if exc.args[0] != errno.EINVAL or (settings.bytesize, settings.parity) == (8, "N"):
+                raise DeviceError(f"{url}: cannot set {settings}: {exc}", url=url) from exc
+        log.debug("port ignores line format, opened 8N1", extra={"url": url})
+        return _serial_for_url(url, dataclasses.replace(settings, bytesize=8, parity="N"), timeout)
+
+
+def _serial_for_url(url: str, settings: SerialSettings, timeout: float) -> serial.SerialBase:
+    return serial.serial_for_url(
+        url,
+        baudrate=settings.baudrate,
+        bytesize=settings.bytesize,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
+        timeout=timeout,
+    )
 
 
 class PortReader:
     """Read frames from ``url`` in a thread and hand each to ``on_frame(frame, monotonic_time)``.
 
     ``request`` (if any) is written every ``poll_s`` (polled scales). ``up`` tells whether the
-    port is open and, for polled devices, answered within ``silence_s``.
+    port is open and, for devices that should talk on their own (``watch_silence``: scales, polled
+    or streaming), whether a frame arrived within ``silence_s``. ``on_open`` runs on the port
+    thread after every (re)open, for devices that must be configured each time they come back.
     """
 
     def __init__(
         self,
         url: str,
         settings: SerialSettings,
-        framer: Framer,
+        framer: FrameSplitter,
         on_frame: FrameHandler,
         *,
         name: str,
         request: bytes | None = None,
         poll_s: float = 0.05,
-        retry_s: float = 0.2,
+        retry_s: float = 0.05,
+        max_retry_s: float = 1.0,
         silence_s: float = 1.0,
+        watch_silence: bool = False,
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.name = name
@@ -76,7 +100,10 @@ class PortReader:
         self._request = request
         self._poll_s = poll_s
         self._retry_s = retry_s
+        self._max_retry_s = max_retry_s
         self._silence_s = silence_s
+        self._watch_silence = watch_silence or request is not None
+        self._on_open = on_open
         self._port: serial.SerialBase | None = None
         self._stop = threading.Event()
         self._first_attempt = threading.Event()
@@ -91,7 +118,7 @@ class PortReader:
         """True while the port is open and (if polled) the device answers."""
         if self._port is None:
             return False
-        if self._request is None:
+        if not self._watch_silence:
             return True
         return time.monotonic() - self._last_frame < self._silence_s
 
@@ -150,17 +177,22 @@ class PortReader:
             log.info("device up", extra={"device": self.name, "url": self.url, "reconnects": self.reconnects})
         self.last_error = None
         self._last_frame = time.monotonic()
+        if self._on_open is not None:
+            self._on_open()  # e.g. put an SSI scanner back into packet mode after a replug
         return True
 
     def _run(self) -> None:
         next_poll = 0.0
+        retry_s = self._retry_s
         while not self._stop.is_set():
             if self._port is None:
                 opened = self._open()
                 self._first_attempt.set()
                 if not opened:
-                    self._stop.wait(self._retry_s)
+                    self._stop.wait(retry_s)
+                    retry_s = min(retry_s * 2, self._max_retry_s)
                     continue
+                retry_s = self._retry_s
             port = self._port
             assert port is not None
             try:

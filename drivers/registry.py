@@ -16,9 +16,11 @@ from typing import Any
 from prescreen import drivers
 from prescreen.drivers.base import ScaleProtocol
 from prescreen.drivers.scale import ScaleReader
-from prescreen.drivers.scanner_line import LineScanner
+from prescreen.drivers.scanner import ScannerBase
+from prescreen.drivers.scanner_line import TERMINATORS, LineScanner
+from prescreen.drivers.scanner_ssi import SsiScanner
 from prescreen.drivers.settle import Settler
-from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator, SsiScannerSimulator
 from prescreen.errors import UnsupportedDevice
 
 SIM_SCHEME = "sim://"
@@ -91,14 +93,36 @@ def open_scale(
     return reader.start()
 
 
-def open_scanner(url: str, *, baudrate: int = 9600, suffix: str = "any") -> LineScanner:
-    """A started :class:`LineScanner` on ``url``; ``sim://scanner`` starts a simulator."""
-    simulator: ScannerSimulator | None = None
+SCANNER_PROTOCOLS = ("line", "ssi")
+_SCANNER_SIMS = {"scanner": "line", "ssi": "ssi"}
+
+
+def open_scanner(
+    url: str, *, protocol: str = "line", baudrate: int = 9600, suffix: str = "any"
+) -> ScannerBase:
+    """A started scanner on ``url`` speaking ``protocol`` (``line`` or Zebra ``ssi``).
+
+    ``sim://scanner`` starts a line-mode simulator, ``sim://ssi`` an SSI one (kept as
+    ``scanner.simulator``).
+    """
+    simulator: PtyDevice | None = None
     if url.startswith(SIM_SCHEME):
-        if url[len(SIM_SCHEME) :].split("?", maxsplit=1)[0] != "scanner":
-            raise UnsupportedDevice(f"{url}: the only scanner simulator is sim://scanner")
-        simulator = ScannerSimulator()
+        name = url[len(SIM_SCHEME) :].split("?", maxsplit=1)[0]
+        if name not in _SCANNER_SIMS:
+            raise UnsupportedDevice(f"{url}: scanner simulators are sim://scanner and sim://ssi")
+        protocol = _SCANNER_SIMS[name]
+        if protocol == "line":
+            simulator = ScannerSimulator(suffix=TERMINATORS.get(suffix, (b"\r",))[0])
+        else:
+            simulator = SsiScannerSimulator()
         url = simulator.port
-    scanner = LineScanner(url, baudrate=baudrate, suffix=suffix)
-    scanner.simulator = simulator  # type: ignore[attr-defined]
+    scanner: ScannerBase
+    if protocol == "line":
+        scanner = LineScanner(url, baudrate=baudrate, suffix=suffix)
+    elif protocol == "ssi":
+        scanner = SsiScanner(url, baudrate=baudrate)
+    else:
+        known = ", ".join(SCANNER_PROTOCOLS)
+        raise UnsupportedDevice(f"unknown scanner protocol '{protocol}' (known: {known})")
+    scanner.simulator = simulator
     return scanner.start()

@@ -45,6 +45,7 @@ class ScaleReader:
             name="scale",
             request=protocol.request,
             poll_s=poll_s,
+            watch_silence=True,
         )
 
     @property

@@ -8,12 +8,12 @@ the wire never becomes a scan nobody made.
 from __future__ import annotations
 
 import logging
-import queue
 
 from prescreen.drivers.base import Scan, SerialSettings
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
-from prescreen.errors import FrameError
+from prescreen.drivers.scanner import ScannerBase
+from prescreen.errors import FrameError, UnsupportedDevice
 
 log = logging.getLogger("prescreen.drivers")
 
@@ -40,12 +40,13 @@ def parse_line(frame: bytes) -> str | None:
     return frame.decode("ascii")
 
 
-class LineScanner:
+class LineScanner(ScannerBase):
     """Reads scans from a line-mode scanner; :meth:`read_code` returns the next one."""
 
     def __init__(self, url: str, *, baudrate: int = 9600, suffix: str = "any") -> None:
-        self._scans: queue.Queue[Scan] = queue.Queue(maxsize=1000)
-        self.bad_frames = 0
+        super().__init__()
+        if suffix not in TERMINATORS:
+            raise UnsupportedDevice(f"scanner suffix must be one of {', '.join(TERMINATORS)}, got {suffix!r}")
         self._port = PortReader(
             url,
             SerialSettings(baudrate, 8, "N", 1),
@@ -53,35 +54,6 @@ class LineScanner:
             self._on_frame,
             name="scanner",
         )
-
-    @property
-    def url(self) -> str:
-        """The port URL this scanner is read from."""
-        return self._port.url
-
-    def status(self) -> dict[str, object]:
-        """URL, up, reconnects and last error of the scanner's port."""
-        return self._port.status()
-
-    @property
-    def up(self) -> bool:
-        """True while the scanner's port is open."""
-        return self._port.up
-
-    def start(self) -> LineScanner:
-        """Start reading in the background; returns self for chaining."""
-        self._port.start()
-        return self
-
-    def close(self) -> None:
-        """Stop reading and close the port."""
-        self._port.stop()
-
-    def __enter__(self) -> LineScanner:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _on_frame(self, frame: bytes, at: float) -> None:
         try:
@@ -92,10 +64,3 @@ class LineScanner:
             return
         if text is not None:
             self._scans.put(Scan(text, at))
-
-    def read_code(self, timeout: float | None = None) -> Scan | None:
-        """Next scan, or None if none arrives within ``timeout`` seconds."""
-        try:
-            return self._scans.get(timeout=timeout)
-        except queue.Empty:
-            return None

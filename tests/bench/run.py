@@ -26,6 +26,7 @@ from typing import Any
 
 from prescreen.config import ScreeningConfig, StationConfig, SyncConfig
 from prescreen.demo import run_demo
+from prescreen.drivers import open_scale, ssi
 from prescreen.drivers.base import SerialSettings, WeightReading
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
@@ -73,6 +74,7 @@ SIZES = {
         "outage_s": 30.0,
         "steady_parcels": 300,
         "kill_records": 50_000,
+        "device_cycles": 20,
     },
     "smoke": {
         "parcels": 20,
@@ -83,6 +85,7 @@ SIZES = {
         "outage_s": 1.0,
         "steady_parcels": 5,
         "kill_records": 2_000,
+        "device_cycles": 2,
     },
 }
 
@@ -139,10 +142,49 @@ def serial_frames(frames: int) -> dict[str, Any]:
     per["scanner-line"] = _frames_per_s(
         Framer(TERMINATORS["any"], max_len=256), parse_line, b"]C11Z5R89390357567127\r", frames
     )
+    decode_data = ssi.Packet(ssi.DECODE_DATA, ssi.SOURCE_DECODER, 0, b"\x031Z5R89390357567127").encode()
+    per["scanner-ssi"] = _frames_per_s(ssi.SsiFramer(), ssi.decode, decode_data, frames)
     return {
         "serial_frames_per_s": round(min(per.values())),
         "_per_protocol": {k: round(v) for k, v in per.items()},
     }
+
+
+def device_reconnect(cycles: int, workdir: Path) -> dict[str, Any]:
+    """Scale unplugged and replugged through a by-id symlink: seconds until the driver reports it
+    down, and until it reads a frame again (targets: ≤ 1 s and ≤ 2 s, from issue 4)."""
+    link = workdir / "usb-scale-by-id"
+    down: list[float] = []
+    back: list[float] = []
+    sim = ScaleSimulator(scale_protocol("mt-sics"))
+    os.symlink(sim.port, link)
+    scale = open_scale(str(link), "mt-sics", poll_s=0.02)
+    try:
+        for _ in range(cycles):
+            _wait(lambda: scale.up)
+            sim.close()
+            link.unlink()
+            down.append(_wait(lambda: not scale.up))
+            sim = ScaleSimulator(scale_protocol("mt-sics"))
+            os.symlink(sim.port, link)
+            back.append(_wait(lambda: scale.up and scale.latest is not None))
+    finally:
+        scale.close()
+        sim.close()
+        link.unlink(missing_ok=True)
+    return {
+        "_device_down_s": {"p50": round(statistics.median(down), 3), "max": round(max(down), 3)},
+        "_device_back_s": {"p50": round(statistics.median(back), 3), "max": round(max(back), 3)},
+    }
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("device did not change state in time")
+        time.sleep(0.002)
+    return time.monotonic() - started
 
 
 # --- model and screening -----------------------------------------------------------------------
@@ -389,6 +431,7 @@ def run(size: str) -> dict[str, Any]:
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("model and screening", lambda: model_and_screening(sizes["calls"])),
             ("serial parsing", lambda: serial_frames(sizes["frames"])),
+            ("device reconnect", lambda: device_reconnect(sizes["device_cycles"], workdir)),
             ("replay", lambda: replay(sizes["replay"], workdir)),
             ("agent process", lambda: agent_process(sizes["steady_parcels"], workdir)),
             ("scan to verdict", lambda: scan_to_verdict(sizes["parcels"])),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -10,9 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from prescreen.drivers import open_scale, open_scanner
+from prescreen.drivers import WeightReading, open_scale, open_scanner
+from prescreen.drivers.detect import best, detect
 from prescreen.drivers.registry import scale_protocol, scale_protocols
-from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator, SsiScannerSimulator
 
 
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
@@ -135,7 +140,7 @@ def test_unplug_cycles_leak_no_threads_or_descriptors(
     os.symlink(sim.port, link)
     scanner = open_scanner(str(link))
     try:
-        for _ in range(20):
+        for _ in range(100):
             sim.close()
             link.unlink()
             assert wait_until(lambda: not scanner.up, timeout=2)
@@ -151,3 +156,124 @@ def test_unplug_cycles_leak_no_threads_or_descriptors(
         sim.close()
     assert wait_until(lambda: threading.active_count() <= threads_before, timeout=3)
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 1
+
+
+@pytest.mark.parametrize("name", sorted(scale_protocols()))
+def test_detect_names_the_scale_on_the_port(name: str) -> None:
+    sim = ScaleSimulator(scale_protocol(name))
+    try:
+        sim.place("1.000", motion=0)
+        attempts = detect(sim.port, baudrates=(9600,), listen_s=0.25)
+    finally:
+        sim.close()
+    found = best(attempts)
+    assert found is not None
+    assert found.protocol == name
+    assert [a.protocol for a in attempts if a.answered] == [name]  # no other parser was fooled
+
+
+def test_detect_finds_an_ssi_scanner_and_reports_a_silent_port() -> None:
+    sim = SsiScannerSimulator()
+    try:
+        found = best(detect(sim.port, baudrates=(9600,), listen_s=0.25))
+        assert found is not None
+        assert found.protocol == "ssi-scanner"
+    finally:
+        sim.close()
+    silent = ScannerSimulator()  # a line scanner nobody triggers says nothing
+    try:
+        assert best(detect(silent.port, baudrates=(9600, 19200), listen_s=0.15)) is None
+    finally:
+        silent.close()
+
+
+def test_detect_cli_prints_what_answered(tmp_path: Path) -> None:
+    sim = ScaleSimulator(scale_protocol("nci"))
+    try:
+        sim.place("2.000", motion=0)
+        result = subprocess.run(
+            [sys.executable, "-m", "prescreen", "detect", sim.port, "--baud", "9600", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        sim.close()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["found"]["protocol"] == "nci"
+    assert report["found"]["sample"]["stable"] is True
+
+
+@pytest.mark.parametrize("suffix", ["cr", "lf", "crlf", "tab"])
+def test_scanner_suffix_is_configurable(suffix: str) -> None:
+    scanner = open_scanner("sim://scanner", suffix=suffix)
+    sim = scanner.simulator  # type: ignore[attr-defined]
+    try:
+        sim.scan("1Z5R89390357567127", aim="]C0")
+        sim.scan("RB123456785GB")
+        assert [getattr(scanner.read_code(2), "raw", None) for _ in range(2)] == [
+            "]C01Z5R89390357567127",
+            "RB123456785GB",
+        ]
+    finally:
+        scanner.close()
+        sim.close()
+
+
+class _DeviceServer:
+    """A serial device server (Moxa NPort style) on TCP: a streaming scale behind ``socket://``."""
+
+    def __init__(self, frame: bytes, port: int = 0) -> None:
+        self._frame = frame
+        self._stop = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", port), reuse_port=True)
+        self.port = self._server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._server.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with client:
+                while not self._stop.is_set():
+                    try:
+                        client.sendall(self._frame)
+                    except OSError:
+                        break
+                    time.sleep(0.02)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._server.close()
+
+
+def test_socket_url_device_server_unplug_and_back(wait_until: Callable[..., bool]) -> None:
+    proto = scale_protocol("toledo-continuous")
+    server = _DeviceServer(proto.encode(WeightReading("ok", True, Decimal("3.250")), "kg"))
+    scale = open_scale(f"socket://127.0.0.1:{server.port}", "toledo-continuous", settle_s=0.05)
+    try:
+        result = scale.read_weight(3)
+        assert result is not None
+        assert result[0].weight_kg == Decimal("3.250")
+        server.close()  # the device server loses power
+        lost_at = time.monotonic()
+        assert wait_until(lambda: not scale.up, timeout=1.5)
+        assert time.monotonic() - lost_at <= 1.0
+        server = _DeviceServer(proto.encode(WeightReading("ok", True, Decimal("0.500")), "kg"), server.port)
+        back_at = time.monotonic()
+        assert wait_until(lambda: scale.up, timeout=3)
+        assert time.monotonic() - back_at <= 2.0
+        result = scale.read_weight(3, after=result[1])
+        assert result is not None
+        assert result[0].weight_kg == Decimal("0.500")
+        assert scale.reconnects == 1
+    finally:
+        scale.close()
+        server.close()

@@ -90,6 +90,38 @@ def test_toledo_8213_vectors(data: bytes, status: str, kg: Decimal | None) -> No
     assert (reading.status, reading.weight_kg) == (status, kg)
 
 
+def _continuous(body: bytes) -> bytes:
+    return body + bytes([(-sum(b & 0x7F for b in body)) & 0x7F])
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "kg"),
+    [
+        # the docs' vector: 12.50 lb gross stable, SWA 0x2C (XXXX.XX), SWB 0x20, SWC 0x20, tare 0
+        (_continuous(b"\x02\x2c\x20\x20001250000000\r"), "ok", to_kg(Decimal("12.50"), "lb")),
+        (_continuous(b"\x02\x2d\x30\x20001250000000\r"), "ok", Decimal("1.250")),  # kg, XXX.XXX
+        (_continuous(b"\x02\x2c\x28\x20001250000000\r"), "motion", to_kg(Decimal("12.50"), "lb")),
+        (_continuous(b"\x02\x2c\x24\x20000000000000\r"), "overload", None),
+        (_continuous(b"\x02\x2c\x22\x20000150000000\r"), "underload", None),
+        (_continuous(b"\x02\x2a\x20\x20000125000000\r"), "ok", to_kg(Decimal("125"), "lb")),
+        (_continuous(b"\x02\xac\xa0\xa0001250000000\r"), "ok", to_kg(Decimal("12.50"), "lb")),  # parity
+        (b"\x02\x13" + _continuous(b"\x02\x2c\x20\x20001250000000\r"), "ok", to_kg(Decimal("12.50"), "lb")),
+    ],
+)
+def test_toledo_continuous_vectors(data: bytes, status: str, kg: Decimal | None) -> None:
+    (reading,) = parse("toledo-continuous", data)
+    assert reading is not None
+    assert (reading.status, reading.weight_kg) == (status, kg)
+
+
+def test_toledo_continuous_refuses_a_bad_checksum() -> None:
+    good = _continuous(b"\x02\x2c\x20\x20001250000000\r")
+    garbled = good[:6] + b"9" + good[7:]  # one digit hit by noise: 12.50 would read 19.50
+    assert parse("toledo-continuous", garbled) == []
+    with pytest.raises(FrameError, match="checksum"):
+        scale_protocol("toledo-continuous").parse(garbled)
+
+
 def test_units_convert_exactly() -> None:
     assert to_kg(Decimal(1), "lb") == Decimal("0.45359237")
     assert to_kg(Decimal(16), "oz") == Decimal("0.45359237")
@@ -115,7 +147,7 @@ def test_encode_parse_round_trip(name: str, unit: str) -> None:
 
 
 def test_unknown_protocol_lists_known_ones() -> None:
-    with pytest.raises(UnsupportedDevice, match="known: mt-sics, nci, toledo-8213"):
+    with pytest.raises(UnsupportedDevice, match="known: mt-sics, nci, toledo-8213, toledo-continuous"):
         scale_protocol("acme")
 
 
@@ -135,7 +167,7 @@ def test_arbitrary_bytes_never_crash_a_parser(name: str, data: bytes) -> None:
             assert proto.parse(frame) == reading
 
 
-_RESYNC = {"mt-sics": b"\r\n", "nci": b"\x03", "toledo-8213": b"\r"}
+_RESYNC = {"mt-sics": b"\r\n", "nci": b"\x03", "toledo-8213": b"\r", "toledo-continuous": b""}
 
 
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
@@ -145,7 +177,7 @@ def test_line_noise_then_a_frame_reads_that_frame(name: str, noise: bytes) -> No
     proto = scale_protocol(name)
     good = proto.encode(WeightReading("ok", True, Decimal("1.500")), "kg")
     last = None
-    for frame in proto.framer().feed(noise + _RESYNC[name] + good):
+    for frame in proto.framer().feed(noise + _RESYNC[name] + good + good):
         try:
             last = proto.parse(frame)
         except FrameError:
