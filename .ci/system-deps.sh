@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the tests and the demo use: mosquitto (real MQTT broker) and systemd-analyze.
+# System packages the tests and the demo use: mosquitto (real MQTT broker), systemd-analyze, and
+# chromium (the station page is tested in a headless browser through Playwright).
 # Installs only what is missing, and only when it can (root with apt-get).
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]}" >&2

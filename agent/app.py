@@ -16,6 +16,7 @@ from typing import Any
 
 from prescreen._version import __version__
 from prescreen.config import Config
+from prescreen.display import StationDisplay
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
@@ -95,6 +96,13 @@ class Agent:
         self.uplink = Uplink(config.outbox.path, config.sync, config.station)
         self.metrics = AgentMetrics(self.status)
         self.station.listeners.append(self._committed)
+        self.display = StationDisplay(
+            language=config.http.language,
+            status=self.status,
+            weight=lambda: self.scale.latest,
+            confirm=self.station.request_hold_confirmation,
+        )
+        self.station.listeners.append(self.display.on_event)
         self.http: LocalServer | None = None
         if config.http.enabled:
             self.http = LocalServer(
@@ -104,7 +112,9 @@ class Agent:
                     "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
                     "/healthz": self._healthz,
                     "/status": lambda: json_response(self.status()),
+                    **self.display.routes(),
                 },
+                self.display.post_routes(),
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
@@ -167,6 +177,7 @@ class Agent:
         self.uplink.start()
         self._thread.start()
         if self.http is not None:
+            self.display.start()
             self.http.start()
         log.info(
             "agent started",
@@ -181,6 +192,7 @@ class Agent:
         """Stop scanning, then sync, then close devices and the outbox."""
         self._stop.set()
         self._thread.join(timeout=5)
+        self.display.stop()
         if self.http is not None:
             self.http.stop()
         self.uplink.stop()

@@ -50,6 +50,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce(url: str) -> None:
+    print(f"station page: {url}  (open it in a browser; add --pace 1 to watch)", file=sys.stderr)
+
+
 def _print_progress(number: int, total: int, step: Any, event: Any) -> None:
     if event.record is None:
         print(f"[{number:>4}/{total}] {event.message}", file=sys.stderr)
@@ -73,6 +77,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  parcels screened   {summary['parcels']}",
         f"  verdicts           CLEAR {verdicts['CLEAR']}   REVIEW {verdicts['REVIEW']}   "
         f"HOLD {verdicts['HOLD']}",
+        f"  holds on shelf     {summary['holds_on_shelf']} (confirmed by shelf-label scan: outcome records)",
         f"  committed (outbox) {summary['committed']}",
         f"  acked by receiver  {summary['acked']}",
         f"  stored by receiver {summary['received']}   duplicates {summary['duplicates']}",
@@ -95,12 +100,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
         progress=progress,
         broker_kind=args.broker,
+        announce=None if args.json else _announce,
+        pace_s=args.pace,
     )
     if args.json:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
-    ok = summary["received"] == summary["parcels"] == args.parcels and not summary["duplicates"]
+    ok = (
+        summary["parcels"] == args.parcels
+        and summary["received"] == summary["committed"]
+        and not summary["duplicates"]
+    )
     return 0 if ok else EXIT_FAILURE
 
 
@@ -384,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--parcels", type=int, default=100, help="parcels to screen (default 100)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     demo.add_argument("--workdir", help="keep outbox, receiver store and orders here")
+    demo.add_argument(
+        "--pace", type=float, default=0.0, help="seconds between parcels, to watch the station page"
+    )
     demo.add_argument(
         "--broker",
         choices=["mosquitto", "amqtt"],

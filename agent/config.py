@@ -35,6 +35,8 @@ class StationConfig:
     site_id: str = "site-01"
     filer_code: str = "DEMO"
     weight_timeout_s: float = 10.0
+    # A scan starting with this confirms the oldest unconfirmed HOLD went onto the hold shelf.
+    shelf_label_prefix: str = "SHELF-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +140,7 @@ class HttpConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9108
+    language: str = "en"  # of the station page: en or es (a page can ask for ?lang=es)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,75 @@ def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: Local
     return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
 
 
+class DemoStation:
+    """One simulated station with its broker and receiver, for the demo and the browser tests.
+
+    ``run(step)`` is the simulated operator: place the parcel, scan its label, wait for the
+    verdict, take the parcel off; a HOLD is then put on the shelf and confirmed with a scan of the
+    shelf label, as at a real bench.
+    """
+
+    def __init__(self, workdir: Path, orders: list[dict[str, Any]], broker_kind: str = "mosquitto") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
+        self.broker = LocalBroker.start(prefer=broker_kind)
+        self.receiver = Receiver(
+            workdir / "receiver.db",
+            host=self.broker.host,
+            port=self.broker.port,
+            shared=self.broker.kind == "mosquitto",
+        ).start()
+        self.scale = ScaleSimulator(scale_protocol("mt-sics"))
+        self.scanner = ScannerSimulator()
+        self.events: queue.Queue[StationEvent] = queue.Queue()
+        self.agent: Agent | None = None
+        try:
+            self.receiver.mqtt.wait_connected(10)
+            config = demo_config(workdir, self.scale.port, self.scanner.port, self.broker)
+            self.agent = Agent(config).start()
+        except BaseException:
+            self.close()
+            raise
+        self.agent.station.listeners.append(self.events.put)
+
+    @property
+    def url(self) -> str:
+        """The station page."""
+        if self.agent is None or self.agent.http is None:
+            raise RuntimeError("the demo station has no HTTP server")
+        return self.agent.http.url + "/station"
+
+    def run(self, step: Step, *, shelf: str = "SHELF-A1") -> tuple[StationEvent, StationEvent | None]:
+        """One parcel at the bench; returns its verdict event and, for a HOLD, its confirmation."""
+        if step.weight_kg is not None:
+            self.scale.place(step.weight_kg, motion=2)
+        self.scanner.scan(step.payload, aim=step.aim)
+        event = self.events.get(timeout=30)
+        if step.weight_kg is not None:
+            self.scale.place("0", motion=1)
+        confirmation = None
+        if event.record is not None and event.record["screening"]["verdict"] == "HOLD":
+            self.scanner.scan(shelf)
+            confirmation = self.events.get(timeout=30)
+        return event, confirmation
+
+    def drain(self, timeout_s: float = 30) -> None:
+        """Wait until the receiver acked every committed record."""
+        assert self.agent is not None
+        deadline = time.monotonic() + timeout_s
+        while self.agent.outbox.counts().get("pending", 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop everything, agent first."""
+        if self.agent is not None:
+            self.agent.stop()
+        self.receiver.stop()
+        self.scale.close()
+        self.scanner.close()
+        self.broker.stop()
+
+
 def run_demo(
     parcels: int = 100,
     *,
@@ -67,71 +136,55 @@ def run_demo(
     progress: Progress | None = None,
     broker_kind: str = "mosquitto",
     seed: int = 7,
+    announce: Callable[[str], None] | None = None,
+    pace_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Run the demo and return its summary (the ``--json`` object)."""
+    """Run the demo and return its summary (the ``--json`` object).
+
+    ``announce`` is told the station page's URL once it is up; ``pace_s`` slows the simulated
+    operator down so a person can watch the page.
+    """
     with tempfile.TemporaryDirectory(prefix="prescreen-demo-") as tmp:
-        return _run(parcels, Path(workdir or tmp), progress, broker_kind, seed)
-
-
-def _run(
-    parcels: int, workdir: Path, progress: Progress | None, broker_kind: str, seed: int
-) -> dict[str, Any]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    orders, steps = generate(parcels, seed=seed)
-    (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
-    broker = LocalBroker.start(prefer=broker_kind)
-    receiver = Receiver(
-        workdir / "receiver.db", host=broker.host, port=broker.port, shared=broker.kind == "mosquitto"
-    ).start()
-    scale = ScaleSimulator(scale_protocol("mt-sics"))
-    scanner = ScannerSimulator()
-    agent: Agent | None = None
-    started = time.monotonic()
-    try:
-        receiver.mqtt.wait_connected(10)
-        agent = Agent(demo_config(workdir, scale.port, scanner.port, broker)).start()
-        events: queue.Queue[StationEvent] = queue.Queue()
-        agent.station.listeners.append(events.put)
-        latencies: list[float] = []
-        verdicts: collections.Counter[str] = collections.Counter()
-        for number, step in enumerate(steps, start=1):
-            if step.weight_kg is not None:
-                scale.place(step.weight_kg, motion=2)
-            scanner.scan(step.payload, aim=step.aim)
-            event = events.get(timeout=30)
-            if event.record is not None:
-                verdicts[event.record["screening"]["verdict"]] += 1
-                latencies.append(event.latency_ms or 0.0)
-            if progress is not None:
-                progress(number, len(steps), step, event)
-            if step.weight_kg is not None:
-                scale.place("0", motion=1)
-        deadline = time.monotonic() + 30
-        while agent.outbox.counts().get("pending", 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        counts = agent.outbox.counts()
-        return {
-            "parcels": sum(verdicts.values()),
-            "verdicts": {k: verdicts.get(k, 0) for k in ("CLEAR", "REVIEW", "HOLD")},
-            "committed": sum(counts.values()),
-            "acked": counts.get("acked", 0),
-            "received": receiver.count(),
-            "duplicates": receiver.duplicates,
-            "rejected": receiver.rejected,
-            "latency_ms": {
-                "p50": round(percentile(latencies, 50), 3),
-                "p99": round(percentile(latencies, 99), 3),
-                "max": round(max(latencies, default=0.0), 3),
-            },
-            "model": agent.screener.model.version if agent.screener.model else None,
-            "broker": broker.kind,
-            "seconds": round(time.monotonic() - started, 2),
-            "workdir": str(workdir),
-        }
-    finally:
-        if agent is not None:
-            agent.stop()
-        receiver.stop()
-        scale.close()
-        scanner.close()
-        broker.stop()
+        workdir = Path(workdir or tmp)
+        orders, steps = generate(parcels, seed=seed)
+        station = DemoStation(workdir, orders, broker_kind)
+        started = time.monotonic()
+        try:
+            if announce is not None:
+                announce(station.url)
+            latencies: list[float] = []
+            verdicts: collections.Counter[str] = collections.Counter()
+            confirmed = 0
+            for number, step in enumerate(steps, start=1):
+                event, confirmation = station.run(step)
+                if event.record is not None:
+                    verdicts[event.record["screening"]["verdict"]] += 1
+                    latencies.append(event.latency_ms or 0.0)
+                confirmed += confirmation is not None and confirmation.kind == "hold_confirmed"
+                if progress is not None:
+                    progress(number, len(steps), step, event)
+                time.sleep(pace_s)
+            station.drain()
+            assert station.agent is not None
+            counts = station.agent.outbox.counts()
+            return {
+                "parcels": sum(verdicts.values()),
+                "verdicts": {k: verdicts.get(k, 0) for k in ("CLEAR", "REVIEW", "HOLD")},
+                "holds_on_shelf": confirmed,
+                "committed": sum(counts.values()),
+                "acked": counts.get("acked", 0),
+                "received": station.receiver.count(),
+                "duplicates": station.receiver.duplicates,
+                "rejected": station.receiver.rejected,
+                "latency_ms": {
+                    "p50": round(percentile(latencies, 50), 3),
+                    "p99": round(percentile(latencies, 99), 3),
+                    "max": round(max(latencies, default=0.0), 3),
+                },
+                "model": station.agent.screener.model.version if station.agent.screener.model else None,
+                "broker": station.broker.kind,
+                "seconds": round(time.monotonic() - started, 2),
+                "workdir": str(workdir),
+            }
+        finally:
+            station.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from prescreen.drivers.settle import StableWeight
 from prescreen.errors import OrderError, OutboxError
 from prescreen.orders import ORDER_UNAVAILABLE, Order, OrderSource, to_record
 from prescreen.outbox import Outbox
+from prescreen.outcomes import outcome_record
 from prescreen.records import Record, envelope, kg
 from prescreen.rules import CartonFacts, ParcelFacts
 from prescreen.screening import Screener, Screening
@@ -54,7 +56,7 @@ class Scale(Protocol):
 class StationEvent:
     """What the station tells its listeners after each scan."""
 
-    kind: str  # "verdict", "verdict_update", "carton_open", "not_recorded"
+    kind: str  # "verdict", "verdict_update", "carton_open", "hold_confirmed", "not_recorded", "ignored"
     scan: str
     record: Record | None = None
     latency_ms: float | None = None
@@ -93,6 +95,9 @@ class Station:
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
         self.heartbeat = time.monotonic()
         self._last_settle: int | None = None
+        # HOLD verdicts the operator has not yet confirmed on the hold shelf: record_id -> tracking.
+        self.awaiting_shelf: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self._confirmations: queue.Queue[tuple[str | None, str | None]] = queue.Queue()
         self._carton: _OpenCarton | None = None
         self._recent: collections.deque[tuple[float, str]] = collections.deque()
         # Parcels screened without their order (WMS too slow), waiting for it to arrive.
@@ -108,10 +113,55 @@ class Station:
         """
         while not stop.is_set():
             self.heartbeat = time.monotonic()
-            scan = self.scanner.read_code(timeout=0.2)
+            scan = self.scanner.read_code(timeout=0.1)
             if scan is not None:
                 self.handle(scan)
             self.complete_late_orders()
+            self._confirm_requested()
+
+    def request_hold_confirmation(self, record_id: str | None, shelf: str | None = None) -> None:
+        """Ask the station thread to record that a HOLD went onto the shelf (from the page's touch).
+
+        The station thread is the outbox's only writer, so the confirmation is queued, not written
+        here; ``record_id`` None confirms the oldest HOLD still waiting.
+        """
+        self._confirmations.put((record_id, shelf))
+
+    def _confirm_requested(self) -> None:
+        while True:
+            try:
+                record_id, shelf = self._confirmations.get_nowait()
+            except queue.Empty:
+                return
+            self._notify(self._confirm_hold(record_id, shelf, raw=shelf or "touch"))
+
+    def _confirm_hold(self, record_id: str | None, shelf: str | None, *, raw: str) -> StationEvent:
+        if record_id is None and self.awaiting_shelf:
+            record_id = next(iter(self.awaiting_shelf))
+        if record_id is None or record_id not in self.awaiting_shelf:
+            return StationEvent("ignored", raw, message="No HOLD is waiting for the shelf.")
+        tracking = self.awaiting_shelf[record_id]
+        try:
+            record = self.outbox.append(
+                lambda seq: outcome_record(
+                    seq,
+                    self.config.station,
+                    refers_to=record_id,
+                    tracking_number=tracking,
+                    outcome="held_on_shelf",
+                    shelf=shelf,
+                )
+            )
+        except OutboxError as exc:
+            log.error("hold confirmation not recorded", extra={"record": record_id, "reason": str(exc)})
+            return StationEvent("not_recorded", raw, message=f"NOT RECORDED: {exc}")
+        del self.awaiting_shelf[record_id]
+        log.info("hold on shelf", extra={"record": record_id, "tracking": tracking, "shelf": shelf})
+        return StationEvent("hold_confirmed", raw, record)
+
+    def _notify(self, event: StationEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
 
     def complete_late_orders(self) -> list[StationEvent]:
         """Re-screen parcels whose order arrived after the budget and commit completed records.
@@ -137,21 +187,24 @@ class Station:
                 supersedes=supersedes,
             )
             event = dataclasses.replace(event, kind="verdict_update") if event.record else event
-            for listener in self.listeners:
-                listener(event)
+            self._notify(event)
             events.append(event)
         return events
 
     def handle(self, scan: Scan) -> StationEvent:
         """Process one scan end to end and notify listeners; returns the event."""
+        prefix = self.config.station.shelf_label_prefix
+        if prefix and scan.raw.startswith(prefix):
+            event = self._confirm_hold(None, scan.raw, raw=scan.raw)
+            self._notify(event)
+            return event
         barcode = decode(scan.raw)
         carton_order = self._carton_order(barcode)
         if carton_order is not None and (self._carton is None or self._carton.carton_id != barcode.sscc):
             event = self._open_carton(scan, barcode, carton_order)
         else:
             event = self._screen_parcel(scan, barcode, closing=carton_order is not None)
-        for listener in self.listeners:
-            listener(event)
+        self._notify(event)
         return event
 
     # --- master cartons ---------------------------------------------------------------------
@@ -246,6 +299,10 @@ class Station:
         )
         screening = self.screener.screen(facts)
         event = self._commit(scan.raw, facts, screening, inside, start=start)
+        if event.record is not None and screening.verdict == "HOLD":
+            self.awaiting_shelf[event.record["record_id"]] = tracking
+            while len(self.awaiting_shelf) > _MAX_INCOMPLETE:
+                self.awaiting_shelf.popitem(last=False)
         if event.record is not None and tracking is not None:
             if inside is not None:
                 inside.scanned.append(tracking)

@@ -1,8 +1,9 @@
-"""The agent's small local HTTP server: ``/metrics``, ``/healthz``, ``/status``.
+"""The agent's small local HTTP server: ``/metrics``, ``/healthz``, ``/status``, the station page.
 
-Why the standard library's server: a handful of GET routes on localhost for a Prometheus scraper,
-a monitoring probe and ``prescreen status``; a web framework would add more weight than the agent's
-whole pipeline. Routes are plain functions returning (status, content type, body).
+Why the standard library's server: a handful of routes on localhost for a Prometheus scraper, a
+monitoring probe, ``prescreen status`` and one bench screen; a web framework would add more weight
+than the agent's whole pipeline. Routes are plain functions returning (status, content type, body);
+a body that is an iterator of chunks is streamed (server-sent events), one thread per client.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 log = logging.getLogger("prescreen.http")
 Response = tuple[int, str, bytes]
-Route = Callable[[], Response]
+Route = Callable[[], tuple[int, str, bytes | Iterator[bytes]]]
+PostRoute = Callable[[bytes], Response]
+MAX_POST_BYTES = 64 * 1024
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -25,11 +28,14 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 class LocalServer:
-    """Serves GET routes on ``host:port`` in a daemon thread; ``port=0`` picks a free port."""
+    """Serves GET (and POST) routes on ``host:port`` in daemon threads; ``port=0`` picks a free port."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
+    def __init__(
+        self, host: str, port: int, routes: dict[str, Route], post_routes: dict[str, PostRoute] | None = None
+    ) -> None:
         self.routes = routes
         server_routes = routes
+        server_posts = post_routes or {}
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -37,20 +43,42 @@ class LocalServer:
 
             def do_GET(self) -> None:
                 route = server_routes.get(self.path.split("?", 1)[0])
-                if route is None:
-                    status, kind, body = 404, "text/plain", b"not found\n"
-                else:
-                    try:
-                        status, kind, body = route()
-                    except Exception as exc:  # a broken route must not kill the server thread
-                        log.exception("http route failed", extra={"path": self.path})
-                        status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
+                self._answer(lambda: route() if route is not None else (404, "text/plain", b"not found\n"))
+
+            def do_POST(self) -> None:
+                route = server_posts.get(self.path.split("?", 1)[0])
+                length = int(self.headers.get("Content-Length") or 0)
+                if route is None or length > MAX_POST_BYTES:
+                    self._answer(lambda: (404 if route is None else 413, "text/plain", b"refused\n"))
+                    return
+                data = self.rfile.read(length)
+                self._answer(lambda: route(data))
+
+            def _answer(self, call: Callable[[], tuple[int, str, bytes | Iterator[bytes]]]) -> None:
+                try:
+                    status, kind, body = call()
+                except Exception as exc:  # a broken route must not kill the server thread
+                    log.exception("http route failed", extra={"path": self.path})
+                    status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
+                if isinstance(body, bytes):
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    for chunk in body:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client went away; its stream ends here
+                finally:
+                    close = getattr(body, "close", None)
+                    if close is not None:
+                        close()  # runs the stream's cleanup (unsubscribe) now, not at GC
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True

@@ -146,8 +146,8 @@ class Receiver:
                         site,
                         record["seq"],
                         record["kind"],
-                        record["screening"]["verdict"],
-                        record["parcel"]["tracking_number"],
+                        (record.get("screening") or {}).get("verdict"),
+                        (record.get("parcel") or record.get("outcome") or {}).get("tracking_number"),
                         record["created_at"],
                         now,
                         # records arrive key-sorted from the agent and json keeps their order, so

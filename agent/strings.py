@@ -1,0 +1,214 @@
+"""Every word the operator sees, in every language the station speaks, in one place.
+
+Why one module: a site adds a language by adding one column here, and a reviewer can check that
+no reason code is left untranslated (a test does). Reason texts are plain words with the parcel's
+own figures (``Declared 0.2 kg, scale says 1.4 kg``), built from the committed record, so the
+screen never says anything the record does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGUAGES = ("en", "es")
+
+UI: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Packing station",
+        "CLEAR": "CLEAR",
+        "REVIEW": "REVIEW",
+        "HOLD": "HOLD",
+        "do_CLEAR": "Ship it: put on the outbound belt.",
+        "do_REVIEW": "Put in the review tray for the supervisor.",
+        "do_HOLD": "Put on the hold shelf, then scan the shelf label or touch Confirm.",
+        "confirm": "Confirm: on the hold shelf",
+        "confirmed": "On the hold shelf: recorded.",
+        "waiting": "Scan a parcel",
+        "tracking": "Tracking",
+        "weight": "Weight",
+        "settled": "settled",
+        "moving": "settling…",
+        "no_weight": "no weight",
+        "recent": "Last parcels",
+        "scanner": "Scanner",
+        "scale": "Scale",
+        "broker": "Customs link",
+        "backlog": "Waiting to send",
+        "up": "OK",
+        "down": "DOWN",
+        "offline": "Connection to the station lost: reconnecting…",
+        "not_recorded": "NOT RECORDED: call the supervisor, do not ship.",
+        "updated": "Updated: the order arrived.",
+        "carton": "Master carton open: scan each parcel inside, then the master label again.",
+        "no_reasons": "All checks passed.",
+    },
+    "es": {
+        "title": "Puesto de embalaje",
+        "CLEAR": "LIBRE",
+        "REVIEW": "REVISAR",
+        "HOLD": "RETENER",
+        "do_CLEAR": "Enviar: póngalo en la cinta de salida.",
+        "do_REVIEW": "Póngalo en la bandeja de revisión para el supervisor.",
+        "do_HOLD": "Póngalo en el estante de retenidos y escanee la etiqueta del estante o toque Confirmar.",
+        "confirm": "Confirmar: en el estante de retenidos",
+        "confirmed": "En el estante de retenidos: registrado.",
+        "waiting": "Escanee un paquete",
+        "tracking": "Seguimiento",
+        "weight": "Peso",
+        "settled": "estable",
+        "moving": "estabilizando…",
+        "no_weight": "sin peso",
+        "recent": "Últimos paquetes",
+        "scanner": "Escáner",
+        "scale": "Báscula",
+        "broker": "Enlace con aduanas",
+        "backlog": "Pendientes de envío",
+        "up": "OK",
+        "down": "CAÍDO",
+        "offline": "Conexión con el puesto perdida: reconectando…",
+        "not_recorded": "NO REGISTRADO: llame al supervisor, no lo envíe.",
+        "updated": "Actualizado: llegó el pedido.",
+        "carton": "Caja master abierta: escanee cada paquete de dentro y luego otra vez la etiqueta master.",
+        "no_reasons": "Todas las comprobaciones correctas.",
+    },
+}
+
+# Plain-words reasons per finding code: {placeholders} are filled from the record.
+REASONS: dict[str, dict[str, str]] = {
+    "WEIGHT_MISMATCH": {
+        "en": "Declared {declared} kg, scale says {measured} kg.",
+        "es": "Declarado {declared} kg, la báscula marca {measured} kg.",
+    },
+    "VALUE_PER_KG_LOW": {
+        "en": "Declared value {value} {currency} is very low for {measured} kg.",
+        "es": "Valor declarado {value} {currency} muy bajo para {measured} kg.",
+    },
+    "NO_WEIGHT": {"en": "The scale gave no steady weight.", "es": "La báscula no dio un peso estable."},
+    "BARCODE_CHECK_FAILED": {
+        "en": "Label check digit is wrong: rescan or relabel.",
+        "es": "El dígito de control de la etiqueta es incorrecto: vuelva a escanear o reetiquete.",
+    },
+    "BARCODE_UNKNOWN": {"en": "Not a known tracking label.", "es": "No es una etiqueta de envío conocida."},
+    "ORDER_NOT_FOUND": {"en": "No order found for this label.", "es": "No hay pedido para esta etiqueta."},
+    "ORDER_UNAVAILABLE": {
+        "en": "Order system did not answer in time.",
+        "es": "El sistema de pedidos no respondió a tiempo.",
+    },
+    "ORDER_MALFORMED": {
+        "en": "The order data is unreadable.",
+        "es": "Los datos del pedido no se pueden leer.",
+    },
+    "ORDER_MISMATCH": {
+        "en": "The order belongs to another label.",
+        "es": "El pedido pertenece a otra etiqueta.",
+    },
+    "WATCHLIST_HOLD": {
+        "en": "Customs asked to hold this parcel.",
+        "es": "Aduanas pidió retener este paquete.",
+    },
+    "CARTON_UNMANIFESTED_PARCEL": {
+        "en": "Parcel is not on the master carton's list.",
+        "es": "El paquete no está en la lista de la caja master.",
+    },
+    "CARTON_COUNT_EXCEEDS_MANIFEST": {
+        "en": "More parcels in the carton than its list says.",
+        "es": "Hay más paquetes en la caja de los que dice su lista.",
+    },
+    "CARTON_WEIGHT_MISMATCH": {
+        "en": "Carton weight does not match the parcels inside.",
+        "es": "El peso de la caja no coincide con los paquetes de dentro.",
+    },
+    "SPLIT_SHIPMENT": {
+        "en": "Same recipient again within a short time (split shipment?).",
+        "es": "Mismo destinatario otra vez en poco tiempo (¿envío fraccionado?).",
+    },
+    "DQ_SELLER_MISSING": {
+        "en": "Seller's name or address missing.",
+        "es": "Falta nombre o dirección del vendedor.",
+    },
+    "DQ_CONSIGNEE_MISSING": {
+        "en": "Recipient's name or address missing.",
+        "es": "Falta nombre o dirección del destinatario.",
+    },
+    "DQ_COUNTRY_UNKNOWN": {"en": "A country code is not valid.", "es": "Un código de país no es válido."},
+    "DQ_CURRENCY_UNKNOWN": {"en": "Currency code is not valid.", "es": "El código de moneda no es válido."},
+    "DQ_NO_ITEMS": {"en": "The order lists no items.", "es": "El pedido no tiene artículos."},
+    "DQ_DESCRIPTION_MISSING": {
+        "en": "An item has no description.",
+        "es": "Un artículo no tiene descripción.",
+    },
+    "DQ_DESCRIPTION_VAGUE": {
+        "en": "An item description is too vague.",
+        "es": "La descripción de un artículo es demasiado vaga.",
+    },
+    "DQ_TARIFF_MISSING": {
+        "en": "An item has no tariff code.",
+        "es": "Un artículo no tiene código arancelario.",
+    },
+    "DQ_TARIFF_MALFORMED": {
+        "en": "A tariff code is not a valid number.",
+        "es": "Un código arancelario no es un número válido.",
+    },
+    "DQ_TARIFF_CHAPTER_INVALID": {
+        "en": "A tariff code's chapter does not exist.",
+        "es": "El capítulo de un código arancelario no existe.",
+    },
+    "DQ_TARIFF_NOT_ENTRY_GRADE": {
+        "en": "Tariff code needs all 10 digits.",
+        "es": "El código arancelario necesita los 10 dígitos.",
+    },
+    "DQ_ORIGIN_UNKNOWN": {"en": "Country of origin missing.", "es": "Falta el país de origen."},
+    "DQ_VALUE_MISSING": {
+        "en": "An item has no declared value.",
+        "es": "Un artículo no tiene valor declarado.",
+    },
+    "TARIFF_DESCRIPTION_MISMATCH": {
+        "en": "Tariff code does not fit the description.",
+        "es": "El código arancelario no corresponde a la descripción.",
+    },
+    "PRECURSOR_CHEMICAL": {
+        "en": "Description names a controlled chemical.",
+        "es": "La descripción nombra un producto químico controlado.",
+    },
+    "PILL_PRESS_EQUIPMENT": {
+        "en": "Description suggests a pill press or its parts.",
+        "es": "La descripción sugiere una prensa de pastillas o sus piezas.",
+    },
+    "MODEL_ELEVATED_RISK": {
+        "en": "Risk model: looks unusual, check it.",
+        "es": "Modelo de riesgo: parece inusual, revíselo.",
+    },
+    "MODEL_HIGH_RISK": {"en": "Risk model: high risk.", "es": "Modelo de riesgo: riesgo alto."},
+}
+
+
+def ui(language: str) -> dict[str, str]:
+    """The interface strings for ``language`` (English when the site's language is not here)."""
+    return UI.get(language, UI["en"])
+
+
+def _figures(record: dict[str, Any]) -> dict[str, str]:
+    order = record.get("order") or {}
+    parcel = record.get("parcel") or {}
+
+    def number(value: Any) -> str:
+        return "?" if value is None else f"{value:g}"
+
+    return {
+        "declared": number(order.get("declared_weight_kg")),
+        "measured": number(parcel.get("measured_weight_kg")),
+        "value": number(order.get("total_declared_value")),
+        "currency": order.get("currency") or "",
+    }
+
+
+def reasons(record: dict[str, Any], language: str) -> list[str]:
+    """Plain-words reasons for a verdict record, most serious first (info findings left out)."""
+    findings = [r for r in record.get("screening", {}).get("reasons", []) if r["severity"] != "info"]
+    findings.sort(key=lambda r: r["severity"] != "hold")
+    figures = _figures(record)
+    texts = []
+    for finding in findings:
+        template = REASONS.get(finding["code"], {}).get(language)
+        texts.append(template.format(**figures) if template else finding["message"])
+    return texts

@@ -1,0 +1,46 @@
+"""Operator strings: every reason code and every label exists in every language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prescreen import strings
+
+AGENT = Path(strings.__file__).resolve().parent
+
+
+def test_every_reason_code_the_rules_emit_has_words_in_every_language() -> None:
+    source = (AGENT / "rules.py").read_text() + (AGENT / "screening.py").read_text()
+    codes = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))
+    codes.discard("CHECK_DIGIT_FAILED")  # the barcode's reason, reported as BARCODE_CHECK_FAILED
+    assert len(codes) > 30
+    missing = {
+        (c, lang) for c in codes for lang in strings.LANGUAGES if lang not in strings.REASONS.get(c, {})
+    }
+    assert not missing
+
+
+def test_every_label_exists_in_every_language() -> None:
+    keys = set(strings.UI["en"])
+    for language in strings.LANGUAGES:
+        assert set(strings.UI[language]) == keys
+
+
+def test_weight_reason_uses_the_parcels_own_figures() -> None:
+    record = {
+        "order": {"declared_weight_kg": 0.2, "total_declared_value": 12.0, "currency": "USD"},
+        "parcel": {"measured_weight_kg": 1.4},
+        "screening": {
+            "reasons": [
+                {"code": "WEIGHT_MISMATCH", "severity": "review", "message": "..."},
+                {"code": "MODEL_SCORE", "severity": "info", "message": "score 0.1"},
+                {"code": "PRECURSOR_CHEMICAL", "severity": "hold", "message": "..."},
+            ]
+        },
+    }
+    assert strings.reasons(record, "en") == [
+        "Description names a controlled chemical.",  # hold first
+        "Declared 0.2 kg, scale says 1.4 kg.",
+    ]
+    assert strings.reasons(record, "es")[1] == "Declarado 0.2 kg, la báscula marca 1.4 kg."
