@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prescreen import config as cfg
+from prescreen.app import Agent
 from prescreen.drivers import open_scanner, ssi
+from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.scanner_ssi import SsiScanner
-from prescreen.drivers.sim import SsiScannerSimulator
+from prescreen.drivers.sim import ScaleSimulator, SsiScannerSimulator
+from prescreen.samples import generate
 
 VECTORS = [
     b"\x04\xd0\x04\x00\xff\x28",  # host CMD_ACK
@@ -135,3 +141,42 @@ def test_line_scanner_cannot_signal() -> None:
     finally:
         scanner.close()
         scanner.simulator.close()  # type: ignore[attr-defined]
+
+
+def test_agent_sounds_a_hold_on_the_ssi_scanner(tmp_path: Path, wait_until: Callable[..., bool]) -> None:
+    """The whole agent: a HOLD verdict makes the scanner at the operator's hand beep and go red."""
+    orders, steps = generate(40, seed=7)
+    (tmp_path / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
+    scale = ScaleSimulator(scale_protocol("mt-sics"))
+    config = cfg.Config()
+    config = cfg.replace(config, "scale", url=scale.port, poll_interval_ms=10, settle_ms=20)
+    config = cfg.replace(config, "scanner", url="sim://ssi", protocol="ssi")
+    config = cfg.replace(config, "orders", path=str(tmp_path / "orders.ndjson"))
+    config = cfg.replace(config, "outbox", path=str(tmp_path / "outbox.db"))
+    config = cfg.replace(config, "http", enabled=False)
+    config = cfg.replace(config, "sync", port=1)  # no broker needed: records wait in the outbox
+    agent = Agent(config).start()
+    sim = agent.scanner.simulator
+    assert isinstance(sim, SsiScannerSimulator)
+    verdicts = []
+    agent.station.listeners.append(
+        lambda e: verdicts.append(e.record["screening"]["verdict"] if e.record else None)
+    )
+    try:
+        for step in (s for s in steps if s.kind == "parcel"):
+            before = len(verdicts)
+            scale.place(step.weight_kg or "0.5", motion=1)
+            sim.scan(step.payload)
+            assert wait_until(lambda: len(verdicts) > before, timeout=15)  # noqa: B023
+            scale.place("0", motion=1)
+            if verdicts[-1] == "HOLD":
+                break
+        assert verdicts[-1] == "HOLD"
+        assert wait_until(lambda: (ssi.LED_ON, bytes([ssi.LED_RED])) in sim.commands)
+        assert (ssi.BEEP, bytes([agent.scanner.beeps["HOLD"]])) in sim.commands  # type: ignore[attr-defined]
+        beeps = [data for op, data in sim.commands if op == ssi.BEEP]
+        assert len(beeps) == verdicts.count("HOLD") + verdicts.count("REVIEW")  # CLEAR: no extra beep
+    finally:
+        agent.stop()
+        scale.close()
+        sim.close()
