@@ -25,7 +25,10 @@ from prescreen.errors import FrameError
 
 log = logging.getLogger("prescreen.drivers")
 
-DEFAULT_SIGNALS = {"HOLD": 0x04, "REVIEW": 0x01}  # beep codes; CLEAR keeps the scanner's own beep
+# Beep codes (CLEAR keeps the scanner's own good-read beep). The BEEP opcode is confirmed by two
+# open implementations; the meaning of each code (0x04 five short high, 0x01 two short high) is from
+# Zebra's table as commonly cited, not from a Zebra document: pass ``beeps`` to change them.
+DEFAULT_SIGNALS = {"HOLD": 0x04, "REVIEW": 0x01}
 
 
 class SsiScanner(ScannerBase):
