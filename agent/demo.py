@@ -98,8 +98,9 @@ class DemoStation:
             raise RuntimeError("the demo station has no HTTP server")
         return self.agent.http.url + "/station"
 
-    def run(self, step: Step, *, shelf: str = "SHELF-A1") -> tuple[StationEvent, StationEvent | None]:
-        """One parcel at the bench; returns its verdict event and, for a HOLD, its confirmation."""
+    def run(self, step: Step, *, shelf: str | None = "SHELF-A1") -> tuple[StationEvent, StationEvent | None]:
+        """One parcel at the bench; returns its verdict event and, for a HOLD, its confirmation
+        (``shelf`` None leaves the HOLD waiting for the operator, e.g. a touch on the page)."""
         if step.weight_kg is not None:
             self.scale.place(step.weight_kg, motion=2)
         self.scanner.scan(step.payload, aim=step.aim)
@@ -107,7 +108,7 @@ class DemoStation:
         if step.weight_kg is not None:
             self.scale.place("0", motion=1)
         confirmation = None
-        if event.record is not None and event.record["screening"]["verdict"] == "HOLD":
+        if shelf is not None and event.record is not None and event.record["screening"]["verdict"] == "HOLD":
             self.scanner.scan(shelf)
             confirmation = self.events.get(timeout=30)
         return event, confirmation

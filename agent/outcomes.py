@@ -40,13 +40,7 @@ def outcome_record(
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-    record = envelope(
-        kind="outcome",
-        device_id=station.device_id,
-        site_id=station.site_id,
-        seq=seq,
-        filer_code=station.filer_code,
-    )
+    record = envelope("outcome", seq, station)
     record["outcome"] = {
         "refers_to": refers_to,
         "tracking_number": tracking_number,

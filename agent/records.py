@@ -20,6 +20,7 @@ from typing import Any
 
 import fastjsonschema
 from prescreen._version import __version__
+from prescreen.config import StationConfig
 from prescreen.errors import RecordError
 
 SCHEMA_ID = "prescreen.record/v1"
@@ -74,18 +75,18 @@ def kg(value: Decimal | None) -> float | None:
     return None if value is None else float(value.quantize(Decimal("0.001")))
 
 
-def envelope(*, kind: str, device_id: str, site_id: str, seq: int, filer_code: str) -> Record:
-    """The identity fields every record starts with."""
+def envelope(kind: str, seq: int, station: StationConfig) -> Record:
+    """The identity fields every record from ``station`` starts with."""
     return {
         "schema": SCHEMA_ID,
         "record_id": new_record_id(),
         "kind": kind,
-        "device_id": device_id,
-        "site_id": site_id,
+        "device_id": station.device_id,
+        "site_id": station.site_id,
         "seq": seq,
         "created_at": utc_now(),
         "agent_version": __version__,
-        "filer": {"code": filer_code, "type": "fulfillment"},
+        "filer": {"code": station.filer_code, "type": "fulfillment"},
     }
 
 

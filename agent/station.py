@@ -363,13 +363,7 @@ def verdict_record(
     supersedes: dict[str, str] | None = None,
 ) -> Record:
     """The verdict record for one screened parcel (also used by replays, outside a station)."""
-    record = envelope(
-        kind="verdict",
-        device_id=station.device_id,
-        site_id=station.site_id,
-        seq=seq,
-        filer_code=station.filer_code,
-    )
+    record = envelope("verdict", seq, station)
     barcode = facts.barcode
     parcel: dict[str, Any] = {
         "tracking_number": barcode.tracking_number,

@@ -17,6 +17,7 @@ import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import serial
 from prescreen.drivers.base import SerialSettings
@@ -214,3 +215,50 @@ class PortReader:
                 for frame in self._framer.feed(data):
                     self._last_frame = at
                     self._on_frame(frame, at)
+
+
+_Owner = TypeVar("_Owner", bound="PortOwner")
+
+
+class PortOwner:
+    """A device driver that owns one :class:`PortReader` (set by the subclass as ``_port``).
+
+    Scales and scanners expose the same port state and lifecycle; this is it, once.
+    """
+
+    _port: PortReader
+    simulator: object | None = None  # the simulator at the far end, when opened as sim://...
+
+    @property
+    def url(self) -> str:
+        """The port URL this device is read from."""
+        return self._port.url
+
+    def status(self) -> dict[str, object]:
+        """URL, up, reconnects and last error of the device's port."""
+        return self._port.status()
+
+    @property
+    def up(self) -> bool:
+        """True while the device is connected (and, for scales, answering)."""
+        return self._port.up
+
+    @property
+    def reconnects(self) -> int:
+        """How often the device came back after being lost."""
+        return self._port.reconnects
+
+    def start(self: _Owner) -> _Owner:
+        """Start reading in the background; returns self for chaining."""
+        self._port.start()
+        return self
+
+    def close(self) -> None:
+        """Stop reading and close the port."""
+        self._port.stop()
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

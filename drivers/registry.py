@@ -89,7 +89,7 @@ def open_scale(
         poll_s=poll_s,
         settler=Settler(settle_readings, settle_tolerance_kg, settle_s),
     )
-    reader.simulator = simulator  # type: ignore[attr-defined]
+    reader.simulator = simulator
     return reader.start()
 
 

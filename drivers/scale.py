@@ -8,14 +8,14 @@ import time
 from decimal import Decimal
 
 from prescreen.drivers.base import ScaleProtocol, SerialSettings, WeightReading
-from prescreen.drivers.port import PortReader
+from prescreen.drivers.port import PortOwner, PortReader
 from prescreen.drivers.settle import Settler, StableWeight
 from prescreen.errors import FrameError
 
 log = logging.getLogger("prescreen.drivers")
 
 
-class ScaleReader:
+class ScaleReader(PortOwner):
     """Reads a scale continuously; :meth:`read_weight` returns the next settled weight.
 
     Owns its port thread: call :meth:`start` (or use it as a context manager) and :meth:`close`.
@@ -47,40 +47,6 @@ class ScaleReader:
             poll_s=poll_s,
             watch_silence=True,
         )
-
-    @property
-    def url(self) -> str:
-        """The port URL this scale is read from."""
-        return self._port.url
-
-    def status(self) -> dict[str, object]:
-        """URL, up, reconnects and last error of the scale's port."""
-        return self._port.status()
-
-    @property
-    def up(self) -> bool:
-        """True while the scale is connected and answering."""
-        return self._port.up
-
-    @property
-    def reconnects(self) -> int:
-        """How often the scale came back after being lost."""
-        return self._port.reconnects
-
-    def start(self) -> ScaleReader:
-        """Start reading in the background; returns self for chaining."""
-        self._port.start()
-        return self
-
-    def close(self) -> None:
-        """Stop reading and close the port."""
-        self._port.stop()
-
-    def __enter__(self) -> ScaleReader:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _on_frame(self, frame: bytes, at: float) -> None:
         try:

@@ -1,21 +1,16 @@
 """Barcode scanners in line mode (RS-232 or USB-CDC): one scan per line.
 
-Terminators CR, LF, CR LF and TAB are all accepted (vendors differ and sites reconfigure them). A
-line must be printable ASCII or GS (FNC1): anything else is line noise and is dropped, so garbage on
-the wire never becomes a scan nobody made.
+Terminators CR, LF, CR LF and TAB are all accepted (vendors differ and sites reconfigure them).
+What a line may hold is checked by :func:`prescreen.drivers.scanner.parse_line`.
 """
 
 from __future__ import annotations
-
-import logging
 
 from prescreen.drivers.base import Scan, SerialSettings
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
 from prescreen.drivers.scanner import ScannerBase
-from prescreen.errors import FrameError, UnsupportedDevice
-
-log = logging.getLogger("prescreen.drivers")
+from prescreen.errors import UnsupportedDevice
 
 TERMINATORS: dict[str, tuple[bytes, ...]] = {
     "any": (b"\r\n", b"\r", b"\n", b"\t"),
@@ -25,19 +20,6 @@ TERMINATORS: dict[str, tuple[bytes, ...]] = {
     "tab": (b"\t",),
 }
 MAX_SCAN = 200  # longest GS1-128 / 2D label payload we accept
-
-
-def parse_line(frame: bytes) -> str | None:
-    """Return the scan text of one line, None for an empty line.
-
-    Raises:
-        FrameError: the line holds bytes a scanner does not send.
-    """
-    if not frame:
-        return None
-    if any(not (0x20 <= b < 0x7F or b == 0x1D) for b in frame):
-        raise FrameError(f"scan holds non-printable bytes: {frame!r}", raw=frame)
-    return frame.decode("ascii")
 
 
 class LineScanner(ScannerBase):
@@ -56,11 +38,6 @@ class LineScanner(ScannerBase):
         )
 
     def _on_frame(self, frame: bytes, at: float) -> None:
-        try:
-            text = parse_line(frame)
-        except FrameError as exc:
-            self.bad_frames += 1
-            log.warning("scan dropped", extra={"reason": str(exc)})
-            return
+        text = self._take(frame)
         if text is not None:
             self._scans.put(Scan(text, at))

@@ -20,7 +20,6 @@ from prescreen.drivers import ssi
 from prescreen.drivers.base import Scan, SerialSettings
 from prescreen.drivers.port import PortReader
 from prescreen.drivers.scanner import ScannerBase
-from prescreen.drivers.scanner_line import parse_line
 from prescreen.errors import FrameError
 
 log = logging.getLogger("prescreen.drivers")
@@ -123,12 +122,7 @@ class SsiScanner(ScannerBase):
         segments, self._segments = self._segments, []
         barcode_type = segments[0][0] if segments[0] else None
         payload = segments[0][1:] + b"".join(s[1:] for s in segments[1:])
-        try:
-            text = parse_line(payload)
-        except FrameError as exc:
-            self.bad_frames += 1
-            log.warning("scan dropped", extra={"reason": str(exc)})
-            return
+        text = self._take(payload)
         if text is None:
             return
         if self._red_led:

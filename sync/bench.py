@@ -32,13 +32,7 @@ FILL_CHUNK = 5000
 
 def synthetic_record(seq: int, station: StationConfig) -> Record:
     """A schema-valid verdict record of typical size (no personal data)."""
-    record = envelope(
-        kind="verdict",
-        device_id=station.device_id,
-        site_id=station.site_id,
-        seq=seq,
-        filer_code=station.filer_code,
-    )
+    record = envelope("verdict", seq, station)
     tracking = f"BENCH{seq:010d}"
     record["parcel"] = {
         "tracking_number": tracking,

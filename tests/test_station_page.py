@@ -54,13 +54,7 @@ def page(bench: tuple[DemoStation, dict[str, Any]]) -> Iterator[Any]:
 def _scan_until(station: DemoStation, steps: list[Any], verdict: str) -> dict[str, Any]:
     """Run parcels from the sample day until one gets ``verdict``; returns its record."""
     while steps:
-        step = steps.pop(0)
-        if step.weight_kg is not None:
-            station.scale.place(step.weight_kg, motion=2)
-        station.scanner.scan(step.payload, aim=step.aim)
-        event = station.events.get(timeout=30)
-        if step.weight_kg is not None:
-            station.scale.place("0", motion=1)
+        event, _ = station.run(steps.pop(0), shelf=None)  # the HOLD is confirmed on the page
         if event.record is not None and event.record["screening"]["verdict"] == verdict:
             return event.record
     raise AssertionError(f"no {verdict} parcel in the sample day")

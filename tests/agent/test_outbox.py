@@ -7,15 +7,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from prescreen.config import StationConfig
 from prescreen.errors import OutboxError
 from prescreen.outbox import Outbox
 from prescreen.records import envelope
 
 
 def add(outbox: Outbox) -> dict:
-    return outbox.append(
-        lambda seq: envelope(kind="verdict", device_id="d1", site_id="s1", seq=seq, filer_code="X")
-    )
+    return outbox.append(lambda seq: envelope("verdict", seq, StationConfig("d1", "s1", "X")))
 
 
 def test_wal_full_sync_and_sequence_survive_reopen(tmp_path: Path) -> None:
@@ -76,7 +75,7 @@ def test_a_group_commit_is_all_or_nothing(tmp_path: Path) -> None:
     def broken(seq: int) -> dict:
         raise ValueError("bad record")
 
-    good = lambda seq: envelope(kind="verdict", device_id="d", site_id="s", seq=seq, filer_code="F")  # noqa: E731
+    good = lambda seq: envelope("verdict", seq, StationConfig("d", "s", "F"))  # noqa: E731
     with pytest.raises(ValueError, match="bad record"):
         outbox.append_many([good, good, broken])
     assert outbox.counts() == {"pending": 1}

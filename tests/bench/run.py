@@ -31,7 +31,8 @@ from prescreen.drivers.base import SerialSettings, WeightReading
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
 from prescreen.drivers.registry import scale_protocol, scale_protocols
-from prescreen.drivers.scanner_line import TERMINATORS, parse_line
+from prescreen.drivers.scanner import parse_line
+from prescreen.drivers.scanner_line import TERMINATORS
 from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator
 from prescreen.models.runner import load_risk_model
 from prescreen.outbox import Outbox

@@ -18,7 +18,7 @@ STATION = StationConfig(device_id="dev-1", site_id="site-a")
 
 
 def record(seq: int, device: str = "dev-1") -> dict:
-    body = envelope(kind="verdict", device_id=device, site_id="site-a", seq=seq, filer_code="X")
+    body = envelope("verdict", seq, StationConfig(device, "site-a", "X"))
     body["parcel"] = {
         "tracking_number": "1Z5R89390357567127",
         "carrier": "ups",
