@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prescreen.demo import DemoStation
 from prescreen.samples import generate
@@ -137,3 +138,20 @@ def test_page_uses_no_network_beyond_the_station(
     origin = station.url.rsplit("/station", 1)[0]
     assert requested
     assert all(url.startswith(origin) for url in requested)
+
+
+def test_bad_confirmations_get_a_clear_answer_and_record_nothing(
+    bench: tuple[DemoStation, dict[str, Any]],
+) -> None:
+    station, _ = bench
+    assert station.agent is not None
+    committed = sum(station.agent.outbox.counts().values())
+    confirm = station.url + "/confirm"
+    assert httpx.post(confirm, content=b"not json").status_code == 400
+    assert httpx.post(confirm, json={"record_id": 7}).status_code == 400
+    assert httpx.post(confirm, json={"record_id": "no-such-record"}).status_code == 202
+    event = station.events.get(timeout=10)
+    assert (event.kind, event.message) == ("ignored", "No HOLD is waiting for the shelf.")
+    station.scanner.scan("SHELF-B2")  # a shelf label with no HOLD waiting
+    assert station.events.get(timeout=10).kind == "ignored"
+    assert sum(station.agent.outbox.counts().values()) == committed

@@ -277,3 +277,18 @@ def test_socket_url_device_server_unplug_and_back(wait_until: Callable[..., bool
     finally:
         scale.close()
         server.close()
+
+
+def test_detect_on_a_missing_port_says_so(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "prescreen", "detect", str(tmp_path / "ttyUSB9")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("prescreen: error: ")
+    assert "ttyUSB9" in result.stderr
+    assert "No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
