@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen._version import __version__
+from prescreen.compliance import ComplianceApi
 from prescreen.config import Config
 from prescreen.display import StationDisplay
 from prescreen.drivers import open_scale, open_scanner
@@ -25,6 +26,7 @@ from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
 from prescreen.outbox import Outbox
 from prescreen.screening import RiskModel, Screener
+from prescreen.signing import DeviceKey
 from prescreen.station import Station, StationEvent
 from prescreen.sync.uplink import Uplink
 from prescreen.webserver import LocalServer, json_response
@@ -47,6 +49,11 @@ def load_model(config: Config) -> RiskModel | None:
         return None
 
 
+def device_key_path(config: Config) -> Path:
+    """Where the station's signing key lives (``[station] key_path`` or next to the outbox)."""
+    return Path(config.station.key_path or Path(config.outbox.path).parent / "device.key")
+
+
 def order_source(config: Config) -> OrderSource:
     """The configured order source: a file export, or the WMS (cache beside the outbox)."""
     orders = config.orders
@@ -66,7 +73,8 @@ class Agent:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.orders = order_source(config)
-        self.outbox = Outbox(config.outbox.path)
+        self.key = DeviceKey.load_or_create(device_key_path(config))
+        self.outbox = Outbox(config.outbox.path, signer=self.key)
         self.screener = Screener(config.screening, load_model(config))
         scale_cfg = config.scale
         self.scale: ScaleReader = open_scale(
@@ -114,7 +122,7 @@ class Agent:
                     "/status": lambda: json_response(self.status()),
                     **self.display.routes(),
                 },
-                self.display.post_routes(),
+                {**self.display.post_routes(), **ComplianceApi(self.station).post_routes()},
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
@@ -183,6 +191,7 @@ class Agent:
             "agent started",
             extra={
                 "device": self.config.station.device_id,
+                "key_id": self.key.key_id,
                 "model": getattr(self.screener.model, "version", None),
             },
         )

@@ -18,6 +18,8 @@ from typing import Any
 
 from prescreen import logs
 from prescreen._version import __version__
+from prescreen.cli_compliance import add_compliance_commands
+from prescreen.cli_receiver import add_receiver_commands
 from prescreen.errors import PrescreenError
 
 EXIT_FAILURE = 1
@@ -113,28 +115,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         and not summary["duplicates"]
     )
     return 0 if ok else EXIT_FAILURE
-
-
-def cmd_receiver(args: argparse.Namespace) -> int:
-    """Run the reference receiver until SIGTERM/SIGINT."""
-    from prescreen.sync.receiver import Receiver
-
-    logs.configure(args.log_level)
-    from prescreen.sdnotify import notify
-
-    stop = _stop_on_signal()
-    receiver = Receiver(
-        args.db, host=args.host, port=args.port, prefix=args.prefix, shared=not args.no_share
-    ).start()
-    try:
-        if not receiver.mqtt.subscribed.wait(10):
-            log_line = f"broker {args.host}:{args.port} not reachable yet; receiving once it is"
-            print(f"prescreen: warning: {log_line}", file=sys.stderr)
-        notify(READY="1", STATUS=f"receiving from {args.host}:{args.port}")
-        stop.wait()
-    finally:
-        receiver.stop()
-    return 0
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -406,20 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    receiver = sub.add_parser(
-        "receiver",
-        help="run the reference receiver (customs side)",
-        description="Verify, dedupe and store records; ack them. Example: "
-        "prescreen receiver --db receiver.db --port 1883",
-    )
-    receiver.add_argument("--db", default="receiver.db", help="SQLite store (default receiver.db)")
-    receiver.add_argument("--host", default="127.0.0.1", help="broker host")
-    receiver.add_argument("--port", type=int, default=1883, help="broker port")
-    receiver.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
-    receiver.add_argument(
-        "--no-share", action="store_true", help="plain subscription instead of a shared one"
-    )
-    receiver.set_defaults(func=cmd_receiver)
+    add_receiver_commands(sub)
+    add_compliance_commands(sub)
 
     _add_operations(sub)
 

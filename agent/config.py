@@ -37,6 +37,9 @@ class StationConfig:
     weight_timeout_s: float = 10.0
     # A scan starting with this confirms the oldest unconfirmed HOLD went onto the hold shelf.
     shelf_label_prefix: str = "SHELF-"
+    # Ed25519 key every record is signed with; created on first start. Empty: device.key next to
+    # the outbox (StateDirectory under systemd).
+    key_path: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +106,13 @@ class OutboxConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SyncConfig:
-    """MQTT uplink: broker address, batching and the in-flight window."""
+    """MQTT uplink: broker address, security, batching and the in-flight window.
+
+    ``cafile`` turns on TLS with server verification, ``certfile``/``keyfile`` add the station's
+    client certificate (mTLS), ``username``/``password`` log in (the password can come from
+    ``PRESCREEN__SYNC__PASSWORD`` so it stays out of a world-readable file). Reconnects back off
+    exponentially with jitter up to ``reconnect_max_s``.
+    """
 
     host: str = "127.0.0.1"
     port: int = 1883
@@ -113,6 +122,12 @@ class SyncConfig:
     inflight_batches: int = 4
     ack_timeout_s: float = 10.0
     keepalive_s: int = 30
+    reconnect_max_s: float = 1.5
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    username: str = ""
+    password: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

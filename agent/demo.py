@@ -24,6 +24,7 @@ from prescreen.app import Agent
 from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.samples import Step, generate
+from prescreen.signing import DeviceKey, TrustStore
 from prescreen.station import StationEvent
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
@@ -72,8 +73,12 @@ class DemoStation:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
         self.broker = LocalBroker.start(prefer=broker_kind)
+        # The station's key is made before the agent's first start (as `prescreen key show` does
+        # at enrolment), so the receiver trusts exactly this station and verifies every record.
+        key = DeviceKey.load_or_create(workdir / "device.key")
         self.receiver = Receiver(
             workdir / "receiver.db",
+            trust=TrustStore([key.trust_entry(cfg.StationConfig.site_id, cfg.StationConfig.device_id)]),
             host=self.broker.host,
             port=self.broker.port,
             shared=self.broker.kind == "mosquitto",

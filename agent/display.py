@@ -58,7 +58,7 @@ class StationDisplay:
         language: str,
         status: Callable[[], dict[str, Any]],
         weight: Callable[[], WeightReading | None],
-        confirm: Callable[[str | None], None],
+        confirm: Callable[[str | None], object],
     ) -> None:
         self.language = language if language in strings.LANGUAGES else "en"
         self._status = status
@@ -75,7 +75,7 @@ class StationDisplay:
 
     def on_event(self, event: StationEvent) -> None:
         """Station listener: called on the station thread after the record is committed."""
-        if event.kind in ("verdict", "verdict_update") and event.record is not None:
+        if event.kind in ("verdict", "verdict_update", "correction") and event.record is not None:
             view = parcel_view(event)
             with self._lock:
                 self._recent.appendleft(view)

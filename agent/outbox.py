@@ -15,13 +15,19 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 from prescreen.errors import OutboxError
 from prescreen.records import Record, dumps, utc_now
 
 log = logging.getLogger("prescreen.outbox")
+
+
+class Signer(Protocol):
+    """Adds a signature to a record (:class:`prescreen.signing.DeviceKey`)."""
+
+    def sign(self, record: Record) -> Record: ...
 
 
 def open_durable(path: str | Path) -> sqlite_utils.Database:
@@ -120,8 +126,10 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 class Outbox:
     """Thread-safe access to one outbox file (station writes, uplink reads and acks)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, signer: Signer | None = None) -> None:
         self.path = Path(path)
+        # Records are signed at commit, so the stored body is exactly what the receiver verifies.
+        self._signer = signer
         self.db = connect(self.path)
         self._conn = self.db.conn
         self._lock = threading.Lock()
@@ -148,6 +156,8 @@ class Outbox:
                 self._conn.execute("BEGIN IMMEDIATE")
                 for offset, build in enumerate(builds, start=1):
                     record = build(self._last_seq + offset)
+                    if self._signer is not None:
+                        record = self._signer.sign(record)
                     body = dumps(record)
                     self._conn.execute(
                         "INSERT INTO records (seq, record_id, kind, created_at, body, state, size) "
@@ -229,6 +239,23 @@ class Outbox:
             ).fetchone()
             (last_ack,) = self._conn.execute("SELECT MAX(acked_at) FROM records").fetchone()
         return {"pending": pending, "oldest_pending_at": oldest, "last_ack_at": last_ack}
+
+    def get(self, record_id: str) -> Record | None:
+        """The stored record with this id, if the outbox still holds it."""
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM records WHERE record_id = ?", (record_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def latest_verdict(self, tracking_number: str) -> Record | None:
+        """The newest verdict record for a tracking number (a scan over the bodies: for
+        compliance actions, not for the hot path)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM records WHERE kind = 'verdict' "
+                "AND json_extract(body, '$.parcel.tracking_number') = ? ORDER BY seq DESC LIMIT 1",
+                (tracking_number,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record body, oldest first (for tests, exports and reports)."""

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -97,7 +98,7 @@ class Station:
         self._last_settle: int | None = None
         # HOLD verdicts the operator has not yet confirmed on the hold shelf: record_id -> tracking.
         self.awaiting_shelf: collections.OrderedDict[str, str | None] = collections.OrderedDict()
-        self._confirmations: queue.Queue[tuple[str | None, str | None]] = queue.Queue()
+        self._tasks: queue.Queue[tuple[Callable[[], StationEvent], Future[StationEvent]]] = queue.Queue()
         self._carton: _OpenCarton | None = None
         self._recent: collections.deque[tuple[float, str]] = collections.deque()
         # Parcels screened without their order (WMS too slow), waiting for it to arrive.
@@ -117,23 +118,41 @@ class Station:
             if scan is not None:
                 self.handle(scan)
             self.complete_late_orders()
-            self._confirm_requested()
+            self._run_tasks()
 
-    def request_hold_confirmation(self, record_id: str | None, shelf: str | None = None) -> None:
-        """Ask the station thread to record that a HOLD went onto the shelf (from the page's touch).
+    def submit(self, task: Callable[[], StationEvent]) -> Future[StationEvent]:
+        """Run ``task`` on the station thread (the outbox's only writer) between scans.
 
-        The station thread is the outbox's only writer, so the confirmation is queued, not written
-        here; ``record_id`` None confirms the oldest HOLD still waiting.
+        Corrections, outcomes and downlink messages come from other threads (HTTP, MQTT); each is
+        queued here, so records are committed in one order and never race a verdict. The task's
+        event goes to the listeners like a scan's; its exception goes to the future.
         """
-        self._confirmations.put((record_id, shelf))
+        future: Future[StationEvent] = Future()
+        self._tasks.put((task, future))
+        return future
 
-    def _confirm_requested(self) -> None:
+    def _run_tasks(self) -> None:
         while True:
             try:
-                record_id, shelf = self._confirmations.get_nowait()
+                task, future = self._tasks.get_nowait()
             except queue.Empty:
                 return
-            self._notify(self._confirm_hold(record_id, shelf, raw=shelf or "touch"))
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                event = task()
+            except Exception as exc:  # the caller gets it; the station goes on
+                future.set_exception(exc)
+                continue
+            self._notify(event)
+            future.set_result(event)
+
+    def request_hold_confirmation(
+        self, record_id: str | None, shelf: str | None = None
+    ) -> Future[StationEvent]:
+        """Record, on the station thread, that a HOLD went onto the shelf (the page's touch);
+        ``record_id`` None confirms the oldest HOLD still waiting."""
+        return self.submit(lambda: self._confirm_hold(record_id, shelf, raw=shelf or "touch"))
 
     def _confirm_hold(self, record_id: str | None, shelf: str | None, *, raw: str) -> StationEvent:
         if record_id is None and self.awaiting_shelf:

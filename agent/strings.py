@@ -8,6 +8,7 @@ screen never says anything the record does not.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 LANGUAGES = ("en", "es")
@@ -212,3 +213,175 @@ def reasons(record: dict[str, Any], language: str) -> list[str]:
         template = REASONS.get(finding["code"], {}).get(language)
         texts.append(template.format(**figures) if template else finding["message"])
     return texts
+
+
+# What the seller should fix, per finding code, in the seller's words (for scorecards and
+# feedback to the trade). {placeholders} come from the record: the item the finding names
+# ({description}, {hts}, {origin}) and the parcel ({declared}, {measured}, {value}, {currency}).
+SELLER_ADVICE: dict[str, dict[str, str]] = {
+    "DQ_DESCRIPTION_VAGUE": {
+        "en": "Description '{description}' is too vague: say what the item is, e.g. 'brake pads for cars'.",
+        "es": "La descripción '{description}' es demasiado vaga: diga qué es el artículo, p. ej. "
+        "'pastillas de freno para coches'.",
+    },
+    "DQ_DESCRIPTION_MISSING": {
+        "en": "An item has no description: describe each item as a shopper would, e.g. 'cotton T-shirt'.",
+        "es": "Un artículo no tiene descripción: describa cada artículo como lo haría un comprador, p. ej. "
+        "'camiseta de algodón'.",
+    },
+    "DQ_TARIFF_MISSING": {
+        "en": "An item has no tariff code: give the 10-digit US HTS code for '{description}'.",
+        "es": "Un artículo no tiene código arancelario: indique el código HTS de EE. UU. de 10 dígitos para "
+        "'{description}'.",
+    },
+    "DQ_TARIFF_MALFORMED": {
+        "en": "Tariff code '{hts}' is not a tariff code: use the 10 digits of the US HTS, without letters.",
+        "es": "'{hts}' no es un código arancelario: use los 10 dígitos del HTS de EE. UU., sin letras.",
+    },
+    "DQ_TARIFF_CHAPTER_INVALID": {
+        "en": "Tariff code '{hts}' is from a chapter that low-value entries cannot use (98/99): "
+        "give the code of the goods themselves (chapters 1–97).",
+        "es": "El código '{hts}' es de un capítulo que no sirve para envíos de bajo valor (98/99): "
+        "indique el código de la mercancía (capítulos 1–97).",
+    },
+    "DQ_TARIFF_NOT_ENTRY_GRADE": {
+        "en": "Tariff code '{hts}' is too short: US entries need all 10 digits.",
+        "es": "El código '{hts}' es demasiado corto: las entradas de EE. UU. necesitan los 10 dígitos.",
+    },
+    "DQ_VALUE_MISSING": {
+        "en": "An item has no value: declare what the buyer paid for '{description}'.",
+        "es": "Un artículo no tiene valor: declare lo que pagó el comprador por '{description}'.",
+    },
+    "DQ_ORIGIN_UNKNOWN": {
+        "en": "Country of origin is missing or not an ISO code: say where '{description}' was "
+        "made, e.g. 'CN'.",
+        "es": "Falta el país de origen o no es un código ISO: indique dónde se fabricó "
+        "'{description}', p. ej. 'CN'.",
+    },
+    "DQ_NO_ITEMS": {
+        "en": "The order lists no items: list every item in the parcel.",
+        "es": "El pedido no tiene artículos: indique cada artículo del paquete.",
+    },
+    "DQ_SELLER_MISSING": {
+        "en": "Your name or address is missing from the order: give the seller's full name and address.",
+        "es": "Falta su nombre o dirección en el pedido: indique el nombre y la dirección "
+        "completos del vendedor.",
+    },
+    "DQ_CONSIGNEE_MISSING": {
+        "en": "The buyer's name or address is missing: give the full delivery name and address.",
+        "es": "Falta el nombre o la dirección del comprador: indique el nombre y la dirección "
+        "de entrega completos.",
+    },
+    "DQ_COUNTRY_UNKNOWN": {
+        "en": "An address has no valid country: use the two-letter ISO code, e.g. 'US'.",
+        "es": "Una dirección no tiene un país válido: use el código ISO de dos letras, p. ej. 'US'.",
+    },
+    "DQ_CURRENCY_UNKNOWN": {
+        "en": "The currency is not an ISO code: use three letters, e.g. 'USD'.",
+        "es": "La moneda no es un código ISO: use tres letras, p. ej. 'USD'.",
+    },
+    "WEIGHT_MISMATCH": {
+        "en": "You declared {declared} kg; the parcel weighed {measured} kg: declare the packed weight.",
+        "es": "Declaró {declared} kg; el paquete pesó {measured} kg: declare el peso con el embalaje.",
+    },
+    "VALUE_PER_KG_LOW": {
+        "en": "A value of {value} {currency} for {measured} kg is far below what such goods cost: "
+        "declare the price the buyer paid.",
+        "es": "Un valor de {value} {currency} para {measured} kg está muy por debajo de lo que cuestan esos "
+        "artículos: declare el precio que pagó el comprador.",
+    },
+    "TARIFF_DESCRIPTION_MISMATCH": {
+        "en": "Tariff code '{hts}' does not fit the description '{description}': check both.",
+        "es": "El código '{hts}' no corresponde a la descripción '{description}': revise ambos.",
+    },
+    "SPLIT_SHIPMENT": {
+        "en": "Several parcels to the same buyer on the same day: ship one order as one parcel where you "
+        "can, and declare each parcel's own contents.",
+        "es": "Varios paquetes al mismo comprador el mismo día: envíe un pedido en un solo paquete cuando "
+        "pueda y declare el contenido de cada paquete.",
+    },
+    "PRECURSOR_CHEMICAL": {
+        "en": "'{description}' matches a controlled chemical: this cannot be shipped without the permits; "
+        "contact the warehouse's compliance team.",
+        "es": "'{description}' coincide con un químico controlado: no puede enviarse sin los permisos; "
+        "contacte al equipo de cumplimiento del almacén.",
+    },
+    "PILL_PRESS_EQUIPMENT": {
+        "en": "'{description}' looks like tablet-press equipment, which needs advance notice to US customs: "
+        "contact the compliance team before shipping.",
+        "es": "'{description}' parece equipo para prensar pastillas, que requiere aviso previo a la aduana "
+        "de EE. UU.: contacte al equipo de cumplimiento antes de enviar.",
+    },
+    "ORDER_NOT_FOUND": {
+        "en": "The parcel arrived without order data: send the order to the warehouse before it is packed.",
+        "es": "El paquete llegó sin datos del pedido: envíe el pedido al almacén antes del embalaje.",
+    },
+    "ORDER_MISMATCH": {
+        "en": "The label and the order do not match: print the label from the order it belongs to.",
+        "es": "La etiqueta y el pedido no coinciden: imprima la etiqueta desde el pedido correcto.",
+    },
+    "ORDER_MALFORMED": {
+        "en": "The order data could not be read: check your export to the warehouse.",
+        "es": "No se pudieron leer los datos del pedido: revise su exportación al almacén.",
+    },
+    "BARCODE_CHECK_FAILED": {
+        "en": "The shipping label's barcode is damaged or wrong: print a new label.",
+        "es": "El código de barras de la etiqueta está dañado o es incorrecto: imprima una etiqueta nueva.",
+    },
+    "BARCODE_UNKNOWN": {
+        "en": "The label is not a known carrier label: use the carrier's label.",
+        "es": "La etiqueta no es de un transportista conocido: use la etiqueta del transportista.",
+    },
+    "CARTON_UNMANIFESTED_PARCEL": {
+        "en": "A parcel was packed in a master carton without being on its list: list every parcel you pack.",
+        "es": "Se embaló un paquete en una caja master sin estar en su lista: incluya cada "
+        "paquete que embale.",
+    },
+    "CARTON_COUNT_EXCEEDS_MANIFEST": {
+        "en": "The master carton held more parcels than listed: list every parcel you pack.",
+        "es": "La caja master tenía más paquetes de los listados: incluya cada paquete que embale.",
+    },
+    "CARTON_WEIGHT_MISMATCH": {
+        "en": "The master carton weighs more than its parcels: nothing may be packed loose in it.",
+        "es": "La caja master pesa más que sus paquetes: no se puede embalar nada suelto dentro.",
+    },
+}
+# Findings that are not the seller's doing (the station's own devices, systems or customs'
+# own list): a scorecard counts them but gives the seller no advice for them.
+NOT_SELLER_FINDINGS = frozenset(
+    {
+        "NO_WEIGHT",
+        "ORDER_UNAVAILABLE",
+        "WATCHLIST_HOLD",
+        "MODEL_HIGH_RISK",
+        "MODEL_ELEVATED_RISK",
+        "MODEL_UNAVAILABLE",
+    }
+)
+
+
+def seller_advice(record: dict[str, Any], language: str) -> list[tuple[str, str]]:
+    """(code, what to fix) for each seller-caused finding of a verdict record."""
+    order = record.get("order") or {}
+    items = order.get("items") or [{}]
+    figures = _figures(record)
+    advice = []
+    for finding in record.get("screening", {}).get("reasons", []):
+        template = SELLER_ADVICE.get(finding["code"], {}).get(language)
+        if template is None:
+            continue
+        named = re.match(r"Item (\d+)", finding.get("message", ""))
+        index = int(named.group(1)) - 1 if named else 0
+        item = items[index] if 0 <= index < len(items) else {}
+        advice.append(
+            (
+                finding["code"],
+                template.format(
+                    description=item.get("description") or "?",
+                    hts=item.get("hts_code") or "?",
+                    origin=item.get("origin_country") or "?",
+                    **figures,
+                ),
+            )
+        )
+    return advice

@@ -8,6 +8,7 @@ dedupes, commits and acks each batch. Counts come from the two SQLite files, not
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import SyncError
 from prescreen.outbox import Outbox
 from prescreen.records import Record, envelope
+from prescreen.signing import DeviceKey
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.uplink import Uplink
 
@@ -64,6 +66,15 @@ def fill(outbox: Outbox, records: int, station: StationConfig) -> None:
         outbox.append_many([build] * min(FILL_CHUNK, records - start))
 
 
+def enrol(workdir: Path, station: StationConfig, key_path: Path | None = None) -> tuple[DeviceKey, Path]:
+    """A station key (in ``workdir`` unless ``key_path``) and a trust store holding it, as IT would
+    set them up."""
+    key = DeviceKey.load_or_create(key_path or workdir / f"{station.device_id}.key")
+    trust = workdir / f"{station.device_id}-trust.json"
+    trust.write_text(json.dumps({"keys": [key.trust_entry(station.site_id, station.device_id)]}))
+    return key, trust
+
+
 def store_counts(receiver_db: Path) -> tuple[int, int]:
     """(distinct records stored, rows stored beyond the first copy of a record)."""
     with sqlite3.connect(receiver_db) as conn:
@@ -84,8 +95,11 @@ def run_sync_bench(
         return _run(records, Path(workdir or tmp), batch_size, inflight_batches, timeout_s)
 
 
-def start_receiver(db: Path, broker: LocalBroker, ready: Path) -> subprocess.Popen[bytes]:
-    """The receiver as deployed: its own process, READY once its subscription is acked."""
+def start_receiver(
+    db: Path | str, broker: LocalBroker, ready: Path, trust: Path, *extra: str
+) -> subprocess.Popen[bytes]:
+    """The receiver as deployed: its own process, verifying signatures against ``trust``,
+    READY once its subscription is acked."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(ready))
         notify.settimeout(15)
@@ -103,7 +117,9 @@ def start_receiver(db: Path, broker: LocalBroker, ready: Path) -> subprocess.Pop
                 broker.host,
                 "--port",
                 str(broker.port),
-                "--no-share",
+                "--trust",
+                str(trust),
+                *(extra or ("--no-share",)),
             ],
             env={**os.environ, "NOTIFY_SOCKET": str(ready)},
         )
@@ -130,13 +146,14 @@ def _run(records: int, workdir: Path, batch_size: int, inflight: int, timeout_s:
     workdir.mkdir(parents=True, exist_ok=True)
     station = StationConfig(device_id="bench-01", site_id="bench")
     outbox_path = workdir / "outbox.db"
-    outbox = Outbox(outbox_path)
+    key, trust = enrol(workdir, station)
+    outbox = Outbox(outbox_path, signer=key)
     fill_started = time.perf_counter()
     fill(outbox, records, station)
     fill_s = time.perf_counter() - fill_started
     outbox.close()
     broker = LocalBroker.start()
-    receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock")
+    receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock", trust)
     sync = SyncConfig(host=broker.host, port=broker.port, batch_size=batch_size, inflight_batches=inflight)
     uplink: Uplink | None = None
     try:

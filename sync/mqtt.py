@@ -7,8 +7,11 @@ hand messages to a callable, never block, so the network thread stays responsive
 from __future__ import annotations
 
 import logging
+import random
+import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -17,6 +20,51 @@ from prescreen.errors import BrokerUnavailable, SyncError
 
 log = logging.getLogger("prescreen.sync")
 MessageHandler = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class Security:
+    """How to authenticate to the broker and it to us.
+
+    ``cafile`` turns on TLS with server verification (certificate chain and host name);
+    ``certfile``/``keyfile`` add a client certificate (mTLS); ``username``/``password`` work with
+    or without TLS (but send the password in clear without it).
+    """
+
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    username: str = ""
+    password: str = ""
+
+    @property
+    def tls(self) -> bool:
+        """True when the connection is TLS."""
+        return bool(self.cafile or self.certfile)
+
+
+class Backoff:
+    """Exponential reconnect delay with jitter, so a site's stations do not reconnect in step.
+
+    The n-th delay is drawn from [d/2, d] with d = min(cap, first × 2^n): after a broker outage
+    of any length the first attempt after it comes back is at most ``cap`` seconds away.
+    """
+
+    def __init__(self, first_s: float = 0.25, cap_s: float = 1.5, rng: random.Random | None = None) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (and count the attempt)."""
+        ceiling = min(self.cap_s, self.first_s * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 32)
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        """Connected: the next outage starts again from the first delay."""
+        self.attempt = 0
 
 
 class MqttConnection:
@@ -36,6 +84,8 @@ class MqttConnection:
         subscriptions: tuple[str, ...] = (),
         keepalive: int = 30,
         on_connect: Callable[[], None] | None = None,
+        security: Security | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -50,12 +100,36 @@ class MqttConnection:
         )
         self._client.max_inflight_messages_set(64)
         self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._backoff = backoff or Backoff()
+        self._schedule_reconnect()
+        if security is not None:
+            self._secure(security)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._keepalive = keepalive
+
+    def _secure(self, security: Security) -> None:
+        if security.tls:
+            try:
+                self._client.tls_set(
+                    ca_certs=security.cafile or None,
+                    certfile=security.certfile or None,
+                    keyfile=security.keyfile or None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise SyncError(f"TLS settings unusable: {exc}") from exc
+        if security.username:
+            self._client.username_pw_set(security.username, security.password or None)
+
+    def _schedule_reconnect(self) -> None:
+        # paho waits its "min delay" before the first retry after reconnect_delay_set; setting
+        # both bounds to our jittered delay before every wait gives paho's loop our backoff.
+        delay = self._backoff.next_delay()
+        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
     def start(self) -> MqttConnection:
         """Start connecting in the background; returns at once even if the broker is down."""
@@ -94,11 +168,15 @@ class MqttConnection:
             return
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
+        self._backoff.reset()
         self.connects += 1
         self.connected.set()
         log.info("broker connected", extra={"broker": f"{self.host}:{self.port}", "connects": self.connects})
         if self._on_connect_cb is not None:
             self._on_connect_cb()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._schedule_reconnect()
 
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
@@ -117,6 +195,7 @@ class MqttConnection:
             )
         self.connected.clear()
         self.subscribed.clear()
+        self._schedule_reconnect()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._on_message_cb is not None:

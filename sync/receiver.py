@@ -11,80 +11,66 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from prescreen.errors import RecordError, SyncError
-from prescreen.outbox import open_durable
 from prescreen.records import utc_now, validate
+from prescreen.signing import Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
+from prescreen.sync.store import Cursor, Store, open_store
 from prescreen.sync.topics import acks_topic, parse_records_topic, records_subscription
 
 log = logging.getLogger("prescreen.receiver")
 
 
-def open_store(path: str | Path) -> sqlite_utils.Database:
-    """The receiver's SQLite store, created on first use."""
-    db = open_durable(path)
-    if not db.table("records").exists():
-        db.table("records").create(
-            {
-                "record_id": str,
-                "device_id": str,
-                "site_id": str,
-                "seq": int,
-                "kind": str,
-                "verdict": str,
-                "tracking_number": str,
-                "created_at": str,
-                "received_at": str,
-                "body": str,
-            },
-            pk="record_id",
-            not_null={"device_id", "site_id", "seq", "body"},
-        )
-        db.table("records").create_index(["device_id", "seq"])
-        db.table("records").create_index(["tracking_number"])
-    if not db.table("stats").exists():
-        # Counters that survive restarts, updated in the same transaction as the records.
-        db.table("stats").insert_all(
-            [{"key": k, "value": 0} for k in ("stored", "duplicates", "rejected")], pk="key"
-        )
-    return db
-
-
-def stats(db: sqlite_utils.Database) -> dict[str, int]:
-    """Stored, duplicate and rejected record counts over the store's whole life."""
-    return {k: int(v) for k, v in db.conn.execute("SELECT key, value FROM stats")}
-
-
 class Receiver:
-    """Subscribes to every station's records, stores each once, and acks per batch."""
+    """Subscribes to every station's records, stores each once, and acks per batch.
+
+    With a ``trust`` store every record must carry a valid signature by the key of the station it
+    names; without one (library use and tests only: the CLI insists) signatures are not checked.
+    """
 
     def __init__(
         self,
-        db_path: str | Path,
+        store: str | Path | Store,
         *,
+        trust: TrustStore | None = None,
         host: str = "127.0.0.1",
         port: int = 1883,
         prefix: str = "prescreen/v1",
         shared: bool = True,
+        mqtt_options: dict[str, Any] | None = None,
     ) -> None:
         self.prefix = prefix
-        self.db = open_store(db_path)
-        self._lock = threading.Lock()
-        self.stored = 0
-        self.duplicates = 0
-        self.rejected = 0
+        self.store = store if isinstance(store, Store) else open_store(store)
+        self.trust = trust
+        self.counts = dict.fromkeys(("stored", "duplicates", "rejected"), 0)
+        if trust is None:
+            log.warning("receiver does not verify signatures (no trust store)")
         self.mqtt = MqttConnection(
             client_id=f"receiver-{os.getpid()}-{id(self):x}",
             host=host,
             port=port,
             on_message=self.handle,
             subscriptions=(records_subscription(prefix, shared=shared),),
+            **(mqtt_options or {}),
         )
+
+    @property
+    def stored(self) -> int:
+        """Records this receiver stored since it started."""
+        return self.counts["stored"]
+
+    @property
+    def duplicates(self) -> int:
+        """Records this receiver acked again without storing them (already stored)."""
+        return self.counts["duplicates"]
+
+    @property
+    def rejected(self) -> int:
+        """Records and batches this receiver refused since it started."""
+        return self.counts["rejected"]
 
     def start(self) -> Receiver:
         """Connect and start receiving in paho's network thread."""
@@ -94,9 +80,13 @@ class Receiver:
     def stop(self) -> None:
         """Disconnect; everything acked is already committed."""
         self.mqtt.stop()
+        self.store.close()
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Process one batch message: validate, store new records, then ack all of them."""
+        """Process one batch message: check, store new records, then ack all of them.
+
+        If the store fails the batch is not acked, so the station sends it again.
+        """
         try:
             site, device = parse_records_topic(self.prefix, topic)
             batch = json.loads(payload)
@@ -104,42 +94,65 @@ class Receiver:
             if not isinstance(records, list):
                 raise TypeError("records is not a list")
         except (SyncError, ValueError, TypeError, KeyError) as exc:
-            self.rejected += 1
+            self.counts["rejected"] += 1
             log.warning("batch rejected", extra={"topic": topic, "reason": str(exc)[:200]})
             return
-        acked, rejected = self._store(site, device, records)
+        try:
+            acked, rejected = self._store(site, device, records)
+        except Exception as exc:  # the store is down or a race aborted the transaction
+            log.error("batch not stored, not acked", extra={"topic": topic, "reason": str(exc)[:300]})
+            return
         ack = {"batch_id": batch.get("batch_id"), "acked": acked, "rejected": rejected}
-        self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
+        try:
+            self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
+        except SyncError as exc:  # stored already; the station re-sends and gets the ack then
+            log.warning("ack not sent", extra={"topic": topic, "reason": str(exc)})
 
-    def _check(self, record: Any, site: str, device: str) -> str | None:
+    def _check(self, record: Any, site: str, device: str) -> Rejection | None:
+        if not isinstance(record, dict):
+            return Rejection("invalid", "record is not an object")
         try:
             validate(record)
         except RecordError as exc:
-            return str(exc)
+            return Rejection("invalid", str(exc))
         if record["device_id"] != device or record["site_id"] != site:
-            return f"record of {record['site_id']}/{record['device_id']} sent on {site}/{device}"
-        return None
+            return Rejection(
+                "forged", f"record of {record['site_id']}/{record['device_id']} sent on {site}/{device}"
+            )
+        return self.trust.check(record) if self.trust is not None else None
+
+    def _replayed(self, cur: Cursor, record: dict[str, Any]) -> Rejection | None:
+        owner = self.store.seq_owner(cur, record["site_id"], record["device_id"], record["seq"])
+        if owner is None or owner == record["record_id"]:
+            return None
+        return Rejection(
+            "replayed",
+            f"seq {record['seq']} already belongs to record {owner}: a replayed record, or an "
+            "outbox restored from a backup or cloned to a second station",
+        )
 
     def _store(self, site: str, device: str, records: list[Any]) -> tuple[list[str], list[dict[str, str]]]:
         acked: list[str] = []
         rejected: list[dict[str, str]] = []
         now = utc_now()
-        counts = {"stored": 0, "duplicates": 0, "rejected": 0}
-        with self._lock:
-            conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
+        counts: dict[str, int] = {}
+        with self.store.transaction() as cur:
             for record in records:
-                problem = self._check(record, site, device)
                 record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
+                problem = self._check(record, site, device) or self._replayed(cur, record)
                 if problem is not None:
-                    counts["rejected"] += 1
-                    log.warning("record rejected", extra={"record_id": record_id, "reason": problem[:300]})
-                    rejected.append({"record_id": record_id, "reason": problem[:300]})
+                    for key in ("rejected", f"rejected_{problem.kind}"):
+                        counts[key] = counts.get(key, 0) + 1
+                    log.warning(
+                        "record rejected",
+                        extra={"record_id": record_id, "why": problem.kind, "reason": problem.reason[:300]},
+                    )
+                    rejected.append(
+                        {"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"}
+                    )
                     continue
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO records (record_id, device_id, site_id, seq, kind, "
-                    "verdict, tracking_number, created_at, received_at, body) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new = self.store.insert(
+                    cur,
                     (
                         record_id,
                         device,
@@ -155,19 +168,14 @@ class Receiver:
                         json.dumps(record, separators=(",", ":"), ensure_ascii=False),
                     ),
                 )
-                counts["stored" if cursor.rowcount else "duplicates"] += 1
+                key = "stored" if new else "duplicates"
+                counts[key] = counts.get(key, 0) + 1
                 acked.append(record_id)
-            conn.executemany(
-                "UPDATE stats SET value = value + ? WHERE key = ?", [(v, k) for k, v in counts.items()]
-            )
-            conn.execute("COMMIT")
-        self.stored += counts["stored"]
-        self.duplicates += counts["duplicates"]
-        self.rejected += counts["rejected"]
+            self.store.add_counts(cur, counts)
+        for key in self.counts:
+            self.counts[key] += counts.get(key, 0)
         return acked, rejected
 
     def count(self) -> int:
         """How many distinct records the store holds."""
-        with self._lock:
-            row = self.db.conn.execute("SELECT COUNT(*) FROM records").fetchone()
-        return int(row[0])
+        return self.store.count()

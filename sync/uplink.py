@@ -19,7 +19,7 @@ from pathlib import Path
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
-from prescreen.sync.mqtt import MqttConnection
+from prescreen.sync.mqtt import Backoff, MqttConnection, Security
 from prescreen.sync.topics import acks_topic, records_topic
 
 log = logging.getLogger("prescreen.sync")
@@ -29,6 +29,11 @@ def batch_payload(batch_id: str, device_id: str, bodies: list[str]) -> bytes:
     """A batch message; record bodies are spliced in as stored (no re-serialisation)."""
     head = json.dumps({"batch_id": batch_id, "device_id": device_id})[:-1]
     return (head + ',"records":[' + ",".join(bodies) + "]}").encode("utf-8")
+
+
+def security_of(sync: SyncConfig) -> Security:
+    """The broker security settings from the ``[sync]`` section."""
+    return Security(sync.cafile, sync.certfile, sync.keyfile, sync.username, sync.password)
 
 
 class Uplink:
@@ -57,6 +62,8 @@ class Uplink:
             subscriptions=(acks_topic(sync.topic_prefix, station.site_id, station.device_id),),
             keepalive=sync.keepalive_s,
             on_connect=self._reset.set,
+            security=security_of(sync),
+            backoff=Backoff(cap_s=sync.reconnect_max_s),
         )
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 

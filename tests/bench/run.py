@@ -24,7 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from prescreen.app import device_key_path
 from prescreen.config import ScreeningConfig, StationConfig, SyncConfig
+from prescreen.config import load as load_config
 from prescreen.demo import run_demo
 from prescreen.drivers import open_scale, ssi
 from prescreen.drivers.base import SerialSettings, WeightReading
@@ -40,9 +42,9 @@ from prescreen.rules import ParcelFacts
 from prescreen.samples import generate
 from prescreen.screening import Screener
 from prescreen.station import verdict_record
-from prescreen.sync.bench import fill, run_sync_bench, start_receiver, stop_process
+from prescreen.sync.bench import enrol, fill, run_sync_bench, start_receiver, stop_process, store_counts
 from prescreen.sync.broker import LocalBroker
-from prescreen.sync.receiver import open_store, stats
+from prescreen.sync.store import open_store
 from prescreen.sync.uplink import Uplink
 
 TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "min")
@@ -259,9 +261,10 @@ def reconnect(outage_s: float, workdir: Path) -> dict[str, Any]:
     """Broker down for ``outage_s`` while the station keeps committing; time from the broker
     being back (listening) to the first receiver ack reaching the station."""
     station = StationConfig(device_id="bench-rc", site_id="bench")
-    outbox = Outbox(workdir / "rc-outbox.db")
+    key, trust = enrol(workdir, station)
+    outbox = Outbox(workdir / "rc-outbox.db", signer=key)
     broker = LocalBroker.start()
-    receiver = start_receiver(workdir / "rc-receiver.db", broker, workdir / "rc-notify.sock")
+    receiver = start_receiver(workdir / "rc-receiver.db", broker, workdir / "rc-notify.sock", trust)
     uplink = Uplink(workdir / "rc-outbox.db", SyncConfig(host=broker.host, port=broker.port), station).start()
     try:
         fill(outbox, 10, station)
@@ -381,10 +384,12 @@ def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
 def kill9(records: int, workdir: Path) -> dict[str, Any]:
     """Kill -9 the agent mid-drain, start it again, and count what the receiver stored."""
     broker = LocalBroker.start()
-    receiver = start_receiver(workdir / "k9-receiver.db", broker, workdir / "k9-notify.sock")
     config = _agent_config(workdir, "bench-k9", broker, "sim://scanner", "sim://mt-sics")
-    outbox = Outbox(workdir / "bench-k9.db")
-    fill(outbox, records, StationConfig(device_id="bench-k9", site_id="site-01"))
+    station = load_config(config)
+    key, trust = enrol(workdir, station.station, device_key_path(station))
+    receiver = start_receiver(workdir / "k9-receiver.db", broker, workdir / "k9-notify.sock", trust)
+    outbox = Outbox(workdir / "bench-k9.db", signer=key)
+    fill(outbox, records, station.station)
     outbox.close()
     notify = NotifySocket(workdir / "k9-agent.sock")
     try:
@@ -411,13 +416,14 @@ def kill9(records: int, workdir: Path) -> dict[str, Any]:
         broker.stop()
         notify.close()
     store = open_store(workdir / "k9-receiver.db")
-    counts = stats(store)
-    stored = store.conn.execute("SELECT COUNT(DISTINCT record_id), COUNT(*) FROM records").fetchone()
-    store.conn.close()
+    counts = store.stats()
+    store.close()
+    stored, duplicates_stored = store_counts(workdir / "k9-receiver.db")
     return {
         "duplicates_sent_after_kill9": counts["duplicates"],
-        "lost_after_kill9": records - stored[0],
-        "_duplicates_stored": stored[1] - stored[0],
+        "lost_after_kill9": records - stored,
+        "_duplicates_stored": duplicates_stored,
+        "_rejected": counts["rejected"],
     }
 
 

@@ -9,31 +9,12 @@ from pathlib import Path
 
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.outbox import Outbox
-from prescreen.records import envelope
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.uplink import Uplink, batch_payload
+from record_fixtures import record
 
 STATION = StationConfig(device_id="dev-1", site_id="site-a")
-
-
-def record(seq: int, device: str = "dev-1") -> dict:
-    body = envelope("verdict", seq, StationConfig(device, "site-a", "X"))
-    body["parcel"] = {
-        "tracking_number": "1Z5R89390357567127",
-        "carrier": "ups",
-        "barcode": {"raw": "1Z5R89390357567127", "symbology": "unknown", "check_ok": True},
-        "measured_weight_kg": 0.5,
-    }
-    body["order"] = None
-    body["screening"] = {
-        "verdict": "CLEAR",
-        "score": None,
-        "model_version": None,
-        "mode": "rules-only",
-        "reasons": [],
-    }
-    return body
 
 
 def fill(path: Path, count: int) -> Outbox:

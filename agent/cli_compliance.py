@@ -1,0 +1,207 @@
+"""CLI commands for the compliance team: ``correct``, ``outcome``, ``report sellers``, ``export``.
+
+``correct`` and ``outcome`` ask the running agent (its localhost API), so the station thread
+commits them in order with the scans and the agent's own rules re-screen a correction. ``report``
+and ``export`` only read the outbox, so they also work while the agent is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sqlite3
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prescreen import logs
+from prescreen.errors import ConfigError, OutboxError
+
+EXIT_FAILURE = 1
+
+
+def _post(config_path: str, route: str, body: dict[str, Any], as_json: bool) -> int:
+    import httpx
+    from prescreen import config
+
+    conf = config.load(config_path)
+    url = f"http://{conf.http.host}:{conf.http.port}{route}"
+    try:
+        response = httpx.post(url, json=body, timeout=15)
+        answer = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(f"the agent is not answering at {url}: {exc}") from exc
+    if response.status_code != 201:
+        print(f"prescreen: error: {answer.get('error', response.text)}", file=sys.stderr)
+        return EXIT_FAILURE
+    record = answer["record"]
+    print(json.dumps(record) if as_json else _summary(record))
+    return 0
+
+
+def _summary(record: dict[str, Any]) -> str:
+    if record["kind"] == "outcome":
+        o = record["outcome"]
+        return f"outcome {o['outcome']} recorded for {o['tracking_number']} (record {record['record_id']})"
+    return (
+        f"corrected: {record['parcel']['tracking_number']} is now {record['screening']['verdict']} "
+        f"(record {record['record_id']} supersedes {record['supersedes']['record_id']})"
+    )
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    """Correct an order's data; the agent re-screens it and sends the new version."""
+    changes = {}
+    for pair in args.set:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes FIELD=VALUE, got {pair!r}")
+        changes[name.strip()] = value
+    body = {"record": args.record, "changes": changes, "line": args.line, "by": args.by}
+    return _post(args.config, "/api/correct", body, args.json)
+
+
+def cmd_outcome(args: argparse.Namespace) -> int:
+    """Record what became of a held or referred parcel."""
+    body = {
+        "record": args.record,
+        "outcome": args.outcome,
+        "decided_by": args.decided_by,
+        "customs_reference": args.customs_reference,
+        "note": args.note,
+    }
+    return _post(args.config, "/api/outcome", body, args.json)
+
+
+def read_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every record in an outbox file, and the customs feedback messages it holds (read only)."""
+    if not path.exists():
+        raise OutboxError(f"{path}: no outbox here")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with conn:
+            records = [json.loads(b) for (b,) in conn.execute("SELECT body FROM records ORDER BY seq")]
+            has_feedback = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
+            ).fetchone()
+            feedback = (
+                [
+                    {"record_id": r, "seller": s, "text": t}
+                    for r, s, t in conn.execute(
+                        "SELECT record_id, seller, text FROM feedback ORDER BY received_at"
+                    )
+                ]
+                if has_feedback
+                else []
+            )
+        conn.close()
+    except sqlite3.Error as exc:
+        raise OutboxError(f"{path}: cannot read outbox: {exc}") from exc
+    return records, feedback
+
+
+def _outbox_path(args: argparse.Namespace) -> Path:
+    if args.outbox:
+        return Path(args.outbox)
+    if not args.config:
+        raise ConfigError("give --config (the agent's TOML) or --outbox PATH")
+    from prescreen import config
+
+    return Path(config.load(args.config).outbox.path)
+
+
+def cmd_report_sellers(args: argparse.Namespace) -> int:
+    """Print the per-seller data-quality scorecard."""
+    from prescreen import scorecard
+
+    logs.configure("error")
+    records, feedback = read_outbox(_outbox_path(args))
+    now = datetime.now(timezone.utc)
+    try:
+        since = scorecard.parse_since(args.since, now)
+    except ValueError:
+        raise ConfigError(f"--since takes 7d, 24h, 90m or an ISO date, got {args.since!r}") from None
+    scores = scorecard.scorecard(records, since=since, now=now, feedback=feedback)
+    if args.format == "json":
+        print(json.dumps({"since": since.isoformat(), "sellers": [s.as_json(args.language) for s in scores]}))
+    elif args.format == "csv":
+        columns, rows = scorecard.csv_rows(scores)
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print(f"Seller data quality since {since:%Y-%m-%d %H:%M} UTC ({len(scores)} sellers)")
+        print(scorecard.table(scores, args.language))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the station's records from its outbox."""
+    from prescreen.exports import write_records
+
+    logs.configure("error")
+    records, _ = read_outbox(_outbox_path(args))
+    write_records(records, args.format, sys.stdout)
+    return 0
+
+
+def add_compliance_commands(sub: Any) -> None:
+    """correct, outcome, report sellers and export."""
+    from prescreen.compliance import CORRECTABLE
+    from prescreen.exports import FORMATS
+    from prescreen.outcomes import OUTCOMES
+
+    correct = sub.add_parser(
+        "correct",
+        help="correct a parcel's order data; the agent re-screens it and sends a new version",
+        description="RECORD is a record id or a tracking number (its newest verdict). Fields: "
+        + ", ".join(CORRECTABLE)
+        + ". Example: prescreen correct --config /etc/prescreen/agent.toml 1Z999AA10123456784 "
+        "--set description='brake pads for cars' --set hts_code=8708301050",
+    )
+    correct.add_argument("record", help="record id or tracking number")
+    correct.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", required=True)
+    correct.add_argument("--line", type=int, default=1, help="item line for item fields (default 1)")
+    correct.add_argument("--by", default="compliance", help="who corrects (kept in the record)")
+    correct.add_argument("--config", required=True, help="TOML config file of the running agent")
+    correct.add_argument("--json", action="store_true", help="print the new record")
+    correct.set_defaults(func=cmd_correct)
+
+    outcome = sub.add_parser(
+        "outcome",
+        help="record what became of a held or referred parcel",
+        description="Example: prescreen outcome --config agent.toml 1Z999AA10123456784 returned_to_seller",
+    )
+    outcome.add_argument("record", help="record id or tracking number")
+    outcome.add_argument("outcome", choices=OUTCOMES)
+    outcome.add_argument("--decided-by", default="compliance", choices=["station", "compliance", "customs"])
+    outcome.add_argument("--customs-reference", help="needed for handed_to_carrier")
+    outcome.add_argument("--note")
+    outcome.add_argument("--config", required=True, help="TOML config file of the running agent")
+    outcome.add_argument("--json", action="store_true", help="print the new record")
+    outcome.set_defaults(func=cmd_outcome)
+
+    report = sub.add_parser("report", help="reports from the station's outbox")
+    report_sub = report.add_subparsers(dest="what", required=True, metavar="WHAT")
+    sellers = report_sub.add_parser(
+        "sellers",
+        help="per-seller data-quality scorecard",
+        description="Example: prescreen report sellers --config agent.toml --since 7d --format csv",
+    )
+    sellers.add_argument("--since", default="7d", help="7d, 24h, 90m or an ISO date (default 7d)")
+    sellers.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    sellers.add_argument("--language", default="en", choices=["en", "es"], help="of the advice to sellers")
+    export = sub.add_parser(
+        "export",
+        help="export the station's records (NDJSON, CSV, entry or 7+1 mapping)",
+        description="Formats and field tables: docs/data-mapping.md. "
+        "Example: prescreen export --config agent.toml --format ics2",
+    )
+    export.add_argument("--format", default="ndjson", choices=FORMATS)
+    for each in (sellers, export):
+        each.add_argument("--config", help="TOML config file of the agent (finds the outbox)")
+        each.add_argument("--outbox", help="outbox file (instead of --config)")
+    sellers.set_defaults(func=cmd_report_sellers)
+    export.set_defaults(func=cmd_export)

@@ -1,0 +1,261 @@
+"""The receiver's record store: SQLite by default, PostgreSQL when several receivers share it.
+
+One SQL text serves both back ends (``?`` placeholders become ``%s`` for psycopg), so the rules
+that make the store exactly-once are written once: the record id is the primary key, a record is
+inserted with ``ON CONFLICT DO NOTHING`` inside one transaction per batch together with its
+counters, and only after that commit is the batch acked. Under PostgreSQL two receivers may race
+on the same record; the loser's insert does nothing and it counts a duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from prescreen.errors import ConfigError
+
+COUNTERS = (
+    "stored",
+    "duplicates",
+    "rejected",  # all rejections; the kinds below say why
+    "rejected_invalid",
+    "rejected_unsigned",
+    "rejected_forged",
+    "rejected_tampered",
+    "rejected_replayed",
+)
+COLUMNS = (
+    "record_id",
+    "device_id",
+    "site_id",
+    "seq",
+    "kind",
+    "verdict",
+    "tracking_number",
+    "created_at",
+    "received_at",
+    "body",
+)
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS records (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, "
+    "site_id TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, verdict TEXT, "
+    "tracking_number TEXT, created_at TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS records_device_seq ON records (site_id, device_id, seq)",
+    "CREATE INDEX IF NOT EXISTS records_tracking ON records (tracking_number)",
+    "CREATE INDEX IF NOT EXISTS records_created ON records (created_at)",
+    # Counters survive restarts and are updated in the same transaction as the records.
+    "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+)
+_INSERT = (
+    f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (record_id) DO NOTHING"
+)
+
+
+class Cursor(Protocol):
+    """The DB-API cursor subset the store uses (sqlite3 and psycopg both provide it)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to select records by; ``None`` means any."""
+
+    tracking_number: str | None = None
+    device_id: str | None = None
+    verdict: str | None = None
+    since: str | None = None  # RFC 3339, compared with created_at
+    until: str | None = None
+
+
+class Store:
+    """SQL shared by both back ends; subclasses supply the connection and transactions."""
+
+    placeholder = "?"
+
+    def _sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A cursor inside one transaction, committed on success and rolled back on error."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def _setup(self) -> None:
+        with self.transaction() as cur:
+            for statement in _SCHEMA:
+                cur.execute(statement)
+            for key in COUNTERS:
+                cur.execute(
+                    self._sql("INSERT INTO stats (key, value) VALUES (?, 0) ON CONFLICT (key) DO NOTHING"),
+                    (key,),
+                )
+
+    def insert(self, cur: Cursor, row: Sequence[Any]) -> bool:
+        """Insert one row of :data:`COLUMNS`; False if the record id was already stored."""
+        cur.execute(self._sql(_INSERT), row)
+        return bool(cur.rowcount)
+
+    def seq_owner(self, cur: Cursor, site_id: str, device_id: str, seq: int) -> str | None:
+        """The record id already stored under this device sequence number, if any."""
+        cur.execute(
+            self._sql("SELECT record_id FROM records WHERE site_id = ? AND device_id = ? AND seq = ?"),
+            (site_id, device_id, seq),
+        )
+        row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def add_counts(self, cur: Cursor, counts: dict[str, int]) -> None:
+        """Add to the durable counters (inside the batch's transaction)."""
+        for key, value in counts.items():
+            if value:
+                cur.execute(self._sql("UPDATE stats SET value = value + ? WHERE key = ?"), (value, key))
+
+    def stats(self) -> dict[str, int]:
+        """Every counter over the store's whole life."""
+        with self.transaction() as cur:
+            cur.execute("SELECT key, value FROM stats")
+            return {str(k): int(v) for k, v in cur.fetchall()}
+
+    def count(self) -> int:
+        """How many distinct records the store holds."""
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM records")
+            return int(cur.fetchone()[0])
+
+    def query(self, filters: Filters, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored rows matching ``filters``, in device sequence order, as column dicts."""
+        where, params = [], []
+        for column, value in (
+            ("tracking_number", filters.tracking_number),
+            ("device_id", filters.device_id),
+            ("verdict", filters.verdict),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if filters.since is not None:
+            where.append("created_at >= ?")
+            params.append(filters.since)
+        if filters.until is not None:
+            where.append("created_at < ?")
+            params.append(filters.until)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY site_id, device_id, seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.transaction() as cur:
+            cur.execute(self._sql(sql), params)
+            return [dict(zip(COLUMNS, row, strict=True)) for row in cur.fetchall()]
+
+    def gaps(self) -> list[dict[str, Any]]:
+        """Missing sequence ranges per device: records a station made that never arrived.
+
+        Each gap is ``{"site_id", "device_id", "first_missing", "last_missing", "missing"}``;
+        a device whose first stored record has seq > 1 has a gap from 1.
+        """
+        sql = (
+            "SELECT site_id, device_id, prev + 1, seq - 1 FROM ("
+            " SELECT site_id, device_id, seq,"
+            " COALESCE(LAG(seq) OVER (PARTITION BY site_id, device_id ORDER BY seq), 0) AS prev"
+            " FROM records) AS ordered WHERE seq - prev > 1 ORDER BY site_id, device_id, prev"
+        )
+        with self.transaction() as cur:
+            cur.execute(sql)
+            rows = cur.fetchall()
+        return [
+            {
+                "site_id": site,
+                "device_id": device,
+                "first_missing": int(first),
+                "last_missing": int(last),
+                "missing": int(last) - int(first) + 1,
+            }
+            for site, device, first, last in rows
+        ]
+
+    def close(self) -> None:
+        """Release the connection."""
+        raise NotImplementedError
+
+
+class SqliteStore(Store):
+    """One SQLite file in WAL mode with ``synchronous=FULL``, like the outbox."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self._lock = threading.Lock()
+        self._setup()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._lock:
+            cur = self.conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database several receivers can share (psycopg 3)."""
+
+    placeholder = "%s"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # the optional extra was not installed
+            raise ConfigError(
+                "a postgresql:// store needs psycopg: pip install 'prescreen-agent[postgres]'"
+            ) from exc
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot connect to {url.rsplit('@', maxsplit=1)[-1]}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._setup()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def open_store(where: str | Path) -> Store:
+    """A store from a path (SQLite) or a ``postgresql://`` URL."""
+    text = str(where)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(text)
+    return SqliteStore(where)
