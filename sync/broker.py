@@ -46,29 +46,42 @@ class LocalBroker:
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int, kind: str) -> None:
+    def __init__(self, port: int, kind: str, config: str = "") -> None:
         self.port = port
         self.kind = kind
+        self.config = config
         self._process: subprocess.Popen[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
-    def start(cls, *, port: int | None = None, prefer: str = "mosquitto") -> LocalBroker:
-        """Start a broker; raises :class:`BrokerUnavailable` when neither kind can run."""
+    def start(cls, *, port: int | None = None, prefer: str = "mosquitto", config: str = "") -> LocalBroker:
+        """Start a broker; raises :class:`BrokerUnavailable` when neither kind can run.
+
+        ``config`` (mosquitto only) replaces the open loopback listener: the tests use it for TLS,
+        client certificates, passwords and ACLs; ``{port}`` in it is the broker's port.
+        """
         port = port or free_port()
-        if prefer == "mosquitto" and shutil.which("mosquitto"):
-            return cls(port, "mosquitto")._start_mosquitto()
+        if config or (prefer == "mosquitto" and shutil.which("mosquitto")):
+            return cls(port, "mosquitto", config)._start_mosquitto()
         return cls(port, "amqtt")._start_amqtt()
+
+    def restart(self) -> LocalBroker:
+        """Stop and start again on the same port with the same settings (a broker restart)."""
+        self.stop()
+        return self._start_mosquitto() if self.kind == "mosquitto" else self._start_amqtt()
 
     def _start_mosquitto(self) -> LocalBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="prescreen-broker-")
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            "persistence false\nmax_queued_messages 100000\n"
+        listener = (
+            self.config.replace("{port}", str(self.port))
+            if self.config
+            else f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
         )
+        # "user root": when the tests run as root, mosquitto keeps the rights to read their keys.
+        conf.write_text(listener + "\nuser root\npersistence false\nmax_queued_messages 100000\n")
         mosquitto = shutil.which("mosquitto") or "mosquitto"
         self._process = subprocess.Popen(
             [mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

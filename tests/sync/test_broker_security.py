@@ -1,0 +1,212 @@
+"""TLS, client certificates, passwords and topic ACLs, against a mosquitto this test configures.
+
+The broker gets a throwaway CA, a server certificate for 127.0.0.1, and two listeners: one that
+requires a client certificate (its CN is the MQTT user name) and one with TLS and passwords. The
+same ACL file limits each station to its own device's topics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from pki import Authority
+from prescreen.config import StationConfig, SyncConfig
+from prescreen.outbox import Outbox
+from prescreen.sync.broker import LocalBroker, free_port
+from prescreen.sync.mqtt import Security
+from prescreen.sync.receiver import Receiver
+from prescreen.sync.uplink import Uplink
+from record_fixtures import record
+
+ACL = """
+# a station's MQTT user name is its device id: it may publish and read only its own subtree
+pattern write prescreen/v1/+/%u/records
+pattern read prescreen/v1/+/%u/acks
+pattern read prescreen/v1/+/%u/downlink
+pattern write prescreen/v1/+/%u/downlink-acks
+
+user receiver
+topic read prescreen/v1/+/+/records
+topic write prescreen/v1/+/+/acks
+topic write prescreen/v1/+/+/downlink
+topic read prescreen/v1/+/+/downlink-acks
+"""
+STATION = StationConfig(device_id="dev-1", site_id="site-a")
+
+
+@dataclasses.dataclass
+class SecureBroker:
+    broker: LocalBroker
+    password_port: int
+    ca: Authority
+    folder: Path
+
+    def station_sync(self, **security: str) -> SyncConfig:
+        return SyncConfig(host="127.0.0.1", port=self.broker.port, reconnect_max_s=0.5, **security)
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    folder = tmp_path_factory.mktemp("pki")
+    ca = Authority(folder)
+    server_cert, server_key = ca.issue("broker", server=True)
+    (folder / "acl").write_text(ACL)
+    passwords = folder / "passwords"
+    passwords.touch()
+    for user, password in (("receiver", "rx-secret"), ("dev-1", "dev1-secret")):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+    password_port = free_port()
+    tls = f"cafile {ca.cafile}\ncertfile {server_cert}\nkeyfile {server_key}\n"
+    config = (
+        "per_listener_settings true\n"
+        f"listener {{port}} 127.0.0.1\n{tls}require_certificate true\nuse_identity_as_username true\n"
+        f"allow_anonymous false\nacl_file {folder / 'acl'}\n"
+        f"listener {password_port} 127.0.0.1\n{tls}"
+        f"allow_anonymous false\npassword_file {passwords}\nacl_file {folder / 'acl'}\n"
+    )
+    broker = LocalBroker.start(config=config)
+    yield SecureBroker(broker, password_port, ca, folder)
+    broker.stop()
+
+
+def _receiver(secure: SecureBroker, tmp_path: Path, *, port: int | None = None, **security: str) -> Receiver:
+    receiver = Receiver(
+        tmp_path / "rx.db",
+        host="127.0.0.1",
+        port=port or secure.broker.port,
+        mqtt_options={"security": Security(**security)},
+    ).start()
+    assert receiver.mqtt.subscribed.wait(5), "receiver could not subscribe"
+    return receiver
+
+
+def _drain(
+    outbox: Outbox, sync: SyncConfig, station: StationConfig, until: Callable[[], bool], timeout: float
+) -> bool:
+    uplink = Uplink(outbox.path, sync, station).start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if until():
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        uplink.stop()
+
+
+def test_mtls_station_publishes_under_its_own_id_and_gets_acks(secure: SecureBroker, tmp_path: Path) -> None:
+    rx_cert, rx_key = secure.ca.issue("receiver")
+    cert, key = secure.ca.issue("dev-1")
+    receiver = _receiver(
+        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.append_many([record] * 20)
+    sync = secure.station_sync(cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
+    try:
+        assert _drain(outbox, sync, STATION, lambda: outbox.counts() == {"acked": 20}, 15)
+        assert receiver.count() == 20
+    finally:
+        receiver.stop()
+
+
+def test_acl_stops_a_station_publishing_as_another_device(secure: SecureBroker, tmp_path: Path) -> None:
+    rx_cert, rx_key = secure.ca.issue("receiver")
+    cert, key = secure.ca.issue("dev-2")  # a real station, but configured with dev-1's id
+    receiver = _receiver(
+        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.append_many([record] * 5)
+    sync = secure.station_sync(cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
+    try:
+        assert not _drain(outbox, sync, STATION, lambda: receiver.count() > 0, 3)
+        assert outbox.counts() == {"pending": 5}  # nothing lost: they wait for a correct set-up
+    finally:
+        receiver.stop()
+
+
+def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBroker, tmp_path: Path) -> None:
+    rx_cert, rx_key = secure.ca.issue("receiver")
+    cert, key = secure.ca.issue("dev-2")
+    got: list[str] = []
+    subscribed = threading.Event()
+    spy = paho.Client(CallbackAPIVersion.VERSION2, client_id="spy")
+    spy.tls_set(ca_certs=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
+    spy.on_message = lambda c, u, m: got.append(m.topic)
+    spy.on_subscribe = lambda *a: subscribed.set()
+    spy.on_connect = lambda c, *a: c.subscribe(
+        [("prescreen/v1/site-a/dev-1/downlink", 1), ("prescreen/v1/site-a/dev-2/downlink", 1)]
+    )
+    spy.connect("127.0.0.1", secure.broker.port)
+    spy.loop_start()
+    receiver = _receiver(
+        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
+    )
+    try:
+        assert subscribed.wait(5)
+        receiver.mqtt.publish("prescreen/v1/site-a/dev-1/downlink", b'{"for": "dev-1"}')
+        receiver.mqtt.publish("prescreen/v1/site-a/dev-2/downlink", b'{"for": "dev-2"}')
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert got == ["prescreen/v1/site-a/dev-2/downlink"]
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
+        receiver.stop()
+
+
+@pytest.mark.parametrize("case", ["wrong CA", "no client certificate"])
+def test_broker_refuses_stations_it_cannot_verify_or_that_cannot_verify_it(
+    secure: SecureBroker, tmp_path: Path, case: str
+) -> None:
+    cert, key = secure.ca.issue("dev-1")
+    if case == "wrong CA":
+        impostor = Authority(tmp_path / "other", name="impostor CA")
+        security = {"cafile": str(impostor.cafile), "certfile": str(cert), "keyfile": str(key)}
+    else:
+        security = {"cafile": str(secure.ca.cafile)}
+    outbox = Outbox(tmp_path / "outbox.db")
+    uplink = Uplink(outbox.path, secure.station_sync(**security), STATION).start()
+    try:
+        assert not uplink.mqtt.wait_connected(3)
+    finally:
+        uplink.stop()
+
+
+def test_password_listener_takes_the_right_password_only(secure: SecureBroker, tmp_path: Path) -> None:
+    receiver = _receiver(
+        secure,
+        tmp_path,
+        port=secure.password_port,
+        cafile=str(secure.ca.cafile),
+        username="receiver",
+        password="rx-secret",
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.append_many([record] * 10)
+    try:
+        wrong = dataclasses.replace(
+            secure.station_sync(cafile=str(secure.ca.cafile), username="dev-1", password="guess"),
+            port=secure.password_port,
+        )
+        uplink = Uplink(outbox.path, wrong, STATION).start()
+        try:
+            assert not uplink.mqtt.wait_connected(2)
+        finally:
+            uplink.stop()
+        right = dataclasses.replace(wrong, password="dev1-secret")
+        assert _drain(outbox, right, STATION, lambda: outbox.counts() == {"acked": 10}, 15)
+    finally:
+        receiver.stop()
