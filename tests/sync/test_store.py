@@ -153,6 +153,7 @@ def test_records_cli_exports_queries_and_reports_gaps(
     assert [json.loads(line)["seq"] for line in lines] == [2, 4]
     assert main(["records", "export", "--db", db, "--format", "csv", "--device", "dev-1"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("record_id,kind,site_id,device_id,seq") and len(rows) == 4
+    assert rows[0].startswith("record_id,kind,site_id,device_id,seq")
+    assert len(rows) == 4
     assert main(["records", "gaps", "--db", db, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["gaps"][0]["first_missing"] == 3
