@@ -28,6 +28,7 @@ from prescreen.outbox import Outbox
 from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
 from prescreen.station import Station, StationEvent
+from prescreen.sync.downlink import Downlink
 from prescreen.sync.uplink import Uplink
 from prescreen.webserver import LocalServer, json_response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -102,6 +103,8 @@ class Agent:
             screener=self.screener,
         )
         self.uplink = Uplink(config.outbox.path, config.sync, config.station)
+        self.downlink = Downlink(self.station, self.uplink.mqtt, config.sync.topic_prefix)
+        self.uplink.on_downlink = self.downlink.on_message
         self.metrics = AgentMetrics(self.status)
         self.station.listeners.append(self._committed)
         self.display = StationDisplay(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prescreen import logs
+from prescreen import logs, scorecard
 from prescreen._version import __version__
 from prescreen.cli_compliance import add_compliance_commands
 from prescreen.cli_receiver import add_receiver_commands
@@ -87,8 +87,33 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"(agent's own time, record committed)",
         f"  model              {summary['model'] or 'none (rules-only)'}",
         f"  broker             {summary['broker']}   wall time {summary['seconds']} s",
+        *_compliance_lines(summary["compliance"]),
+        "",
+        "Seller data-quality scorecard (prescreen report sellers --outbox OUTBOX --since 1d):",
+        scorecard.table(summary["sellers"][:8]),
     ]
     print("\n".join(lines))
+
+
+def _compliance_lines(compliance: dict[str, Any]) -> list[str]:
+    lines = []
+    fix = compliance.get("correction")
+    if fix:
+        before, after = fix["changed"]["declared_weight_kg"]
+        lines.append(
+            f"  correction         {fix['tracking_number']}: HOLD, declared {before} kg → {after} kg, "
+            f"re-screened {fix['verdict_after']}, outcome {fix['outcome']}"
+        )
+    late = compliance.get("late_hold")
+    if late:
+        state = late["parcel_state"]
+        lines.append(
+            f"  customs RFS        {late['tracking_number']} "
+            f"(already scanned, {state['verdict']}): {late['status']}"
+        )
+    if compliance.get("feedback"):
+        lines.append(f"  customs feedback   to {fix['seller'] if fix else '?'}: {compliance['feedback']}")
+    return lines
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

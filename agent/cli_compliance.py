@@ -18,6 +18,7 @@ from typing import Any
 
 from prescreen import logs
 from prescreen.errors import ConfigError, OutboxError
+from prescreen.outbox import read_feedback
 
 EXIT_FAILURE = 1
 
@@ -83,19 +84,7 @@ def read_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         with conn:
             records = [json.loads(b) for (b,) in conn.execute("SELECT body FROM records ORDER BY seq")]
-            has_feedback = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
-            ).fetchone()
-            feedback = (
-                [
-                    {"record_id": r, "seller": s, "text": t}
-                    for r, s, t in conn.execute(
-                        "SELECT record_id, seller, text FROM feedback ORDER BY received_at"
-                    )
-                ]
-                if has_feedback
-                else []
-            )
+            feedback = read_feedback(conn)
         conn.close()
     except sqlite3.Error as exc:
         raise OutboxError(f"{path}: cannot read outbox: {exc}") from exc
@@ -133,7 +122,7 @@ def cmd_report_sellers(args: argparse.Namespace) -> int:
         writer.writerows(rows)
     else:
         print(f"Seller data quality since {since:%Y-%m-%d %H:%M} UTC ({len(scores)} sellers)")
-        print(scorecard.table(scores, args.language))
+        print(scorecard.table([s.as_json(args.language) for s in scores]))
     return 0
 
 

@@ -23,20 +23,13 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from prescreen.cli import _stop_on_signal
     from prescreen.sdnotify import notify
     from prescreen.signing import TrustStore
-    from prescreen.sync.mqtt import Security
     from prescreen.sync.receiver import Receiver
 
     logs.configure(args.log_level)
     if not args.trust and not args.no_verify:
         raise ConfigError("give --trust FILE (station public keys) or, for a test bench only, --no-verify")
     trust = TrustStore.load(args.trust) if args.trust else None
-    security = Security(
-        cafile=args.cafile or "",
-        certfile=args.certfile or "",
-        keyfile=args.keyfile or "",
-        username=args.username or "",
-        password=os.environ.get(args.password_env, "") if args.username else "",
-    )
+    security = _security(args)
     stop = _stop_on_signal()
     receiver = Receiver(
         args.db,
@@ -108,8 +101,66 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_downlink_send(args: argparse.Namespace) -> int:
+    """Send one station a downlink message and print its ack; exit 1 without an applied ack."""
+    from prescreen.sync.customs import new_message, send_downlink
+
+    logs.configure("warning")
+    fields: dict[str, Any] = {}
+    for name in ("tracking_number", "reason", "text", "record_id", "seller"):
+        if getattr(args, name):
+            fields[name] = getattr(args, name)
+    if args.add or args.remove:
+        fields["add"], fields["remove"] = args.add, args.remove
+    if args.set:
+        fields["settings"] = dict(pair.split("=", 1) for pair in args.set)
+    message = new_message(args.type, **fields)
+    ack = send_downlink(
+        message,
+        site=args.site,
+        device=args.device,
+        host=args.host,
+        port=args.port,
+        prefix=args.prefix,
+        security=_security(args),
+        wait_s=args.wait,
+    )
+    if ack is None:
+        print(
+            f"prescreen: error: no ack from {args.site}/{args.device} within {args.wait:g} s", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    print(json.dumps(ack) if args.json else f"{ack['status']}: {ack['detail']} (record {ack['record_id']})")
+    return 0 if ack["status"] == "applied" else EXIT_FAILURE
+
+
+def _security(args: argparse.Namespace) -> Any:
+    from prescreen.sync.mqtt import Security
+
+    return Security(
+        cafile=args.cafile or "",
+        certfile=args.certfile or "",
+        keyfile=args.keyfile or "",
+        username=args.username or "",
+        password=os.environ.get(args.password_env, "") if args.username else "",
+    )
+
+
+def _add_broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="broker host")
+    parser.add_argument("--port", type=int, default=1883, help="broker port")
+    parser.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
+    parser.add_argument("--cafile", help="CA bundle: TLS with server verification")
+    parser.add_argument("--certfile", help="client certificate (mTLS)")
+    parser.add_argument("--keyfile", help="client certificate key (mTLS)")
+    parser.add_argument("--username", help="broker user name")
+    parser.add_argument(
+        "--password-env", default="PRESCREEN_RECEIVER_PASSWORD", help="environment variable with the password"
+    )
+
+
 def add_receiver_commands(sub: Any) -> None:
-    """receiver, records and key."""
+    """receiver, records, downlink and key."""
     receiver = sub.add_parser(
         "receiver",
         help="run the reference receiver (customs side)",
@@ -120,16 +171,7 @@ def add_receiver_commands(sub: Any) -> None:
     receiver.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     receiver.add_argument("--trust", help='trust store JSON: {"keys": [output of `prescreen key show`, ...]}')
     receiver.add_argument("--no-verify", action="store_true", help="accept unsigned records (test benches)")
-    receiver.add_argument("--host", default="127.0.0.1", help="broker host")
-    receiver.add_argument("--port", type=int, default=1883, help="broker port")
-    receiver.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
-    receiver.add_argument("--cafile", help="CA bundle: TLS with server verification")
-    receiver.add_argument("--certfile", help="client certificate (mTLS)")
-    receiver.add_argument("--keyfile", help="client certificate key (mTLS)")
-    receiver.add_argument("--username", help="broker user name")
-    receiver.add_argument(
-        "--password-env", default="PRESCREEN_RECEIVER_PASSWORD", help="environment variable with the password"
-    )
+    _add_broker_options(receiver)
     receiver.add_argument(
         "--no-share", action="store_true", help="plain subscription instead of a shared one"
     )
@@ -165,6 +207,35 @@ def add_receiver_commands(sub: Any) -> None:
     gaps.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     gaps.add_argument("--json", action="store_true")
     gaps.set_defaults(func=cmd_records)
+
+    downlink = sub.add_parser("downlink", help="customs side: send a station a message")
+    downlink_what = downlink.add_subparsers(dest="what", required=True, metavar="WHAT")
+    send = downlink_what.add_parser(
+        "send",
+        help="send one message and wait for the station's ack",
+        description="Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), "
+        "feedback (--text with --record or --seller), config (--set review_score=0.4). Example: "
+        "prescreen downlink send --site site-01 --device station-01 --type rfs --tracking 1Z999AA10123456784",
+    )
+    send.add_argument("--site", required=True)
+    send.add_argument("--device", required=True)
+    send.add_argument(
+        "--type",
+        required=True,
+        choices=["hold", "rfi", "rfs", "dnl", "release", "watchlist", "feedback", "config"],
+    )
+    send.add_argument("--tracking", dest="tracking_number")
+    send.add_argument("--reason")
+    send.add_argument("--text", help="feedback text")
+    send.add_argument("--record", dest="record_id", help="record the feedback is about")
+    send.add_argument("--seller", help="seller the feedback is about")
+    send.add_argument("--add", action="append", default=[], help="watchlist: tracking number to hold")
+    send.add_argument("--remove", action="append", default=[], help="watchlist: tracking number to drop")
+    send.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config: a setting")
+    send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
+    send.add_argument("--json", action="store_true")
+    _add_broker_options(send)
+    send.set_defaults(func=cmd_downlink_send)
 
     key = sub.add_parser(
         "key",

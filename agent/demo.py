@@ -16,17 +16,21 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from prescreen import config as cfg
 from prescreen.app import Agent
+from prescreen.compliance import correct, record_outcome
 from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.samples import Step, generate
+from prescreen.scorecard import scorecard
 from prescreen.signing import DeviceKey, TrustStore
 from prescreen.station import StationEvent
 from prescreen.sync.broker import LocalBroker
+from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.receiver import Receiver
 
 log = logging.getLogger("prescreen.demo")
@@ -59,6 +63,9 @@ def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: Local
     config = cfg.replace(config, "outbox", path=str(workdir / "outbox.db"))
     config = cfg.replace(config, "http", port=0)
     return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
+
+
+_SIDE_EVENTS = frozenset({"downlink", "late_hold", "correction", "outcome"})
 
 
 class DemoStation:
@@ -109,14 +116,32 @@ class DemoStation:
         if step.weight_kg is not None:
             self.scale.place(step.weight_kg, motion=2)
         self.scanner.scan(step.payload, aim=step.aim)
-        event = self.events.get(timeout=30)
+        event = self._next_scan_event()
         if step.weight_kg is not None:
             self.scale.place("0", motion=1)
         confirmation = None
         if shelf is not None and event.record is not None and event.record["screening"]["verdict"] == "HOLD":
             self.scanner.scan(shelf)
-            confirmation = self.events.get(timeout=30)
+            confirmation = self._next_scan_event()
         return event, confirmation
+
+    def _next_scan_event(self) -> StationEvent:
+        # Events of other sources (downlink messages, corrections, outcomes) may come in between.
+        while True:
+            event = self.events.get(timeout=30)
+            if event.kind not in _SIDE_EVENTS:
+                return event
+
+    def send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Send the station a downlink message as the customs side; returns its ack."""
+        station = cfg.StationConfig()
+        return send_downlink(
+            message,
+            site=station.site_id,
+            device=station.device_id,
+            host=self.broker.host,
+            port=self.broker.port,
+        )
 
     def drain(self, timeout_s: float = 30) -> None:
         """Wait until the receiver acked every committed record."""
@@ -133,6 +158,62 @@ class DemoStation:
         self.scale.close()
         self.scanner.close()
         self.broker.stop()
+
+
+def compliance_round(station: DemoStation) -> dict[str, Any]:
+    """The compliance loop on the demo's own parcels, through the real interfaces.
+
+    1. Compliance corrects a parcel held for its weight (the seller declared the item, not the
+       packed parcel): the agent re-screens it and sends the new version, which supersedes the old.
+    2. Compliance records the outcome: released after correction if it now clears, else returned
+       to the seller.
+    3. Customs sends a request for screening on a parcel that was already cleared (a late hold:
+       the ack reports the parcel's state) and feedback to the seller of the corrected parcel.
+    """
+    agent = station.agent
+    assert agent is not None
+    verdicts = [r for r in agent.outbox.records() if r["kind"] == "verdict"]
+    held = [
+        r
+        for r in verdicts
+        if r["screening"]["verdict"] == "HOLD"
+        and r["order"] is not None
+        and any(f["code"] == "WEIGHT_MISMATCH" for f in r["screening"]["reasons"])
+    ]
+    summary: dict[str, Any] = {}
+    if held:
+        old = held[0]
+        measured = old["parcel"]["measured_weight_kg"]
+        corrected = agent.station.submit(
+            lambda: correct(
+                agent.station, old["record_id"], {"declared_weight_kg": str(measured)}, by="demo-compliance"
+            )
+        ).result(10)
+        assert corrected.record is not None
+        new_id, after = corrected.record["record_id"], corrected.record["screening"]["verdict"]
+        outcome = "released_after_correction" if after == "CLEAR" else "returned_to_seller"
+        agent.station.submit(lambda: record_outcome(agent.station, new_id, outcome, note="demo")).result(10)
+        summary["correction"] = {
+            "tracking_number": old["parcel"]["tracking_number"],
+            "seller": (old["order"]["seller"] or {}).get("name"),
+            "changed": {"declared_weight_kg": [old["order"]["declared_weight_kg"], measured]},
+            "verdict_before": "HOLD",
+            "verdict_after": after,
+            "outcome": outcome,
+        }
+    cleared = [r for r in verdicts if r["screening"]["verdict"] == "CLEAR"]
+    if cleared:
+        target = cleared[0]["parcel"]["tracking_number"]
+        ack = station.send(new_message("rfs", tracking_number=target, reason="demo: request for screening"))
+        summary["late_hold"] = None if ack is None else {"tracking_number": target, **ack}
+    if held:
+        seller = summary["correction"]["seller"]
+        text = (
+            f"declared weights on {seller}'s parcels are far below what they weigh: declare the packed weight"
+        )
+        ack = station.send(new_message("feedback", seller=seller, text=text))
+        summary["feedback"] = None if ack is None else ack["status"]
+    return summary
 
 
 def run_demo(
@@ -170,9 +251,13 @@ def run_demo(
                 if progress is not None:
                     progress(number, len(steps), step, event)
                 time.sleep(pace_s)
+            compliance = compliance_round(station)
             station.drain()
             assert station.agent is not None
             counts = station.agent.outbox.counts()
+            records, feedback = station.agent.outbox.records(), station.agent.outbox.feedback()
+            now = datetime.now(timezone.utc)
+            sellers = scorecard(records, since=now - timedelta(days=1), now=now, feedback=feedback)
             return {
                 "parcels": sum(verdicts.values()),
                 "verdicts": {k: verdicts.get(k, 0) for k in ("CLEAR", "REVIEW", "HOLD")},
@@ -187,6 +272,8 @@ def run_demo(
                     "p99": round(percentile(latencies, 99), 3),
                     "max": round(max(latencies, default=0.0), 3),
                 },
+                "compliance": compliance,
+                "sellers": [seller.as_json() for seller in sellers],
                 "model": station.agent.screener.model.version if station.agent.screener.model else None,
                 "broker": station.broker.kind,
                 "seconds": round(time.monotonic() - started, 2),

@@ -73,7 +73,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "UPDATE records SET size = length(CAST(body AS BLOB))",
     ),
 }
+MIGRATIONS[3] = (
+    # Downlink messages from customs, by id: a redelivered message is re-acked, never re-applied.
+    "CREATE TABLE downlink (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, received_at TEXT NOT NULL, "
+    "record_id TEXT, ack TEXT NOT NULL)",
+    # Tracking numbers customs asked to hold (hold, RFI, RFS, DNL, watchlist), kept across restarts.
+    "CREATE TABLE holds (tracking_number TEXT PRIMARY KEY, type TEXT NOT NULL, reason TEXT, "
+    "message_id TEXT, received_at TEXT NOT NULL)",
+    # Customs feedback to the trade, per record or per seller (folded into the seller scorecard).
+    "CREATE TABLE feedback (message_id TEXT PRIMARY KEY, received_at TEXT NOT NULL, record_id TEXT, "
+    "seller TEXT, text TEXT NOT NULL)",
+    # Settings changed from the customs side (screening thresholds, active model), applied at start.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
+)
 SCHEMA_VERSION = max(MIGRATIONS)
+Statement = tuple[str, tuple[Any, ...]]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -113,6 +127,14 @@ def migrate(db: sqlite_utils.Database, path: str | Path) -> int:
     return found
 
 
+def read_feedback(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Customs feedback messages held in an outbox (none in a file older than schema v3)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'").fetchone():
+        return []
+    rows = conn.execute("SELECT record_id, seller, text FROM feedback ORDER BY received_at")
+    return [{"record_id": r, "seller": s, "text": t} for r, s, t in rows]
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (creating or upgrading if needed) an outbox with the production durability settings."""
     try:
@@ -144,11 +166,18 @@ class Outbox:
         """
         return self.append_many([build])[0]
 
-    def append_many(self, builds: list[Callable[[int], Record]]) -> list[Record]:
+    def append_many(
+        self,
+        builds: list[Callable[[int], Record]],
+        *,
+        also: Callable[[list[Record]], list[Statement]] | None = None,
+    ) -> list[Record]:
         """Group commit: like :meth:`append` for each builder, in one durable transaction.
 
         For batch work (replays, benchmarks, imports) where one fsync per record would bound the
-        rate; either every record is committed or none is.
+        rate; either every record is committed or none is. ``also`` gives SQL statements (from the
+        built records) committed in the same transaction: a downlink message's effect and its
+        record are stored together or not at all.
         """
         with self._lock:
             records: list[Record] = []
@@ -172,6 +201,8 @@ class Outbox:
                         ),
                     )
                     records.append(record)
+                for sql, params in also(records) if also is not None else ():
+                    self._conn.execute(sql, params)
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 if self._conn.in_transaction:
@@ -256,6 +287,16 @@ class Outbox:
                 (tracking_number,),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def feedback(self) -> list[dict[str, Any]]:
+        """Customs feedback messages to the trade, oldest first."""
+        with self._lock:
+            return read_feedback(self._conn)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the outbox's side tables (holds, feedback, settings)."""
+        with self._lock:
+            return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record body, oldest first (for tests, exports and reports)."""

@@ -187,30 +187,29 @@ def scorecard(
     return sorted(scores.values(), key=lambda s: (-s.parcels, s.seller))
 
 
-def table(scores: list[SellerScore], language: str = "en") -> str:
-    """A fixed-width table, then each seller's top findings with what to fix."""
+def table(sellers: list[dict[str, Any]]) -> str:
+    """A fixed-width table of :meth:`SellerScore.as_json` results, then each seller's top findings
+    with what to fix and the customs feedback they got."""
     head = (
         f"{'seller':<34} {'parcels':>7} {'held%':>6} {'review%':>7} {'data%':>6} {'weight%':>7} "
         f"{'value%':>6} {'fixed':>5} {'trend':<9}"
     )
     lines = [head, "-" * len(head)]
-    for s in scores:
-        j = s.as_json(language)
+    for j in sellers:
         lines.append(
-            f"{s.seller[:34]:<34} {s.parcels:>7} {j['held_pct']:>6} {j['review_pct']:>7} "
+            f"{j['seller'][:34]:<34} {j['parcels']:>7} {j['held_pct']:>6} {j['review_pct']:>7} "
             f"{j['with_seller_finding_pct']:>6} {j['weight_mismatch_pct']:>7} {j['value_flag_pct']:>6} "
-            f"{s.corrected:>5} {s.trend:<9}"
+            f"{j['corrected']:>5} {j['trend']:<9}"
         )
-    for s in scores:
-        j = s.as_json(language)
+    for j in sellers:
         top = [(code, f) for code, f in j["findings"].items() if code in j["advice"]][:3]
-        if not top and not s.feedback:
+        if not top and not j["feedback"]:
             continue
         lines.append("")
-        lines.append(f"{s.seller}:")
+        lines.append(f"{j['seller']}:")
         for code, found in top:
             lines.append(f"  {found['pct']:>5}% {code}: {j['advice'][code]}")
-        for text in s.feedback:
+        for text in j["feedback"]:
             lines.append(f"  customs feedback: {text}")
     return "\n".join(lines)
 

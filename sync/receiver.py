@@ -160,7 +160,9 @@ class Receiver:
                         record["seq"],
                         record["kind"],
                         (record.get("screening") or {}).get("verdict"),
-                        (record.get("parcel") or record.get("outcome") or {}).get("tracking_number"),
+                        (record.get("parcel") or record.get("outcome") or record.get("downlink") or {}).get(
+                            "tracking_number"
+                        ),
                         record["created_at"],
                         now,
                         # records arrive key-sorted from the agent and json keeps their order, so

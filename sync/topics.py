@@ -30,6 +30,16 @@ def acks_topic(prefix: str, site: str, device: str) -> str:
     return f"{prefix}/{_check('site', site)}/{_check('device', device)}/acks"
 
 
+def downlink_topic(prefix: str, site: str, device: str) -> str:
+    """Where the customs side sends one station its holds, referrals, feedback, config and models."""
+    return f"{prefix}/{_check('site', site)}/{_check('device', device)}/downlink"
+
+
+def downlink_acks_topic(prefix: str, site: str, device: str) -> str:
+    """Where a station acknowledges each downlink message (and names the record of its effect)."""
+    return f"{prefix}/{_check('site', site)}/{_check('device', device)}/downlink-acks"
+
+
 def records_subscription(prefix: str, *, shared: bool = True) -> str:
     """The receivers' subscription; shared so several receivers split the load."""
     topic = f"{prefix}/+/+/records"

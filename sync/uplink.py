@@ -19,8 +19,8 @@ from pathlib import Path
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
-from prescreen.sync.mqtt import Backoff, MqttConnection, Security
-from prescreen.sync.topics import acks_topic, records_topic
+from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security
+from prescreen.sync.topics import acks_topic, downlink_topic, records_topic
 
 log = logging.getLogger("prescreen.sync")
 
@@ -44,6 +44,9 @@ class Uplink:
         self.station = station
         self.outbox = Outbox(outbox_path)
         self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
+        self._downlink_topic = downlink_topic(sync.topic_prefix, station.site_id, station.device_id)
+        # Set by the agent: messages from customs on this device's downlink topic go here.
+        self.on_downlink: MessageHandler | None = None
         self._acks: queue.Queue[bytes] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -58,8 +61,11 @@ class Uplink:
             client_id=f"station-{station.site_id}-{station.device_id}",
             host=sync.host,
             port=sync.port,
-            on_message=self._on_ack,
-            subscriptions=(acks_topic(sync.topic_prefix, station.site_id, station.device_id),),
+            on_message=self._on_message,
+            subscriptions=(
+                acks_topic(sync.topic_prefix, station.site_id, station.device_id),
+                self._downlink_topic,
+            ),
             keepalive=sync.keepalive_s,
             on_connect=self._reset.set,
             security=security_of(sync),
@@ -90,7 +96,11 @@ class Uplink:
         """Tell the uplink a record was committed (saves it waiting for the next poll)."""
         self._wake.set()
 
-    def _on_ack(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self._downlink_topic:
+            if self.on_downlink is not None:
+                self.on_downlink(topic, payload)
+            return
         self._acks.put(payload)
         self._wake.set()
 

@@ -24,7 +24,12 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
     assert summary["parcels"] == 60
     holds = summary["verdicts"]["HOLD"]
     assert summary["holds_on_shelf"] == holds  # each HOLD confirmed by a shelf-label scan
-    assert summary["committed"] == summary["acked"] == summary["received"] == 60 + holds
+    compliance = summary["compliance"]
+    assert compliance["correction"]["verdict_before"] == "HOLD"
+    assert compliance["late_hold"]["status"] == "applied"
+    assert compliance["feedback"] == "applied"
+    extra = 4  # the correction, its outcome, and the records of two downlink messages
+    assert summary["committed"] == summary["acked"] == summary["received"] == 60 + holds + extra
     assert summary["duplicates"] == 0
     assert sum(summary["verdicts"].values()) == 60
     assert all(summary["verdicts"][v] > 0 for v in ("CLEAR", "REVIEW", "HOLD"))
@@ -32,13 +37,36 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
         bodies = [json.loads(r[0]) for r in conn.execute("SELECT body FROM records ORDER BY seq")]
     for body in bodies:
         validate(body)
-    assert [b["seq"] for b in bodies] == list(range(1, 61 + holds))
+    assert [b["seq"] for b in bodies] == list(range(1, 61 + holds + extra))
     received = stored_ids(tmp_path / "receiver.db")
     assert sorted(received) == sorted(b["record_id"] for b in bodies)
-    outcomes = [b for b in bodies if b["kind"] == "outcome"]
-    held = {b["record_id"] for b in bodies if b["kind"] == "verdict" and b["screening"]["verdict"] == "HOLD"}
+    outcomes = [b for b in bodies if b["kind"] == "outcome" and b["outcome"]["outcome"] == "held_on_shelf"]
+    held = {
+        b["record_id"]
+        for b in bodies
+        if b["kind"] == "verdict" and b["screening"]["verdict"] == "HOLD" and "supersedes" not in b
+    }
     assert {o["outcome"]["refers_to"] for o in outcomes} == held
     assert {o["outcome"]["shelf"] for o in outcomes} == {"SHELF-A1"}
+    # The held parcel's correction: a new version, linked to the old, both in the receiver's store.
+    (fixed,) = [b for b in bodies if (b.get("supersedes") or {}).get("reason") == "correction"]
+    assert fixed["supersedes"]["fields"] == ["declared_weight_kg"]
+    assert fixed["supersedes"]["record_id"] in held
+    assert fixed["order"]["declared_weight_kg"] == fixed["parcel"]["measured_weight_kg"]
+    assert "WEIGHT_MISMATCH" not in {r["code"] for r in fixed["screening"]["reasons"]}
+    assert {fixed["record_id"], fixed["supersedes"]["record_id"]} <= set(received)
+    (closed,) = [
+        b for b in bodies if b["kind"] == "outcome" and b["outcome"]["refers_to"] == fixed["record_id"]
+    ]
+    assert closed["outcome"]["outcome"] == compliance["correction"]["outcome"]
+    # Customs' messages: each has a record of its effect; the late RFS reports the parcel's state.
+    downlinks = {b["downlink"]["type"]: b["downlink"] for b in bodies if b["kind"] == "downlink"}
+    assert downlinks["rfs"]["parcel_state"]["scanned"] is True
+    assert downlinks["rfs"]["parcel_state"]["verdict"] == "CLEAR"
+    assert downlinks["feedback"]["status"] == "applied"
+    sellers = {s["seller"]: s for s in summary["sellers"]}
+    assert sellers[compliance["correction"]["seller"]]["corrected"] == 1
+    assert sellers[compliance["correction"]["seller"]]["feedback"]
     bodies = [b for b in bodies if b["kind"] == "verdict"]
     codes = {r["code"] for b in bodies for r in b["screening"]["reasons"]}
     assert {"PRECURSOR_CHEMICAL", "CARTON_COUNT_EXCEEDS_MANIFEST", "DQ_DESCRIPTION_VAGUE"} <= codes
@@ -59,7 +87,7 @@ def test_cli_demo_json_200_parcels(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)  # exactly one JSON object on stdout
     assert summary["parcels"] == 200
-    assert summary["received"] == summary["committed"] == 200 + summary["verdicts"]["HOLD"]
+    assert summary["received"] == summary["committed"] == 200 + summary["verdicts"]["HOLD"] + 4
     assert summary["duplicates"] == 0
     assert set(summary["latency_ms"]) >= {"p50", "p99"}
     assert set(summary) >= {

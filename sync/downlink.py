@@ -1,0 +1,328 @@
+"""Messages from the customs side to one station, and what the station does with each.
+
+Modelled on the EU ICS2 / Canada PACT referrals: a hold, a request for information (RFI), a
+request for screening (RFS) or do-not-load (DNL) on a tracking number, a release, watchlist
+updates, feedback to the trade, and screening settings. Every message:
+
+1. is checked (one clear log line and a ``rejected`` ack if malformed);
+2. is applied on the station thread, the outbox's only writer, together with a ``downlink``
+   record of its effect, in one transaction, so the effect and its evidence cannot part;
+3. is acked on the device's ``downlink-acks`` topic with that record's id.
+
+A message id seen before is acked again with the first answer and never applied twice (MQTT
+QoS 1 redelivers). A hold on a parcel that was already scanned is reported with the parcel's
+state (its verdict, whether it is on the hold shelf, its outcomes), so customs knows whether it
+still sits at the station.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from concurrent.futures import Future
+from typing import Any
+
+from prescreen.errors import SyncError
+from prescreen.outbox import Statement
+from prescreen.records import Record, envelope, utc_now
+from prescreen.screening import Screener
+from prescreen.station import Station, StationEvent
+from prescreen.sync.mqtt import MqttConnection
+from prescreen.sync.topics import downlink_acks_topic
+
+log = logging.getLogger("prescreen.downlink")
+
+PARCEL_HOLDS = {
+    "hold": "customs hold",
+    "rfi": "request for information: cargo held until the data is supplied",
+    "rfs": "request for screening: hold until screened by high-risk methods",
+    "dnl": "DO NOT LOAD: isolate the parcel and follow the emergency protocol",
+}
+TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config")
+# Screening settings the customs side may change remotely (never paths, devices or credentials).
+REMOTE_SETTINGS = {
+    "review_score": float,
+    "hold_score": float,
+    "weight_tolerance_pct": float,
+    "weight_tolerance_g": int,
+    "split_window_s": int,
+    "split_max_parcels": int,
+}
+
+
+class DownlinkError(SyncError):
+    """A downlink message that cannot be applied; it is acked as rejected, with this reason."""
+
+
+def _text(message: dict[str, Any], key: str, *, required: bool = True, limit: int = 500) -> str | None:
+    value = message.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise DownlinkError(f"{key} must be a non-empty string of at most {limit} characters")
+    return value.strip()
+
+
+def parse(payload: bytes) -> dict[str, Any]:
+    """A downlink message as a dict with a valid ``message_id`` and ``type``.
+
+    Raises:
+        DownlinkError: not JSON, or no usable id or type.
+    """
+    try:
+        message = json.loads(payload)
+    except ValueError as exc:
+        raise DownlinkError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise DownlinkError("a downlink message is a JSON object")
+    _text(message, "message_id", limit=64)
+    if message.get("type") not in TYPES:
+        raise DownlinkError(f"type must be one of {', '.join(TYPES)}, got {message.get('type')!r}")
+    return message
+
+
+class Downlink:
+    """Applies downlink messages to one station; wire :meth:`on_message` to its MQTT client."""
+
+    def __init__(self, station: Station, mqtt: MqttConnection, prefix: str) -> None:
+        self.station = station
+        self.outbox = station.outbox
+        self.mqtt = mqtt
+        cfg = station.config.station
+        self._acks_topic = downlink_acks_topic(prefix, cfg.site_id, cfg.device_id)
+        self.applied = 0
+        self.rejected = 0
+        self._load_state()
+
+    def _load_state(self) -> None:
+        """Holds and remote settings survive restarts: they live in the outbox."""
+        for tracking, kind, reason in self.outbox.rows("SELECT tracking_number, type, reason FROM holds"):
+            self.station.holds[tracking] = f"{kind.upper()}: {reason}" if reason else kind.upper()
+        settings = dict(self.outbox.rows("SELECT key, value FROM settings"))
+        if "screening" in settings:
+            self._apply_screening(json.loads(settings["screening"]))
+
+    # --- the MQTT side (paho's thread) -------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Queue a message for the station thread; ack it once its effect is committed."""
+        try:
+            message = parse(payload)
+        except DownlinkError as exc:
+            self.rejected += 1
+            log.warning("downlink message rejected", extra={"reason": str(exc), "bytes": len(payload)})
+            return
+        future = self.station.submit(lambda: self.apply(message))
+        future.add_done_callback(lambda done: self._ack(message, done))
+
+    def _ack(self, message: dict[str, Any], done: Future[StationEvent]) -> None:
+        error = done.exception()
+        if error is not None:  # the outbox refused: no ack, so customs sends it again
+            log.error(
+                "downlink message not recorded",
+                extra={"message_id": message["message_id"], "reason": str(error)},
+            )
+            return
+        event = done.result()
+        ack = json.loads(event.message) if event.message else {}
+        try:
+            self.mqtt.publish(self._acks_topic, json.dumps(ack).encode())
+        except SyncError as exc:  # applied and recorded; the record itself reaches customs too
+            log.warning(
+                "downlink ack not sent", extra={"message_id": message["message_id"], "reason": str(exc)}
+            )
+
+    # --- the station side (station thread) ---------------------------------------------------
+
+    def apply(self, message: dict[str, Any]) -> StationEvent:
+        """Apply one message and commit its effect record; the event's message is the ack JSON."""
+        message_id = str(message["message_id"])
+        seen = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
+        if seen:
+            log.info("downlink message seen before, acked again", extra={"message_id": message_id})
+            return StationEvent("downlink", message_id, None, message=seen[0][0])
+        try:
+            effect, tracking, parcel_state, statements = self._effect(message)
+            status = "applied"
+        except DownlinkError as exc:
+            effect, tracking, parcel_state, statements, status = str(exc), None, None, [], "rejected"
+        kind = str(message["type"])
+
+        def build(seq: int) -> Record:
+            record = envelope("downlink", seq, self.station.config.station)
+            record["downlink"] = {
+                "message_id": message_id,
+                "type": kind,
+                "status": status,
+                "tracking_number": tracking,
+                "effect": effect[:500],
+                "parcel_state": parcel_state,
+            }
+            return record
+
+        def also(records: list[Record]) -> list[Statement]:
+            ack = {
+                "message_id": message_id,
+                "status": status,
+                "record_id": records[0]["record_id"],
+                "detail": effect[:500],
+                "parcel_state": parcel_state,
+            }
+            return [
+                *statements,
+                (
+                    "INSERT INTO downlink (message_id, type, received_at, record_id, ack) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (message_id, kind, utc_now(), records[0]["record_id"], json.dumps(ack)),
+                ),
+            ]
+
+        (record,) = self.outbox.append_many([build], also=also)  # OutboxError: not acked, resent
+        if status == "applied":
+            self.applied += 1
+            self._apply_in_memory(message)
+        else:
+            self.rejected += 1
+        ack_json = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))[0][0]
+        log.info(
+            "downlink message",
+            extra={"message_id": message_id, "type": kind, "status": status, "effect": effect[:200]},
+        )
+        event_kind = "late_hold" if parcel_state and parcel_state.get("scanned") else "downlink"
+        return StationEvent(event_kind, tracking or message_id, record, message=ack_json)
+
+    def _effect(
+        self, message: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any] | None, list[Statement]]:
+        """(what it did, tracking number, parcel state, SQL to commit with the record)."""
+        kind = message["type"]
+        now = utc_now()
+        if kind in PARCEL_HOLDS:
+            tracking = _text(message, "tracking_number", limit=64)
+            reason = _text(message, "reason", required=False) or PARCEL_HOLDS[kind]
+            state = self.parcel_state(str(tracking))
+            where = "already scanned: retrieve it" if state["scanned"] else "held when scanned"
+            sql = (
+                "INSERT INTO holds (tracking_number, type, reason, message_id, received_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tracking_number) DO UPDATE SET type = excluded.type, "
+                "reason = excluded.reason, "
+                "message_id = excluded.message_id, received_at = excluded.received_at"
+            )
+            return (
+                f"{kind.upper()} on {tracking}: {reason} ({where})",
+                tracking,
+                state,
+                [(sql, (tracking, kind, reason, message["message_id"], now))],
+            )
+        if kind == "release":
+            tracking = _text(message, "tracking_number", limit=64)
+            return (
+                f"released {tracking}",
+                tracking,
+                self.parcel_state(str(tracking)),
+                [("DELETE FROM holds WHERE tracking_number = ?", (tracking,))],
+            )
+        if kind == "watchlist":
+            add, remove = message.get("add") or [], message.get("remove") or []
+            if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in [*add, *remove]):
+                raise DownlinkError("watchlist add/remove must be lists of tracking numbers")
+            statements: list[Statement] = [
+                (
+                    "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
+                    "VALUES (?, 'hold', ?, ?, ?)",
+                    (t, message.get("reason") or "watchlist", message["message_id"], now),
+                )
+                for t in add
+            ]
+            statements += [("DELETE FROM holds WHERE tracking_number = ?", (t,)) for t in remove]
+            return f"watchlist: {len(add)} added, {len(remove)} removed", None, None, statements
+        if kind == "feedback":
+            text = _text(message, "text")
+            record_id = _text(message, "record_id", required=False, limit=64)
+            seller = _text(message, "seller", required=False, limit=200)
+            if not record_id and not seller:
+                raise DownlinkError("feedback names a record_id or a seller")
+            sql = (
+                "INSERT INTO feedback (message_id, received_at, record_id, seller, text) "
+                "VALUES (?, ?, ?, ?, ?)"
+            )
+            return (
+                f"feedback stored for {record_id or seller}: {text}",
+                None,
+                None,
+                [(sql, (message["message_id"], now, record_id, seller, text))],
+            )
+        settings = self._screening_settings(message.get("settings"))
+        merged = {**self._current_screening(), **settings}
+        return (
+            "screening settings: " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
+            None,
+            None,
+            [
+                (
+                    "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('screening', ?, ?)",
+                    (json.dumps(merged), now),
+                )
+            ],
+        )
+
+    def _screening_settings(self, settings: Any) -> dict[str, Any]:
+        if not isinstance(settings, dict) or not settings:
+            raise DownlinkError("config needs a settings object")
+        unknown = set(settings) - set(REMOTE_SETTINGS)
+        if unknown:
+            raise DownlinkError(f"settings not changeable remotely: {', '.join(sorted(unknown))}")
+        try:
+            parsed = {k: REMOTE_SETTINGS[k](v) for k, v in settings.items()}
+        except (TypeError, ValueError) as exc:
+            raise DownlinkError(f"bad setting value: {exc}") from None
+        merged = {**self._current_screening(), **parsed}
+        if not 0 < merged["review_score"] <= merged["hold_score"] <= 1:
+            raise DownlinkError("need 0 < review_score <= hold_score <= 1")
+        return parsed
+
+    def _current_screening(self) -> dict[str, Any]:
+        current = self.station.screener.config
+        return {k: getattr(current, k) for k in REMOTE_SETTINGS}
+
+    def _apply_screening(self, values: dict[str, Any]) -> None:
+        config = dataclasses.replace(self.station.screener.config, **values)
+        self.station.screener = Screener(config, self.station.screener.model)
+
+    def _apply_in_memory(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in PARCEL_HOLDS:
+            reason = message.get("reason") or PARCEL_HOLDS[kind]
+            self.station.holds[message["tracking_number"].strip()] = f"{kind.upper()}: {reason}"
+        elif kind == "release":
+            self.station.holds.pop(message["tracking_number"].strip(), None)
+        elif kind == "watchlist":
+            for tracking in message.get("add") or []:
+                self.station.holds[tracking] = f"HOLD: {message.get('reason') or 'watchlist'}"
+            for tracking in message.get("remove") or []:
+                self.station.holds.pop(tracking, None)
+        elif kind == "config":
+            self._apply_screening(self._screening_settings(message.get("settings")))
+
+    def parcel_state(self, tracking: str) -> dict[str, Any]:
+        """Whether the parcel was scanned here, its verdict, and what happened to it since."""
+        verdict = self.outbox.latest_verdict(tracking)
+        if verdict is None:
+            return {"scanned": False, "on_hold_shelf": False, "outcomes": []}
+        outcomes = [
+            str(o)
+            for (o,) in self.outbox.rows(
+                "SELECT json_extract(body, '$.outcome.outcome') FROM records WHERE kind = 'outcome' "
+                "AND json_extract(body, '$.outcome.tracking_number') = ? ORDER BY seq",
+                (tracking,),
+            )
+        ]
+        return {
+            "scanned": True,
+            "verdict_record_id": verdict["record_id"],
+            "verdict": verdict["screening"]["verdict"],
+            "scanned_at": verdict["created_at"],
+            "on_hold_shelf": "held_on_shelf" in outcomes,
+            "outcomes": outcomes,
+        }
