@@ -1,0 +1,178 @@
+"""Corrections and outcomes through the running agent's API and CLI, to the real receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prescreen.cli import main
+from prescreen.compliance import ComplianceError, corrected_order
+from prescreen.demo import DemoStation
+from prescreen.outcomes import OUTCOMES
+from prescreen.samples import Step, generate
+from prescreen.sync.store import Filters
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoStation, list[Step]]]:
+    orders, steps = generate(60, seed=7)
+    station = DemoStation(tmp_path_factory.mktemp("compliance"), orders)
+    try:
+        yield station, [s for s in steps if s.kind == "parcel"]
+    finally:
+        station.close()
+
+
+def _scan_until(station: DemoStation, steps: list[Step], want: Any) -> dict[str, Any]:
+    while steps:
+        event, _ = station.run(steps.pop(0))
+        if event.record is not None and want(event.record):
+            return event.record
+    raise AssertionError("no such parcel in the sample")
+
+
+def _codes(record: dict[str, Any]) -> set[str]:
+    return {r["code"] for r in record["screening"]["reasons"]}
+
+
+def _post(station: DemoStation, route: str, body: Any) -> httpx.Response:
+    assert station.agent is not None
+    assert station.agent.http is not None
+    return httpx.post(station.agent.http.url + route, json=body, timeout=15)
+
+
+def test_a_correction_is_rescreened_sent_as_a_new_version_and_both_are_stored(
+    bench: tuple[DemoStation, list[Step]],
+) -> None:
+    station, steps = bench
+    vague = _scan_until(station, steps, lambda r: "DQ_DESCRIPTION_VAGUE" in _codes(r) and r["order"])
+    response = _post(
+        station,
+        "/api/correct",
+        {
+            "record": vague["record_id"],
+            "changes": {"description": "Brake pads for cars", "hts_code": "8708301050"},
+            "by": "j.doe",
+        },
+    )
+    assert response.status_code == 201, response.text
+    fixed = response.json()["record"]
+    assert fixed["supersedes"] == {
+        "record_id": vague["record_id"],
+        "reason": "correction",
+        "fields": ["description", "hts_code"],
+        "by": "j.doe",
+    }
+    assert fixed["order"]["items"][0]["description"] == "Brake pads for cars"
+    assert "DQ_DESCRIPTION_VAGUE" not in _codes(fixed)
+    assert fixed["parcel"]["tracking_number"] == vague["parcel"]["tracking_number"]
+    assert fixed["seq"] > vague["seq"]
+    station.drain()
+    stored = station.receiver.store.query(Filters(tracking_number=vague["parcel"]["tracking_number"]))
+    assert {row["record_id"] for row in stored} >= {vague["record_id"], fixed["record_id"]}
+
+
+@pytest.mark.parametrize("outcome", [o for o in OUTCOMES if o != "held_on_shelf"])
+def test_each_outcome_is_a_record_tied_to_the_held_parcel(
+    bench: tuple[DemoStation, list[Step]], outcome: str
+) -> None:
+    station, steps = bench
+    assert station.agent is not None
+    held = next(
+        (
+            r
+            for r in station.agent.outbox.records()
+            if r["kind"] == "verdict" and r["screening"]["verdict"] == "HOLD"
+        ),
+        None,
+    ) or _scan_until(station, steps, lambda r: r["screening"]["verdict"] == "HOLD")
+    body = {
+        "record": held["parcel"]["tracking_number"] or held["record_id"],
+        "outcome": outcome,
+        "decided_by": "customs" if outcome == "handed_to_carrier" else "compliance",
+        "customs_reference": "CBP-2026-000123" if outcome == "handed_to_carrier" else None,
+        "note": f"test {outcome}",
+    }
+    response = _post(station, "/api/outcome", body)
+    assert response.status_code == 201, response.text
+    record = response.json()["record"]
+    assert record["kind"] == "outcome"
+    assert record["outcome"]["outcome"] == outcome
+    assert record["outcome"]["refers_to"] in {r["record_id"] for r in station.agent.outbox.records()}
+    assert record["signature"]["key_id"] == station.agent.key.key_id
+    station.drain()
+    assert station.agent.outbox.get(record["record_id"]) is not None
+    assert station.receiver.count() == len(station.agent.outbox.records())
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status", "words"),
+    [
+        (
+            "/api/correct",
+            {"record": "1ZNOSUCH000000000", "changes": {"description": "x"}},
+            404,
+            "no verdict record",
+        ),
+        ("/api/correct", {"record": "LATEST", "changes": {"colour": "red"}}, 400, "cannot be corrected"),
+        ("/api/correct", {"record": "LATEST", "changes": {"unit_value": "cheap"}}, 400, "must be a number"),
+        ("/api/correct", {"record": "LATEST", "changes": {}}, 400, "no changes"),
+        ("/api/correct", [1, 2], 400, "JSON object"),
+        ("/api/outcome", {"record": "LATEST", "outcome": "vanished"}, 400, "outcome must be one of"),
+        ("/api/outcome", {"record": "LATEST", "outcome": "handed_to_carrier"}, 400, "customs reference"),
+    ],
+)
+def test_bad_requests_get_a_clear_answer_and_record_nothing(
+    bench: tuple[DemoStation, list[Step]], route: str, body: Any, status: int, words: str
+) -> None:
+    station, steps = bench
+    assert station.agent is not None
+    if isinstance(body, dict) and body.get("record") == "LATEST":
+        latest = _scan_until(station, steps, lambda r: r["order"] is not None)
+        body = {**body, "record": latest["record_id"]}
+    before = len(station.agent.outbox.records())
+    response = _post(station, route, body)
+    assert response.status_code == status
+    assert words in response.json()["error"]
+    assert len(station.agent.outbox.records()) == before
+
+
+def test_correction_and_outcome_commands_talk_to_the_running_agent(
+    bench: tuple[DemoStation, list[Step]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    station, steps = bench
+    assert station.agent is not None
+    assert station.agent.http is not None
+    record = _scan_until(station, steps, lambda r: r["order"] is not None and r["parcel"]["tracking_number"])
+    config = tmp_path / "agent.toml"
+    port = httpx.URL(station.agent.http.url).port
+    config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\n')
+    tracking = record["parcel"]["tracking_number"]
+    assert main(["correct", "--config", str(config), tracking, "--set", "origin_country=VN"]) == 0
+    assert f"corrected: {tracking} is now" in capsys.readouterr().out
+    assert main(["outcome", "--config", str(config), tracking, "returned_to_seller", "--json"]) == 0
+    assert '"returned_to_seller"' in capsys.readouterr().out
+    assert main(["correct", "--config", str(config), tracking, "--set", "nonsense"]) == 1
+    assert "FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_corrected_order_touches_only_the_named_fields() -> None:
+    order = {
+        "items": [{"description": "parts", "hts_code": "9999", "unit_value": 1.0, "quantity": 1.0}],
+        "seller": {"name": "A", "address": {"city": "X"}, "id": None},
+        "currency": "USD",
+    }
+    fixed = corrected_order(
+        order, {"seller_name": "B Ltd", "consignee_city": "Austin", "unit_value": "12.50"}
+    )
+    assert fixed["seller"]["name"] == "B Ltd"
+    assert fixed["seller"]["address"]["city"] == "X"
+    assert fixed["consignee"]["address"]["city"] == "Austin"
+    assert fixed["items"][0]["unit_value"] == 12.5
+    assert fixed["items"][0]["description"] == "parts"
+    assert order["seller"]["name"] == "A"  # the stored record's order is not changed
+    with pytest.raises(ComplianceError, match="no line 2"):
+        corrected_order(order, {"description": "x"}, line=2)
