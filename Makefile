@@ -10,7 +10,7 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench clean
+.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ pytest-py312: $(STAMP312)
 ## Every performance figure against ../shared/docs/targets.md; writes bench-results.json (~4 min).
 bench: system-deps $(STAMP)
 	$(BIN)/python tests/bench/run.py --out bench-results.json
+
+## Sync faults with real processes (kill -9, broker restart, partition, receiver restart, duplicates);
+## one JSON line per scenario, exit 1 if any record was lost or stored twice (~2 min).
+chaos: system-deps $(STAMP)
+	$(BIN)/python tests/bench/chaos.py --records 20000
 
 ## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
 model:
