@@ -22,6 +22,7 @@ from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
 from prescreen.errors import ConfigError, ModelError
+from prescreen.housekeeping import Limits, Report, housekeep
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
 from prescreen.outbox import Outbox
@@ -103,7 +104,9 @@ class Agent:
             screener=self.screener,
         )
         self.uplink = Uplink(config.outbox.path, config.sync, config.station)
-        self.downlink = Downlink(self.station, self.uplink.mqtt, config.sync.topic_prefix)
+        self.downlink = Downlink(
+            self.station, self.uplink.mqtt, config.sync.topic_prefix, update_key=config.sync.update_key
+        )
         self.uplink.on_downlink = self.downlink.on_message
         self.metrics = AgentMetrics(self.status)
         self.station.listeners.append(self._committed)
@@ -129,9 +132,25 @@ class Agent:
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
+        outbox_cfg = config.outbox
+        self.limits = Limits(
+            outbox_cfg.max_rows,
+            outbox_cfg.max_mb,
+            outbox_cfg.min_free_mb,
+            outbox_cfg.retention_days,
+            outbox_cfg.pii_days,
+        )
+        self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path
+        self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
         self._thread = threading.Thread(
             target=self.station.run, args=(self._stop,), name="station", daemon=True
         )
+
+    def _housekeep(self) -> None:
+        while True:
+            self.housekeeping = housekeep(self.outbox, self.limits)
+            if self._stop.wait(self.config.outbox.housekeeping_s):
+                return
 
     def _committed(self, event: StationEvent) -> None:
         if event.kind == "verdict" and event.record is not None:
@@ -151,6 +170,8 @@ class Agent:
             found.append(f"station loop stalled for more than {HEARTBEAT_STALE_S:.0f} s")
         if not self.uplink.alive:
             found.append("uplink thread is not running")
+        if self.housekeeping.alarm:
+            found.append(self.housekeeping.alarm)
         return found
 
     def status(self) -> dict[str, Any]:
@@ -172,6 +193,12 @@ class Agent:
                 "reconnects": max(0, self.uplink.mqtt.connects - 1),
             },
             "backlog": self.outbox.backlog(),
+            "outbox": {
+                "rows": self.housekeeping.rows,
+                "mb": round(self.housekeeping.mb, 1),
+                "free_mb": round(self.housekeeping.free_mb),
+                "shedding": list(self.housekeeping.shed),
+            },
             "model": {
                 "version": getattr(model, "version", None),
                 "runtime": getattr(model, "runtime", None),
@@ -187,6 +214,7 @@ class Agent:
         """Start the uplink, the station thread and the local HTTP server."""
         self.uplink.start()
         self._thread.start()
+        self._housekeeper.start()
         if self.http is not None:
             self.display.start()
             self.http.start()
@@ -204,6 +232,8 @@ class Agent:
         """Stop scanning, then sync, then close devices and the outbox."""
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._housekeeper.is_alive():
+            self._housekeeper.join(timeout=5)
         self.display.stop()
         if self.http is not None:
             self.http.stop()

@@ -306,6 +306,7 @@ def cmd_bench_sync(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
         batch_size=args.batch_size,
         inflight_batches=args.inflight,
+        compress=args.compress,
     )
     if args.json:
         print(json.dumps(summary))
@@ -372,6 +373,7 @@ def _add_operations(sub: Any) -> None:
     bench_sync.add_argument("--records", type=int, default=100_000, help="records (default 100000)")
     bench_sync.add_argument("--batch-size", type=int, default=500, help="records per MQTT message")
     bench_sync.add_argument("--inflight", type=int, default=8, help="unacked batches at once")
+    bench_sync.add_argument("--compress", action="store_true", help="zlib-compress batches ([sync] compress)")
     bench_sync.add_argument("--workdir", help="keep the outbox and receiver store here")
     bench_sync.add_argument("--json", action="store_true", help="print one JSON object")
     bench_sync.set_defaults(func=cmd_bench_sync)

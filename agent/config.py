@@ -98,10 +98,20 @@ class OrdersConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OutboxConfig:
-    """Durable SQLite outbox location and the disk-space floor it keeps free."""
+    """Durable SQLite outbox: location, limits, retention (see ``housekeeping.py``).
+
+    Acked records are pruned after ``retention_days``; the personal data of private persons in
+    acked records is erased after ``pii_days``. Over ``max_rows``/``max_mb`` or under
+    ``min_free_mb`` acked records go first; pending ones are never dropped (an alarm is raised).
+    """
 
     path: str = "/var/lib/prescreen/outbox.db"
     min_free_mb: int = 100
+    max_rows: int = 2_000_000
+    max_mb: int = 2048
+    retention_days: float = 30.0
+    pii_days: float = 7.0
+    housekeeping_s: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +133,12 @@ class SyncConfig:
     ack_timeout_s: float = 10.0
     keepalive_s: int = 30
     reconnect_max_s: float = 1.5
+    # zlib-compress batches of at least compress_min_bytes: pays on a slow or metered link (about
+    # 7x smaller), costs CPU on a fast one (see the README's performance section).
+    compress: bool = False
+    compress_min_bytes: int = 4096
+    # Ed25519 public key (base64) that signs model-update manifests; empty: updates refused.
+    update_key: str = ""
     cafile: str = ""
     certfile: str = ""
     keyfile: str = ""

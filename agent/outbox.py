@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,6 +86,10 @@ MIGRATIONS[3] = (
     # Settings changed from the customs side (screening thresholds, active model), applied at start.
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
 )
+MIGRATIONS[4] = (
+    # Set when housekeeping erased the personal data of an acked record (see housekeeping.py).
+    "ALTER TABLE records ADD COLUMN pii_purged INTEGER NOT NULL DEFAULT 0",
+)
 SCHEMA_VERSION = max(MIGRATIONS)
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -155,8 +159,12 @@ class Outbox:
         self.db = connect(self.path)
         self._conn = self.db.conn
         self._lock = threading.Lock()
+        # Kinds refused while the disk is at its floor (set by housekeeping; verdicts never are).
+        self.shed: frozenset[str] = frozenset()
         row = self._conn.execute("SELECT IFNULL(MAX(seq), 0) FROM records").fetchone()
-        self._last_seq: int = row[0]
+        floor = self._conn.execute("SELECT value FROM meta WHERE key = 'seq_floor'").fetchone()
+        # Pruning may empty the table; the last seq is kept in meta so none is ever reused.
+        self._last_seq: int = max(row[0], int(floor[0]) if floor else 0)
 
     def append(self, build: Callable[[int], Record]) -> Record:
         """Assign the next sequence number, build the record with it, and commit it durably.
@@ -185,6 +193,8 @@ class Outbox:
                 self._conn.execute("BEGIN IMMEDIATE")
                 for offset, build in enumerate(builds, start=1):
                     record = build(self._last_seq + offset)
+                    if record["kind"] in self.shed:
+                        raise OutboxError(f"{self.path}: disk at its floor: {record['kind']} record shed")
                     if self._signer is not None:
                         record = self._signer.sign(record)
                     body = dumps(record)
@@ -292,6 +302,18 @@ class Outbox:
         """Customs feedback messages to the trade, oldest first."""
         with self._lock:
             return read_feedback(self._conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one durable write transaction (for housekeeping)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query on the outbox's side tables (holds, feedback, settings)."""

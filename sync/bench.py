@@ -88,11 +88,13 @@ def run_sync_bench(
     workdir: Path | None = None,
     batch_size: int = 500,
     inflight_batches: int = 8,
+    compress: bool = False,
     timeout_s: float = 600,
 ) -> dict[str, Any]:
     """Fill, drain and count; returns the ``--json`` summary."""
     with tempfile.TemporaryDirectory(prefix="prescreen-bench-") as tmp:
-        return _run(records, Path(workdir or tmp), batch_size, inflight_batches, timeout_s)
+        settings = {"batch_size": batch_size, "inflight_batches": inflight_batches, "compress": compress}
+        return _run(records, Path(workdir or tmp), timeout_s, settings)
 
 
 def start_receiver(
@@ -142,7 +144,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _run(records: int, workdir: Path, batch_size: int, inflight: int, timeout_s: float) -> dict[str, Any]:
+def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     station = StationConfig(device_id="bench-01", site_id="bench")
     outbox_path = workdir / "outbox.db"
@@ -154,7 +156,7 @@ def _run(records: int, workdir: Path, batch_size: int, inflight: int, timeout_s:
     outbox.close()
     broker = LocalBroker.start()
     receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock", trust)
-    sync = SyncConfig(host=broker.host, port=broker.port, batch_size=batch_size, inflight_batches=inflight)
+    sync = SyncConfig(host=broker.host, port=broker.port, **settings)
     uplink: Uplink | None = None
     try:
         started = time.perf_counter()
@@ -181,7 +183,6 @@ def _run(records: int, workdir: Path, batch_size: int, inflight: int, timeout_s:
         "records_per_s": round(records / elapsed, 1) if elapsed else 0.0,
         "drain_s": round(elapsed, 3),
         "fill_records_per_s": round(records / fill_s, 1) if fill_s else 0.0,
-        "batch_size": batch_size,
-        "inflight_batches": inflight,
+        **settings,
         "broker": broker.kind,
     }

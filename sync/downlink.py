@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from prescreen.errors import SyncError
@@ -28,6 +30,7 @@ from prescreen.outbox import Statement
 from prescreen.records import Record, envelope, utc_now
 from prescreen.screening import Screener
 from prescreen.station import Station, StationEvent
+from prescreen.sync import model_update
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.topics import downlink_acks_topic
 
@@ -39,7 +42,7 @@ PARCEL_HOLDS = {
     "rfs": "request for screening: hold until screened by high-risk methods",
     "dnl": "DO NOT LOAD: isolate the parcel and follow the emergency protocol",
 }
-TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config")
+TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model")
 # Screening settings the customs side may change remotely (never paths, devices or credentials).
 REMOTE_SETTINGS = {
     "review_score": float,
@@ -85,8 +88,18 @@ def parse(payload: bytes) -> dict[str, Any]:
 class Downlink:
     """Applies downlink messages to one station; wire :meth:`on_message` to its MQTT client."""
 
-    def __init__(self, station: Station, mqtt: MqttConnection, prefix: str) -> None:
+    def __init__(
+        self,
+        station: Station,
+        mqtt: MqttConnection,
+        prefix: str,
+        *,
+        update_key: str = "",
+        models_dir: Path | None = None,
+    ) -> None:
         self.station = station
+        self.update_key = update_key
+        self.models_dir = models_dir or station.outbox.path.parent / "models"
         self.outbox = station.outbox
         self.mqtt = mqtt
         cfg = station.config.station
@@ -102,6 +115,11 @@ class Downlink:
         settings = dict(self.outbox.rows("SELECT key, value FROM settings"))
         if "screening" in settings:
             self._apply_screening(json.loads(settings["screening"]))
+        if "model_path" in settings:
+            try:
+                self._swap_model(model_update.load(Path(json.loads(settings["model_path"]))))
+            except model_update.UpdateError as exc:
+                log.error("updated model not loaded, using the configured one", extra={"reason": str(exc)})
 
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
@@ -113,8 +131,30 @@ class Downlink:
             self.rejected += 1
             log.warning("downlink message rejected", extra={"reason": str(exc), "bytes": len(payload)})
             return
-        future = self.station.submit(lambda: self.apply(message))
+        if message["type"] == "model":  # fetched off the station and network threads
+            threading.Thread(
+                target=self._prepare_model, args=(message,), name="model-update", daemon=True
+            ).start()
+            return
+        self._submit(message)
+
+    def _submit(self, message: dict[str, Any], prepared: Any = None) -> None:
+        future = self.station.submit(lambda: self.apply(message, prepared))
         future.add_done_callback(lambda done: self._ack(message, done))
+
+    def _prepare_model(self, message: dict[str, Any]) -> None:
+        """Verify, fetch and load a model update; the swap and its record happen on the station thread."""
+        seen = self.outbox.rows("SELECT 1 FROM downlink WHERE message_id = ?", (str(message["message_id"]),))
+        prepared: Any
+        if seen:
+            prepared = None
+        else:
+            try:
+                manifest = model_update.verify_manifest(message, self.update_key)
+                prepared = model_update.load(model_update.fetch(manifest, self.models_dir))
+            except (model_update.UpdateError, OSError) as exc:
+                prepared = exc
+        self._submit(message, prepared)
 
     def _ack(self, message: dict[str, Any], done: Future[StationEvent]) -> None:
         error = done.exception()
@@ -135,15 +175,18 @@ class Downlink:
 
     # --- the station side (station thread) ---------------------------------------------------
 
-    def apply(self, message: dict[str, Any]) -> StationEvent:
-        """Apply one message and commit its effect record; the event's message is the ack JSON."""
+    def apply(self, message: dict[str, Any], prepared: Any = None) -> StationEvent:
+        """Apply one message and commit its effect record; the event's message is the ack JSON.
+
+        ``prepared`` is, for a model update, the loaded model or the error that stopped it.
+        """
         message_id = str(message["message_id"])
         seen = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
         if seen:
             log.info("downlink message seen before, acked again", extra={"message_id": message_id})
             return StationEvent("downlink", message_id, None, message=seen[0][0])
         try:
-            effect, tracking, parcel_state, statements = self._effect(message)
+            effect, tracking, parcel_state, statements = self._effect(message, prepared)
             status = "applied"
         except DownlinkError as exc:
             effect, tracking, parcel_state, statements, status = str(exc), None, None, [], "rejected"
@@ -181,7 +224,7 @@ class Downlink:
         (record,) = self.outbox.append_many([build], also=also)  # OutboxError: not acked, resent
         if status == "applied":
             self.applied += 1
-            self._apply_in_memory(message)
+            self._apply_in_memory(message, prepared)
         else:
             self.rejected += 1
         ack_json = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))[0][0]
@@ -193,11 +236,27 @@ class Downlink:
         return StationEvent(event_kind, tracking or message_id, record, message=ack_json)
 
     def _effect(
-        self, message: dict[str, Any]
+        self, message: dict[str, Any], prepared: Any = None
     ) -> tuple[str, str | None, dict[str, Any] | None, list[Statement]]:
         """(what it did, tracking number, parcel state, SQL to commit with the record)."""
         kind = message["type"]
         now = utc_now()
+        if kind == "model":
+            if isinstance(prepared, BaseException) or prepared is None:
+                raise DownlinkError(str(prepared or "model update not prepared"))
+            before = getattr(self.station.screener.model, "version", None)
+            return (
+                f"model {prepared.version} active (was {before})",
+                None,
+                None,
+                [
+                    (
+                        "INSERT OR REPLACE INTO settings (key, value, updated_at) "
+                        "VALUES ('model_path', ?, ?)",
+                        (json.dumps(str(prepared.directory)), now),
+                    )
+                ],
+            )
         if kind in PARCEL_HOLDS:
             tracking = _text(message, "tracking_number", limit=64)
             reason = _text(message, "reason", required=False) or PARCEL_HOLDS[kind]
@@ -290,8 +349,13 @@ class Downlink:
         config = dataclasses.replace(self.station.screener.config, **values)
         self.station.screener = Screener(config, self.station.screener.model)
 
-    def _apply_in_memory(self, message: dict[str, Any]) -> None:
+    def _swap_model(self, model: Any) -> None:
+        self.station.screener = Screener(self.station.screener.config, model)
+
+    def _apply_in_memory(self, message: dict[str, Any], prepared: Any = None) -> None:
         kind = message["type"]
+        if kind == "model":
+            self._swap_model(prepared)
         if kind in PARCEL_HOLDS:
             reason = message.get("reason") or PARCEL_HOLDS[kind]
             self.station.holds[message["tracking_number"].strip()] = f"{kind.upper()}: {reason}"

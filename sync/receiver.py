@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,28 @@ from prescreen.sync.store import Cursor, Store, open_store
 from prescreen.sync.topics import acks_topic, parse_records_topic, records_subscription
 
 log = logging.getLogger("prescreen.receiver")
+
+
+MAX_BATCH_BYTES = 64 * 2**20
+
+
+def inflate(payload: bytes) -> bytes:
+    """A batch as JSON bytes: zlib-compressed batches (``[sync] compress``) are inflated, with a
+    size cap so a hostile payload cannot exhaust memory.
+
+    Raises:
+        ValueError: not JSON-looking, corrupt, or larger than :data:`MAX_BATCH_BYTES` inflated.
+    """
+    if payload[:1] in (b"{", b" ", b"\n"):
+        return payload
+    try:
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(payload, MAX_BATCH_BYTES)
+    except zlib.error as exc:
+        raise ValueError(f"neither JSON nor a zlib batch: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"batch inflates beyond {MAX_BATCH_BYTES} bytes")
+    return data
 
 
 class Receiver:
@@ -89,7 +112,7 @@ class Receiver:
         """
         try:
             site, device = parse_records_topic(self.prefix, topic)
-            batch = json.loads(payload)
+            batch = json.loads(inflate(payload))
             records = batch["records"]
             if not isinstance(records, list):
                 raise TypeError("records is not a list")

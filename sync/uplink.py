@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 from prescreen.config import StationConfig, SyncConfig
@@ -157,6 +158,8 @@ class Uplink:
             batch_id = uuid.uuid4().hex
             try:
                 payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows])
+                if self.sync.compress and len(payload) >= self.sync.compress_min_bytes:
+                    payload = zlib.compress(payload, 1)
                 self.mqtt.publish(self._records_topic, payload)
             except SyncError as exc:
                 log.warning("batch not sent", extra={"reason": str(exc)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -33,3 +34,13 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
 def wait_until() -> Callable[..., bool]:
     """Poll ``predicate`` until true or ``timeout`` seconds; returns whether it became true."""
     return _wait_until
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """CLI commands run in-process configure the ``prescreen`` logger (own handler, no
+    propagation); put it back after each test so later tests' ``caplog`` sees their log lines."""
+    logger = logging.getLogger("prescreen")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -38,14 +39,16 @@ from prescreen.drivers.scanner_line import TERMINATORS
 from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator
 from prescreen.models.runner import load_risk_model
 from prescreen.outbox import Outbox
+from prescreen.records import dumps
 from prescreen.rules import ParcelFacts
 from prescreen.samples import generate
 from prescreen.screening import Screener
 from prescreen.station import verdict_record
 from prescreen.sync.bench import enrol, fill, run_sync_bench, start_receiver, stop_process, store_counts
 from prescreen.sync.broker import LocalBroker
+from prescreen.sync.receiver import inflate
 from prescreen.sync.store import open_store
-from prescreen.sync.uplink import Uplink
+from prescreen.sync.uplink import Uplink, batch_payload
 
 TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "min")
     "scan_to_verdict_p99_ms": (5, "ms", "max"),
@@ -78,6 +81,7 @@ SIZES = {
         "steady_parcels": 300,
         "kill_records": 50_000,
         "device_cycles": 20,
+        "zlib_batches": 200,
     },
     "smoke": {
         "parcels": 20,
@@ -89,6 +93,7 @@ SIZES = {
         "steady_parcels": 5,
         "kill_records": 2_000,
         "device_cycles": 2,
+        "zlib_batches": 2,
     },
 }
 
@@ -250,6 +255,36 @@ def replay(parcels: int, workdir: Path) -> dict[str, Any]:
 
 
 # --- sync --------------------------------------------------------------------------------------
+
+
+def compression(batches: int) -> dict[str, Any]:
+    """Does zlib pay for a batch of 200 real verdict records? Size, CPU, and wire time on a slow link."""
+    screener = Screener(ScreeningConfig(), load_risk_model())
+    station = StationConfig(device_id="bench-zlib")
+    facts = _facts(400)[:200]
+    bodies = [dumps(verdict_record(i + 1, station, f, screener.screen(f))) for i, f in enumerate(facts)]
+    payload = batch_payload("b" * 32, station.device_id, bodies)
+    started = time.perf_counter()
+    for _ in range(batches):
+        packed = zlib.compress(payload, 1)
+    compress_s = (time.perf_counter() - started) / batches
+    started = time.perf_counter()
+    for _ in range(batches):
+        inflate(packed)
+    inflate_s = (time.perf_counter() - started) / batches
+    link_bytes_per_s = 1_000_000 / 8  # a 1 Mbit/s uplink (a cellular backup, a congested site link)
+    return {
+        "_compression": {
+            "batch_records": len(bodies),
+            "raw_bytes_per_record": round(len(payload) / len(bodies)),
+            "zlib1_bytes_per_record": round(len(packed) / len(bodies)),
+            "ratio": round(len(payload) / len(packed), 1),
+            "compress_us_per_record": round(compress_s / len(bodies) * 1e6, 1),
+            "inflate_us_per_record": round(inflate_s / len(bodies) * 1e6, 1),
+            "records_per_s_at_1mbit_raw": round(link_bytes_per_s / (len(payload) / len(bodies))),
+            "records_per_s_at_1mbit_zlib": round(link_bytes_per_s / (len(packed) / len(bodies))),
+        }
+    }
 
 
 def drain(records: int) -> dict[str, Any]:
@@ -442,6 +477,7 @@ def run(size: str) -> dict[str, Any]:
             ("replay", lambda: replay(sizes["replay"], workdir)),
             ("agent process", lambda: agent_process(sizes["steady_parcels"], workdir)),
             ("scan to verdict", lambda: scan_to_verdict(sizes["parcels"])),
+            ("compression", lambda: compression(sizes["zlib_batches"])),
             ("drain", lambda: drain(sizes["drain"])),
             ("kill -9", lambda: kill9(sizes["kill_records"], workdir)),
             ("reconnect", lambda: reconnect(sizes["outage_s"], workdir)),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
-from prescreen.sync.receiver import Receiver
+from prescreen.sync.receiver import MAX_BATCH_BYTES, Receiver, inflate
 from prescreen.sync.uplink import Uplink, batch_payload
 from record_fixtures import record
 
@@ -126,3 +128,30 @@ def test_rejected_records_are_not_resent_forever(
     finally:
         uplink.stop()
         receiver.stop()
+
+
+def test_compressed_batches_drain_and_store_like_plain_ones(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
+    outbox = fill(tmp_path / "outbox.db", 300)
+    sync = SyncConfig(
+        host=broker.host, port=broker.port, topic_prefix="tz/v1", compress=True, compress_min_bytes=0
+    )
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="tz/v1").start()
+    assert receiver.mqtt.subscribed.wait(5)
+    uplink = Uplink(outbox.path, sync, STATION).start()
+    try:
+        assert wait_until(lambda: outbox.counts() == {"acked": 300}, 15)
+        assert receiver.count() == 300
+    finally:
+        uplink.stop()
+        receiver.stop()
+
+
+def test_inflate_refuses_garbage_and_bombs() -> None:
+    assert inflate(b'{"records": []}') == b'{"records": []}'
+    assert inflate(zlib.compress(b'{"a": 1}')) == b'{"a": 1}'
+    with pytest.raises(ValueError, match="neither JSON nor a zlib batch"):
+        inflate(b"\x00\x01garbage")
+    with pytest.raises(ValueError, match="inflates beyond"):
+        inflate(zlib.compress(b"{" + b" " * (MAX_BATCH_BYTES + 10), 9))

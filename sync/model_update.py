@@ -1,0 +1,142 @@
+"""Model updates from the customs side: a signed manifest, fetched, verified, swapped in atomically.
+
+The downlink message carries a manifest ``{"version", "files": [{"name", "url", "sha256"}]}`` and
+an Ed25519 signature over its canonical JSON by the key the station trusts for updates
+(``[sync] update_key``). The files are fetched with httpx (timeouts, a size cap), each checked
+against its SHA-256, written into a new directory that is renamed into place only when complete,
+and loaded. Only a model that loads is swapped in; anything else leaves the running model as it was
+(the rollback) and the message is acked as rejected. The active model's directory is kept in the
+outbox's settings, so a restart loads the same model, or falls back to the configured one if it no
+longer loads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prescreen.errors import ModelError, SyncError
+from prescreen.records import dumps
+from prescreen.screening import RiskModel
+
+log = logging.getLogger("prescreen.downlink")
+MAX_FILE_BYTES = 20 * 2**20
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class UpdateError(SyncError):
+    """A model update that was not applied; the running model is unchanged."""
+
+
+def verify_manifest(message: dict[str, Any], update_key: str) -> dict[str, Any]:
+    """The manifest of a ``model`` message, if its signature is by ``update_key``.
+
+    Raises:
+        UpdateError: no key configured, bad signature, or a malformed manifest.
+    """
+    if not update_key:
+        raise UpdateError("model updates are off: no [sync] update_key configured")
+    manifest = message.get("manifest")
+    if not isinstance(manifest, dict):
+        raise UpdateError("a model message needs a manifest object")
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(update_key, validate=True))
+        public.verify(
+            base64.b64decode(str(message.get("signature")), validate=True), dumps(manifest).encode()
+        )
+    except (InvalidSignature, ValueError, binascii.Error):
+        raise UpdateError("manifest signature is not valid for the configured update key") from None
+    version, files = manifest.get("version"), manifest.get("files")
+    if not isinstance(version, str) or not _SAFE_NAME.match(version):
+        raise UpdateError("manifest version must be a plain name")
+    if not isinstance(files, list) or not files:
+        raise UpdateError("manifest lists no files")
+    for entry in files:
+        if not (
+            isinstance(entry, dict)
+            and _SAFE_NAME.match(str(entry.get("name")))
+            and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256")))
+            and str(entry.get("url", "")).startswith(("https://", "http://"))
+        ):
+            raise UpdateError(f"manifest file entry is malformed: {str(entry)[:200]}")
+    return manifest
+
+
+def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0) -> Path:
+    """Download and verify every file into ``models_dir/<version>``; returns that directory.
+
+    Raises:
+        UpdateError: a download failed, was too large, or did not match its SHA-256.
+    """
+    final = Path(models_dir, str(manifest["version"]))
+    staging = models_dir / f".{manifest['version']}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+            for entry in manifest["files"]:
+                _download(client, entry, staging / entry["name"])
+        _fsync_dir(staging)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)  # atomic: the directory is complete or absent
+        _fsync_dir(models_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _download(client: httpx.Client, entry: dict[str, Any], target: Path) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with client.stream("GET", entry["url"]) as response:
+            if response.status_code != 200:
+                raise UpdateError(f"{entry['name']}: HTTP {response.status_code} from {entry['url']}")
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_FILE_BYTES:
+                        raise UpdateError(f"{entry['name']}: larger than {MAX_FILE_BYTES} bytes")
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except httpx.HTTPError as exc:
+        raise UpdateError(f"{entry['name']}: download failed: {exc}") from None
+    if digest.hexdigest() != entry["sha256"]:
+        raise UpdateError(f"{entry['name']}: SHA-256 does not match the manifest")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load(directory: Path) -> RiskModel:
+    """Load a fetched model; a model that does not load is removed (nothing half-installed stays).
+
+    Raises:
+        UpdateError: the runtime refused the model.
+    """
+    from prescreen.models.runner import load_risk_model
+
+    try:
+        return load_risk_model(directory)
+    except ModelError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise UpdateError(f"model {directory.name} does not load, kept the running model: {exc}") from None

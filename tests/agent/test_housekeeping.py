@@ -1,0 +1,100 @@
+"""Outbox housekeeping: retention, personal-data purge, limits with an alarm, shedding at the disk floor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prescreen.config import StationConfig
+from prescreen.errors import OutboxError
+from prescreen.housekeeping import Limits, housekeep
+from prescreen.outbox import Outbox
+from prescreen.outcomes import outcome_record
+from record_fixtures import record
+
+LATER = datetime.now(timezone.utc) + timedelta(days=40)
+
+
+def _with_parties(seq: int) -> dict[str, Any]:
+    body = record(seq)
+    address = {"line1": "5 Elm St", "city": "Austin", "country": "US"}
+    body["order"] = {
+        "consignee": {"name": "Ana Ruiz", "address": address, "id": "TAX-1"},
+        "final_recipient": {"name": "Bo Li", "address": address, "id": None},
+        "seller": {"name": "Seller Co", "address": {"city": "Shenzhen"}, "id": None},
+        "items": [],
+    }
+    return body
+
+
+def _filled(path: Path, acked: int, pending: int) -> Outbox:
+    outbox = Outbox(path)
+    committed = outbox.append_many([_with_parties] * (acked + pending))
+    outbox.mark_acked(r["record_id"] for r in committed[:acked])
+    return outbox
+
+
+def test_acked_records_past_retention_are_pruned_and_pending_ones_never(tmp_path: Path) -> None:
+    outbox = _filled(tmp_path / "o.db", acked=30, pending=5)
+    report = housekeep(outbox, Limits(retention_days=30), now=datetime.now(timezone.utc))
+    assert report.pruned == 0  # acked just now: within retention
+    report = housekeep(outbox, Limits(retention_days=30), now=LATER)
+    assert report.pruned == 30
+    assert outbox.counts() == {"pending": 5}
+    assert report.alarm is None
+
+
+def test_sequence_numbers_are_never_reused_after_pruning_everything(tmp_path: Path) -> None:
+    outbox = _filled(tmp_path / "o.db", acked=10, pending=0)
+    housekeep(outbox, Limits(retention_days=1), now=LATER)
+    assert outbox.counts() == {}
+    outbox.close()
+    reopened = Outbox(tmp_path / "o.db")
+    assert reopened.append(record)["seq"] == 11
+
+
+def test_personal_data_is_erased_from_old_acked_records_only(tmp_path: Path) -> None:
+    outbox = _filled(tmp_path / "o.db", acked=3, pending=2)
+    report = housekeep(outbox, Limits(pii_days=7, retention_days=365), now=LATER)
+    assert report.purged == 3
+    bodies = outbox.records()
+    for body in bodies[:3]:
+        assert body["order"]["consignee"] == {"name": None, "address": None, "id": None}
+        assert body["order"]["final_recipient"] == {"name": None, "address": None, "id": None}
+        assert body["order"]["seller"]["name"] == "Seller Co"  # a business, and the evidence
+        assert body["screening"]["verdict"] == "CLEAR"
+    for body in bodies[3:]:
+        assert body["order"]["consignee"]["name"] == "Ana Ruiz"  # not yet at the receiver
+    assert housekeep(outbox, Limits(pii_days=7, retention_days=365), now=LATER).purged == 0
+
+
+def test_over_the_row_limit_acked_go_first_then_an_alarm_and_nothing_pending_dropped(tmp_path: Path) -> None:
+    outbox = _filled(tmp_path / "o.db", acked=20, pending=15)
+    report = housekeep(outbox, Limits(max_rows=25), now=datetime.now(timezone.utc))
+    assert report.pruned == 20  # pruned in chunks, oldest first, until under (or nothing acked left)
+    assert outbox.counts() == {"pending": 15}
+    assert report.alarm is None
+    report = housekeep(outbox, Limits(max_rows=10), now=datetime.now(timezone.utc))
+    assert outbox.counts() == {"pending": 15}
+    assert report.alarm is not None
+    assert "15 pending, none dropped" in report.alarm
+
+
+def test_at_the_disk_floor_outcomes_are_shed_but_verdicts_are_still_committed(tmp_path: Path) -> None:
+    outbox = _filled(tmp_path / "o.db", acked=0, pending=1)
+    report = housekeep(outbox, Limits(min_free_mb=10**12), now=datetime.now(timezone.utc))
+    assert report.shed == ("downlink", "outcome")
+    assert report.alarm is not None
+    station = StationConfig(device_id="dev-1", site_id="site-a")
+    with pytest.raises(OutboxError, match="outcome record shed"):
+        outbox.append(
+            lambda seq: outcome_record(
+                seq, station, refers_to=record(1)["record_id"], tracking_number=None, outcome="abandoned"
+            )
+        )
+    assert outbox.append(record)["seq"] == 2  # the verdict is committed; the shed outcome took no seq
+    report = housekeep(outbox, Limits(), now=datetime.now(timezone.utc))
+    assert report.shed == ()
+    assert outbox.shed == frozenset()

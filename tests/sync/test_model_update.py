@@ -1,0 +1,164 @@
+"""Model updates over the downlink: signed manifest, HTTP fetch, verify, atomic swap, rollback."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prescreen.demo import DemoStation
+from prescreen.models.runner import default_dir
+from prescreen.records import dumps
+from prescreen.samples import generate
+from prescreen.sync.customs import new_message
+from prescreen.sync.downlink import Downlink
+
+CUSTOMS = Ed25519PrivateKey.generate()
+UPDATE_KEY = base64.b64encode(
+    CUSTOMS.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+).decode()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server with two models: risk-v1b (loads) and broken (right hash, not a model)."""
+    root = tmp_path_factory.mktemp("models-http")
+    shipped = json.loads((default_dir() / "model.json").read_text())
+    good = root / "risk-v1b"
+    good.mkdir()
+    shutil.copy(default_dir() / shipped["file"], good / shipped["file"])
+    (good / "model.json").write_text(json.dumps({**shipped, "version": "risk-v1b"}))
+    broken = root / "broken"
+    broken.mkdir()
+    junk = b"TFL3 but not really a model" * 10
+    (broken / "junk.tflite").write_bytes(junk)
+    manifest = {
+        **shipped,
+        "version": "broken",
+        "file": "junk.tflite",
+        "sha256": hashlib.sha256(junk).hexdigest(),
+    }
+    (broken / "model.json").write_text(json.dumps(manifest))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _message(
+    root: Path, base: str, version: str, *, signer: Ed25519PrivateKey = CUSTOMS, **tweak: Any
+) -> dict[str, Any]:
+    folder = root / version
+    entries = [
+        {
+            "name": p.name,
+            "url": f"{base}/{version}/{p.name}",
+            "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+        }
+        for p in sorted(folder.iterdir())
+    ]
+    manifest = {"version": version, "files": entries, **tweak}
+    signature = base64.b64encode(signer.sign(dumps(manifest).encode())).decode()
+    return new_message("model", manifest=manifest, signature=signature)
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStation]:
+    orders, _ = generate(10, seed=7)
+    bench = DemoStation(tmp_path_factory.mktemp("update"), orders)
+    yield bench
+    bench.close()
+
+
+def _apply(downlink: Downlink, message: dict[str, Any]) -> dict[str, Any]:
+    """Hand the message to the downlink and wait for the record of its effect."""
+    downlink.on_message("downlink", json.dumps(message).encode())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = downlink.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message["message_id"],))
+        if rows:
+            return dict(json.loads(rows[0][0]))
+        time.sleep(0.05)
+    raise AssertionError("no effect recorded")
+
+
+def _downlink(station: DemoStation, key: str = UPDATE_KEY) -> Downlink:
+    agent = station.agent
+    assert agent is not None
+    return Downlink(agent.station, agent.uplink.mqtt, agent.config.sync.topic_prefix, update_key=key)
+
+
+def _version(station: DemoStation) -> str | None:
+    assert station.agent is not None
+    return getattr(station.agent.station.screener.model, "version", None)
+
+
+def test_without_an_update_key_model_updates_are_refused(
+    station: DemoStation, files: tuple[Path, str]
+) -> None:
+    ack = station.send(_message(*files, "risk-v1b"))  # the running agent has no update key
+    assert ack is not None
+    assert ack["status"] == "rejected"
+    assert "no [sync] update_key" in ack["detail"]
+    assert _version(station) == "risk-v1"
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("forged", "signature is not valid"),
+        ("wrong hash", "SHA-256 does not match"),
+        ("does not load", "does not load, kept the running model"),
+        ("missing file", "HTTP 404"),
+    ],
+)
+def test_a_bad_update_is_rejected_and_the_running_model_kept(
+    station: DemoStation, files: tuple[Path, str], case: str, words: str
+) -> None:
+    root, base = files
+    if case == "forged":
+        message = _message(root, base, "risk-v1b", signer=Ed25519PrivateKey.generate())
+    elif case == "wrong hash":
+        message = _message(root, base, "risk-v1b")
+        message["manifest"]["files"][0]["sha256"] = "0" * 64
+        message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
+    elif case == "missing file":
+        message = _message(root, base, "risk-v1b")
+        message["manifest"]["files"][0]["url"] += ".gone"
+        message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
+    else:
+        message = _message(root, base, "broken")
+    before = _version(station)
+    ack = _apply(_downlink(station), message)
+    assert ack["status"] == "rejected"
+    assert words in ack["detail"]
+    assert _version(station) == before
+    assert station.agent is not None
+    models_dir = station.agent.outbox.path.parent / "models"
+    assert not any(p.name.startswith((".", "broken")) for p in models_dir.glob("*"))  # nothing half-installed
+
+
+def test_a_good_update_is_swapped_in_recorded_and_kept_across_a_restart(
+    station: DemoStation, files: tuple[Path, str]
+) -> None:
+    downlink = _downlink(station)
+    ack = _apply(downlink, _message(*files, "risk-v1b"))
+    assert ack["status"] == "applied", ack
+    assert ack["detail"] == "model risk-v1b active (was risk-v1)"
+    assert _version(station) == "risk-v1b"
+    assert station.agent is not None
+    station.agent.station.screener.model = None  # as after a restart with the configured model ...
+    _downlink(station)  # ... the saved update is loaded again
+    assert _version(station) == "risk-v1b"
