@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,25 +68,81 @@ def _port(name: str, url: str) -> Check:
     return Check(name, "ok", f"{url} present and readable")
 
 
+def _tls(conf: cfg.Config) -> Check:
+    """A TLS handshake with the broker using the station's CA and certificate: names the exact
+    TLS problem (expired, wrong CA, wrong host name) that an MQTT connect would only time out on."""
+    sync = conf.sync
+    where = f"{sync.host}:{sync.port}"
+    if not (sync.cafile or sync.certfile):
+        return Check("tls", "warn", f"{where} without TLS", "set sync.cafile (and certfile/keyfile for mTLS)")
+    try:
+        context = ssl.create_default_context(cafile=sync.cafile or None)
+        if sync.certfile:
+            context.load_cert_chain(sync.certfile, sync.keyfile or None)
+        with (
+            socket.create_connection((sync.host, sync.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=sync.host) as tls,
+        ):
+            version = tls.version()
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return Check(
+            "tls",
+            "FAIL",
+            f"TLS to {where}: {exc}",
+            "check sync.cafile/certfile/keyfile, the certificates' dates and that the broker's name matches",
+        )
+    client = " with client certificate" if sync.certfile else ""
+    return Check("tls", "ok", f"{version} to {where}, broker certificate verified{client}")
+
+
 def _broker(conf: cfg.Config) -> Check:
     from prescreen.sync.mqtt import MqttConnection
+    from prescreen.sync.uplink import security_of
 
     sync = conf.sync
     where = f"{sync.host}:{sync.port}"
-    connection = MqttConnection(client_id=f"doctor-{uuid.uuid4().hex[:8]}", host=sync.host, port=sync.port)
+    connection = MqttConnection(
+        client_id=f"doctor-{uuid.uuid4().hex[:8]}", host=sync.host, port=sync.port, security=security_of(sync)
+    )
     try:
         connection.start()
-        connected = connection.wait_connected(5)
+        deadline = time.monotonic() + 5
+        while not (connected := connection.wait_connected(0.05)) and not connection.refused:
+            if time.monotonic() > deadline:
+                break
     finally:
         connection.stop()
     if connected:
         return Check("broker", "ok", f"MQTT connection to {where} accepted")
+    if connection.refused:
+        return Check(
+            "broker",
+            "FAIL",
+            f"broker {where} refused the connection: {connection.refused}",
+            "check sync.username/password or the certificate's CN, and the broker's ACL for this device",
+        )
     return Check(
         "broker",
         "FAIL",
         f"no MQTT connection to {where} within 5 s",
         "check sync.host/sync.port, the network and the broker; records wait safely in the outbox",
     )
+
+
+def _signing_key(conf: cfg.Config) -> Check:
+    from prescreen.app import device_key_path
+    from prescreen.signing import DeviceKey
+
+    path = device_key_path(conf)
+    if not path.exists():
+        return Check("key", "ok", f"{path} will be created at first start (then: prescreen key show)")
+    try:
+        key = DeviceKey.load_or_create(path)
+    except PrescreenError as exc:
+        return Check(
+            "key", "FAIL", str(exc), "restore the key from backup, or enrol a new one with the receiver"
+        )
+    return Check("key", "ok", f"{path}: key {key.key_id} (give the receiver `prescreen key show`)")
 
 
 def _orders(conf: cfg.Config) -> Check:
@@ -186,8 +244,13 @@ def run_checks(config_path: str) -> list[Check]:
         lambda: _orders(conf),
         lambda: _disk(conf),
         lambda: _model(conf),
-        lambda: _broker(conf),
+        lambda: _signing_key(conf),
+        lambda: _tls(conf),
     ]
     checks += [step() for step in steps]
+    if checks[-1].level == "FAIL":  # an MQTT connect would only time out on the same TLS problem
+        checks.append(Check("broker", "FAIL", "not tried: TLS to the broker failed (above)", "fix TLS first"))
+    else:
+        checks.append(_broker(conf))
     checks += list(_outbox_and_clock(conf))
     return checks

@@ -92,6 +92,7 @@ class MqttConnection:
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker acked this connection's subscriptions
         self.connects = 0
+        self.refused: str | None = None  # the broker's reason, when it refused the last CONNECT
         self._subscriptions = subscriptions
         self._on_message_cb = on_message
         self._on_connect_cb = on_connect
@@ -161,6 +162,7 @@ class MqttConnection:
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         if reason.is_failure:
+            self.refused = str(reason)
             log.warning(
                 "broker refused connection",
                 extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
@@ -169,6 +171,7 @@ class MqttConnection:
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._backoff.reset()
+        self.refused = None
         self.connects += 1
         self.connected.set()
         log.info("broker connected", extra={"broker": f"{self.host}:{self.port}", "connects": self.connects})

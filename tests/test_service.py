@@ -240,7 +240,19 @@ def test_doctor_passes_on_a_good_install_and_names_the_fix_on_a_bad_one(
     good = prescreen("doctor", "--config", str(config))
     assert good.returncode == 0, good.stdout
     names = [line.split()[1] for line in good.stdout.splitlines() if line.startswith(("ok", "warn"))]
-    assert names == ["config", "scanner", "scale", "orders", "disk", "model", "broker", "outbox", "clock"]
+    assert names == [
+        "config",
+        "scanner",
+        "scale",
+        "orders",
+        "disk",
+        "model",
+        "key",
+        "tls",
+        "broker",
+        "outbox",
+        "clock",
+    ]
 
     text = config.read_text().replace('url = "sim://mt-sics"', f'url = "{tmp_path / "ttyUSB9"}"')
     text = text.replace(f"port = {broker.port}", f"port = {free_port()}")

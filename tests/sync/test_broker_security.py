@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -210,3 +211,34 @@ def test_password_listener_takes_the_right_password_only(secure: SecureBroker, t
         assert _drain(outbox, right, STATION, lambda: outbox.counts() == {"acked": 10}, 15)
     finally:
         receiver.stop()
+
+
+def _doctor(tmp_path: Path, port: int, sync: str) -> dict[str, Any]:
+    from prescreen.doctor import run_checks
+
+    tmp_path.mkdir(parents=True)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[scanner]\nurl = "sim://scanner"\n[scale]\nurl = "sim://mt-sics"\n'
+        f'[orders]\npath = "{tmp_path / "o.ndjson"}"\n'
+        f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n[sync]\nhost = "127.0.0.1"\nport = {port}\n{sync}'
+    )
+    (tmp_path / "o.ndjson").write_text("")
+    return {c.name: c for c in run_checks(str(config))}
+
+
+def test_doctor_names_the_tls_or_login_problem(secure: SecureBroker, tmp_path: Path) -> None:
+    cert, key = secure.ca.issue("dev-1")
+    ca = f'cafile = "{secure.ca.cafile}"\n'
+    good = _doctor(tmp_path / "good", secure.broker.port, f'{ca}certfile = "{cert}"\nkeyfile = "{key}"\n')
+    assert good["tls"].level == "ok"
+    assert "broker certificate verified with client certificate" in good["tls"].detail
+    assert good["broker"].level == "ok"
+    impostor = Authority(tmp_path / "impostor", name="impostor CA")
+    wrong_ca = _doctor(tmp_path / "ca", secure.broker.port, f'cafile = "{impostor.cafile}"\n')
+    assert wrong_ca["tls"].level == "FAIL"
+    assert "certificate verify failed" in wrong_ca["tls"].detail
+    login = _doctor(tmp_path / "pw", secure.password_port, f'{ca}username = "dev-1"\npassword = "guess"\n')
+    assert login["tls"].level == "ok"
+    assert login["broker"].level == "FAIL"
+    assert "refused the connection" in login["broker"].detail
