@@ -103,7 +103,7 @@ class Agent:
             outbox=self.outbox,
             screener=self.screener,
         )
-        self.uplink = Uplink(config.outbox.path, config.sync, config.station)
+        self.uplink = Uplink(config.outbox.path, config.sync, config.station, signer=self.key)
         self.downlink = Downlink(
             self.station, self.uplink.mqtt, config.sync.topic_prefix, update_key=config.sync.update_key
         )

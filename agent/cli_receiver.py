@@ -88,6 +88,31 @@ def cmd_records(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_records_verify(args: argparse.Namespace) -> int:
+    """Re-check every stored record's own signature (evidence audit); exit 1 if any fails."""
+    from prescreen.signing import TrustStore
+    from prescreen.sync.store import Filters, open_store
+
+    logs.configure("error")
+    trust = TrustStore.load(args.trust)
+    store = open_store(args.db)
+    try:
+        rows = store.query(Filters(device_id=args.device))
+    finally:
+        store.close()
+    failed = 0
+    for row in rows:
+        rejection = trust.check(json.loads(row["body"]))
+        if rejection is not None:
+            failed += 1
+            print(
+                f"{row['record_id']} {row['site_id']}/{row['device_id']} seq {row['seq']}: {rejection.kind}: "
+                f"{rejection.reason}"
+            )
+    print(f"{len(rows)} records checked, {failed} failed")
+    return EXIT_FAILURE if failed else 0
+
+
 def cmd_key(args: argparse.Namespace) -> int:
     """Print this station's trust-store entry (creating the key on a new station)."""
     from prescreen import config
@@ -114,6 +139,8 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         fields["add"], fields["remove"] = args.add, args.remove
     if args.set:
         fields["settings"] = dict(pair.split("=", 1) for pair in args.set)
+    if args.type == "model":
+        fields.update(_signed_manifest(args))
     message = new_message(args.type, **fields)
     ack = send_downlink(
         message,
@@ -132,6 +159,32 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(json.dumps(ack) if args.json else f"{ack['status']}: {ack['detail']} (record {ack['record_id']})")
     return 0 if ack["status"] == "applied" else EXIT_FAILURE
+
+
+def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """A model manifest and its signature by the customs update key."""
+    from pathlib import Path
+
+    from prescreen.records import dumps
+    from prescreen.signing import DeviceKey
+
+    if not args.manifest or not args.signing_key:
+        raise ConfigError("--type model needs --manifest FILE and --signing-key FILE")
+    try:
+        manifest = json.loads(Path(args.manifest).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{args.manifest}: not a readable JSON manifest: {exc}") from exc
+    key = DeviceKey.load_or_create(args.signing_key)
+    return {"manifest": manifest, "signature": key.sign_bytes(dumps(manifest).encode())}
+
+
+def cmd_update_key(args: argparse.Namespace) -> int:
+    """Print the public half of the customs update key, for the stations' ``[sync] update_key``."""
+    from prescreen.signing import DeviceKey
+
+    logs.configure("warning")
+    print(DeviceKey.load_or_create(args.signing_key).trust_entry("", "")["public_key"])
+    return 0
 
 
 def _security(args: argparse.Namespace) -> Any:
@@ -203,18 +256,42 @@ def add_receiver_commands(sub: Any) -> None:
             "the 7+1 pre-loading data elements (docs/data-mapping.md)",
         )
         each.set_defaults(func=cmd_records)
+    verify = what.add_parser(
+        "verify",
+        help="re-check every stored record's own signature against the trust store (exit 1 if any fails)",
+    )
+    verify.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
+    verify.add_argument("--trust", required=True, help="trust store JSON")
+    verify.add_argument("--device", help="only this device")
+    verify.set_defaults(func=cmd_records_verify)
     gaps = what.add_parser("gaps", help="missing sequence numbers per device (exit 1 if any)")
     gaps.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     gaps.add_argument("--json", action="store_true")
     gaps.set_defaults(func=cmd_records)
 
+    _add_downlink_commands(sub)
+
+    key = sub.add_parser(
+        "key",
+        help="this station's signing key",
+        description="Example: prescreen key show --config /etc/prescreen/agent.toml >> entries.json",
+    )
+    key_what = key.add_subparsers(dest="what", required=True, metavar="WHAT")
+    show = key_what.add_parser("show", help="print the trust-store entry (creates the key if new)")
+    show.add_argument("--config", required=True, help="TOML config file of the agent")
+    show.set_defaults(func=cmd_key)
+
+
+def _add_downlink_commands(sub: Any) -> None:
+    """downlink send: the customs side's messages to one station."""
     downlink = sub.add_parser("downlink", help="customs side: send a station a message")
     downlink_what = downlink.add_subparsers(dest="what", required=True, metavar="WHAT")
     send = downlink_what.add_parser(
         "send",
         help="send one message and wait for the station's ack",
         description="Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), "
-        "feedback (--text with --record or --seller), config (--set review_score=0.4). Example: "
+        "feedback (--text with --record or --seller), config (--set review_score=0.4), "
+        "model (--manifest, --signing-key). Example: "
         "prescreen downlink send --site site-01 --device station-01 --type rfs --tracking 1Z999AA10123456784",
     )
     send.add_argument("--site", required=True)
@@ -222,8 +299,10 @@ def add_receiver_commands(sub: Any) -> None:
     send.add_argument(
         "--type",
         required=True,
-        choices=["hold", "rfi", "rfs", "dnl", "release", "watchlist", "feedback", "config"],
+        choices=["hold", "rfi", "rfs", "dnl", "release", "watchlist", "feedback", "config", "model"],
     )
+    send.add_argument("--manifest", help='model: JSON {"version", "files": [{"name", "url", "sha256"}]}')
+    send.add_argument("--signing-key", help="model: the customs update key (PEM, created if missing)")
     send.add_argument("--tracking", dest="tracking_number")
     send.add_argument("--reason")
     send.add_argument("--text", help="feedback text")
@@ -236,13 +315,12 @@ def add_receiver_commands(sub: Any) -> None:
     send.add_argument("--json", action="store_true")
     _add_broker_options(send)
     send.set_defaults(func=cmd_downlink_send)
-
-    key = sub.add_parser(
-        "key",
-        help="this station's signing key",
-        description="Example: prescreen key show --config /etc/prescreen/agent.toml >> entries.json",
+    update_key = downlink_what.add_parser(
+        "update-key",
+        help="print the public update key for the stations' [sync] update_key",
+        description="Example: prescreen downlink update-key --signing-key /etc/prescreen-customs/update.key",
     )
-    key_what = key.add_subparsers(dest="what", required=True, metavar="WHAT")
-    show = key_what.add_parser("show", help="print the trust-store entry (creates the key if new)")
-    show.add_argument("--config", required=True, help="TOML config file of the agent")
-    show.set_defaults(func=cmd_key)
+    update_key.add_argument(
+        "--signing-key", required=True, help="the customs update key (PEM, created if missing)"
+    )
+    update_key.set_defaults(func=cmd_update_key)

@@ -160,7 +160,7 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
     uplink: Uplink | None = None
     try:
         started = time.perf_counter()
-        uplink = Uplink(outbox_path, sync, station).start()
+        uplink = Uplink(outbox_path, sync, station, signer=key).start()
         deadline = time.monotonic() + timeout_s
         while uplink.records_acked < records and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.errors import RecordError, SyncError
-from prescreen.records import utc_now, validate
+from prescreen.records import dumps, utc_now, validate
 from prescreen.signing import Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import Cursor, Store, open_store
@@ -69,6 +69,7 @@ class Receiver:
         self.store = store if isinstance(store, Store) else open_store(store)
         self.trust = trust
         self.counts = dict.fromkeys(("stored", "duplicates", "rejected"), 0)
+        self.batches_verified = 0  # batches whose one signature stood for all their records
         if trust is None:
             log.warning("receiver does not verify signatures (no trust store)")
         self.mqtt = MqttConnection(
@@ -120,8 +121,11 @@ class Receiver:
             self.counts["rejected"] += 1
             log.warning("batch rejected", extra={"topic": topic, "reason": str(exc)[:200]})
             return
+        bodies = [dumps(r) for r in records]  # canonical text: what the batch signature covers, and stored
+        batch_key = self._verified_batch_key(batch, site, device, bodies)
+        self.batches_verified += batch_key is not None
         try:
-            acked, rejected = self._store(site, device, records)
+            acked, rejected = self._store(site, device, records, bodies, batch_key)
         except Exception as exc:  # the store is down or a race aborted the transaction
             log.error("batch not stored, not acked", extra={"topic": topic, "reason": str(exc)[:300]})
             return
@@ -131,7 +135,18 @@ class Receiver:
         except SyncError as exc:  # stored already; the station re-sends and gets the ack then
             log.warning("ack not sent", extra={"topic": topic, "reason": str(exc)})
 
-    def _check(self, record: Any, site: str, device: str) -> Rejection | None:
+    def _verified_batch_key(
+        self, batch: dict[str, Any], site: str, device: str, bodies: list[str]
+    ) -> str | None:
+        """The key id of a valid batch signature by this station, else None (then every record's
+        own signature is checked, which also tells exactly which records are bad)."""
+        key_id, signature = batch.get("key_id"), batch.get("signature")
+        if self.trust is None or not isinstance(key_id, str) or not isinstance(signature, str):
+            return None
+        data = ",".join(bodies).encode("utf-8")
+        return key_id if self.trust.verify_batch(key_id, site, device, data, signature) else None
+
+    def _check(self, record: Any, site: str, device: str, batch_key: str | None) -> Rejection | None:
         if not isinstance(record, dict):
             return Rejection("invalid", "record is not an object")
         try:
@@ -142,7 +157,11 @@ class Receiver:
             return Rejection(
                 "forged", f"record of {record['site_id']}/{record['device_id']} sent on {site}/{device}"
             )
-        return self.trust.check(record) if self.trust is not None else None
+        if self.trust is None:
+            return None
+        if batch_key is not None and (record.get("signature") or {}).get("key_id") == batch_key:
+            return None  # these exact bytes were signed by this station's key (the batch signature)
+        return self.trust.check(record)
 
     def _replayed(self, cur: Cursor, record: dict[str, Any]) -> Rejection | None:
         owner = self.store.seq_owner(cur, record["site_id"], record["device_id"], record["seq"])
@@ -154,15 +173,17 @@ class Receiver:
             "outbox restored from a backup or cloned to a second station",
         )
 
-    def _store(self, site: str, device: str, records: list[Any]) -> tuple[list[str], list[dict[str, str]]]:
+    def _store(
+        self, site: str, device: str, records: list[Any], bodies: list[str], batch_key: str | None
+    ) -> tuple[list[str], list[dict[str, str]]]:
         acked: list[str] = []
         rejected: list[dict[str, str]] = []
         now = utc_now()
         counts: dict[str, int] = {}
         with self.store.transaction() as cur:
-            for record in records:
+            for record, body in zip(records, bodies, strict=True):
                 record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
-                problem = self._check(record, site, device) or self._replayed(cur, record)
+                problem = self._check(record, site, device, batch_key) or self._replayed(cur, record)
                 if problem is not None:
                     for key in ("rejected", f"rejected_{problem.kind}"):
                         counts[key] = counts.get(key, 0) + 1
@@ -188,9 +209,7 @@ class Receiver:
                         ),
                         record["created_at"],
                         now,
-                        # records arrive key-sorted from the agent and json keeps their order, so
-                        # this is the canonical form without the cost of sorting again
-                        json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                        body,
                     ),
                 )
                 key = "stored" if new else "duplicates"

@@ -20,16 +20,24 @@ from pathlib import Path
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
+from prescreen.signing import DeviceKey
 from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security
 from prescreen.sync.topics import acks_topic, downlink_topic, records_topic
 
 log = logging.getLogger("prescreen.sync")
 
 
-def batch_payload(batch_id: str, device_id: str, bodies: list[str]) -> bytes:
-    """A batch message; record bodies are spliced in as stored (no re-serialisation)."""
-    head = json.dumps({"batch_id": batch_id, "device_id": device_id})[:-1]
-    return (head + ',"records":[' + ",".join(bodies) + "]}").encode("utf-8")
+def batch_payload(batch_id: str, device_id: str, bodies: list[str], signer: DeviceKey | None = None) -> bytes:
+    """A batch message; record bodies are spliced in as stored (no re-serialisation).
+
+    With a ``signer`` the batch carries one signature over the records exactly as spliced in
+    (``",".join(bodies)``), so the receiver verifies a batch with one signature check.
+    """
+    joined = ",".join(bodies)
+    head: dict[str, str] = {"batch_id": batch_id, "device_id": device_id}
+    if signer is not None:
+        head |= {"key_id": signer.key_id, "signature": signer.sign_bytes(joined.encode("utf-8"))}
+    return (json.dumps(head)[:-1] + ',"records":[' + joined + "]}").encode("utf-8")
 
 
 def security_of(sync: SyncConfig) -> Security:
@@ -40,8 +48,16 @@ def security_of(sync: SyncConfig) -> Security:
 class Uplink:
     """Background thread that moves pending records from the outbox to the receiver."""
 
-    def __init__(self, outbox_path: str | Path, sync: SyncConfig, station: StationConfig) -> None:
+    def __init__(
+        self,
+        outbox_path: str | Path,
+        sync: SyncConfig,
+        station: StationConfig,
+        *,
+        signer: DeviceKey | None = None,
+    ) -> None:
         self.sync = sync
+        self.signer = signer
         self.station = station
         self.outbox = Outbox(outbox_path)
         self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
@@ -157,7 +173,7 @@ class Uplink:
             self._waiting_since = None
             batch_id = uuid.uuid4().hex
             try:
-                payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows])
+                payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows], self.signer)
                 if self.sync.compress and len(payload) >= self.sync.compress_min_bytes:
                     payload = zlib.compress(payload, 1)
                 self.mqtt.publish(self._records_topic, payload)

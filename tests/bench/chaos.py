@@ -142,7 +142,7 @@ def _scenario(
         reconnect_max_s=0.5,
     )
     started = time.monotonic()
-    uplink = Uplink(outbox_path, sync, STATION).start()
+    uplink = Uplink(outbox_path, sync, STATION, signer=key).start()
     parts["uplink"] = uplink
     try:
         _wait(lambda: _acked(outbox_path) >= records // 4, 60)

@@ -300,7 +300,9 @@ def reconnect(outage_s: float, workdir: Path) -> dict[str, Any]:
     outbox = Outbox(workdir / "rc-outbox.db", signer=key)
     broker = LocalBroker.start()
     receiver = start_receiver(workdir / "rc-receiver.db", broker, workdir / "rc-notify.sock", trust)
-    uplink = Uplink(workdir / "rc-outbox.db", SyncConfig(host=broker.host, port=broker.port), station).start()
+    uplink = Uplink(
+        workdir / "rc-outbox.db", SyncConfig(host=broker.host, port=broker.port), station, signer=key
+    ).start()
     try:
         fill(outbox, 10, station)
         uplink.notify()

@@ -162,3 +162,23 @@ def test_a_good_update_is_swapped_in_recorded_and_kept_across_a_restart(
     station.agent.station.screener.model = None  # as after a restart with the configured model ...
     _downlink(station)  # ... the saved update is loaded again
     assert _version(station) == "risk-v1b"
+
+
+def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
+    station: DemoStation, files: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prescreen.cli import main
+
+    key_file = tmp_path / "update.key"
+    assert main(["downlink", "update-key", "--signing-key", str(key_file)]) == 0
+    public = capsys.readouterr().out.strip()
+    assert len(base64.b64decode(public)) == 32
+    root, base = files
+    manifest = _message(root, base, "risk-v1b")["manifest"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    common = ["--site", "site-01", "--device", "station-01", "--port", str(station.broker.port), "--json"]
+    assert main(["downlink", "send", "--type", "model", *common]) == 1
+    assert "needs --manifest FILE and --signing-key FILE" in capsys.readouterr().err
+    sent = ["--manifest", str(tmp_path / "manifest.json"), "--signing-key", str(key_file)]
+    assert main(["downlink", "send", "--type", "model", *common, *sent]) == 1  # this agent has no update key
+    assert json.loads(capsys.readouterr().out)["detail"].startswith("model updates are off")

@@ -163,3 +163,70 @@ def test_signed_records_travel_end_to_end_and_counters_survive_a_receiver_restar
         assert reopened.store.stats()["rejected"] == 0
     finally:
         reopened.stop()
+
+
+def test_a_batch_signature_stands_for_its_records_and_a_bad_one_falls_back_to_each_record(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    key = DeviceKey.load_or_create(tmp_path / "station.key")
+    trust = TrustStore([key.trust_entry("site-a", "dev-1")])
+    receiver = Receiver(tmp_path / "rx.db", trust=trust, host=broker.host, port=broker.port, prefix="sg3/v1")
+    receiver.mqtt.start()
+    assert receiver.mqtt.wait_connected(5)
+    topic = "sg3/v1/site-a/dev-1/records"
+    try:
+        good = [dumps(key.sign(record(seq))) for seq in (1, 2, 3)]
+        receiver.handle(topic, batch_payload("b1", "dev-1", good, key))
+        assert receiver.batches_verified == 1
+        assert receiver.count() == 3
+        # One record altered after signing: the batch signature fails, each record is checked,
+        # and only the altered one is refused.
+        records = [key.sign(record(seq)) for seq in (4, 5, 6)]
+        signed = batch_payload("b2", "dev-1", [dumps(r) for r in records], key)
+        tampered = signed.replace(b'"measured_weight_kg":0.5', b'"measured_weight_kg":0.1', 1)
+        assert tampered != signed
+        receiver.handle(topic, tampered)
+        assert receiver.batches_verified == 1
+        assert receiver.count() == 5
+        assert receiver.store.stats()["rejected_tampered"] == 1
+        # A batch signed by a key that is not this station's proves nothing: records are checked one by one.
+        stranger = DeviceKey.load_or_create(tmp_path / "stranger.key")
+        receiver.handle(topic, batch_payload("b3", "dev-1", [dumps(stranger.sign(record(7)))], stranger))
+        assert receiver.batches_verified == 1
+        assert receiver.store.stats()["rejected_forged"] == 1
+    finally:
+        receiver.stop()
+
+
+def test_records_verify_audits_every_stored_signature(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prescreen.cli import main
+    from prescreen.sync.store import open_store
+
+    key = DeviceKey.load_or_create(tmp_path / "station.key")
+    (tmp_path / "trust.json").write_text(json.dumps({"keys": [key.trust_entry("site-a", "dev-1")]}))
+    store = open_store(tmp_path / "rx.db")
+    good, bad = key.sign(record(1)), key.sign(record(2))
+    bad["seq"] = 3  # changed after signing: a store edited behind the receiver's back
+    with store.transaction() as cur:
+        for body in (good, bad):
+            row = (
+                body["record_id"],
+                "dev-1",
+                "site-a",
+                body["seq"],
+                "verdict",
+                "CLEAR",
+                None,
+                "t",
+                "t",
+                dumps(body),
+            )
+            store.insert(cur, row)
+    store.close()
+    args = ["records", "verify", "--db", str(tmp_path / "rx.db"), "--trust", str(tmp_path / "trust.json")]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert f"{bad['record_id']} site-a/dev-1 seq 3: tampered" in out
+    assert "2 records checked, 1 failed" in out
