@@ -2,9 +2,10 @@
 
 The schema file (``schemas/record-v1.schema.json``) is the contract with the customs side; the
 receiver validates every record against it, and the test suite validates every record the agent
-writes, so the two cannot drift apart. Validation is compiled to Python code by fastjsonschema
-(about 15 µs per record against 270 µs for the reference ``jsonschema`` package, which would bound
-a receiver to ~3,700 records/s); the test suite checks the two agree.
+writes, so the two cannot drift apart. Validation is done by jsonschema-rs (Rust, draft 2020-12
+as the schema declares, formats checked): 11 µs per record on the reference machine, against
+107 µs for fastjsonschema's generated Python and ~1 ms for the reference ``jsonschema`` package,
+either of which would bound the receiver; the test suite checks it agrees with the reference.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 from prescreen._version import __version__
 from prescreen.config import StationConfig
 from prescreen.errors import RecordError
@@ -36,23 +36,18 @@ def schema() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator() -> Callable[[Any], Any]:
-    # The schema only uses keywords whose meaning is the same in draft 7, which fastjsonschema
-    # compiles; the $schema it declares (2020-12) is checked by the reference validator in tests.
-    compiled: Callable[[Any], Any] = fastjsonschema.compile(
-        {**schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
-    )
-    return compiled
+def _validator() -> Any:
+    return jsonschema_rs.validator_for(schema(), validate_formats=True)
 
 
 def validate(record: Record) -> None:
     """Raise :class:`RecordError` naming the first violation if ``record`` breaks schema v1."""
-    try:
-        _validator()(record)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        where = "/".join(str(p) for p in (exc.path or [])[1:]) or "(record)"
-        message = exc.message.removeprefix(str(exc.name) + " ").removeprefix("data ")
-        raise RecordError(f"record does not match {SCHEMA_ID} at {where}: {message}") from None
+    validator = _validator()
+    if validator.is_valid(record):  # the common case, without building an error
+        return
+    error = next(iter(validator.iter_errors(record)))
+    where = "/".join(str(p) for p in error.instance_path) or "(record)"
+    raise RecordError(f"record does not match {SCHEMA_ID} at {where}: {error.message}")
 
 
 def new_record_id() -> str:

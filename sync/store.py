@@ -111,14 +111,21 @@ class Store:
         cur.execute(self._sql(_INSERT), row)
         return bool(cur.rowcount)
 
-    def seq_owner(self, cur: Cursor, site_id: str, device_id: str, seq: int) -> str | None:
-        """The record id already stored under this device sequence number, if any."""
-        cur.execute(
-            self._sql("SELECT record_id FROM records WHERE site_id = ? AND device_id = ? AND seq = ?"),
-            (site_id, device_id, seq),
-        )
-        row = cur.fetchone()
-        return None if row is None else str(row[0])
+    def seq_owners(self, cur: Cursor, site_id: str, device_id: str, seqs: list[int]) -> dict[int, str]:
+        """{seq: record id} of the records already stored under these device sequence numbers
+        (one query per 500, not one per record)."""
+        owners: dict[int, str] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            cur.execute(
+                self._sql(
+                    "SELECT seq, record_id FROM records WHERE site_id = ? AND device_id = ? "
+                    f"AND seq IN ({', '.join('?' * len(chunk))})"
+                ),
+                (site_id, device_id, *chunk),
+            )
+            owners.update((int(seq), str(record_id)) for seq, record_id in cur.fetchall())
+        return owners
 
     def add_counts(self, cur: Cursor, counts: dict[str, int]) -> None:
         """Add to the durable counters (inside the batch's transaction)."""

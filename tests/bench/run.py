@@ -236,11 +236,13 @@ def model_and_screening(calls: int) -> dict[str, Any]:
 
 
 def replay(parcels: int, workdir: Path) -> dict[str, Any]:
-    """Re-screen parcels into a durable outbox in group commits of 100 (``prescreen screen`` + store)."""
+    """Re-screen parcels into a durable outbox in group commits of 100, each record signed
+    (``prescreen screen`` + store)."""
     screener = Screener(ScreeningConfig(), load_risk_model())
     facts = _facts(500)
-    outbox = Outbox(workdir / "replay.db")
     station = StationConfig(device_id="bench-replay")
+    key, _ = enrol(workdir, station)
+    outbox = Outbox(workdir / "replay.db", signer=key)  # signed, as the agent commits them
     started = time.perf_counter()
     for start in range(0, parcels, 100):
         builds = []
