@@ -226,6 +226,7 @@ class Receiver:
         rejected: list[dict[str, str]] = []
         now = utc_now()
         counts: dict[str, int] = {}
+        rows: list[tuple[Any, ...]] = []
         with self.store.transaction() as cur:
             seqs = [r["seq"] for r in records if isinstance(r, dict) and isinstance(r.get("seq"), int)]
             owners = self.store.seq_owners(cur, site, device, seqs)
@@ -243,8 +244,7 @@ class Receiver:
                         {"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"}
                     )
                     continue
-                new = self.store.insert(
-                    cur,
+                rows.append(
                     (
                         record_id,
                         device,
@@ -258,12 +258,12 @@ class Receiver:
                         record["created_at"],
                         now,
                         body,
-                    ),
+                    )
                 )
                 owners.setdefault(record["seq"], record_id)
-                key = "stored" if new else "duplicates"
-                counts[key] = counts.get(key, 0) + 1
                 acked.append(record_id)
+            stored = self.store.insert_many(cur, rows)
+            counts["stored"], counts["duplicates"] = stored, len(rows) - stored
             self.store.add_counts(cur, counts)
         for key in self.counts:
             self.counts[key] += counts.get(key, 0)

@@ -66,6 +66,8 @@ class Cursor(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -106,10 +108,12 @@ class Store:
                     (key,),
                 )
 
-    def insert(self, cur: Cursor, row: Sequence[Any]) -> bool:
-        """Insert one row of :data:`COLUMNS`; False if the record id was already stored."""
-        cur.execute(self._sql(_INSERT), row)
-        return bool(cur.rowcount)
+    def insert_many(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows of :data:`COLUMNS`; returns how many were new (the rest were stored already)."""
+        if not rows:
+            return 0
+        cur.executemany(self._sql(_INSERT), rows)
+        return int(cur.rowcount)
 
     def seq_owners(self, cur: Cursor, site_id: str, device_id: str, seqs: list[int]) -> dict[int, str]:
         """{seq: record id} of the records already stored under these device sequence numbers

@@ -223,7 +223,7 @@ def test_records_verify_audits_every_stored_signature(
                 "t",
                 dumps(body),
             )
-            store.insert(cur, row)
+            store.insert_many(cur, [row])
     store.close()
     args = ["records", "verify", "--db", str(tmp_path / "rx.db"), "--trust", str(tmp_path / "trust.json")]
     assert main(args) == 1

@@ -23,25 +23,27 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 def _store_rows(store: Store, rows: list[tuple[str, int, str]]) -> None:
     """(device, seq, verdict) rows straight into the store, as a receiver would insert them."""
-    with store.transaction() as cur:
-        for device, seq, verdict in rows:
-            body = record(seq, device)
-            body["screening"]["verdict"] = verdict
-            store.insert(
-                cur,
-                (
-                    body["record_id"],
-                    device,
-                    "site-a",
-                    seq,
-                    "verdict",
-                    verdict,
-                    f"TRK-{device}-{seq}",
-                    body["created_at"],
-                    body["created_at"],
-                    dumps(body),
-                ),
+    values = []
+    for device, seq, verdict in rows:
+        body = record(seq, device)
+        body["screening"]["verdict"] = verdict
+        values.append(
+            (
+                body["record_id"],
+                device,
+                "site-a",
+                seq,
+                "verdict",
+                verdict,
+                f"TRK-{device}-{seq}",
+                body["created_at"],
+                body["created_at"],
+                dumps(body),
             )
+        )
+    with store.transaction() as cur:
+        assert store.insert_many(cur, values) == len(values)
+        assert store.insert_many(cur, values[:1]) == 0  # stored already
 
 
 def _check_gaps_and_queries(store: Store) -> None:
