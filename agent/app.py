@@ -7,6 +7,7 @@ stop it with a clear error, because running without them would lose records or m
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from prescreen.display import StationDisplay
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
-from prescreen.errors import ConfigError, ModelError
+from prescreen.errors import ConfigError, ModelError, SyncError
 from prescreen.housekeeping import Limits, Report, housekeep
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
@@ -30,6 +31,7 @@ from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
 from prescreen.station import Station, StationEvent
 from prescreen.sync.downlink import Downlink
+from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
 from prescreen.webserver import LocalServer, json_response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -77,7 +79,7 @@ class Agent:
         self.orders = order_source(config)
         self.key = DeviceKey.load_or_create(device_key_path(config))
         self.outbox = Outbox(config.outbox.path, signer=self.key)
-        self.screener = Screener(config.screening, load_model(config))
+        screener = Screener(config.screening, load_model(config))
         scale_cfg = config.scale
         self.scale: ScaleReader = open_scale(
             scale_cfg.url,
@@ -101,7 +103,7 @@ class Agent:
             scale=self.scale,
             orders=self.orders,
             outbox=self.outbox,
-            screener=self.screener,
+            screener=screener,
         )
         self.uplink = Uplink(config.outbox.path, config.sync, config.station, signer=self.key)
         self.downlink = Downlink(
@@ -142,13 +144,31 @@ class Agent:
         )
         self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path
         self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
+        self._health_topic = health_topic(
+            config.sync.topic_prefix, config.station.site_id, config.station.device_id
+        )
         self._thread = threading.Thread(
             target=self.station.run, args=(self._stop,), name="station", daemon=True
         )
 
+    @property
+    def screener(self) -> Screener:
+        """The station's current screener (a config or model update from customs replaces it)."""
+        return self.station.screener
+
     def _housekeep(self) -> None:
+        """Every ``housekeeping_s``: outbox housekeeping, then a health message upstream.
+
+        Health telemetry is never queued in the outbox: it is sent at QoS 0 when the broker is
+        there and dropped when not, so it is the first thing shed and never competes with records.
+        """
         while True:
             self.housekeeping = housekeep(self.outbox, self.limits)
+            if self.uplink.mqtt.connected.is_set():
+                try:
+                    self.uplink.mqtt.publish(self._health_topic, json.dumps(self.status()).encode(), qos=0)
+                except SyncError as exc:
+                    log.debug("health not sent", extra={"reason": str(exc)})
             if self._stop.wait(self.config.outbox.housekeeping_s):
                 return
 

@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,9 +30,11 @@ from prescreen.samples import Step, generate
 from prescreen.scorecard import scorecard
 from prescreen.signing import DeviceKey, TrustStore
 from prescreen.station import StationEvent
+from prescreen.sync.bench import start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.receiver import Receiver
+from prescreen.sync.store import open_store
 
 log = logging.getLogger("prescreen.demo")
 Progress = Callable[[int, int, Step, StationEvent], None]
@@ -76,26 +79,48 @@ class DemoStation:
     shelf label, as at a real bench.
     """
 
-    def __init__(self, workdir: Path, orders: list[dict[str, Any]], broker_kind: str = "mosquitto") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        orders: list[dict[str, Any]],
+        broker_kind: str = "mosquitto",
+        *,
+        receiver_process: bool = False,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
+        self.workdir = workdir
         self.broker = LocalBroker.start(prefer=broker_kind)
         # The station's key is made before the agent's first start (as `prescreen key show` does
         # at enrolment), so the receiver trusts exactly this station and verifies every record.
         key = DeviceKey.load_or_create(workdir / "device.key")
-        self.receiver = Receiver(
-            workdir / "receiver.db",
-            trust=TrustStore([key.trust_entry(cfg.StationConfig.site_id, cfg.StationConfig.device_id)]),
-            host=self.broker.host,
-            port=self.broker.port,
-            shared=self.broker.kind == "mosquitto",
-        ).start()
+        entry = key.trust_entry(cfg.StationConfig.site_id, cfg.StationConfig.device_id)
+        shared = self.broker.kind == "mosquitto"
+        # In-process for tests that look inside the receiver; its own process (as deployed, on
+        # another machine) for the demo and the benchmark, so it does not share the agent's GIL.
+        self.receiver: Receiver | None = None
+        self._receiver_process: subprocess.Popen[bytes] | None = None
+        if receiver_process:
+            trust = workdir / "trust.json"
+            trust.write_text(json.dumps({"keys": [entry]}))
+            extra = ("--prefix", "prescreen/v1") if shared else ("--no-share",)
+            self._receiver_process = start_receiver(
+                workdir / "receiver.db", self.broker, workdir / "receiver.sock", trust, *extra
+            )
+        else:
+            self.receiver = Receiver(
+                workdir / "receiver.db",
+                trust=TrustStore([entry]),
+                host=self.broker.host,
+                port=self.broker.port,
+                shared=shared,
+            ).start()
+            self.receiver.mqtt.wait_connected(10)
         self.scale = ScaleSimulator(scale_protocol("mt-sics"))
         self.scanner = ScannerSimulator()
         self.events: queue.Queue[StationEvent] = queue.Queue()
         self.agent: Agent | None = None
         try:
-            self.receiver.mqtt.wait_connected(10)
             config = demo_config(workdir, self.scale.port, self.scanner.port, self.broker)
             self.agent = Agent(config).start()
         except BaseException:
@@ -143,6 +168,20 @@ class DemoStation:
             port=self.broker.port,
         )
 
+    def receiver_counts(self) -> dict[str, int]:
+        """Records the receiver's store holds, and its duplicate and rejected counters."""
+        store = self.receiver.store if self.receiver is not None else open_store(self.workdir / "receiver.db")
+        try:
+            stats = store.stats()
+            return {
+                "received": store.count(),
+                "duplicates": stats["duplicates"],
+                "rejected": stats["rejected"],
+            }
+        finally:
+            if self.receiver is None:
+                store.close()
+
     def drain(self, timeout_s: float = 30) -> None:
         """Wait until the receiver acked every committed record."""
         assert self.agent is not None
@@ -154,7 +193,10 @@ class DemoStation:
         """Stop everything, agent first."""
         if self.agent is not None:
             self.agent.stop()
-        self.receiver.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self._receiver_process is not None:
+            stop_process(self._receiver_process)
         self.scale.close()
         self.scanner.close()
         self.broker.stop()
@@ -234,7 +276,7 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="prescreen-demo-") as tmp:
         workdir = Path(workdir or tmp)
         orders, steps = generate(parcels, seed=seed)
-        station = DemoStation(workdir, orders, broker_kind)
+        station = DemoStation(workdir, orders, broker_kind, receiver_process=True)
         started = time.monotonic()
         try:
             if announce is not None:
@@ -264,9 +306,7 @@ def run_demo(
                 "holds_on_shelf": confirmed,
                 "committed": sum(counts.values()),
                 "acked": counts.get("acked", 0),
-                "received": station.receiver.count(),
-                "duplicates": station.receiver.duplicates,
-                "rejected": station.receiver.rejected,
+                **station.receiver_counts(),
                 "latency_ms": {
                     "p50": round(percentile(latencies, 50), 3),
                     "p99": round(percentile(latencies, 99), 3),

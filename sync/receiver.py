@@ -20,7 +20,12 @@ from prescreen.records import dumps, utc_now, validate
 from prescreen.signing import Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import Store, open_store
-from prescreen.sync.topics import acks_topic, parse_records_topic, records_subscription
+from prescreen.sync.topics import (
+    acks_topic,
+    parse_records_topic,
+    receiver_presence_topic,
+    records_subscription,
+)
 
 log = logging.getLogger("prescreen.receiver")
 
@@ -95,12 +100,14 @@ class Receiver:
         self.batches_verified = 0  # batches whose one signature stood for all their records
         if trust is None:
             log.warning("receiver does not verify signatures (no trust store)")
+        self.receiver_id = f"receiver-{os.getpid()}-{id(self):x}"
         self.mqtt = MqttConnection(
-            client_id=f"receiver-{os.getpid()}-{id(self):x}",
+            client_id=self.receiver_id,
             host=host,
             port=port,
             on_message=self.handle,
             subscriptions=(records_subscription(prefix, shared=shared),),
+            on_connect=self._announce,
             **(mqtt_options or {}),
         )
 
@@ -118,6 +125,16 @@ class Receiver:
     def rejected(self) -> int:
         """Records and batches this receiver refused since it started."""
         return self.counts["rejected"]
+
+    def _announce(self) -> None:
+        """Tell the stations this receiver is (back) online: batches they sent while no receiver
+        was subscribed were dropped by the broker, and they re-send them now rather than after
+        their ack timeout."""
+        presence = json.dumps({"receiver": self.receiver_id, "online": True, "at": utc_now()}).encode()
+        try:
+            self.mqtt.publish(receiver_presence_topic(self.prefix, self.receiver_id), presence)
+        except SyncError as exc:
+            log.warning("presence not announced", extra={"reason": str(exc)})
 
     def start(self) -> Receiver:
         """Connect and start receiving in paho's network thread."""

@@ -40,6 +40,21 @@ def downlink_acks_topic(prefix: str, site: str, device: str) -> str:
     return f"{prefix}/{_check('site', site)}/{_check('device', device)}/downlink-acks"
 
 
+def health_topic(prefix: str, site: str, device: str) -> str:
+    """Where a station sends its health telemetry (QoS 0, never queued: shed first)."""
+    return f"{prefix}/{_check('site', site)}/{_check('device', device)}/health"
+
+
+def receiver_presence_topic(prefix: str, receiver_id: str) -> str:
+    """Where a receiver says it has (re)connected, so stations re-send what is unacked at once."""
+    return f"{prefix}/receivers/{_check('receiver', receiver_id)}"
+
+
+def receiver_presence_subscription(prefix: str) -> str:
+    """What stations subscribe to for receivers coming online."""
+    return f"{prefix}/receivers/+"
+
+
 def records_subscription(prefix: str, *, shared: bool = True) -> str:
     """The receivers' subscription; shared so several receivers split the load."""
     topic = f"{prefix}/+/+/records"

@@ -22,7 +22,7 @@ from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
 from prescreen.signing import DeviceKey
 from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security
-from prescreen.sync.topics import acks_topic, downlink_topic, records_topic
+from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
 
 log = logging.getLogger("prescreen.sync")
 
@@ -62,6 +62,7 @@ class Uplink:
         self.outbox = Outbox(outbox_path)
         self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
         self._downlink_topic = downlink_topic(sync.topic_prefix, station.site_id, station.device_id)
+        self._presence_prefix = receiver_presence_subscription(sync.topic_prefix)[:-1]
         # Set by the agent: messages from customs on this device's downlink topic go here.
         self.on_downlink: MessageHandler | None = None
         self._acks: queue.Queue[bytes] = queue.Queue()
@@ -82,6 +83,7 @@ class Uplink:
             subscriptions=(
                 acks_topic(sync.topic_prefix, station.site_id, station.device_id),
                 self._downlink_topic,
+                receiver_presence_subscription(sync.topic_prefix),
             ),
             keepalive=sync.keepalive_s,
             on_connect=self._reset.set,
@@ -117,6 +119,10 @@ class Uplink:
         if topic == self._downlink_topic:
             if self.on_downlink is not None:
                 self.on_downlink(topic, payload)
+            return
+        if topic.startswith(self._presence_prefix):  # a receiver came (back) online
+            self._reset.set()
+            self._wake.set()
             return
         self._acks.put(payload)
         self._wake.set()
@@ -192,7 +198,7 @@ class Uplink:
                 self._apply_acks()
                 if self._reset.is_set():
                     self._reset.clear()
-                    self._resend_all("reconnected")
+                    self._resend_all("reconnected, or a receiver came online")
                 if not self.mqtt.connected.is_set():
                     continue
                 overdue = [

@@ -33,12 +33,16 @@ pattern write prescreen/v1/+/%u/records
 pattern read prescreen/v1/+/%u/acks
 pattern read prescreen/v1/+/%u/downlink
 pattern write prescreen/v1/+/%u/downlink-acks
+pattern write prescreen/v1/+/%u/health
+pattern read prescreen/v1/receivers/+
 
 user receiver
 topic read prescreen/v1/+/+/records
 topic write prescreen/v1/+/+/acks
 topic write prescreen/v1/+/+/downlink
 topic read prescreen/v1/+/+/downlink-acks
+topic read prescreen/v1/+/+/health
+topic write prescreen/v1/receivers/+
 """
 STATION = StationConfig(device_id="dev-1", site_id="site-a")
 

@@ -155,3 +155,24 @@ def test_inflate_refuses_garbage_and_bombs() -> None:
         inflate(b"\x00\x01garbage")
     with pytest.raises(ValueError, match="inflates beyond"):
         inflate(zlib.compress(b"{" + b" " * (MAX_BATCH_BYTES + 10), 9))
+
+
+def test_a_receiver_coming_back_gets_what_was_sent_while_it_was_away_at_once(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
+    """Batches published while no receiver is subscribed are dropped by the broker; the station
+    re-sends them when a receiver announces itself, not after its (here 60 s) ack timeout."""
+    outbox = fill(tmp_path / "outbox.db", 50)
+    sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="tp/v1", ack_timeout_s=60)
+    uplink = Uplink(outbox.path, sync, STATION).start()
+    try:
+        assert uplink.mqtt.wait_connected(5)
+        assert wait_until(lambda: uplink.batches_sent > 0, 5)  # sent into the void
+        receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="tp/v1").start()
+        try:
+            assert wait_until(lambda: outbox.counts() == {"acked": 50}, 10)
+            assert receiver.count() == 50
+        finally:
+            receiver.stop()
+    finally:
+        uplink.stop()
