@@ -8,7 +8,9 @@ stop it with a clear error, because running without them would lose records or m
 from __future__ import annotations
 
 import json
+import gc
 import logging
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -38,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
 HEARTBEAT_STALE_S = 5.0
+SWITCH_INTERVAL_S = 0.0005
 
 
 def load_model(config: Config) -> RiskModel | None:
@@ -232,6 +235,13 @@ class Agent:
 
     def start(self) -> Agent:
         """Start the uplink, the station thread and the local HTTP server."""
+        # A thread that wants the GIL waits up to the switch interval (5 ms by default) while
+        # another runs Python code: a verdict would wait on the uplink's or the page's JSON work.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Everything loaded so far (model, rules, reference tables, libraries) lives as long as the
+        # process: keep it out of the cyclic collector, whose full passes over it paused verdicts.
+        gc.collect()
+        gc.freeze()
         self.uplink.start()
         self._thread.start()
         self._housekeeper.start()
