@@ -7,8 +7,8 @@ stop it with a clear error, because running without them would lose records or m
 
 from __future__ import annotations
 
-import json
 import gc
+import json
 import logging
 import sys
 import threading
