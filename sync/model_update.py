@@ -22,7 +22,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prescreen.errors import ModelError, SyncError
@@ -82,10 +81,15 @@ def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0
     staging = models_dir / f".{manifest['version']}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    import httpx  # only when a model update arrives: the agent's resident set stays smaller
+
     try:
         with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
             for entry in manifest["files"]:
-                _download(client, entry, staging / entry["name"])
+                try:
+                    _download(client, entry, staging / entry["name"])
+                except httpx.HTTPError as exc:
+                    raise UpdateError(f"{entry['name']}: download failed: {exc}") from None
         _fsync_dir(staging)
         if final.exists():
             shutil.rmtree(final)
@@ -97,24 +101,21 @@ def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0
     return final
 
 
-def _download(client: httpx.Client, entry: dict[str, Any], target: Path) -> None:
+def _download(client: Any, entry: dict[str, Any], target: Path) -> None:
     digest = hashlib.sha256()
     size = 0
-    try:
-        with client.stream("GET", entry["url"]) as response:
-            if response.status_code != 200:
-                raise UpdateError(f"{entry['name']}: HTTP {response.status_code} from {entry['url']}")
-            with target.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_FILE_BYTES:
-                        raise UpdateError(f"{entry['name']}: larger than {MAX_FILE_BYTES} bytes")
-                    digest.update(chunk)
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except httpx.HTTPError as exc:
-        raise UpdateError(f"{entry['name']}: download failed: {exc}") from None
+    with client.stream("GET", entry["url"]) as response:
+        if response.status_code != 200:
+            raise UpdateError(f"{entry['name']}: HTTP {response.status_code} from {entry['url']}")
+        with target.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    raise UpdateError(f"{entry['name']}: larger than {MAX_FILE_BYTES} bytes")
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
     if digest.hexdigest() != entry["sha256"]:
         raise UpdateError(f"{entry['name']}: SHA-256 does not match the manifest")
 
