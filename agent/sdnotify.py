@@ -12,6 +12,7 @@ import os
 import socket
 
 log = logging.getLogger("prescreen.sdnotify")
+_failing = {"now": False}  # log a failure once, and its recovery, not every two seconds
 
 
 def notify(**fields: str) -> bool:
@@ -33,8 +34,13 @@ def notify(**fields: str) -> bool:
             sock.setblocking(False)
             sock.sendto(message, address)
     except OSError as exc:
-        log.warning("sd_notify failed", extra={"reason": str(exc)})
+        if not _failing["now"]:
+            log.warning("sd_notify failed (logged once until it works again)", extra={"reason": str(exc)})
+        _failing["now"] = True
         return False
+    if _failing["now"]:
+        log.info("sd_notify works again")
+        _failing["now"] = False
     return True
 
 

@@ -308,14 +308,26 @@ def test_an_outbox_from_a_newer_agent_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_notify_socket_nobody_reads_never_blocks_the_agent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Found by the benchmark: a full notify queue once froze the service loop (and SIGTERM)."""
+    """Found by the benchmark: a full notify queue once froze the service loop (and SIGTERM),
+    and later filled the log with one warning per STATUS update."""
     from prescreen.sdnotify import notify
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unread:
         unread.bind(str(tmp_path / "n.sock"))
         monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "n.sock"))
-        results = [notify(STATUS="x" * 1000) for _ in range(5000)]
+        with caplog.at_level("INFO", logger="prescreen.sdnotify"):
+            results = [notify(STATUS="x" * 1000) for _ in range(5000)]
+            unread.setblocking(False)
+            while True:  # the manager reads again
+                try:
+                    unread.recv(65536)
+                except BlockingIOError:
+                    break
+            assert notify(STATUS="back") is True
     assert results[0] is True
     assert results[-1] is False  # the queue filled up: reported, not blocked
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("sd_notify failed") for m in messages) == 1
+    assert messages[-1] == "sd_notify works again"
