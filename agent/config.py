@@ -134,7 +134,7 @@ class SyncConfig:
     keepalive_s: int = 30
     reconnect_max_s: float = 1.5
     # zlib-compress batches of at least compress_min_bytes: pays on a slow or metered link (about
-    # 7x smaller), costs CPU on a fast one (see the README's performance section).
+    # 11x smaller), costs CPU on a fast one (see the README's performance section).
     compress: bool = False
     compress_min_bytes: int = 4096
     # Ed25519 public key (base64) that signs model-update manifests; empty: updates refused.
