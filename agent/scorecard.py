@@ -106,6 +106,7 @@ class SellerScore:
                 code: {"parcels": n, "pct": self.share(n)} for code, n in self.findings.most_common()
             },
             "weight_mismatch_pct": self.share(sum(self.findings[c] for c in WEIGHT_FINDINGS)),
+            "weight_checked": self.weight_checked,  # parcels with a declared and a measured weight
             "mean_weight_delta_pct": round(sum(deltas) / len(deltas), 1) if deltas else None,
             "value_flag_pct": self.share(sum(self.findings[c] for c in VALUE_FINDINGS)),
             "corrected": self.corrected,

@@ -9,6 +9,7 @@ on the same record; the loser's insert does nothing and it counts a duplicate.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import sqlite3
 import threading
@@ -84,7 +85,7 @@ class Filters:
     until: str | None = None
 
 
-class Store:
+class Store(abc.ABC):
     """SQL shared by both back ends; subclasses supply the connection and transactions."""
 
     placeholder = "?"
@@ -92,11 +93,9 @@ class Store:
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
         """A cursor inside one transaction, committed on success and rolled back on error."""
-        raise NotImplementedError
-        yield  # pragma: no cover
 
     def _setup(self) -> None:
         with self.transaction() as cur:
@@ -202,9 +201,9 @@ class Store:
             for site, device, first, last in rows
         ]
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the connection."""
-        raise NotImplementedError
 
 
 class SqliteStore(Store):

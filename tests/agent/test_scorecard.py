@@ -145,6 +145,7 @@ def test_scorecard_figures_match_the_fixture(outbox_path: Path, capsys: pytest.C
     assert a["with_seller_finding_pct"] == 50.0  # NO_WEIGHT is the station's, not the seller's
     assert a["weight_mismatch_pct"] == 20.0
     assert a["mean_weight_delta_pct"] == 20.0  # two parcels 100 % off, eight exact
+    assert a["weight_checked"] == 10
     assert a["corrected"] == 1
     assert a["outcomes"] == {"returned_to_seller": 1}
     assert a["feedback"] == ["declared weight corrected to 1.0 kg"]
