@@ -108,7 +108,7 @@ class Agent:
             outbox=self.outbox,
             screener=screener,
         )
-        self.uplink = Uplink(config.outbox.path, config.sync, config.station, signer=self.key)
+        self.uplink = Uplink(self.outbox, config.sync, config.station, signer=self.key)
         self.downlink = Downlink(
             self.station, self.uplink.mqtt, config.sync.topic_prefix, update_key=config.sync.update_key
         )

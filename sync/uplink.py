@@ -50,7 +50,7 @@ class Uplink:
 
     def __init__(
         self,
-        outbox_path: str | Path,
+        outbox: str | Path | Outbox,
         sync: SyncConfig,
         station: StationConfig,
         *,
@@ -59,7 +59,11 @@ class Uplink:
         self.sync = sync
         self.signer = signer
         self.station = station
-        self.outbox = Outbox(outbox_path)
+        # Given the station's own Outbox, the uplink shares its connection and lock: a verdict's
+        # commit then waits at most for one ack transaction, woken at once, instead of SQLite's
+        # busy handler, which sleeps 10-100 ms between retries on a second connection.
+        self._owns_outbox = not isinstance(outbox, Outbox)
+        self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
         self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
         self._downlink_topic = downlink_topic(sync.topic_prefix, station.site_id, station.device_id)
         self._presence_prefix = receiver_presence_subscription(sync.topic_prefix)[:-1]
@@ -104,7 +108,8 @@ class Uplink:
         self._wake.set()
         self._thread.join(timeout=5)
         self.mqtt.stop()
-        self.outbox.close()
+        if self._owns_outbox:
+            self.outbox.close()
 
     @property
     def alive(self) -> bool:

@@ -39,6 +39,8 @@ def test_only_an_ack_moves_a_record_out_of_pending(tmp_path: Path) -> None:
     assert outbox.mark_acked([records[0]["record_id"]]) == 0  # a duplicate ack changes nothing
     assert [r[0] for r in outbox.pending(10)] == [2, 4, 5]
     assert outbox.counts() == {"pending": 3, "acked": 2}
+    # acks are written without an fsync of their own; record commits stay synchronous=FULL
+    assert outbox.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
 def test_a_record_committed_is_on_disk_for_another_process(tmp_path: Path) -> None:
