@@ -88,6 +88,17 @@ class StationDisplay:
                     if view["record_id"] == refers_to:
                         view["confirmed"] = True
             self._broadcast("confirmed", {"record_id": refers_to, "shelf": event.record["outcome"]["shelf"]})
+        elif event.kind == "late_hold" and event.record is not None:
+            downlink = event.record["downlink"]
+            message = strings.late_hold(downlink)
+            self._broadcast(
+                "late_hold",
+                {
+                    "record_id": downlink["parcel_state"]["verdict_record_id"],
+                    "tracking": downlink["tracking_number"],
+                    "message": {lang: [text] for lang, text in message.items()},
+                },
+            )
         elif event.kind in ("carton_open", "not_recorded"):
             with self._lock:
                 self._notice = "carton" if event.kind == "carton_open" else "not_recorded"

@@ -41,6 +41,7 @@ UI: dict[str, dict[str, str]] = {
         "not_recorded": "NOT RECORDED: call the supervisor, do not ship.",
         "updated": "Updated: the order arrived.",
         "carton": "Master carton open: scan each parcel inside, then the master label again.",
+        "late_hold": "Find this parcel and take it off the outgoing cart: put it on the hold shelf.",
         "no_reasons": "All checks passed.",
     },
     "es": {
@@ -70,6 +71,7 @@ UI: dict[str, dict[str, str]] = {
         "not_recorded": "NO REGISTRADO: llame al supervisor, no lo envíe.",
         "updated": "Actualizado: llegó el pedido.",
         "carton": "Caja master abierta: escanee cada paquete de dentro y luego otra vez la etiqueta master.",
+        "late_hold": "Busque este paquete y sáquelo del carro de salida: póngalo en el estante de retención.",
         "no_reasons": "Todas las comprobaciones correctas.",
     },
 }
@@ -200,6 +202,32 @@ def _figures(record: dict[str, Any]) -> dict[str, str]:
         "measured": number(parcel.get("measured_weight_kg")),
         "value": number(order.get("total_declared_value")),
         "currency": order.get("currency") or "",
+    }
+
+
+LATE_HOLD: dict[str, str] = {
+    "en": "Customs {kind} after the scan: the parcel was {verdict} at {time} UTC.",
+    "es": "Aduanas pide {kind} después del escaneo: el paquete fue {verdict} a las {time} UTC.",
+}
+HOLD_KINDS: dict[str, dict[str, str]] = {
+    "hold": {"en": "hold", "es": "retención"},
+    "rfi": {"en": "request for information", "es": "solicitud de información"},
+    "rfs": {"en": "request for screening", "es": "solicitud de inspección"},
+    "dnl": {"en": "DO NOT LOAD", "es": "NO CARGAR"},
+}
+
+
+def late_hold(downlink: dict[str, Any]) -> dict[str, str]:
+    """The operator's message, per language, for a customs hold on a parcel already scanned."""
+    state = downlink.get("parcel_state") or {}
+    when = str(state.get("scanned_at") or "")[11:16]
+    return {
+        lang: LATE_HOLD[lang].format(
+            kind=HOLD_KINDS.get(downlink["type"], {}).get(lang, downlink["type"]),
+            verdict=UI[lang].get(str(state.get("verdict")), str(state.get("verdict"))),
+            time=when,
+        )
+        for lang in LANGUAGES
     }
 
 

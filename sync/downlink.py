@@ -164,10 +164,12 @@ class Downlink:
                 extra={"message_id": message["message_id"], "reason": str(error)},
             )
             return
-        event = done.result()
-        ack = json.loads(event.message) if event.message else {}
+        # The ack recorded with the effect: the same answer the first time and on a redelivery.
+        (ack,) = self.outbox.rows(
+            "SELECT ack FROM downlink WHERE message_id = ?", (str(message["message_id"]),)
+        )[0]
         try:
-            self.mqtt.publish(self._acks_topic, json.dumps(ack).encode())
+            self.mqtt.publish(self._acks_topic, str(ack).encode())
         except SyncError as exc:  # applied and recorded; the record itself reaches customs too
             log.warning(
                 "downlink ack not sent", extra={"message_id": message["message_id"], "reason": str(exc)}
@@ -176,7 +178,7 @@ class Downlink:
     # --- the station side (station thread) ---------------------------------------------------
 
     def apply(self, message: dict[str, Any], prepared: Any = None) -> StationEvent:
-        """Apply one message and commit its effect record; the event's message is the ack JSON.
+        """Apply one message and commit its effect record (stored with the ack it is answered with).
 
         ``prepared`` is, for a model update, the loaded model or the error that stopped it.
         """
@@ -184,7 +186,7 @@ class Downlink:
         seen = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
         if seen:
             log.info("downlink message seen before, acked again", extra={"message_id": message_id})
-            return StationEvent("downlink", message_id, None, message=seen[0][0])
+            return StationEvent("downlink", message_id, None)
         try:
             effect, tracking, parcel_state, statements = self._effect(message, prepared)
             status = "applied"
@@ -227,13 +229,12 @@ class Downlink:
             self._apply_in_memory(message, prepared)
         else:
             self.rejected += 1
-        ack_json = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))[0][0]
         log.info(
             "downlink message",
             extra={"message_id": message_id, "type": kind, "status": status, "effect": effect[:200]},
         )
         event_kind = "late_hold" if parcel_state and parcel_state.get("scanned") else "downlink"
-        return StationEvent(event_kind, tracking or message_id, record, message=ack_json)
+        return StationEvent(event_kind, tracking or message_id, record)
 
     def _effect(
         self, message: dict[str, Any], prepared: Any = None
@@ -357,8 +358,12 @@ class Downlink:
         if kind == "model":
             self._swap_model(prepared)
         if kind in PARCEL_HOLDS:
+            tracking = message["tracking_number"].strip()
             reason = message.get("reason") or PARCEL_HOLDS[kind]
-            self.station.holds[message["tracking_number"].strip()] = f"{kind.upper()}: {reason}"
+            self.station.holds[tracking] = f"{kind.upper()}: {reason}"
+            state = self.parcel_state(tracking)
+            if state["scanned"] and not state["on_hold_shelf"]:  # fetched back: confirm it on the shelf
+                self.station.awaiting_shelf[state["verdict_record_id"]] = tracking
         elif kind == "release":
             self.station.holds.pop(message["tracking_number"].strip(), None)
         elif kind == "watchlist":

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prescreen.demo import DemoStation
 from prescreen.samples import generate
+from prescreen.sync.customs import new_message
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = next(
@@ -155,3 +156,35 @@ def test_bad_confirmations_get_a_clear_answer_and_record_nothing(
     station.scanner.scan("SHELF-B2")  # a shelf label with no HOLD waiting
     assert station.events.get(timeout=10).kind == "ignored"
     assert sum(station.agent.outbox.counts().values()) == committed
+
+
+def test_a_late_customs_hold_calls_the_operator_back(
+    bench: tuple[DemoStation, dict[str, Any]], page: Any
+) -> None:
+    """A request for screening on a parcel that already left the bench: the page turns to HOLD,
+    sounds, says which parcel to fetch back, and takes the shelf confirmation like any HOLD."""
+    station, state = bench
+    page.goto(station.url)  # English
+    page.wait_for_function("document.getElementById('dev-scale').textContent.length > 0")
+    record = _scan_until(station, state["steps"], "CLEAR")
+    tracking = record["parcel"]["tracking_number"]
+    sounds = page.evaluate("window.holdSounds")
+    ack = station.send(new_message("rfs", tracking_number=tracking))
+    assert ack is not None
+    assert ack["parcel_state"]["verdict"] == "CLEAR"
+    page.wait_for_function(
+        "(t) => document.getElementById('verdict').dataset.verdict === 'HOLD'"
+        " && document.getElementById('tracking').textContent.includes(t)",
+        arg=tracking,
+        timeout=5000,
+    )
+    assert page.evaluate("window.holdSounds") == sounds + 1
+    assert "Customs request for screening after the scan: the parcel was CLEAR" in page.inner_text("#reasons")
+    assert "take it off the outgoing cart" in page.inner_text("#instruction")
+    page.screenshot(path=str(SCREENSHOTS / "station-late-hold.png"))
+    page.click("#confirm")  # fetched back and put on the hold shelf
+    while (event := station.events.get(timeout=10)).kind != "hold_confirmed":
+        pass
+    assert event.record is not None
+    assert event.record["outcome"]["refers_to"] == record["record_id"]
+    page.wait_for_function("document.getElementById('verdict').dataset.confirmed === 'true'", timeout=5000)
