@@ -46,6 +46,10 @@ class ComplianceError(PrescreenError):
     """A correction or outcome that cannot be recorded (unknown record, bad field or value)."""
 
 
+class UnknownRecord(ComplianceError):
+    """No verdict record by that id or tracking number in the outbox."""
+
+
 def corrected_order(order: dict[str, Any], changes: dict[str, str], line: int = 1) -> dict[str, Any]:
     """A copy of a record's ``order`` with ``changes`` applied (item fields to line ``line``).
 
@@ -90,7 +94,7 @@ def find_verdict(station: Station, ref: str) -> Record:
     """
     record = station.outbox.get(ref) if _UUID.match(ref) else station.outbox.latest_verdict(ref)
     if record is None:
-        raise ComplianceError(f"no verdict record {ref!r} in the outbox (wrong id, or pruned)")
+        raise UnknownRecord(f"no verdict record {ref!r} in the outbox (wrong id, or pruned)")
     if record.get("kind") != "verdict":
         raise ComplianceError(f"record {ref} is a {record.get('kind')} record, not a verdict")
     return record
@@ -208,7 +212,7 @@ class ComplianceApi:
         try:
             event = future.result(self.timeout_s)
         except ComplianceError as exc:
-            return json_response({"error": str(exc)}, 404 if "no verdict record" in str(exc) else 400)
+            return json_response({"error": str(exc)}, 404 if isinstance(exc, UnknownRecord) else 400)
         except (OutboxError, TimeoutError) as exc:
             return json_response({"error": f"not recorded: {exc}"}, 503)
         return json_response({"record": event.record}, 201)
