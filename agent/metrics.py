@@ -65,6 +65,17 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "prescreen_healthy", "1 while the pipeline is healthy", 1.0 if status["healthy"] else 0
         )
+        outbox = status["outbox"]
+        yield GaugeMetricFamily("prescreen_outbox_rows", "Records in the outbox (any state)", outbox["rows"])
+        yield GaugeMetricFamily("prescreen_outbox_megabytes", "Size of the outbox's records", outbox["mb"])
+        yield GaugeMetricFamily(
+            "prescreen_disk_free_megabytes", "Free space where the outbox lives", outbox["free_mb"]
+        )
+        yield GaugeMetricFamily(
+            "prescreen_outbox_shedding",
+            "1 while the disk is at its floor and low-priority records are refused",
+            1.0 if outbox["shedding"] else 0,
+        )
 
 
 class AgentMetrics:

@@ -199,6 +199,8 @@ def test_metrics_count_verdicts_rule_hits_and_latency(tmp_path: Path, broker: Lo
     assert f'prescreen_verdicts_total{{verdict="{verdict}"}} 1.0' in text
     assert 'prescreen_rule_hits_total{code="WEIGHT_MISMATCH"} 1.0' in text
     assert "prescreen_scan_to_verdict_seconds_count 1.0" in text
+    assert "prescreen_outbox_shedding 0.0" in text
+    assert "prescreen_disk_free_megabytes" in text
 
 
 def test_watchdog_is_withheld_while_the_pipeline_is_broken(
