@@ -233,7 +233,8 @@ class Downlink:
             "downlink message",
             extra={"message_id": message_id, "type": kind, "status": status, "effect": effect[:200]},
         )
-        event_kind = "late_hold" if parcel_state and parcel_state.get("scanned") else "downlink"
+        late = kind in PARCEL_HOLDS and status == "applied" and bool((parcel_state or {}).get("scanned"))
+        event_kind = "late_hold" if late else "downlink"
         return StationEvent(event_kind, tracking or message_id, record)
 
     def _effect(

@@ -96,7 +96,7 @@ def test_a_redelivered_message_is_acked_again_but_applied_once(bench: tuple[Demo
 
 
 def test_release_and_watchlist_removal_lift_holds(bench: tuple[DemoStation, list[Step]]) -> None:
-    station, _ = bench
+    station, steps = bench
     assert station.agent is not None
     holds = station.agent.station.holds
     station.send(new_message("hold", tracking_number="1ZLIFT00000000001"))
@@ -107,6 +107,12 @@ def test_release_and_watchlist_removal_lift_holds(bench: tuple[DemoStation, list
     assert not {"1ZLIFT00000000001", "1ZLIFT00000000002"} & set(holds)
     rows = station.agent.outbox.rows("SELECT tracking_number FROM holds WHERE tracking_number LIKE '1ZLIFT%'")
     assert rows == []
+    # Releasing a parcel already scanned is no alarm for the operator (only a late hold is).
+    scanned = _scan(station, steps)["parcel"]["tracking_number"]
+    kinds: list[str] = []
+    station.agent.station.listeners.append(lambda event: kinds.append(event.kind))
+    station.send(new_message("release", tracking_number=scanned))
+    assert kinds == ["downlink"]
 
 
 def test_bad_messages_are_rejected_with_a_record_or_ignored_with_a_log_line(
