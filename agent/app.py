@@ -25,7 +25,7 @@ from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
 from prescreen.errors import ConfigError, ModelError, SyncError
-from prescreen.housekeeping import Limits, Report, housekeep
+from prescreen.housekeeping import Report, housekeep
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
 from prescreen.outbox import Outbox
@@ -137,14 +137,6 @@ class Agent:
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
-        outbox_cfg = config.outbox
-        self.limits = Limits(
-            outbox_cfg.max_rows,
-            outbox_cfg.max_mb,
-            outbox_cfg.min_free_mb,
-            outbox_cfg.retention_days,
-            outbox_cfg.pii_days,
-        )
         self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path
         self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
         self._health_topic = health_topic(
@@ -166,7 +158,7 @@ class Agent:
         there and dropped when not, so it is the first thing shed and never competes with records.
         """
         while True:
-            self.housekeeping = housekeep(self.outbox, self.limits)
+            self.housekeeping = housekeep(self.outbox, self.config.outbox)
             if self.uplink.mqtt.connected.is_set():
                 try:
                     self.uplink.mqtt.publish(self._health_topic, json.dumps(self.status()).encode(), qos=0)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from prescreen.config import OutboxConfig
 from prescreen.outbox import Outbox
 
 log = logging.getLogger("prescreen.outbox")
@@ -36,17 +37,6 @@ log = logging.getLogger("prescreen.outbox")
 SHED_ORDER = ("downlink", "outcome")
 PRIVATE_PARTIES = ("consignee", "final_recipient")
 _PRUNE_CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The ``[outbox]`` limits (see :class:`prescreen.config.OutboxConfig`)."""
-
-    max_rows: int = 2_000_000
-    max_mb: float = 2048.0
-    min_free_mb: float = 100.0
-    retention_days: float = 30.0
-    pii_days: float = 7.0
 
 
 @dataclass
@@ -82,7 +72,14 @@ def free_mb(outbox: Outbox) -> float:
 
 
 def _usage(outbox: Outbox) -> tuple[int, float]:
-    ((rows, size),) = outbox.rows("SELECT COUNT(*), IFNULL(SUM(size), 0) FROM records")
+    """Rows and MB of records, read on a connection of its own: the count reads the whole table,
+    and on the outbox's connection it would hold the lock every verdict's commit needs (a WAL
+    reader blocks no writer)."""
+    conn = sqlite3.connect(f"file:{outbox.path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows, size = conn.execute("SELECT COUNT(*), IFNULL(SUM(size), 0) FROM records").fetchone()
+    finally:
+        conn.close()
     return int(rows), float(size) / 2**20
 
 
@@ -118,7 +115,7 @@ def _purge(outbox: Outbox, before: str) -> int:
     return len(rows)
 
 
-def housekeep(outbox: Outbox, limits: Limits, now: datetime | None = None) -> Report:
+def housekeep(outbox: Outbox, limits: OutboxConfig, now: datetime | None = None) -> Report:
     """One pass of retention, purge and limits; sets ``outbox.shed`` for the kinds to refuse."""
     now = now or datetime.now(timezone.utc)
     report = Report()

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.config import StationConfig
+from prescreen.config import OutboxConfig, StationConfig
 from prescreen.errors import OutboxError
-from prescreen.housekeeping import Limits, housekeep
+from prescreen.housekeeping import housekeep
 from prescreen.outbox import Outbox
 from prescreen.outcomes import outcome_record
 from record_fixtures import record
@@ -38,9 +38,9 @@ def _filled(path: Path, acked: int, pending: int) -> Outbox:
 
 def test_acked_records_past_retention_are_pruned_and_pending_ones_never(tmp_path: Path) -> None:
     outbox = _filled(tmp_path / "o.db", acked=30, pending=5)
-    report = housekeep(outbox, Limits(retention_days=30), now=datetime.now(timezone.utc))
+    report = housekeep(outbox, OutboxConfig(retention_days=30), now=datetime.now(timezone.utc))
     assert report.pruned == 0  # acked just now: within retention
-    report = housekeep(outbox, Limits(retention_days=30), now=LATER)
+    report = housekeep(outbox, OutboxConfig(retention_days=30), now=LATER)
     assert report.pruned == 30
     assert outbox.counts() == {"pending": 5}
     assert report.alarm is None
@@ -48,7 +48,7 @@ def test_acked_records_past_retention_are_pruned_and_pending_ones_never(tmp_path
 
 def test_sequence_numbers_are_never_reused_after_pruning_everything(tmp_path: Path) -> None:
     outbox = _filled(tmp_path / "o.db", acked=10, pending=0)
-    housekeep(outbox, Limits(retention_days=1), now=LATER)
+    housekeep(outbox, OutboxConfig(retention_days=1), now=LATER)
     assert outbox.counts() == {}
     outbox.close()
     reopened = Outbox(tmp_path / "o.db")
@@ -57,7 +57,7 @@ def test_sequence_numbers_are_never_reused_after_pruning_everything(tmp_path: Pa
 
 def test_personal_data_is_erased_from_old_acked_records_only(tmp_path: Path) -> None:
     outbox = _filled(tmp_path / "o.db", acked=3, pending=2)
-    report = housekeep(outbox, Limits(pii_days=7, retention_days=365), now=LATER)
+    report = housekeep(outbox, OutboxConfig(pii_days=7, retention_days=365), now=LATER)
     assert report.purged == 3
     bodies = outbox.records()
     for body in bodies[:3]:
@@ -67,16 +67,16 @@ def test_personal_data_is_erased_from_old_acked_records_only(tmp_path: Path) -> 
         assert body["screening"]["verdict"] == "CLEAR"
     for body in bodies[3:]:
         assert body["order"]["consignee"]["name"] == "Ana Ruiz"  # not yet at the receiver
-    assert housekeep(outbox, Limits(pii_days=7, retention_days=365), now=LATER).purged == 0
+    assert housekeep(outbox, OutboxConfig(pii_days=7, retention_days=365), now=LATER).purged == 0
 
 
 def test_over_the_row_limit_acked_go_first_then_an_alarm_and_nothing_pending_dropped(tmp_path: Path) -> None:
     outbox = _filled(tmp_path / "o.db", acked=20, pending=15)
-    report = housekeep(outbox, Limits(max_rows=25), now=datetime.now(timezone.utc))
+    report = housekeep(outbox, OutboxConfig(max_rows=25), now=datetime.now(timezone.utc))
     assert report.pruned == 20  # pruned in chunks, oldest first, until under (or nothing acked left)
     assert outbox.counts() == {"pending": 15}
     assert report.alarm is None
-    report = housekeep(outbox, Limits(max_rows=10), now=datetime.now(timezone.utc))
+    report = housekeep(outbox, OutboxConfig(max_rows=10), now=datetime.now(timezone.utc))
     assert outbox.counts() == {"pending": 15}
     assert report.alarm is not None
     assert "15 pending, none dropped" in report.alarm
@@ -84,7 +84,7 @@ def test_over_the_row_limit_acked_go_first_then_an_alarm_and_nothing_pending_dro
 
 def test_at_the_disk_floor_outcomes_are_shed_but_verdicts_are_still_committed(tmp_path: Path) -> None:
     outbox = _filled(tmp_path / "o.db", acked=0, pending=1)
-    report = housekeep(outbox, Limits(min_free_mb=10**12), now=datetime.now(timezone.utc))
+    report = housekeep(outbox, OutboxConfig(min_free_mb=10**12), now=datetime.now(timezone.utc))
     assert report.shed == ("downlink", "outcome")
     assert report.alarm is not None
     station = StationConfig(device_id="dev-1", site_id="site-a")
@@ -95,6 +95,6 @@ def test_at_the_disk_floor_outcomes_are_shed_but_verdicts_are_still_committed(tm
             )
         )
     assert outbox.append(record)["seq"] == 2  # the verdict is committed; the shed outcome took no seq
-    report = housekeep(outbox, Limits(), now=datetime.now(timezone.utc))
+    report = housekeep(outbox, OutboxConfig(), now=datetime.now(timezone.utc))
     assert report.shed == ()
     assert outbox.shed == frozenset()
