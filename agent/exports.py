@@ -46,6 +46,11 @@ def _from(dotted: str) -> Getter:
     return lambda record, item: _path(record, dotted)
 
 
+def _field(name: str, path: str) -> Element:
+    """An element read straight from one dotted path of the record, documented as that path."""
+    return Element(name, path, _from(path))
+
+
 def _item(key: str) -> Getter:
     return lambda record, item: item.get(key)
 
@@ -101,21 +106,21 @@ def _weight(record: Record, item: dict[str, Any]) -> Any:
 
 
 ENTRY_ELEMENTS: tuple[Element, ...] = (
-    Element("preclearance_record_id", "record_id", _from("record_id")),
-    Element("supersedes_record_id", "supersedes.record_id", _from("supersedes.record_id")),
-    Element("filer_code", "filer.code", _from("filer.code")),
-    Element("filer_type", "filer.type", _from("filer.type")),
+    _field("preclearance_record_id", "record_id"),
+    _field("supersedes_record_id", "supersedes.record_id"),
+    _field("filer_code", "filer.code"),
+    _field("filer_type", "filer.type"),
     Element(
         "house_bill_number", "parcel.postal_item_id, else parcel.tracking_number", lambda r, i: house_bill(r)
     ),
-    Element("carrier", "parcel.carrier", _from("parcel.carrier")),
-    Element("channel", "parcel.channel", _from("parcel.channel")),
-    Element("consolidation_id", "parcel.master_carton_id", _from("parcel.master_carton_id")),
-    Element("order_id", "order.order_id", _from("order.order_id")),
-    Element("order_date", "order.order_date", _from("order.order_date")),
-    Element("consignee_name", "order.consignee.name", _from("order.consignee.name")),
+    _field("carrier", "parcel.carrier"),
+    _field("channel", "parcel.channel"),
+    _field("consolidation_id", "parcel.master_carton_id"),
+    _field("order_id", "order.order_id"),
+    _field("order_date", "order.order_date"),
+    _field("consignee_name", "order.consignee.name"),
     Element("consignee_address", "order.consignee.address (one line)", _address("consignee")),
-    Element("consignee_tax_id", "order.consignee.id", _from("order.consignee.id")),
+    _field("consignee_tax_id", "order.consignee.id"),
     Element(
         "final_recipient_name",
         "order.final_recipient.name, else order.consignee.name",
@@ -126,13 +131,13 @@ ENTRY_ELEMENTS: tuple[Element, ...] = (
         "order.final_recipient.address, else order.consignee.address",
         _final_recipient("address"),
     ),
-    Element("seller_name", "order.seller.name", _from("order.seller.name")),
+    _field("seller_name", "order.seller.name"),
     Element("seller_address", "order.seller.address (one line)", _address("seller")),
-    Element("seller_country", "order.seller.address.country", _from("order.seller.address.country")),
-    Element("shipper_name", "order.shipper.name", _from("order.shipper.name")),
+    _field("seller_country", "order.seller.address.country"),
+    _field("shipper_name", "order.shipper.name"),
     Element("shipper_address", "order.shipper.address (one line)", _address("shipper")),
-    Element("marketplace", "order.marketplace", _from("order.marketplace")),
-    Element("shipment_category", "order.shipment_category", _from("order.shipment_category")),
+    _field("marketplace", "order.marketplace"),
+    _field("shipment_category", "order.shipment_category"),
     Element("line_number", "position in order.items (1-based)", lambda r, i: i.get("_line")),
     Element("description", "order.items[].description", _item("description")),
     Element("hts_10", "order.items[].hts_code", _item("hts_code")),
@@ -141,11 +146,11 @@ ENTRY_ELEMENTS: tuple[Element, ...] = (
     Element("unit_value", "order.items[].unit_value", _item("unit_value")),
     Element("line_value", "order.items[].unit_value × quantity", _line_value),
     Element("marketplace_price", "order.items[].marketplace_price", _item("marketplace_price")),
-    Element("currency", "order.currency", _from("order.currency")),
-    Element("total_declared_value", "order.total_declared_value", _from("order.total_declared_value")),
+    _field("currency", "order.currency"),
+    _field("total_declared_value", "order.total_declared_value"),
     Element("gross_weight_kg", "parcel.measured_weight_kg (scale)", _from("parcel.measured_weight_kg")),
-    Element("declared_weight_kg", "order.declared_weight_kg", _from("order.declared_weight_kg")),
-    Element("prescreen_verdict", "screening.verdict", _from("screening.verdict")),
+    _field("declared_weight_kg", "order.declared_weight_kg"),
+    _field("prescreen_verdict", "screening.verdict"),
     Element("prescreen_reasons", "screening.reasons[].code (space separated)", _reason_codes),
 )
 
@@ -153,40 +158,40 @@ PLACI_ELEMENTS: tuple[Element, ...] = (
     Element(
         "house_bill_number", "parcel.postal_item_id, else parcel.tracking_number", lambda r, i: house_bill(r)
     ),
-    Element("shipper_name", "order.shipper.name", _from("order.shipper.name")),
+    _field("shipper_name", "order.shipper.name"),
     Element("shipper_address", "order.shipper.address (one line)", _address("shipper")),
-    Element("consignee_name", "order.consignee.name", _from("order.consignee.name")),
+    _field("consignee_name", "order.consignee.name"),
     Element("consignee_address", "order.consignee.address (one line)", _address("consignee")),
     Element("cargo_description", "order.items[].description (joined with '; ')", _descriptions),
     Element("total_piece_count", "1 per parcel record", lambda r, i: 1),
     Element("total_weight_kg", "parcel.measured_weight_kg, else order.declared_weight_kg", _weight),
     Element("hs_code_6", "order.items[].hts_code first 6 digits (ICS2 house level)", _hs6),
-    Element("correlation_id", "record_id", _from("record_id")),
+    _field("correlation_id", "record_id"),
 )
 
 RECORD_COLUMNS: tuple[Element, ...] = (
     *(
-        Element(name, name, _from(name))
+        _field(name, name)
         for name in ("record_id", "kind", "site_id", "device_id", "seq", "created_at", "agent_version")
     ),
-    Element("filer_code", "filer.code", _from("filer.code")),
-    Element("tracking_number", "parcel.tracking_number", _from("parcel.tracking_number")),
-    Element("carrier", "parcel.carrier", _from("parcel.carrier")),
-    Element("channel", "parcel.channel", _from("parcel.channel")),
-    Element("postal_item_id", "parcel.postal_item_id", _from("parcel.postal_item_id")),
-    Element("master_carton_id", "parcel.master_carton_id", _from("parcel.master_carton_id")),
-    Element("measured_weight_kg", "parcel.measured_weight_kg", _from("parcel.measured_weight_kg")),
-    Element("order_id", "order.order_id", _from("order.order_id")),
-    Element("seller_name", "order.seller.name", _from("order.seller.name")),
+    _field("filer_code", "filer.code"),
+    _field("tracking_number", "parcel.tracking_number"),
+    _field("carrier", "parcel.carrier"),
+    _field("channel", "parcel.channel"),
+    _field("postal_item_id", "parcel.postal_item_id"),
+    _field("master_carton_id", "parcel.master_carton_id"),
+    _field("measured_weight_kg", "parcel.measured_weight_kg"),
+    _field("order_id", "order.order_id"),
+    _field("seller_name", "order.seller.name"),
     Element("items", "order.items (JSON)", lambda r, i: _json(_path(r, "order.items"))),
-    Element("verdict", "screening.verdict", _from("screening.verdict")),
-    Element("score", "screening.score", _from("screening.score")),
+    _field("verdict", "screening.verdict"),
+    _field("score", "screening.score"),
     Element("reasons", "screening.reasons[].code", _reason_codes),
-    Element("supersedes_record_id", "supersedes.record_id", _from("supersedes.record_id")),
-    Element("supersedes_reason", "supersedes.reason", _from("supersedes.reason")),
-    Element("outcome", "outcome.outcome", _from("outcome.outcome")),
-    Element("outcome_refers_to", "outcome.refers_to", _from("outcome.refers_to")),
-    Element("key_id", "signature.key_id", _from("signature.key_id")),
+    _field("supersedes_record_id", "supersedes.record_id"),
+    _field("supersedes_reason", "supersedes.reason"),
+    _field("outcome", "outcome.outcome"),
+    _field("outcome_refers_to", "outcome.refers_to"),
+    _field("key_id", "signature.key_id"),
 )
 
 
