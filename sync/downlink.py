@@ -54,6 +54,12 @@ REMOTE_SETTINGS = {
 }
 
 
+_SET_HOLD = (  # a newer hold on a tracking number replaces the older one
+    "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
 class DownlinkError(SyncError):
     """A downlink message that cannot be applied; it is acked as rejected, with this reason."""
 
@@ -110,16 +116,35 @@ class Downlink:
 
     def _load_state(self) -> None:
         """Holds and remote settings survive restarts: they live in the outbox."""
-        for tracking, kind, reason in self.outbox.rows("SELECT tracking_number, type, reason FROM holds"):
-            self.station.holds[tracking] = f"{kind.upper()}: {reason}" if reason else kind.upper()
-        settings = dict(self.outbox.rows("SELECT key, value FROM settings"))
-        if "screening" in settings:
-            self._apply_screening(json.loads(settings["screening"]))
-        if "model_path" in settings:
+        self._load_holds()
+        self._load_screening()
+        model_path = self._setting("model_path")
+        if model_path is not None:
             try:
-                self._swap_model(model_update.load(Path(json.loads(settings["model_path"]))))
+                self._swap_model(model_update.load(Path(json.loads(model_path))))
             except model_update.UpdateError as exc:
                 log.error("updated model not loaded, using the configured one", extra={"reason": str(exc)})
+
+    def _setting(self, key: str) -> str | None:
+        rows = self.outbox.rows("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _load_holds(self) -> None:
+        """The station's hold list is the holds table, read again whenever a message changed it."""
+        rows = self.outbox.rows("SELECT tracking_number, type, reason FROM holds")
+        holds = {
+            tracking: f"{kind.upper()}: {reason}" if reason else kind.upper()
+            for tracking, kind, reason in rows
+        }
+        self.station.holds.clear()
+        self.station.holds.update(holds)
+
+    def _load_screening(self) -> None:
+        """Apply the screening settings saved from the customs side, if any."""
+        values = self._setting("screening")
+        if values is not None:
+            config = dataclasses.replace(self.station.screener.config, **json.loads(values))
+            self.station.screener = Screener(config, self.station.screener.model)
 
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
@@ -226,7 +251,7 @@ class Downlink:
         (record,) = self.outbox.append_many([build], also=also)  # OutboxError: not acked, resent
         if status == "applied":
             self.applied += 1
-            self._apply_in_memory(message, prepared)
+            self._apply_in_memory(message, prepared, parcel_state)
         else:
             self.rejected += 1
         log.info(
@@ -264,17 +289,11 @@ class Downlink:
             reason = _text(message, "reason", required=False) or PARCEL_HOLDS[kind]
             state = self.parcel_state(str(tracking))
             where = "already scanned: retrieve it" if state["scanned"] else "held when scanned"
-            sql = (
-                "INSERT INTO holds (tracking_number, type, reason, message_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tracking_number) DO UPDATE SET type = excluded.type, "
-                "reason = excluded.reason, "
-                "message_id = excluded.message_id, received_at = excluded.received_at"
-            )
             return (
                 f"{kind.upper()} on {tracking}: {reason} ({where})",
                 tracking,
                 state,
-                [(sql, (tracking, kind, reason, message["message_id"], now))],
+                [(_SET_HOLD, (tracking, kind, reason, message["message_id"], now))],
             )
         if kind == "release":
             tracking = _text(message, "tracking_number", limit=64)
@@ -289,11 +308,7 @@ class Downlink:
             if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in [*add, *remove]):
                 raise DownlinkError("watchlist add/remove must be lists of tracking numbers")
             statements: list[Statement] = [
-                (
-                    "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
-                    "VALUES (?, 'hold', ?, ?, ?)",
-                    (t, message.get("reason") or "watchlist", message["message_id"], now),
-                )
+                (_SET_HOLD, (t, "hold", message.get("reason") or "watchlist", message["message_id"], now))
                 for t in add
             ]
             statements += [("DELETE FROM holds WHERE tracking_number = ?", (t,)) for t in remove]
@@ -347,33 +362,30 @@ class Downlink:
         current = self.station.screener.config
         return {k: getattr(current, k) for k in REMOTE_SETTINGS}
 
-    def _apply_screening(self, values: dict[str, Any]) -> None:
-        config = dataclasses.replace(self.station.screener.config, **values)
-        self.station.screener = Screener(config, self.station.screener.model)
-
     def _swap_model(self, model: Any) -> None:
         self.station.screener = Screener(self.station.screener.config, model)
 
-    def _apply_in_memory(self, message: dict[str, Any], prepared: Any = None) -> None:
+    def _apply_in_memory(
+        self, message: dict[str, Any], prepared: Any, parcel_state: dict[str, Any] | None
+    ) -> None:
+        """Bring the running station in line with what was just committed."""
         kind = message["type"]
         if kind == "model":
             self._swap_model(prepared)
-        if kind in PARCEL_HOLDS:
-            tracking = message["tracking_number"].strip()
-            reason = message.get("reason") or PARCEL_HOLDS[kind]
-            self.station.holds[tracking] = f"{kind.upper()}: {reason}"
-            state = self.parcel_state(tracking)
-            if state["scanned"] and not state["on_hold_shelf"]:  # fetched back: confirm it on the shelf
-                self.station.awaiting_shelf[state["verdict_record_id"]] = tracking
-        elif kind == "release":
-            self.station.holds.pop(message["tracking_number"].strip(), None)
-        elif kind == "watchlist":
-            for tracking in message.get("add") or []:
-                self.station.holds[tracking] = f"HOLD: {message.get('reason') or 'watchlist'}"
-            for tracking in message.get("remove") or []:
-                self.station.holds.pop(tracking, None)
         elif kind == "config":
-            self._apply_screening(self._screening_settings(message.get("settings")))
+            self._load_screening()
+        elif kind in (*PARCEL_HOLDS, "release", "watchlist"):
+            self._load_holds()
+        if (
+            kind in PARCEL_HOLDS
+            and parcel_state
+            and parcel_state["scanned"]
+            and not parcel_state["on_hold_shelf"]
+        ):
+            # the parcel is fetched back: its shelf confirmation is awaited like any HOLD's
+            self.station.awaiting_shelf[parcel_state["verdict_record_id"]] = message[
+                "tracking_number"
+            ].strip()
 
     def parcel_state(self, tracking: str) -> dict[str, Any]:
         """Whether the parcel was scanned here, its verdict, and what happened to it since."""
