@@ -28,9 +28,9 @@ from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.samples import Step, generate
 from prescreen.scorecard import scorecard
-from prescreen.signing import DeviceKey, TrustStore
+from prescreen.signing import TrustStore
 from prescreen.station import StationEvent
-from prescreen.sync.bench import start_receiver, stop_process
+from prescreen.sync.bench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.receiver import Receiver
@@ -93,16 +93,13 @@ class DemoStation:
         self.broker = LocalBroker.start(prefer=broker_kind)
         # The station's key is made before the agent's first start (as `prescreen key show` does
         # at enrolment), so the receiver trusts exactly this station and verifies every record.
-        key = DeviceKey.load_or_create(workdir / "device.key")
-        entry = key.trust_entry(cfg.StationConfig.site_id, cfg.StationConfig.device_id)
+        _, trust = enrol(workdir, cfg.StationConfig(), workdir / "device.key")
         shared = self.broker.kind == "mosquitto"
         # In-process for tests that look inside the receiver; its own process (as deployed, on
         # another machine) for the demo and the benchmark, so it does not share the agent's GIL.
         self.receiver: Receiver | None = None
         self._receiver_process: subprocess.Popen[bytes] | None = None
         if receiver_process:
-            trust = workdir / "trust.json"
-            trust.write_text(json.dumps({"keys": [entry]}))
             extra = ("--prefix", "prescreen/v1") if shared else ("--no-share",)
             self._receiver_process = start_receiver(
                 workdir / "receiver.db", self.broker, workdir / "receiver.sock", trust, *extra
@@ -110,7 +107,7 @@ class DemoStation:
         else:
             self.receiver = Receiver(
                 workdir / "receiver.db",
-                trust=TrustStore([entry]),
+                trust=TrustStore.load(trust),
                 host=self.broker.host,
                 port=self.broker.port,
                 shared=shared,
