@@ -93,6 +93,12 @@ def _receiver(secure: SecureBroker, tmp_path: Path, *, port: int | None = None, 
     return receiver
 
 
+def _mtls_receiver(secure: SecureBroker, tmp_path: Path) -> Receiver:
+    """A receiver on the client-certificate listener, logged in as ``receiver``."""
+    cert, key = secure.ca.issue("receiver")
+    return _receiver(secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
+
+
 def _drain(
     outbox: Outbox, sync: SyncConfig, station: StationConfig, until: Callable[[], bool], timeout: float
 ) -> bool:
@@ -109,11 +115,8 @@ def _drain(
 
 
 def test_mtls_station_publishes_under_its_own_id_and_gets_acks(secure: SecureBroker, tmp_path: Path) -> None:
-    rx_cert, rx_key = secure.ca.issue("receiver")
     cert, key = secure.ca.issue("dev-1")
-    receiver = _receiver(
-        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
-    )
+    receiver = _mtls_receiver(secure, tmp_path)
     outbox = Outbox(tmp_path / "outbox.db")
     outbox.append_many([record] * 20)
     sync = secure.station_sync(cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
@@ -125,11 +128,8 @@ def test_mtls_station_publishes_under_its_own_id_and_gets_acks(secure: SecureBro
 
 
 def test_acl_stops_a_station_publishing_as_another_device(secure: SecureBroker, tmp_path: Path) -> None:
-    rx_cert, rx_key = secure.ca.issue("receiver")
     cert, key = secure.ca.issue("dev-2")  # a real station, but configured with dev-1's id
-    receiver = _receiver(
-        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
-    )
+    receiver = _mtls_receiver(secure, tmp_path)
     outbox = Outbox(tmp_path / "outbox.db")
     outbox.append_many([record] * 5)
     sync = secure.station_sync(cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
@@ -141,7 +141,6 @@ def test_acl_stops_a_station_publishing_as_another_device(secure: SecureBroker, 
 
 
 def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBroker, tmp_path: Path) -> None:
-    rx_cert, rx_key = secure.ca.issue("receiver")
     cert, key = secure.ca.issue("dev-2")
     got: list[str] = []
     subscribed = threading.Event()
@@ -154,9 +153,7 @@ def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBrok
     )
     spy.connect("127.0.0.1", secure.broker.port)
     spy.loop_start()
-    receiver = _receiver(
-        secure, tmp_path, cafile=str(secure.ca.cafile), certfile=str(rx_cert), keyfile=str(rx_key)
-    )
+    receiver = _mtls_receiver(secure, tmp_path)
     try:
         assert subscribed.wait(5)
         receiver.mqtt.publish("prescreen/v1/site-a/dev-1/downlink", b'{"for": "dev-1"}')
