@@ -275,7 +275,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from prescreen import config
 
     conf = config.load(args.config)
-    url = f"http://{conf.http.host}:{conf.http.port}/status"
+    url = conf.http.url("/status")
     try:
         status: dict[str, Any] = httpx.get(url, timeout=3).json()
         status["running"] = True

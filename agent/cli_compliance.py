@@ -28,7 +28,7 @@ def _post(config_path: str, route: str, body: dict[str, Any], as_json: bool) -> 
     from prescreen import config
 
     conf = config.load(config_path)
-    url = f"http://{conf.http.host}:{conf.http.port}{route}"
+    url = conf.http.url(route)
     try:
         response = httpx.post(url, json=body, timeout=15)
         answer = response.json()

@@ -173,6 +173,10 @@ class HttpConfig:
     port: int = 9108
     language: str = "en"  # of the station page: en or es (a page can ask for ?lang=es)
 
+    def url(self, path: str) -> str:
+        """Where the CLI reaches the running agent's ``path`` (``/status``, ``/api/correct``)."""
+        return f"http://{self.host}:{self.port}{path}"
+
 
 @dataclasses.dataclass(frozen=True)
 class LoggingConfig:
