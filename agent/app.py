@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
 from prescreen.errors import ConfigError, ModelError, SyncError
+from prescreen.health import Health, Level, clock_condition, worst
 from prescreen.housekeeping import Report, housekeep
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
 from prescreen.outbox import Outbox
+from prescreen.records import epoch_s
 from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
 from prescreen.station import Station, StationEvent
@@ -40,6 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
 HEARTBEAT_STALE_S = 5.0
+HEALTH_TICK_S = 1.0  # how often conditions are evaluated (and their changes logged)
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -130,6 +134,7 @@ class Agent:
                 {
                     "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
                     "/healthz": self._healthz,
+                    "/livez": self._livez,
                     "/status": lambda: json_response(self.status()),
                     **self.display.routes(),
                 },
@@ -145,6 +150,9 @@ class Agent:
         self._thread = threading.Thread(
             target=self.station.run, args=(self._stop,), name="station", daemon=True
         )
+        self.health = Health(log_every_s=config.health.log_every_s)
+        self._watch_health()
+        self._health_thread = threading.Thread(target=self._tick_health, name="health", daemon=True)
 
     @property
     def screener(self) -> Screener:
@@ -175,9 +183,10 @@ class Agent:
         if event.record is not None:
             self.uplink.notify()
 
-    def problems(self) -> list[str]:
-        """Why the pipeline is unhealthy (empty when healthy); devices being down is not a problem
-        of the pipeline (the drivers reconnect on their own) but is shown in :meth:`status`."""
+    def liveness(self) -> list[str]:
+        """Why the pipeline is not alive (empty when it is): the station loop or the uplink thread
+        died or hangs. Only this withholds the systemd watchdog, because only this a restart fixes;
+        waiting for an operator or a weight never stalls the loop (see ``Station._weigh``)."""
         found = []
         if not self._thread.is_alive():
             found.append("station thread is not running")
@@ -185,21 +194,73 @@ class Agent:
             found.append(f"station loop stalled for more than {HEARTBEAT_STALE_S:.0f} s")
         if not self.uplink.alive:
             found.append("uplink thread is not running")
-        if self.housekeeping.alarm:
-            found.append(self.housekeeping.alarm)
         return found
+
+    def _watch_health(self) -> None:
+        """The agent's own conditions (others add theirs with ``agent.health.report``)."""
+        grace = self.config.health
+
+        def pipeline() -> tuple[Level, str]:
+            dead = self.liveness()
+            return ("down", "; ".join(dead)) if dead else ("ok", "screening")
+
+        def broker() -> tuple[Level, str]:
+            sync = self.config.sync
+            if self.uplink.mqtt.connected.is_set():
+                return "ok", f"connected to {sync.host}:{sync.port}"
+            refused = self.uplink.mqtt.refused
+            why = f"refused: {refused}" if refused else "unreachable"
+            pending = self.outbox.backlog()["pending"]
+            return "degraded", f"broker {sync.host}:{sync.port} {why}; {pending} record(s) waiting, none lost"
+
+        def device(name: str, driver: ScaleReader | ScannerBase) -> Callable[[], tuple[Level, str]]:
+            def probe() -> tuple[Level, str]:
+                if driver.up:
+                    return "ok", f"{driver.url} up"
+                state = driver.status()
+                return "degraded", f"{name} missing: {state['last_error'] or driver.url + ' silent'}"
+
+            return probe
+
+        def outbox() -> tuple[Level, str]:
+            report = self.housekeeping
+            if report.alarm:
+                return "degraded", report.alarm
+            if report.shed:
+                return (
+                    "degraded",
+                    f"disk at its floor ({report.free_mb:.0f} MB free): refusing {', '.join(report.shed)}",
+                )
+            return "ok", f"{report.rows} rows, {report.free_mb:.0f} MB free"
+
+        (newest_at,) = self.outbox.rows("SELECT MAX(created_at) FROM records")[0]
+        newest = epoch_s(newest_at) if newest_at else None  # the clock must not be behind it
+        self.health.watch("pipeline", pipeline)
+        self.health.watch("broker", broker, grace_s=grace.broker_grace_s)
+        self.health.watch("scanner", device("scanner", self.scanner), grace_s=grace.device_grace_s)
+        self.health.watch("scale", device("scale", self.scale), grace_s=grace.device_grace_s)
+        self.health.watch("outbox", outbox)
+        self.health.watch("clock", lambda: clock_condition(time.time(), newest))
+
+    def _tick_health(self) -> None:
+        """Evaluate health every second, so a change is logged when it happens, not when asked."""
+        while not self._stop.wait(HEALTH_TICK_S):
+            self.health.conditions()
 
     def status(self) -> dict[str, Any]:
         """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
         model = self.screener.model
-        problems = self.problems()
+        conditions = self.health.conditions()
+        level = worst([c.level for c in conditions])
         return {
             "device_id": self.config.station.device_id,
             "site_id": self.config.station.site_id,
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "healthy": not problems,
-            "problems": problems,
+            "health": level,
+            "healthy": level == "ok",
+            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
+            "conditions": [c.as_json() for c in conditions],
             "devices": {"scanner": self.scanner.status(), "scale": self.scale.status()},
             "broker": {
                 "host": self.config.sync.host,
@@ -222,8 +283,22 @@ class Agent:
         }
 
     def _healthz(self) -> tuple[int, str, bytes]:
-        problems = self.problems()
-        return json_response({"healthy": not problems, "problems": problems}, 200 if not problems else 503)
+        """200 when every condition is ok, 503 otherwise (a monitoring probe alerts on both
+        degraded and down; the body says which and why)."""
+        conditions = self.health.conditions()
+        level = worst([c.level for c in conditions])
+        body = {
+            "health": level,
+            "healthy": level == "ok",
+            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
+            "conditions": [c.as_json() for c in conditions],
+        }
+        return json_response(body, 200 if level == "ok" else 503)
+
+    def _livez(self) -> tuple[int, str, bytes]:
+        """200 while the pipeline is alive (what the watchdog goes by), 503 when it is not."""
+        dead = self.liveness()
+        return json_response({"alive": not dead, "problems": dead}, 503 if dead else 200)
 
     def start(self) -> Agent:
         """Start the uplink, the station thread and the local HTTP server."""
@@ -237,6 +312,7 @@ class Agent:
         self.uplink.start()
         self._thread.start()
         self._housekeeper.start()
+        self._health_thread.start()
         if self.http is not None:
             self.display.start()
             self.http.start()
@@ -254,8 +330,9 @@ class Agent:
         """Stop scanning, then sync, then close devices and the outbox."""
         self._stop.set()
         self._thread.join(timeout=5)
-        if self._housekeeper.is_alive():
-            self._housekeeper.join(timeout=5)
+        for thread in (self._housekeeper, self._health_thread):
+            if thread.is_alive():
+                thread.join(timeout=5)
         self.display.stop()
         if self.http is not None:
             self.http.stop()

@@ -270,7 +270,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Ask the running agent for its status; exit 1 if it is not running or not healthy."""
+    """Ask the running agent for its health; exit 0 only when every condition is ok."""
     import httpx
     from prescreen import config
 
@@ -280,14 +280,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         status: dict[str, Any] = httpx.get(url, timeout=3).json()
         status["running"] = True
     except (httpx.HTTPError, ValueError) as exc:
-        status = {"running": False, "healthy": False, "problems": [f"agent not answering at {url}: {exc}"]}
+        status = {
+            "running": False,
+            "health": "down",
+            "healthy": False,
+            "problems": [f"agent not answering at {url}: {exc}"],
+        }
     if args.json:
         print(json.dumps(status))
     elif status["running"]:
         from prescreen.service import status_line
 
-        health = "healthy" if status["healthy"] else "UNHEALTHY"
-        print(f"{status['device_id']}: {health}, up {status['uptime_s']} s")
+        print(f"{status['device_id']}: {status['health']}, up {status['uptime_s']} s")
         print(status_line(status))
         for problem in status["problems"]:
             print(f"problem: {problem}")
@@ -354,8 +358,9 @@ def _add_operations(sub: Any) -> None:
 
     status = sub.add_parser(
         "status",
-        help="devices, backlog, last ack, model and uptime of the running agent",
-        description="Asks the running agent over its local HTTP endpoint. "
+        help="health, devices, backlog, last ack, model and uptime of the running agent",
+        description="Asks the running agent over its local HTTP endpoint. Exit 0 when every health "
+        "condition is ok, 1 when one is degraded or down or the agent does not answer. "
         "Example: prescreen status --config /etc/prescreen/agent.toml --json",
     )
     status.add_argument("--config", required=True, help="TOML config file of the agent")

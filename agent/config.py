@@ -186,6 +186,19 @@ class LoggingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HealthConfig:
+    """When a problem becomes a health condition (see ``health.py``), and how often it is logged.
+
+    A broker or device that is back within its grace time was a blip, not an alarm; a condition
+    that lasts is logged once when it starts, every ``log_every_s`` while it lasts, once when it ends.
+    """
+
+    broker_grace_s: float = 30.0
+    device_grace_s: float = 5.0
+    log_every_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole agent configuration."""
 
@@ -198,6 +211,7 @@ class Config:
     screening: ScreeningConfig = ScreeningConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+    health: HealthConfig = HealthConfig()
 
 
 def _describe(tp: Any) -> str:

@@ -195,6 +195,8 @@ class StationDisplay:
             "scale": status["devices"]["scale"]["up"],
             "broker": status["broker"]["connected"],
             "backlog": status["backlog"].get("pending", 0),
+            "health": status["health"],
+            "problems": status["problems"],
         }
 
     def _publish_devices(self) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from prescreen.health import LEVELS
 from prescreen.records import epoch_s
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -63,8 +64,16 @@ class _StateCollector(Collector):
             broker["reconnects"],
         )
         yield GaugeMetricFamily(
-            "prescreen_healthy", "1 while the pipeline is healthy", 1.0 if status["healthy"] else 0
+            "prescreen_healthy", "1 while every health condition is ok", 1.0 if status["healthy"] else 0
         )
+        conditions = GaugeMetricFamily(
+            "prescreen_health_condition",
+            "Each health condition's level: 0 ok, 1 degraded, 2 down",
+            labels=["condition"],
+        )
+        for condition in status["conditions"]:
+            conditions.add_metric([condition["name"]], float(LEVELS.index(condition["level"])))
+        yield conditions
         outbox = status["outbox"]
         yield GaugeMetricFamily("prescreen_outbox_rows", "Records in the outbox (any state)", outbox["rows"])
         yield GaugeMetricFamily("prescreen_outbox_megabytes", "Size of the outbox's records", outbox["mb"])

@@ -33,6 +33,7 @@ from prescreen.screening import Screener, Screening
 
 log = logging.getLogger("prescreen.station")
 
+HEARTBEAT_SLICE_S = 0.2  # the longest the station loop goes without a heartbeat
 _MAX_INCOMPLETE = 1000  # parcels remembered while their late order is awaited
 _CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express", "dhl": "express"}
 
@@ -258,11 +259,19 @@ class Station:
     # --- parcels ----------------------------------------------------------------------------
 
     def _weigh(self) -> StableWeight | None:
-        result = self.scale.read_weight(self.config.station.weight_timeout_s, after=self._last_settle)
-        if result is None:
-            return None
-        weight, self._last_settle = result
-        return weight
+        """The parcel's settled weight, or None after ``weight_timeout_s``.
+
+        Waited for in slices of :data:`HEARTBEAT_SLICE_S`, refreshing ``heartbeat`` between them:
+        an operator who takes their time is not a wedged pipeline (the watchdog must not fire).
+        """
+        deadline = time.monotonic() + self.config.station.weight_timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.heartbeat = time.monotonic()
+            result = self.scale.read_weight(min(remaining, HEARTBEAT_SLICE_S), after=self._last_settle)
+            if result is not None:
+                weight, self._last_settle = result
+                return weight
+        return None
 
     def _order_for(self, barcode: Barcode) -> tuple[Order | None, str | None]:
         key = barcode.tracking_number

@@ -146,7 +146,10 @@ def test_run_under_notify_socket_reports_ready_status_watchdog_and_stopping(
         base = f"http://127.0.0.1:{http_port}"
         health = httpx.get(base + "/healthz", timeout=5)
         assert health.status_code == 200
-        assert health.json() == {"healthy": True, "problems": []}
+        assert health.json()["health"] == "ok"
+        assert health.json()["problems"] == []
+        names = {c["name"] for c in health.json()["conditions"]}
+        assert names >= {"pipeline", "broker", "scanner", "scale", "outbox", "clock"}
         metrics = httpx.get(base + "/metrics", timeout=5).text
         assert "prescreen_outbox_backlog_records 0.0" in metrics
         assert 'prescreen_device_up{device="scale"} 1.0' in metrics
@@ -218,9 +221,12 @@ def test_watchdog_is_withheld_while_the_pipeline_is_broken(
         notify_socket.wait_for("WATCHDOG", timeout=3)
         agent._stop.set()  # the station loop ends: the pipeline is broken
         agent._thread.join(timeout=5)
-        assert agent.problems() == ["station thread is not running"]
+        assert agent.liveness() == ["station thread is not running"]
         assert agent.http is not None
-        assert httpx.get(agent.http.url + "/healthz", timeout=5).status_code == 503
+        assert httpx.get(agent.http.url + "/livez", timeout=5).status_code == 503
+        health = httpx.get(agent.http.url + "/healthz", timeout=5)
+        assert health.status_code == 503
+        assert health.json()["health"] == "down"
         while not notify_socket.messages.empty():
             notify_socket.messages.get()
         time.sleep(1.0)  # several petting intervals
