@@ -221,7 +221,8 @@ def test_broker_down_is_degraded_after_the_grace_time_logged_as_it_goes_and_stat
     records = [r for r in caplog.records if getattr(r, "condition", None) == "broker"]
     lines = [r.getMessage() for r in records]
     assert lines[0] == "health: broker degraded"
-    assert lines[1:-1] and set(lines[1:-1]) == {"health: broker still degraded"}
+    assert lines[1:-1]
+    assert set(lines[1:-1]) == {"health: broker still degraded"}
     assert lines[-1] == "health: broker ok"
     assert "record(s) waiting" in records[0].detail  # type: ignore[attr-defined]
 
