@@ -90,6 +90,11 @@ MIGRATIONS[4] = (
     # Set when housekeeping erased the personal data of an acked record (see housekeeping.py).
     "ALTER TABLE records ADD COLUMN pii_purged INTEGER NOT NULL DEFAULT 0",
 )
+MIGRATIONS[5] = (
+    # The record schema each body follows (v2 adds entry-grade data). Rows before this migration
+    # are v1 by construction; a signed body is never rewritten, so they stay v1 and stay valid.
+    "ALTER TABLE records ADD COLUMN record_schema TEXT NOT NULL DEFAULT 'prescreen.record/v1'",
+)
 SCHEMA_VERSION = max(MIGRATIONS)
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -199,8 +204,8 @@ class Outbox:
                         record = self._signer.sign(record)
                     body = dumps(record)
                     self._conn.execute(
-                        "INSERT INTO records (seq, record_id, kind, created_at, body, state, size) "
-                        "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                        "INSERT INTO records (seq, record_id, kind, created_at, body, state, size, "
+                        "record_schema) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                         (
                             record["seq"],
                             record["record_id"],
@@ -208,6 +213,7 @@ class Outbox:
                             record["created_at"],
                             body,
                             len(body),
+                            record["schema"],
                         ),
                     )
                     records.append(record)

@@ -1,11 +1,14 @@
-"""Preclearance records: building them, and validating them against the shipped JSON Schema v1.
+"""Preclearance records: building them, and validating them against the shipped JSON Schemas.
 
-The schema file (``schemas/record-v1.schema.json``) is the contract with the customs side; the
-receiver validates every record against it, and the test suite validates every record the agent
-writes, so the two cannot drift apart. Validation is done by jsonschema-rs (Rust, draft 2020-12
-as the schema declares, formats checked): 11 µs per record on the reference machine, against
-107 µs for fastjsonschema's generated Python and ~1 ms for the reference ``jsonschema`` package,
-either of which would bound the receiver; the test suite checks it agrees with the reference.
+The schema files (``schemas/record-v2.schema.json``, and ``record-v1`` for records written before
+it) are the contract with the customs side; the receiver validates every record against the
+version the record names, and the test suite validates every record the agent writes, so the two
+cannot drift apart. A station writes v2 only; v1 records (in an outbox or a store from before the
+upgrade, or from a station not yet upgraded) stay valid, because a signed record is never rewritten.
+Validation is done by jsonschema-rs (Rust, draft 2020-12 as the schema declares, formats checked):
+11 µs per record on the reference machine, against 107 µs for fastjsonschema's generated Python and
+~1 ms for the reference ``jsonschema`` package, either of which would bound the receiver; the test
+suite checks it agrees with the reference.
 """
 
 from __future__ import annotations
@@ -22,33 +25,42 @@ from prescreen._version import __version__
 from prescreen.config import StationConfig
 from prescreen.errors import RecordError
 
-SCHEMA_ID = "prescreen.record/v1"
+SCHEMA_V1 = "prescreen.record/v1"
+SCHEMA_ID = "prescreen.record/v2"  # what this agent writes
+# Every record schema this agent accepts, by the id a record names in its ``schema`` field.
+SCHEMA_FILES = {SCHEMA_V1: "schemas/record-v1.schema.json", SCHEMA_ID: "schemas/record-v2.schema.json"}
 Record = dict[str, Any]
 
 
 @functools.cache
-def schema() -> dict[str, Any]:
-    """The record JSON Schema v1 as shipped in the package."""
-    text = resources.files("prescreen").joinpath("schemas/record-v1.schema.json").read_text()
+def schema(schema_id: str = SCHEMA_ID) -> dict[str, Any]:
+    """A record JSON Schema as shipped in the package (the current one by default)."""
+    text = resources.files("prescreen").joinpath(SCHEMA_FILES[schema_id]).read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
 
 @functools.cache
-def _validator() -> Any:
+def _validator(schema_id: str) -> Any:
     import jsonschema_rs  # the receiver and the tests validate; a station only builds records
 
-    return jsonschema_rs.validator_for(schema(), validate_formats=True)
+    return jsonschema_rs.validator_for(schema(schema_id), validate_formats=True)
 
 
 def validate(record: Record) -> None:
-    """Raise :class:`RecordError` naming the first violation if ``record`` breaks schema v1."""
-    validator = _validator()
+    """Raise :class:`RecordError` naming the first violation if ``record`` breaks the schema
+    version it names (v1 or v2); a record naming no known version is refused as such."""
+    schema_id = record.get("schema") if isinstance(record, dict) else None
+    if schema_id not in SCHEMA_FILES:
+        raise RecordError(
+            f"record names schema {schema_id!r}; this agent accepts {', '.join(sorted(SCHEMA_FILES))}"
+        )
+    validator = _validator(schema_id)
     if validator.is_valid(record):  # the common case, without building an error
         return
     error = next(iter(validator.iter_errors(record)))
     where = "/".join(str(p) for p in error.instance_path) or "(record)"
-    raise RecordError(f"record does not match {SCHEMA_ID} at {where}: {error.message}")
+    raise RecordError(f"record does not match {schema_id} at {where}: {error.message}")
 
 
 def new_record_id() -> str:

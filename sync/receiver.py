@@ -275,6 +275,7 @@ class Receiver:
                         record["created_at"],
                         now,
                         body,
+                        record["schema"],
                     )
                 )
                 owners.setdefault(record["seq"], record_id)

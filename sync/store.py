@@ -41,6 +41,7 @@ COLUMNS = (
     "created_at",
     "received_at",
     "body",
+    "record_schema",  # the schema version the body names (prescreen.record/v1 or v2)
 )
 
 _SCHEMA = (
@@ -52,7 +53,18 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS records_created ON records (created_at)",
     # Counters survive restarts and are updated in the same transaction as the records.
     "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    # The store's own schema version (a store from before this table is version 1).
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+# Store migrations, by the version they produce; each runs in the setup transaction with the
+# version bump, so a crash half-way leaves the old version intact. One SQL text for both back ends.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # Rows stored before are v1 by construction: no station wrote v2 before this version.
+        "ALTER TABLE records ADD COLUMN record_schema TEXT NOT NULL DEFAULT 'prescreen.record/v1'",
+    ),
+}
+STORE_VERSION = max(MIGRATIONS)
 _INSERT = (
     f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
     "ON CONFLICT (record_id) DO NOTHING"
@@ -89,6 +101,7 @@ class Store(abc.ABC):
     """SQL shared by both back ends; subclasses supply the connection and transactions."""
 
     placeholder = "?"
+    lock_row = ""  # PostgreSQL: FOR UPDATE, so two receivers starting together migrate once
 
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
@@ -101,11 +114,44 @@ class Store(abc.ABC):
         with self.transaction() as cur:
             for statement in _SCHEMA:
                 cur.execute(statement)
+            self._migrate(cur)
             for key in COUNTERS:
                 cur.execute(
                     self._sql("INSERT INTO stats (key, value) VALUES (?, 0) ON CONFLICT (key) DO NOTHING"),
                     (key,),
                 )
+
+    def _migrate(self, cur: Cursor) -> None:
+        """Bring the tables up to :data:`STORE_VERSION` (inside the setup transaction).
+
+        Raises:
+            ConfigError: the store was written by a newer receiver: refuse rather than guess.
+        """
+        cur.execute(
+            self._sql(
+                "INSERT INTO store_meta (key, value) VALUES ('schema_version', '1') "
+                "ON CONFLICT (key) DO NOTHING"
+            )
+        )
+        cur.execute(f"SELECT value FROM store_meta WHERE key = 'schema_version'{self.lock_row}")
+        found = int(cur.fetchone()[0])
+        if found > STORE_VERSION:
+            raise ConfigError(
+                f"receiver store schema v{found} is newer than this receiver understands "
+                f"(v{STORE_VERSION}): upgrade the receiver instead of downgrading it"
+            )
+        for version in range(found + 1, STORE_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                cur.execute(statement)
+            cur.execute(
+                self._sql("UPDATE store_meta SET value = ? WHERE key = 'schema_version'"), (str(version),)
+            )
+
+    def schema_version(self) -> int:
+        """The store's schema version (:data:`STORE_VERSION` once opened)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT value FROM store_meta WHERE key = 'schema_version'")
+            return int(cur.fetchone()[0])
 
     def insert_many(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows of :data:`COLUMNS`; returns how many were new (the rest were stored already)."""
@@ -238,6 +284,7 @@ class PostgresStore(Store):
     """A PostgreSQL database several receivers can share (psycopg 3)."""
 
     placeholder = "%s"
+    lock_row = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         try:

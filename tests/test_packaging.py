@@ -22,6 +22,7 @@ def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
     for required in (
         "prescreen/py.typed",
         "prescreen/schemas/record-v1.schema.json",
+        "prescreen/schemas/record-v2.schema.json",
         "prescreen/data/reference.json",
         "prescreen/drivers/scale_mtsics.py",
         "prescreen/sync/receiver.py",

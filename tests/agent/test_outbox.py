@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from prescreen.config import StationConfig
 from prescreen.errors import OutboxError
 from prescreen.outbox import Outbox
-from prescreen.records import envelope
+from prescreen.records import SCHEMA_ID, SCHEMA_V1, envelope, validate
 
 
 def add(outbox: Outbox) -> dict:
@@ -85,3 +86,23 @@ def test_a_group_commit_is_all_or_nothing(tmp_path: Path) -> None:
     assert [r["seq"] for r in records] == [2, 3]
     assert outbox.counts() == {"pending": 3}
     outbox.close()
+
+
+def test_a_v1_outbox_upgrades_to_record_schema_v2_with_every_body_unchanged(tmp_path: Path) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "outbox-v1.db"
+    with sqlite3.connect(fixture) as conn:
+        before = conn.execute("SELECT seq, record_id, body, state FROM records ORDER BY seq").fetchall()
+    path = tmp_path / "outbox.db"
+    shutil.copy(fixture, path)
+    outbox = Outbox(path)
+    try:
+        after = outbox.rows("SELECT seq, record_id, body, state, record_schema FROM records ORDER BY seq")
+        assert [row[:4] for row in after] == before  # byte for byte: signed bodies are never rewritten
+        assert {row[4] for row in after} == {SCHEMA_V1}
+        for record in outbox.records():
+            validate(record)  # a v1 body stays valid against v1
+        new = add(outbox)
+        assert new["schema"] == SCHEMA_ID
+        assert outbox.rows("SELECT record_schema FROM records WHERE seq = ?", (new["seq"],)) == [(SCHEMA_ID,)]
+    finally:
+        outbox.close()

@@ -222,6 +222,7 @@ def test_records_verify_audits_every_stored_signature(
                 "t",
                 "t",
                 dumps(body),
+                body["schema"],
             )
             store.insert_many(cur, [row])
     store.close()

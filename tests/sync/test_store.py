@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from prescreen.config import StationConfig, SyncConfig
+from prescreen.errors import ConfigError
 from prescreen.outbox import Outbox
-from prescreen.records import dumps
+from prescreen.records import dumps, validate
 from prescreen.signing import DeviceKey, TrustStore
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
-from prescreen.sync.store import Filters, PostgresStore, SqliteStore, Store, open_store
+from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
 from prescreen.sync.uplink import Uplink, batch_payload
 from record_fixtures import record
 
@@ -39,6 +42,7 @@ def _store_rows(store: Store, rows: list[tuple[str, int, str]]) -> None:
                 body["created_at"],
                 body["created_at"],
                 dumps(body),
+                body["schema"],
             )
         )
     with store.transaction() as cur:
@@ -159,3 +163,99 @@ def test_records_cli_exports_queries_and_reports_gaps(
     assert len(rows) == 4
     assert main(["records", "gaps", "--db", db, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["gaps"][0]["first_missing"] == 3
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+# The receiver store's tables exactly as a v1 receiver created them (receiver-v1.db was written by
+# that receiver: 8 records of the outbox-v1.db fixture), for the PostgreSQL upgrade test.
+_V1_TABLES = (
+    "CREATE TABLE records (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, site_id TEXT NOT NULL, "
+    "seq BIGINT NOT NULL, kind TEXT NOT NULL, verdict TEXT, tracking_number TEXT, created_at TEXT NOT NULL, "
+    "received_at TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE stats (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+)
+
+
+def _v1_rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with sqlite3.connect(FIXTURES / "receiver-v1.db") as conn:
+        records = conn.execute(
+            "SELECT record_id, device_id, site_id, seq, kind, verdict, tracking_number, created_at, "
+            "received_at, body FROM records ORDER BY seq"
+        ).fetchall()
+        stats = conn.execute("SELECT key, value FROM stats").fetchall()
+    return records, stats
+
+
+def _check_upgraded(store: Store, v1_records: list[tuple[object, ...]], v1_stats: dict[str, int]) -> None:
+    assert store.schema_version() == STORE_VERSION == 2
+    rows = store.query(Filters())
+    assert [(r["record_id"], r["body"]) for r in rows] == [(r[0], r[9]) for r in v1_records]  # nothing lost
+    assert {r["record_schema"] for r in rows} == {"prescreen.record/v1"}
+    for row in rows:
+        validate(json.loads(row["body"]))  # still valid against the schema they name
+    assert {k: v for k, v in store.stats().items() if k in v1_stats} == v1_stats
+    new = record(9, "station-07")
+    new["site_id"] = "site-01"
+    assert new["schema"] == "prescreen.record/v2"
+    with store.transaction() as cur:
+        assert (
+            store.insert_many(
+                cur,
+                [
+                    (
+                        new["record_id"],
+                        "station-07",
+                        "site-01",
+                        9,
+                        "verdict",
+                        "CLEAR",
+                        None,
+                        new["created_at"],
+                        new["created_at"],
+                        dumps(new),
+                        new["schema"],
+                    )
+                ],
+            )
+            == 1
+        )
+    assert [r["record_schema"] for r in store.query(Filters(device_id="station-07"))][-1] == new["schema"]
+
+
+def test_a_v1_sqlite_receiver_store_upgrades_with_nothing_lost(tmp_path: Path) -> None:
+    v1_records, v1_stats = _v1_rows()
+    db = tmp_path / "receiver.db"
+    shutil.copy(FIXTURES / "receiver-v1.db", db)
+    store = open_store(db)
+    try:
+        _check_upgraded(store, v1_records, dict(v1_stats))
+    finally:
+        store.close()
+    reopened = open_store(db)  # a second start migrates nothing again
+    try:
+        assert reopened.schema_version() == 2
+        assert reopened.count() == len(v1_records) + 1
+    finally:
+        reopened.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE store_meta SET value = '9' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError, match="newer than this receiver"):
+        open_store(db)
+
+
+def test_a_v1_postgres_receiver_store_upgrades_with_nothing_lost(pg_url: str) -> None:
+    import psycopg
+
+    v1_records, v1_stats = _v1_rows()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in _V1_TABLES:
+            conn.execute(statement)
+        for row in v1_records:
+            conn.execute(f"INSERT INTO records VALUES ({', '.join(['%s'] * 10)})", row)
+        for key, value in v1_stats:
+            conn.execute("INSERT INTO stats VALUES (%s, %s)", (key, value))
+    store = open_store(pg_url)
+    try:
+        _check_upgraded(store, v1_records, dict(v1_stats))
+    finally:
+        store.close()
