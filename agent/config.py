@@ -8,6 +8,7 @@ at 3 a.m. Environment variables ``PRESCREEN__SECTION__KEY`` override the file (f
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -15,7 +16,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prescreen.errors import ConfigError
 
@@ -25,16 +26,122 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 ENV_PREFIX = "PRESCREEN__"
+LEVELS = ("debug", "info", "warning", "error")
+# Ids travel in MQTT topics and records: no wildcards, separators or spaces (the record schema's rule).
+ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 
 
 @dataclasses.dataclass(frozen=True)
-class StationConfig:
+class Bounds:
+    """What one setting's value must be beyond its type: in a range, one of a list, or a pattern.
+
+    Why on the field and not in the code that uses it: the config file, the environment and a
+    remote settings message from customs all pass the same check in one place, so a value refused
+    in the file cannot arrive by the downlink (or be loaded again after a restart).
+    Every number must also be finite, whether or not it has bounds.
+    """
+
+    min: float | None = None  # inclusive
+    max: float | None = None  # inclusive
+    above: float | None = None  # exclusive lower bound (a timeout of 0 is no timeout)
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value`` (of the right type already), or None."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return "a finite number"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.above is not None and not value > self.above:
+                high = "" if self.max is None else f" and at most {self.max:g}"
+                return f"above {self.above:g}{high}"
+            if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+                low = "" if self.min is None else f"at least {self.min:g}"
+                high = "" if self.max is None else f"at most {self.max:g}"
+                return " and ".join(p for p in (low, high) if p)
+        if isinstance(value, str):
+            if self.choices and value not in self.choices:
+                return "one of " + ", ".join(self.choices)
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return f"a string matching {self.pattern}"
+        return None
+
+
+_NO_BOUNDS = Bounds()
+
+
+def bounded(default: Any, **bounds: Any) -> Any:
+    """A dataclass field with :class:`Bounds` (``bounded(15.0, min=0, max=100)``)."""
+    return dataclasses.field(default=default, metadata={"bounds": Bounds(**bounds)})
+
+
+def bounds_of(section: type[Section], key: str) -> Bounds:
+    """The bounds of ``section.key`` (none beyond finiteness when the field declares none)."""
+    for field in dataclasses.fields(section):
+        if field.name == key:
+            found: Bounds = field.metadata.get("bounds", _NO_BOUNDS)
+            return found
+    raise ConfigError(f"unknown key '{section.SECTION}.{key}'")
+
+
+def check_value(section: type[Section], key: str, value: object) -> Any:
+    """``value`` as ``section.key`` holds it (an integer where a number is expected becomes a float),
+    or an error if it is of the wrong type or outside the field's bounds. The one check for the
+    file, the environment and the downlink.
+
+    Raises:
+        ConfigError: names the key, what it must be, and what it got.
+    """
+    tp = typing.get_type_hints(section).get(key)
+    if tp is None or key == "SECTION":
+        raise ConfigError(f"unknown key '{section.SECTION}.{key}'")
+    if not _accepts(tp, value):
+        raise ConfigError(
+            f"'{section.SECTION}.{key}' must be {_describe(tp)}, got {type(value).__name__} {value!r}"
+        )
+    if tp is float:
+        value = float(value)  # type: ignore[arg-type]  # _accepts let only int and float through
+    problem = bounds_of(section, key).problem(value)
+    if problem is not None:
+        raise ConfigError(f"'{section.SECTION}.{key}' must be {problem}, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A config section: every value checked against its field's bounds whenever one is made.
+
+    Checking in ``__post_init__`` means ``dataclasses.replace`` (the downlink, the demo) passes the
+    same rules as the file; :meth:`relations` adds rules between keys of one section.
+    """
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            problem = bounds_of(type(self), field.name).problem(value)
+            if problem is not None:
+                raise ConfigError(f"'{self.SECTION}.{field.name}' must be {problem}, got {value!r}")
+        problem = self.relations()
+        if problem is not None:
+            raise ConfigError(f"[{self.SECTION}]: {problem}")
+
+    def relations(self) -> str | None:
+        """What is wrong between this section's keys, or None (override per section)."""
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class StationConfig(Section):
     """Who this station is; ids travel in every record and MQTT topic."""
 
-    device_id: str = "station-01"
-    site_id: str = "site-01"
+    SECTION: ClassVar[str] = "station"
+
+    device_id: str = bounded("station-01", pattern=ID_PATTERN)
+    site_id: str = bounded("site-01", pattern=ID_PATTERN)
     filer_code: str = "DEMO"
-    weight_timeout_s: float = 10.0
+    weight_timeout_s: float = bounded(10.0, above=0, max=600)
     # A scan starting with this confirms the oldest unconfirmed HOLD went onto the hold shelf.
     shelf_label_prefix: str = "SHELF-"
     # Ed25519 key every record is signed with; created on first start. Empty: device.key next to
@@ -43,34 +150,38 @@ class StationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScannerConfig:
+class ScannerConfig(Section):
     """Barcode scanner port; ``url`` is a path, a pyserial URL, ``sim://scanner`` or ``sim://ssi``.
 
     ``protocol`` is ``line`` (one scan per line, ``suffix`` any/cr/lf/crlf/tab) or ``ssi`` (Zebra
     packet mode: ACKed scans, and a distinct HOLD beep and red LED on the scanner itself).
     """
 
+    SECTION: ClassVar[str] = "scanner"
+
     url: str = "/dev/ttyACM0"
     protocol: str = "line"
-    baudrate: int = 9600
-    suffix: str = "any"
+    baudrate: int = bounded(9600, min=300, max=4_000_000)
+    suffix: str = bounded("any", choices=("any", "cr", "lf", "crlf", "tab"))
 
 
 @dataclasses.dataclass(frozen=True)
-class ScaleConfig:
+class ScaleConfig(Section):
     """Shipping scale port, protocol and settle rule (N readings within tolerance over T ms)."""
+
+    SECTION: ClassVar[str] = "scale"
 
     url: str = "/dev/ttyUSB0"
     protocol: str = "mt-sics"
-    baudrate: int | None = None
-    poll_interval_ms: int = 50
-    settle_readings: int = 3
-    settle_tolerance_g: int = 5
-    settle_ms: int = 100
+    baudrate: int | None = bounded(None, min=300, max=4_000_000)
+    poll_interval_ms: int = bounded(50, min=1, max=10_000)
+    settle_readings: int = bounded(3, min=1, max=100)
+    settle_tolerance_g: int = bounded(5, min=0, max=100_000)
+    settle_ms: int = bounded(100, min=0, max=60_000)
 
 
 @dataclasses.dataclass(frozen=True)
-class OrdersConfig:
+class OrdersConfig(Section):
     """Where order data comes from: a file export (CSV/NDJSON) or the WMS over HTTP.
 
     For ``source = "wms"``: ``url`` is a template with ``{tracking}``; the operator never waits
@@ -80,24 +191,26 @@ class OrdersConfig:
     (``PRESCREEN__ORDERS__AUTH_TOKEN``) so it never sits in a world-readable file.
     """
 
-    source: str = "file"
+    SECTION: ClassVar[str] = "orders"
+
+    source: str = bounded("file", choices=("file", "wms"))
     path: str = "orders.ndjson"
     url: str = ""
-    budget_ms: int = 300
+    budget_ms: int = bounded(300, min=1, max=60_000)
     auth_header: str = "Authorization"
     auth_token: str = ""
-    connect_timeout_ms: int = 500
-    read_timeout_ms: int = 3000
-    retries: int = 2
-    backoff_ms: int = 100
+    connect_timeout_ms: int = bounded(500, min=1, max=60_000)
+    read_timeout_ms: int = bounded(3000, min=1, max=600_000)
+    retries: int = bounded(2, min=0, max=10)
+    backoff_ms: int = bounded(100, min=0, max=60_000)
     prefetch_url: str = ""
-    prefetch_every_s: float = 30.0
+    prefetch_every_s: float = bounded(30.0, above=0, max=86_400)
     cache_path: str = ""
-    cache_ttl_s: int = 86400
+    cache_ttl_s: int = bounded(86400, min=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class OutboxConfig:
+class OutboxConfig(Section):
     """Durable SQLite outbox: location, limits, retention (see ``housekeeping.py``).
 
     Acked records are pruned after ``retention_days``; the personal data of private persons in
@@ -105,17 +218,19 @@ class OutboxConfig:
     ``min_free_mb`` acked records go first; pending ones are never dropped (an alarm is raised).
     """
 
+    SECTION: ClassVar[str] = "outbox"
+
     path: str = "/var/lib/prescreen/outbox.db"
-    min_free_mb: int = 100
-    max_rows: int = 2_000_000
-    max_mb: int = 2048
-    retention_days: float = 30.0
-    pii_days: float = 7.0
-    housekeeping_s: float = 60.0
+    min_free_mb: int = bounded(100, min=0)
+    max_rows: int = bounded(2_000_000, min=1)
+    max_mb: int = bounded(2048, min=1)
+    retention_days: float = bounded(30.0, min=0)
+    pii_days: float = bounded(7.0, min=0)
+    housekeeping_s: float = bounded(60.0, above=0, max=86_400)
 
 
 @dataclasses.dataclass(frozen=True)
-class SyncConfig:
+class SyncConfig(Section):
     """MQTT uplink: broker address, security, batching and the in-flight window.
 
     ``cafile`` turns on TLS with server verification, ``certfile``/``keyfile`` add the station's
@@ -124,19 +239,21 @@ class SyncConfig:
     exponentially with jitter up to ``reconnect_max_s``.
     """
 
+    SECTION: ClassVar[str] = "sync"
+
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = bounded(1883, min=1, max=65_535)
     topic_prefix: str = "prescreen/v1"
-    batch_size: int = 200
-    batch_age_ms: int = 50
-    inflight_batches: int = 4
-    ack_timeout_s: float = 10.0
-    keepalive_s: int = 30
-    reconnect_max_s: float = 1.5
+    batch_size: int = bounded(200, min=1, max=10_000)
+    batch_age_ms: int = bounded(50, min=0, max=60_000)
+    inflight_batches: int = bounded(4, min=1, max=64)
+    ack_timeout_s: float = bounded(10.0, above=0, max=3600)
+    keepalive_s: int = bounded(30, min=1, max=3600)
+    reconnect_max_s: float = bounded(1.5, above=0, max=3600)
     # zlib-compress batches of at least compress_min_bytes: pays on a slow or metered link (about
     # 11x smaller), costs CPU on a fast one (see the README's performance section).
     compress: bool = False
-    compress_min_bytes: int = 4096
+    compress_min_bytes: int = bounded(4096, min=0)
     # Ed25519 public key (base64) that signs model-update manifests; empty: updates refused.
     update_key: str = ""
     cafile: str = ""
@@ -147,31 +264,42 @@ class SyncConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScreeningConfig:
+class ScreeningConfig(Section):
     """Thresholds for rules and model; every number here is a documented heuristic."""
 
-    weight_tolerance_pct: float = 15.0
-    weight_tolerance_g: int = 100
-    review_score: float = 0.5
-    hold_score: float = 0.85
-    split_window_s: int = 3600
-    split_max_parcels: int = 3
+    SECTION: ClassVar[str] = "screening"
+
+    weight_tolerance_pct: float = bounded(15.0, min=0, max=100)
+    weight_tolerance_g: int = bounded(100, min=0, max=100_000)
+    review_score: float = bounded(0.5, above=0, max=1)
+    hold_score: float = bounded(0.85, above=0, max=1)
+    split_window_s: int = bounded(3600, min=0, max=7 * 86_400)
+    split_max_parcels: int = bounded(3, min=1, max=1000)
     model_path: str = ""
     use_model: bool = True
 
+    def relations(self) -> str | None:
+        """A review line above the hold line would hold what it never reviewed."""
+        if self.review_score > self.hold_score:
+            return f"review_score ({self.review_score}) must not be above hold_score ({self.hold_score})"
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
-class HttpConfig:
+class HttpConfig(Section):
     """The agent's local HTTP endpoint: /metrics (Prometheus), /healthz, /status, station page.
 
     Bound to localhost by default: the station page and metrics carry parcel data and are for the
     bench screen and a local Prometheus agent. ``port = 0`` picks a free port (tests, demo).
     """
 
+    SECTION: ClassVar[str] = "http"
+
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 9108
-    language: str = "en"  # of the station page: en or es (a page can ask for ?lang=es)
+    port: int = bounded(9108, min=0, max=65_535)
+    # Of the station page (a page can ask for ?lang=es).
+    language: str = bounded("en", choices=("en", "es"))
 
     def url(self, path: str) -> str:
         """Where the CLI reaches the running agent's ``path`` (``/status``, ``/api/correct``)."""
@@ -179,10 +307,12 @@ class HttpConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LoggingConfig:
+class LoggingConfig(Section):
     """Log level for the key=value log lines."""
 
-    level: str = "info"
+    SECTION: ClassVar[str] = "logging"
+
+    level: str = bounded("info", choices=LEVELS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +376,7 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
     return None
 
 
-def _build(cls: type[Any], raw: Mapping[str, Any], where: str, text: str, section: str) -> Any:
-    hints = typing.get_type_hints(cls)
+def _build(cls: type[Section], raw: Mapping[str, Any], where: str, text: str, section: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -257,13 +386,14 @@ def _build(cls: type[Any], raw: Mapping[str, Any], where: str, text: str, sectio
             raise ConfigError(
                 f"{at}: unknown key '{section}.{key}' (expected one of: {', '.join(sorted(names))})"
             )
-        tp = hints[key]
-        if not _accepts(tp, value):
-            raise ConfigError(
-                f"{at}: '{section}.{key}' must be {_describe(tp)}, got {type(value).__name__} {value!r}"
-            )
-        values[key] = float(value) if tp is float else value
-    return cls(**values)
+        try:
+            values[key] = check_value(cls, key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{at}: {exc}") from None
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # a rule between keys
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -28,13 +28,15 @@ from prescreen.orders import ORDER_UNAVAILABLE, Order, OrderSource, to_record
 from prescreen.outbox import Outbox
 from prescreen.outcomes import outcome_record
 from prescreen.records import Record, envelope, kg
-from prescreen.rules import CartonFacts, ParcelFacts
+from prescreen.rules import CartonFacts, Finding, ParcelFacts
 from prescreen.screening import Screener, Screening
 
 log = logging.getLogger("prescreen.station")
 
 HEARTBEAT_SLICE_S = 0.2  # the longest the station loop goes without a heartbeat
 _MAX_INCOMPLETE = 1000  # parcels remembered while their late order is awaited
+# The finding of a parcel the agent failed to screen (a bug, a broken model): a person looks at it.
+INTERNAL_ERROR = "INTERNAL_ERROR"
 _CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express", "dhl": "express"}
 
 
@@ -116,9 +118,12 @@ class Station:
         while not stop.is_set():
             self.heartbeat = time.monotonic()
             scan = self.scanner.read_code(timeout=0.1)
-            if scan is not None:
-                self.handle(scan)
-            self.complete_late_orders()
+            try:
+                if scan is not None:
+                    self.handle(scan)
+                self.complete_late_orders()
+            except Exception:  # the last guard: one bad parcel never stops the station (or the downlink)
+                log.exception("station turn failed, going on", extra={"scan": scan.raw if scan else None})
             self._run_tasks()
 
     def submit(self, task: Callable[[], StationEvent]) -> Future[StationEvent]:
@@ -181,7 +186,22 @@ class Station:
 
     def _notify(self, event: StationEvent) -> None:
         for listener in self.listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a broken display must not stop screening; the record is committed
+                log.exception("station listener failed", extra={"event": event.kind, "scan": event.scan})
+
+    def _screen(self, facts: ParcelFacts) -> Screening:
+        """Screen one parcel; a failure inside screening (a bug, a broken model) sends this parcel
+        to REVIEW with an internal-error finding instead of stopping the station for every parcel."""
+        try:
+            return self.screener.screen(facts)
+        except Exception as exc:
+            log.exception(
+                "screening failed, parcel sent to review",
+                extra={"tracking": facts.barcode.tracking_number, "error": type(exc).__name__},
+            )
+            return internal_error(exc)
 
     def complete_late_orders(self) -> list[StationEvent]:
         """Re-screen parcels whose order arrived after the budget and commit completed records.
@@ -196,7 +216,7 @@ class Station:
                 continue
             facts, first, inside = pending
             facts = dataclasses.replace(facts, order=order, order_problem=None)
-            screening = self.screener.screen(facts)
+            screening = self._screen(facts)
             supersedes = {"record_id": first["record_id"], "reason": "order_arrived"}
             event = self._commit(
                 first["parcel"]["barcode"]["raw"],
@@ -219,11 +239,16 @@ class Station:
             self._notify(event)
             return event
         barcode = decode(scan.raw)
-        carton_order = self._carton_order(barcode)
-        if carton_order is not None and (self._carton is None or self._carton.carton_id != barcode.sscc):
-            event = self._open_carton(scan, barcode, carton_order)
-        else:
-            event = self._screen_parcel(scan, barcode, closing=carton_order is not None)
+        try:
+            carton_order = self._carton_order(barcode)
+            if carton_order is not None and (self._carton is None or self._carton.carton_id != barcode.sscc):
+                event = self._open_carton(scan, barcode, carton_order)
+            else:
+                event = self._screen_parcel(scan, barcode, closing=carton_order is not None)
+        except Exception as exc:  # e.g. an order source that fails in a way nobody foresaw
+            log.exception("parcel not screened, sent to review", extra={"scan": scan.raw})
+            facts = ParcelFacts(barcode=barcode, weight_kg=None, order=None, order_problem=None)
+            event = self._commit(scan.raw, facts, internal_error(exc), None, start=scan.at)
         self._notify(event)
         return event
 
@@ -325,7 +350,7 @@ class Station:
             consignee_recent=self._consignee_recent(order, time.monotonic()),
             watchlisted=self.holds.get(tracking) if tracking else None,
         )
-        screening = self.screener.screen(facts)
+        screening = self._screen(facts)
         event = self._commit(scan.raw, facts, screening, inside, start=start)
         if event.record is not None and screening.verdict == "HOLD":
             self.awaiting_shelf[event.record["record_id"]] = tracking
@@ -379,6 +404,16 @@ class Station:
             },
         )
         return StationEvent("verdict", raw, record, latency_ms)
+
+
+def internal_error(exc: BaseException) -> Screening:
+    """The screening of a parcel the agent failed to screen: REVIEW, saying so (never CLEAR)."""
+    finding = Finding(
+        INTERNAL_ERROR,
+        "review",
+        f"The agent could not screen this parcel ({type(exc).__name__}): check it by hand.",
+    )
+    return Screening("REVIEW", None, None, (finding,))
 
 
 def verdict_record(

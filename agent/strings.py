@@ -182,6 +182,10 @@ REASONS: dict[str, dict[str, str]] = {
         "es": "Modelo de riesgo: parece inusual, revíselo.",
     },
     "MODEL_HIGH_RISK": {"en": "Risk model: high risk.", "es": "Modelo de riesgo: riesgo alto."},
+    "INTERNAL_ERROR": {
+        "en": "The agent could not screen this parcel: check it by hand.",
+        "es": "El agente no pudo revisar este paquete: revíselo a mano.",
+    },
 }
 
 
@@ -384,6 +388,7 @@ NOT_SELLER_FINDINGS = frozenset(
         "MODEL_HIGH_RISK",
         "MODEL_ELEVATED_RISK",
         "MODEL_UNAVAILABLE",
+        "INTERNAL_ERROR",
     }
 )
 

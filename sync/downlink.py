@@ -25,7 +25,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import SyncError
+from prescreen.config import ScreeningConfig, check_value
+from prescreen.errors import ConfigError, SyncError
 from prescreen.outbox import Statement
 from prescreen.records import Record, envelope, utc_now
 from prescreen.screening import Screener
@@ -43,15 +44,16 @@ PARCEL_HOLDS = {
     "dnl": "DO NOT LOAD: isolate the parcel and follow the emergency protocol",
 }
 TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model")
-# Screening settings the customs side may change remotely (never paths, devices or credentials).
-REMOTE_SETTINGS = {
-    "review_score": float,
-    "hold_score": float,
-    "weight_tolerance_pct": float,
-    "weight_tolerance_g": int,
-    "split_window_s": int,
-    "split_max_parcels": int,
-}
+# Screening settings the customs side may change remotely (never paths, devices or credentials);
+# each value passes the same type and bounds check as in the config file (config.check_value).
+REMOTE_SETTINGS = (
+    "review_score",
+    "hold_score",
+    "weight_tolerance_pct",
+    "weight_tolerance_g",
+    "split_window_s",
+    "split_max_parcels",
+)
 
 
 _SET_HOLD = (  # a newer hold on a tracking number replaces the older one
@@ -140,11 +142,22 @@ class Downlink:
         self.station.holds.update(holds)
 
     def _load_screening(self) -> None:
-        """Apply the screening settings saved from the customs side, if any."""
+        """Apply the screening settings saved from the customs side, if any.
+
+        They are checked again on load (a value saved by an older version, or edited in the
+        database, gets no pass): if refused, the configured settings stay and one line says why.
+        """
         values = self._setting("screening")
-        if values is not None:
-            config = dataclasses.replace(self.station.screener.config, **json.loads(values))
-            self.station.screener = Screener(config, self.station.screener.model)
+        if values is None:
+            return
+        try:
+            config = self._screening_config(json.loads(values))
+        except (DownlinkError, ValueError) as exc:
+            log.error(
+                "saved screening settings refused, using the configured ones", extra={"reason": str(exc)}
+            )
+            return
+        self.station.screener = Screener(config, self.station.screener.model)
 
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
@@ -329,10 +342,11 @@ class Downlink:
                 None,
                 [(sql, (message["message_id"], now, record_id, seller, text))],
             )
-        settings = self._screening_settings(message.get("settings"))
-        merged = {**self._current_screening(), **settings}
+        config = self._screening_config(message.get("settings"))
+        changed = sorted(message["settings"])  # a dict: _screening_config checked it
+        merged = {k: getattr(config, k) for k in REMOTE_SETTINGS}
         return (
-            "screening settings: " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
+            "screening settings: " + ", ".join(f"{k}={merged[k]}" for k in changed),
             None,
             None,
             [
@@ -343,24 +357,19 @@ class Downlink:
             ],
         )
 
-    def _screening_settings(self, settings: Any) -> dict[str, Any]:
+    def _screening_config(self, settings: Any) -> ScreeningConfig:
+        """The running screening config with ``settings`` applied, each value checked like the
+        config file's and the rules between them too, or why they are refused."""
         if not isinstance(settings, dict) or not settings:
             raise DownlinkError("config needs a settings object")
         unknown = set(settings) - set(REMOTE_SETTINGS)
         if unknown:
             raise DownlinkError(f"settings not changeable remotely: {', '.join(sorted(unknown))}")
         try:
-            parsed = {k: REMOTE_SETTINGS[k](v) for k, v in settings.items()}
-        except (TypeError, ValueError) as exc:
+            parsed = {k: check_value(ScreeningConfig, k, v) for k, v in settings.items()}
+            return dataclasses.replace(self.station.screener.config, **parsed)  # rules between keys
+        except ConfigError as exc:
             raise DownlinkError(f"bad setting value: {exc}") from None
-        merged = {**self._current_screening(), **parsed}
-        if not 0 < merged["review_score"] <= merged["hold_score"] <= 1:
-            raise DownlinkError("need 0 < review_score <= hold_score <= 1")
-        return parsed
-
-    def _current_screening(self) -> dict[str, Any]:
-        current = self.station.screener.config
-        return {k: getattr(current, k) for k in REMOTE_SETTINGS}
 
     def _swap_model(self, model: Any) -> None:
         self.station.screener = Screener(self.station.screener.config, model)

@@ -83,3 +83,46 @@ def test_environment_overrides_file() -> None:
 def test_environment_override_is_validated_too() -> None:
     with pytest.raises(ConfigError, match=r"'sync\.port' must be an integer"):
         config.parse(GOOD, environ={"PRESCREEN__SYNC__PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[screening]\nweight_tolerance_pct = nan\n", r"<config>:2: 'screening.weight_tolerance_pct' must"),
+        ("[screening]\nweight_tolerance_pct = inf\n", r"'screening.weight_tolerance_pct' must be a finite"),
+        ("[screening]\nweight_tolerance_pct = 1e9\n", r"pct' must be at least 0 and at most 100"),
+        ("[screening]\nreview_score = 0\n", r"'screening.review_score' must be above 0"),
+        ("[sync]\nport = 70000\n", r"'sync.port' must be at least 1 and at most 65535, got 70000"),
+        ("[sync]\nack_timeout_s = 0\n", r"'sync.ack_timeout_s' must be above 0"),
+        ("[logging]\nlevel = 'loud'\n", r"'logging.level' must be one of debug, info, warning, error"),
+        ("[station]\ndevice_id = 'station/+'\n", r"'station.device_id' must be a string matching"),
+    ],
+)
+def test_values_out_of_bounds_are_refused_with_the_rule(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        config.parse(text, environ={})
+
+
+def test_rules_between_keys_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"review_score \(0.9\) must not be above hold_score \(0.5\)"):
+        config.parse("[screening]\nreview_score = 0.9\nhold_score = 0.5\n", environ={})
+
+
+def test_the_environment_gets_no_pass() -> None:
+    with pytest.raises(ConfigError, match=r"'screening\.weight_tolerance_pct' must be a finite number"):
+        config.parse("", environ={"PRESCREEN__SCREENING__WEIGHT_TOLERANCE_PCT": "nan"})
+
+
+def test_a_section_made_in_code_passes_the_same_rules() -> None:
+    """dataclasses.replace (the downlink, the demo) cannot make what the file may not say."""
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        config.replace(config.Config(), "screening", weight_tolerance_pct=float("nan"))
+
+
+def test_check_value_types_and_bounds_one_value() -> None:
+    assert config.check_value(config.ScreeningConfig, "weight_tolerance_g", 250) == 250
+    assert config.check_value(config.ScreeningConfig, "hold_score", 1) == 1.0
+    with pytest.raises(ConfigError, match="must be a number, got str"):
+        config.check_value(config.ScreeningConfig, "hold_score", "0.9")
+    with pytest.raises(ConfigError, match=r"unknown key 'screening\.nope'"):
+        config.check_value(config.ScreeningConfig, "nope", 1)

@@ -11,7 +11,7 @@ AGENT = Path(strings.__file__).resolve().parent
 
 
 def test_every_reason_code_the_rules_emit_has_words_in_every_language() -> None:
-    source = (AGENT / "rules.py").read_text() + (AGENT / "screening.py").read_text()
+    source = "".join((AGENT / name).read_text() for name in ("rules.py", "screening.py", "station.py"))
     codes = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))
     codes.discard("CHECK_DIGIT_FAILED")  # the barcode's reason, reported as BARCODE_CHECK_FAILED
     assert len(codes) > 30
@@ -47,7 +47,7 @@ def test_weight_reason_uses_the_parcels_own_figures() -> None:
 
 
 def _rule_codes() -> set[str]:
-    source = (AGENT / "rules.py").read_text() + (AGENT / "screening.py").read_text()
+    source = "".join((AGENT / name).read_text() for name in ("rules.py", "screening.py", "station.py"))
     codes = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))
     codes.discard("CHECK_DIGIT_FAILED")
     return codes

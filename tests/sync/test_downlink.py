@@ -141,7 +141,7 @@ def test_config_changes_screening_and_survives_a_restart(bench: tuple[DemoStatio
     station, _ = bench
     assert station.agent is not None
     agent = station.agent
-    ack = station.send(new_message("config", settings={"review_score": "0.3", "split_max_parcels": 5}))
+    ack = station.send(new_message("config", settings={"review_score": 0.3, "split_max_parcels": 5}))
     assert ack is not None
     assert ack["status"] == "applied"
     assert agent.station.screener.config.review_score == 0.3
