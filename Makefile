@@ -10,7 +10,7 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench chaos clean
+.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ $(STAMP312): pyproject.toml
 ## The model tests again on Python 3.12, where the runtime is ai-edge-litert.
 pytest-py312: $(STAMP312)
 	$(VENV312)/bin/pytest -q tests/models
+
+## Refresh the station page screenshots in docs/screenshots/ (tests write them to a temp folder).
+screenshots: system-deps $(STAMP)
+	PRESCREEN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/test_station_page.py
 
 ## Every performance figure against ../shared/docs/targets.md; writes bench-results.json (~4 min).
 bench: system-deps $(STAMP)

@@ -34,17 +34,19 @@ from prescreen.outbox import Outbox
 from prescreen.records import epoch_s
 from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
+from prescreen.simbench import SimBench, Step, parse_script, script_of
 from prescreen.station import Station, StationEvent
 from prescreen.sync.downlink import Downlink
 from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
-from prescreen.webserver import LocalServer, json_response
+from prescreen.webserver import LocalServer, PostRoute, Route, json_response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
 HEARTBEAT_STALE_S = 5.0
 HEALTH_TICK_S = 1.0  # how often conditions are evaluated (and their changes logged)
 SWITCH_INTERVAL_S = 0.0005
+SIM_ANSWER_SLACK_S = 5.0  # POST /sim/scan waits up to weight_timeout_s + this for the verdict
 
 
 def load_model(config: Config) -> RiskModel | None:
@@ -126,8 +128,11 @@ class Agent:
             confirm=self.station.request_hold_confirmation,
         )
         self.station.listeners.append(self.display.on_event)
+        self._sim_script: tuple[list[Step], str] | None = None
+        self.sim = self._sim_bench()
         self.http: LocalServer | None = None
         if config.http.enabled:
+            sim_get, sim_post = self._sim_routes()
             self.http = LocalServer(
                 config.http.host,
                 config.http.port,
@@ -137,8 +142,9 @@ class Agent:
                     "/livez": self._livez,
                     "/status": lambda: json_response(self.status()),
                     **self.display.routes(),
+                    **sim_get,
                 },
-                {**self.display.post_routes(), **ComplianceApi(self.station).post_routes()},
+                {**self.display.post_routes(), **ComplianceApi(self.station).post_routes(), **sim_post},
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
@@ -153,6 +159,29 @@ class Agent:
         self.health = Health(log_every_s=config.health.log_every_s)
         self._watch_health()
         self._health_thread = threading.Thread(target=self._tick_health, name="health", daemon=True)
+
+    def _sim_bench(self) -> SimBench | None:
+        """The simulated devices' controls (None with real devices); reads a ``?script=`` now, so a
+        bad script stops the start like any bad config."""
+        if self.scanner.simulator is None and self.scale.simulator is None:
+            return None
+        bench = SimBench(self.scanner.simulator, self.scale.simulator)
+        self.station.listeners.append(bench.on_event)
+        for url in (self.config.scanner.url, self.config.scale.url):
+            path = script_of(url)
+            if path is not None:
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(f"{url}: cannot read the sim script: {exc}") from None
+                self._sim_script = (parse_script(text, str(path)), str(path))
+        return bench
+
+    def _sim_routes(self) -> tuple[dict[str, Route], dict[str, PostRoute]]:
+        if self.sim is None:
+            return {}, {}
+        wait_s = self.config.station.weight_timeout_s + SIM_ANSWER_SLACK_S
+        return self.sim.routes(), self.sim.post_routes(lambda: wait_s)
 
     @property
     def screener(self) -> Screener:
@@ -316,6 +345,8 @@ class Agent:
         if self.http is not None:
             self.display.start()
             self.http.start()
+        if self.sim is not None and self._sim_script is not None:
+            self.sim.play(*self._sim_script)
         log.info(
             "agent started",
             extra={
@@ -329,6 +360,8 @@ class Agent:
     def stop(self) -> None:
         """Stop scanning, then sync, then close devices and the outbox."""
         self._stop.set()
+        if self.sim is not None:
+            self.sim.stop()
         self._thread.join(timeout=5)
         for thread in (self._housekeeper, self._health_thread):
             if thread.is_alive():

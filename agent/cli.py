@@ -20,6 +20,7 @@ from prescreen import logs, scorecard
 from prescreen._version import __version__
 from prescreen.cli_compliance import add_compliance_commands
 from prescreen.cli_receiver import add_receiver_commands
+from prescreen.cli_sim import add_sim_commands
 from prescreen.errors import PrescreenError
 
 EXIT_FAILURE = 1
@@ -420,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_receiver_commands(sub)
     add_compliance_commands(sub)
+    add_sim_commands(sub)
 
     _add_operations(sub)
 

@@ -43,6 +43,13 @@ UI: dict[str, dict[str, str]] = {
         "carton": "Master carton open: scan each parcel inside, then the master label again.",
         "late_hold": "Find this parcel and take it off the outgoing cart: put it on the hold shelf.",
         "no_reasons": "All checks passed.",
+        "health": "Station",
+        "health_ok": "OK",
+        "health_degraded": "DEGRADED",
+        "health_down": "DOWN",
+        "sim": "Simulated devices",
+        "sim_scan": "Weigh + scan",
+        "sim_lift": "Lift",
     },
     "es": {
         "title": "Puesto de embalaje",
@@ -73,6 +80,13 @@ UI: dict[str, dict[str, str]] = {
         "carton": "Caja master abierta: escanee cada paquete de dentro y luego otra vez la etiqueta master.",
         "late_hold": "Busque este paquete y sáquelo del carro de salida: póngalo en el estante de retención.",
         "no_reasons": "Todas las comprobaciones correctas.",
+        "health": "Puesto",
+        "health_ok": "OK",
+        "health_degraded": "DEGRADADO",
+        "health_down": "CAÍDO",
+        "sim": "Dispositivos simulados",
+        "sim_scan": "Pesar + escanear",
+        "sim_lift": "Retirar",
     },
 }
 

@@ -17,12 +17,15 @@ import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import serial
 from prescreen.drivers.base import SerialSettings
 from prescreen.drivers.framing import FrameSplitter
 from prescreen.errors import DeviceError, DeviceNotFound
+
+if TYPE_CHECKING:
+    from prescreen.drivers.sim import PtyDevice
 
 log = logging.getLogger("prescreen.drivers")
 
@@ -227,7 +230,7 @@ class PortOwner:
     """
 
     _port: PortReader
-    simulator: object | None = None  # the simulator at the far end, when opened as sim://...
+    simulator: PtyDevice | None = None  # the simulator at the far end, when opened as sim://...
 
     @property
     def url(self) -> str:
@@ -254,8 +257,10 @@ class PortOwner:
         return self
 
     def close(self) -> None:
-        """Stop reading and close the port."""
+        """Stop reading and close the port (and the simulator at its far end, if any)."""
         self._port.stop()
+        if self.simulator is not None:
+            self.simulator.close()
 
     def __enter__(self: _Owner) -> _Owner:
         return self.start()

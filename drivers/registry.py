@@ -73,7 +73,7 @@ def open_scale(
             raise UnsupportedDevice(f"{url}: simulator speaks {name}, config says {protocol}")
         protocol = name
         simulator = ScaleSimulator(scale_protocol(name))
-        url = simulator.port
+        url = simulator.stable_port()
     if protocol is None:
         raise UnsupportedDevice(f"{url}: say which protocol the scale speaks")
     proto = scale_protocol(protocol)
@@ -115,7 +115,7 @@ def open_scanner(
             simulator = ScannerSimulator(suffix=TERMINATORS.get(suffix, (b"\r",))[0])
         else:
             simulator = SsiScannerSimulator()
-        url = simulator.port
+        url = simulator.stable_port()
     scanner: ScannerBase
     if protocol == "line":
         scanner = LineScanner(url, baudrate=baudrate, suffix=suffix)

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import select
+import tempfile
 import threading
 import time
 import tty
@@ -24,27 +25,50 @@ log = logging.getLogger("prescreen.drivers")
 
 
 class PtyDevice:
-    """A pty pair; subclasses answer bytes the host writes in :meth:`on_host_bytes`."""
+    """A pty pair; subclasses answer bytes the host writes in :meth:`on_host_bytes`.
+
+    :meth:`unplug` and :meth:`replug` pull and reconnect the cable: the pty goes away (the driver
+    sees an I/O error, then no device) and a new one appears, reachable at the same
+    :meth:`stable_port` link, as a udev ``/dev/serial/by-id/`` link survives a replug.
+    """
 
     tick_s = 0.1  # how often :meth:`on_tick` runs (streaming devices send on it)
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._lock = threading.Lock()
+        self._link: str | None = None
+        self.plugged = False
+        self._plug()
+
+    def _plug(self) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no CR/LF translation before the driver opens it
         self.port = os.ttyname(self._slave)
+        if self._link is not None:
+            os.symlink(self.port, self._link)
         self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"sim-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"sim-{self.name}", daemon=True)
+        self.plugged = True
         self._thread.start()
 
+    def stable_port(self) -> str:
+        """A path that stays the same across :meth:`replug` (a link to the current pty in a
+        private temporary folder, removed by :meth:`close`)."""
+        if self._link is None:
+            self._link = os.path.join(tempfile.mkdtemp(prefix="prescreen-sim-"), self.name)
+            os.symlink(self.port, self._link)
+        return self._link
+
     def write(self, data: bytes, *, drop_if_full: bool = False) -> None:
-        """Send bytes to the host, as the device would.
+        """Send bytes to the host, as the device would (lost while unplugged).
 
         ``drop_if_full``: a streaming device whose host is not reading loses the bytes (as on a
         real line) instead of blocking its thread on a full pty buffer.
         """
         with self._lock:
+            if not self.plugged:
+                return
             if drop_if_full and not select.select([], [self._master], [], 0)[1]:
                 return
             os.write(self._master, data)
@@ -72,13 +96,30 @@ class PtyDevice:
             if data:
                 self.on_host_bytes(data)
 
-    def close(self) -> None:
-        """Unplug: stop answering and close both ends (the driver sees the device vanish)."""
+    def unplug(self) -> None:
+        """Pull the cable: stop answering and close both ends (the driver sees the device vanish)."""
         self._stop.set()
         self._thread.join(timeout=1)
-        for fd in (self._master, self._slave):
+        with self._lock:
+            self.plugged = False
+            for fd in (self._master, self._slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self._link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._link)
+
+    def replug(self) -> None:
+        """Plug the cable back in: a new pty behind the same :meth:`stable_port` (no-op if plugged)."""
+        if not self.plugged:
+            self._plug()
+
+    def close(self) -> None:
+        """Unplug for good, and remove the :meth:`stable_port` link and its folder."""
+        self.unplug()
+        if self._link is not None:
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.rmdir(os.path.dirname(self._link))
 
     def __enter__(self) -> PtyDevice:
         return self
