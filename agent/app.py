@@ -25,6 +25,7 @@ from prescreen.display import StationDisplay
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
+from prescreen.entry import EntrySettings
 from prescreen.errors import ConfigError, ModelError, SyncError
 from prescreen.health import Health, Level, clock_condition, worst
 from prescreen.housekeeping import Report, housekeep
@@ -88,7 +89,9 @@ class Agent:
         self.orders = order_source(config)
         self.key = DeviceKey.load_or_create(device_key_path(config))
         self.outbox = Outbox(config.outbox.path, signer=self.key)
-        screener = Screener(config.screening, load_model(config))
+        screener = Screener(
+            config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
+        )
         scale_cfg = config.scale
         self.scale: ScaleReader = open_scale(
             scale_cfg.url,

@@ -225,11 +225,12 @@ def cmd_screen(args: argparse.Namespace) -> int:
     """Screen parcel JSON lines from stdin; one verdict JSON line each; exit 1 if a line was bad."""
     from prescreen.app import load_model
     from prescreen.batch import screen_lines
+    from prescreen.entry import EntrySettings
     from prescreen.screening import Screener
 
     logs.configure(args.log_level)
     conf = _screening_config(args)
-    screener = Screener(conf.screening, load_model(conf))
+    screener = Screener(conf.screening, load_model(conf), entry=EntrySettings.from_config(conf.entry))
     bad = 0
     for result in screen_lines(sys.stdin, screener):
         bad += "error" in result

@@ -132,14 +132,45 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     logs.configure("error")
     records, _ = read_outbox(_outbox_path(args))
-    write_records(records, args.format, sys.stdout)
-    return 0
+    return finish_export(
+        write_records(records, args.format, sys.stdout, allow_incomplete=args.allow_incomplete)
+    )
+
+
+def finish_export(result: Any) -> int:
+    """Tell the operator on stderr what an export refused (exit 1) or left out as not its kind."""
+    for refusal in result.refused:
+        print(f"prescreen: refused {refusal}", file=sys.stderr)
+    if result.refused or result.not_applicable:
+        print(
+            f"prescreen: {result.written} rows written, {len(result.refused)} parcels refused as incomplete "
+            f"(--allow-incomplete writes them marked), {result.not_applicable} records not for this format",
+            file=sys.stderr,
+        )
+    return EXIT_FAILURE if result.refused else 0
+
+
+def add_export_options(parser: Any) -> None:
+    """--format and --allow-incomplete, the same for the station's and the receiver's export."""
+    from prescreen.exports import FORMATS
+
+    parser.add_argument(
+        "--format",
+        default="ndjson",
+        choices=FORMATS,
+        help="ndjson/csv: the record schema; us-informal (Type 11), us-formal-lines (Type 01), "
+        "us-mail (Type 13), ics2-ens, pact: mapped per docs/data-mapping.md",
+    )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="write parcels missing mandatory elements too, naming the gaps in the 'incomplete' column",
+    )
 
 
 def add_compliance_commands(sub: Any) -> None:
     """correct, outcome, report sellers and export."""
     from prescreen.compliance import CORRECTABLE
-    from prescreen.exports import FORMATS
     from prescreen.outcomes import OUTCOMES
 
     correct = sub.add_parser(
@@ -184,11 +215,12 @@ def add_compliance_commands(sub: Any) -> None:
     sellers.add_argument("--language", default="en", choices=["en", "es"], help="of the advice to sellers")
     export = sub.add_parser(
         "export",
-        help="export the station's records (NDJSON, CSV, entry or 7+1 mapping)",
-        description="Formats and field tables: docs/data-mapping.md. "
-        "Example: prescreen export --config agent.toml --format ics2",
+        help="export the station's records (NDJSON, CSV, or mapped for a filer)",
+        description="Formats and field tables: docs/data-mapping.md. A parcel missing a mandatory "
+        "element is refused (listed on stderr, exit 1). Example: prescreen export --config agent.toml "
+        "--format us-informal > type11.csv",
     )
-    export.add_argument("--format", default="ndjson", choices=FORMATS)
+    add_export_options(export)
     for each in (sellers, export):
         each.add_argument("--config", help="TOML config file of the agent (finds the outbox)")
         each.add_argument("--outbox", help="outbox file (instead of --config)")

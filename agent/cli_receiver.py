@@ -55,6 +55,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 def cmd_records(args: argparse.Namespace) -> int:
     """Query or export stored records, or report sequence gaps per device."""
+    from prescreen.cli_compliance import finish_export
     from prescreen.exports import write_records
     from prescreen.sync.store import Filters, open_store
 
@@ -84,8 +85,9 @@ def cmd_records(args: argparse.Namespace) -> int:
     finally:
         store.close()
     bodies = [json.loads(row["body"]) for row in rows]
-    write_records(bodies, args.format, sys.stdout)
-    return 0
+    return finish_export(
+        write_records(bodies, args.format, sys.stdout, allow_incomplete=args.allow_incomplete)
+    )
 
 
 def cmd_records_verify(args: argparse.Namespace) -> int:
@@ -214,6 +216,8 @@ def _add_broker_options(parser: argparse.ArgumentParser) -> None:
 
 def add_receiver_commands(sub: Any) -> None:
     """receiver, records, downlink and key."""
+    from prescreen.cli_compliance import add_export_options
+
     receiver = sub.add_parser(
         "receiver",
         help="run the reference receiver (customs side)",
@@ -238,7 +242,7 @@ def add_receiver_commands(sub: Any) -> None:
     what = records.add_subparsers(dest="what", required=True, metavar="WHAT")
     for name, text in (
         ("query", "matching records as NDJSON"),
-        ("export", "matching records as NDJSON or CSV"),
+        ("export", "matching records as NDJSON, CSV or mapped for a filer (docs/data-mapping.md)"),
     ):
         each = what.add_parser(name, help=text, description=f"{text}. Filters combine with AND.")
         each.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
@@ -248,13 +252,7 @@ def add_receiver_commands(sub: Any) -> None:
         each.add_argument("--since", help="created at or after (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
         each.add_argument("--until", help="created before (RFC 3339)")
         each.add_argument("--limit", type=int)
-        each.add_argument(
-            "--format",
-            default="ndjson",
-            choices=["ndjson", "csv", "entry", "entry-csv", "ics2"],
-            help="ndjson/csv: the record schema; entry, ics2: mapped onto the US low-value entry or "
-            "the 7+1 pre-loading data elements (docs/data-mapping.md)",
-        )
+        add_export_options(each)
         each.set_defaults(func=cmd_records)
     verify = what.add_parser(
         "verify",

@@ -134,6 +134,8 @@ def correct(
             screening,
             carton_id=parcel.get("master_carton_id"),
             supersedes=supersedes,
+            entry=station.screener.entry,
+            parcel_entry=parcel,  # the network and the bills are not the order data corrected
         )
     )
     log.info(

@@ -285,6 +285,51 @@ class ScreeningConfig(Section):
         return None
 
 
+CHANNELS = ("postal", "express", "cargo")
+
+
+def parse_account_channels(text: str) -> dict[str, str]:
+    """``"CNPOST-EPACKET=postal, FWD-AIR-01=cargo"`` as {account: channel}.
+
+    Raises:
+        ConfigError: an entry without ``=`` or a channel other than postal, express or cargo.
+    """
+    table: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        account, sep, channel = (part.strip() for part in entry.partition("="))
+        if not sep or not account or channel not in CHANNELS:
+            raise ConfigError(
+                f"'entry.account_channels': {entry!r} must be ACCOUNT=CHANNEL with CHANNEL one of "
+                f"{', '.join(CHANNELS)}"
+            )
+        table[account] = channel
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryConfig(Section):
+    """Entry-grade data (see ``docs/data-mapping.md``).
+
+    ``account_channels`` decides the channel for the parcels of a carrier account (the order's
+    ``carrier_account``): ``postal`` (its UPU S10 items travel in the international postal
+    network), ``express`` or ``cargo`` (consolidated under a master bill), e.g.
+    ``"CNPOST-EPACKET=postal, FWD-AIR-01=cargo"``. ``usd_rates_path``: a JSON table of the USD rates
+    to convert order values with (CBP uses the FRBNY certified rate of the export date).
+    """
+
+    SECTION: ClassVar[str] = "entry"
+    account_channels: str = ""
+    usd_rates_path: str = ""
+
+    def relations(self) -> str | None:
+        """A malformed account table stops the agent at start, not at the first parcel."""
+        try:
+            parse_account_channels(self.account_channels)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class HttpConfig(Section):
     """The agent's local HTTP endpoint: /metrics (Prometheus), /healthz, /status, station page.
@@ -341,6 +386,7 @@ class Config:
     screening: ScreeningConfig = ScreeningConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+    entry: EntryConfig = EntryConfig()
     health: HealthConfig = HealthConfig()
 
 

@@ -26,7 +26,7 @@ from prescreen.app import Agent
 from prescreen.compliance import correct, record_outcome
 from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
-from prescreen.samples import Step, generate
+from prescreen.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
 from prescreen.scorecard import scorecard
 from prescreen.signing import TrustStore
 from prescreen.station import StationEvent
@@ -50,7 +50,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: LocalBroker) -> cfg.Config:
-    """The station config the demo runs with: fast polling, everything under ``workdir``."""
+    """The station config the demo runs with: fast polling, everything under ``workdir`` (where the
+    demo's USD rate table is written)."""
     config = cfg.Config()
     config = cfg.replace(
         config,
@@ -65,6 +66,9 @@ def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: Local
     config = cfg.replace(config, "orders", path=str(workdir / "orders.ndjson"))
     config = cfg.replace(config, "outbox", path=str(workdir / "outbox.db"))
     config = cfg.replace(config, "http", port=0)
+    rates = workdir / "usd-rates.json"  # the demo's illustrative rate table, written with the config
+    rates.write_text(json.dumps(DEMO_RATES))
+    config = cfg.replace(config, "entry", account_channels=ACCOUNT_CHANNELS, usd_rates_path=str(rates))
     return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
 
 

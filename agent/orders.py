@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -177,10 +178,20 @@ class FileOrderSource:
 
 _ORDER_STRINGS = ("order_id", "order_date", "currency", "marketplace")
 _ORDER_NUMBERS = ("total_declared_value", "declared_weight_kg")
-_ITEM_STRINGS = ("description", "hts_code", "origin_country", "sku", "gtin")
+_ITEM_STRINGS = (
+    "description",
+    "hts_code",
+    "origin_country",
+    "sku",
+    "gtin",
+    "cpsc_certificate",
+    "dea_452_transaction_id",
+)
 _ITEM_NUMBERS = ("quantity", "unit_value", "net_weight_kg", "marketplace_price")
 _ADDRESS = ("line1", "line2", "city", "region", "postal_code", "country")
 _CATEGORIES = {"sale", "gift", "sample", "return", "documents", "other"}
+_ID_TYPES = {"ein", "ssn", "cbp_assigned", "eori", "tax_id", "other"}
+_PGA_FLAGS = ("CPSC", "DEA", "FDA", "USDA", "EPA", "FCC", "NHTSA", "ATF", "FWS")
 
 
 def _text(value: object) -> str | None:
@@ -199,22 +210,67 @@ def _num(value: object) -> float | None:
     return None
 
 
+def _matching(value: object, pattern: str) -> str | None:
+    """``value`` as text when it matches ``pattern`` (upper-cased, spaces removed), else None: a
+    malformed id becomes null, which the findings and the exports then report as missing."""
+    text = re.sub(r"\s", "", str(value)).upper() if isinstance(value, (str, int)) else ""
+    return text if re.fullmatch(pattern, text) else None
+
+
+def _address(value: object) -> dict[str, Any] | None:
+    return {k: _text(value.get(k)) for k in _ADDRESS} if isinstance(value, dict) else None
+
+
 def _party(value: object) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         return None
-    address = value.get("address")
-    return {
+    party = {
         "name": _text(value.get("name")),
         "id": _text(value.get("id")),
-        "address": ({k: _text(address.get(k)) for k in _ADDRESS} if isinstance(address, dict) else None),
+        "address": _address(value.get("address")),
     }
+    if value.get("id_type") is not None:
+        party["id_type"] = value["id_type"] if value["id_type"] in _ID_TYPES else "other"
+    if value.get("eori") is not None:
+        party["eori"] = _matching(value["eori"], r"[A-Z]{2}[A-Z0-9]{1,15}")
+    return party
+
+
+def _manufacturer(value: object) -> dict[str, Any] | None:
+    """The line's manufacturer; a MID the seller sent is kept as declared (the station computes
+    one from the name and address otherwise, see :func:`prescreen.entry.complete_order`)."""
+    if not isinstance(value, dict):
+        return None
+    declared = _matching(value.get("mid"), r"[A-Z0-9]{2,15}")
+    keep = declared is not None and value.get("mid_source") in (None, "declared")
+    return {
+        "name": _text(value.get("name")),
+        "address": _address(value.get("address")),
+        "mid": declared if keep else None,
+        "mid_source": "declared" if keep else None,
+    }
+
+
+def _item(item: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        **{k: _text(item.get(k)) for k in _ITEM_STRINGS},
+        **{k: _num(item.get(k)) for k in _ITEM_NUMBERS},
+    }
+    chapter99 = item.get("chapter99")
+    numbers = [re.sub(r"\D", "", str(n)) for n in chapter99] if isinstance(chapter99, list) else []
+    result["chapter99"] = [n for n in numbers if re.fullmatch(r"99\d{6}(\d{2})?", n)][:20]
+    flags = item.get("pga_flags")
+    result["pga_flags"] = [f for f in _PGA_FLAGS if isinstance(flags, list) and f in flags]
+    result["manufacturer"] = _manufacturer(item.get("manufacturer"))
+    return result
 
 
 def to_record(order: Order) -> Order:
     """Project a WMS/export order onto the record schema's ``order`` object.
 
     Total: whatever the WMS sent (wrong types, extra keys), the result validates, and what could
-    not be used becomes null, which the data-quality rules then report.
+    not be used becomes null, which the data-quality rules then report. Idempotent: a record's own
+    ``order`` projects onto itself (corrections re-project it).
     """
     raw_items = order.get("items")
     items: list[Any] = raw_items if isinstance(raw_items, list) else []
@@ -224,11 +280,10 @@ def to_record(order: Order) -> Order:
     result["shipment_category"] = (
         category if category in _CATEGORIES else (None if category is None else "other")
     )
-    for role in ("seller", "shipper", "consignee", "final_recipient"):
+    for role in ("seller", "shipper", "consignee", "final_recipient", "importer_of_record"):
         result[role] = _party(order.get(role))
-    result["items"] = [
-        {**{k: _text(i.get(k)) for k in _ITEM_STRINGS}, **{k: _num(i.get(k)) for k in _ITEM_NUMBERS}}
-        for i in items
-        if isinstance(i, dict)
-    ]
+    gift = order.get("gift")
+    result["gift"] = gift if isinstance(gift, bool) else (category == "gift" if category else None)
+    result["ioss_number"] = _matching(order.get("ioss_number"), r"IM\d{10}")
+    result["items"] = [_item(i) for i in items if isinstance(i, dict)]
     return result

@@ -5,7 +5,15 @@ real barcode decoder. The mix follows what customs reports seeing: mostly clean 
 share of data-quality problems (vague descriptions, missing or malformed tariff codes, wrong
 currency, weight that does not match), a few risky ones (fentanyl precursors, pill presses),
 a burst of split shipments to one consignee, and one master carton hiding an unmanifested parcel.
-All names and addresses are invented.
+
+Entry-grade data as filers need it since 2026 (docs/data-mapping.md): most orders carry an importer
+of record, each line its manufacturer and, for Chinese goods, a Chapter 99 number; the carrier
+account and transport follow the label (express carriers their own network, S10 items the postal
+account, domestic USPS labels and the master carton a forwarder's consolidation under a master air
+waybill); a few parcels go to the EU (with EORI and IOSS) and to Canada, in EUR and CAD. And a few
+realistic gaps: an order without importer, a line without manufacturer, a toy without its CPSC
+certificate, the press without a DEA 452 id, a domestic label bought on the postal account.
+All names, addresses, accounts and numbers are invented; the Chapter 99 numbers are illustrative.
 """
 
 from __future__ import annotations
@@ -56,6 +64,67 @@ _SELLERS = (
     ("Hanoi Home Goods Ltd.", "22 Ly Thuong Kiet", "Hanoi", "100000", "VN"),
     ("Dhaka Knitwear Export", "7 Gulshan Ave", "Dhaka", "1212", "BD"),
 )
+# Manufacturers by country of origin (invented): name, street, city, postal code, country.
+_MAKERS = {
+    "CN": ("Shenzhen Sound Tech Co., Ltd.", "Room 1201, 88 Nanhai Ave", "Shenzhen", "518000", "CN"),
+    "BD": ("Dhaka Knitwear Export", "Plot 7, Road 12, Gulshan Ave", "Dhaka", "1212", "BD"),
+    "VN": ("Hanoi Wooden Toys J.S.C.", "45 Lang Ha St", "Hanoi", "100000", "VN"),
+    "IN": ("Kanpur Leather Works", "112 Jajmau Rd", "Kanpur", "208010", "IN"),
+    "GB": ("The Paperback Press of London Ltd", "221 Borough High St", "London", "SE1 1JA", "GB"),
+    "PT": ("Ceramica de Alcobaca S.A.", "Rua das Olarias 34", "Alcobaca", "2460-027", "PT"),
+}
+_IMPORTER = {
+    "name": "Demo Marketplace Imports LLC",
+    "id": "98-7654321",
+    "id_type": "ein",
+    "address": {
+        "line1": "500 Commerce Dr",
+        "city": "Wilmington",
+        "region": "DE",
+        "postal_code": "19801",
+        "country": "US",
+    },
+}
+# Carrier accounts and how their parcels cross (the demo's [entry] account_channels names the postal one).
+POSTAL_ACCOUNT = "CNPOST-EPACKET"
+FORWARDER_ACCOUNT = "FWD-AIR-01"
+ACCOUNT_CHANNELS = f"{POSTAL_ACCOUNT}=postal"
+_TRANSPORT = {
+    "ups": {"carrier_account": "UPS-CN-4471", "transport_mode": "air", "port_of_entry": "4196"},
+    "fedex": {"carrier_account": "FDX-CN-2210", "transport_mode": "air", "port_of_entry": "4701"},
+    "dhl": {"carrier_account": "DHL-CN-8830", "transport_mode": "air", "port_of_entry": "4701"},
+    "upu": {"carrier_account": POSTAL_ACCOUNT, "transport_mode": "mail"},
+    # Domestic USPS labels, injected after the border: the forwarder's consolidation carries them.
+    "usps": {"carrier_account": FORWARDER_ACCOUNT, "transport_mode": "air", "port_of_entry": "2720"},
+}
+ARRIVAL_DATE = "2026-11-23"
+# Illustrative USD rates for the demo's EUR and CAD orders (a station loads the certified table).
+DEMO_RATES = {
+    "date": "2026-11-20",
+    "source": "demo: illustrative rates, not the FRBNY certified rate",
+    "usd_per_unit": {"EUR": 1.08, "CAD": 0.72, "CNY": 0.14},
+}
+_ABROAD = {
+    6: ({"line1": "Torstrasse 1", "city": "Berlin", "postal_code": "10119", "country": "DE"}, "EUR"),
+    12: (
+        {
+            "line1": "200 Queen St W",
+            "city": "Toronto",
+            "region": "ON",
+            "postal_code": "M5H 2N2",
+            "country": "CA",
+        },
+        "CAD",
+    ),
+}
+
+
+def master_bill(serial: int) -> str:
+    """A master air waybill number: airline prefix, 7 digits and their remainder mod 7 (IATA)."""
+    body = f"{serial % 10**7:07d}"
+    return f"176-{body}{int(body) % 7}"
+
+
 _FIRST = ("Alex", "Maria", "Sam", "Priya", "Chen", "Lucia", "Omar", "Grace", "Ivan", "Noor")
 _LAST = ("Garcia", "Nguyen", "Patel", "Kim", "Johnson", "Rossi", "Ali", "Brown", "Lopez", "Ito")
 _CITIES = (
@@ -128,8 +197,57 @@ def _party(name: str, line1: str, city: str, postal: str, country: str) -> dict[
     }
 
 
+def _line_entry(index: int, description: str, origin: str) -> dict[str, Any]:
+    """A line's manufacturer, Chapter 99 number and other-agency data, with the demo's gaps."""
+    line: dict[str, Any] = {}
+    maker = _MAKERS.get(origin)
+    if maker is not None and index % 23 != 4:  # now and then a seller leaves the maker out
+        line["manufacturer"] = _party(*maker)
+    if origin == "CN":
+        line["chapter99"] = ["9903.88.15"]  # Section 301 (illustrative)
+    if "Children" in description:
+        line["pga_flags"] = ["CPSC"]
+        if index % 3:  # one in three toys ships without its certificate reference
+            line["cpsc_certificate"] = f"CPC-HWT-2026-{index:04d}"
+    if "tablet press" in description.lower():
+        line["pga_flags"] = ["DEA"]  # declared, but the DEA 452 transaction id is missing
+    return line
+
+
+def _entry(order: Order, tracking: str, index: int, consolidated: bool) -> None:
+    """The order's importer, carrier account and transport; EU and Canada orders in their money."""
+    carrier = decode(tracking).carrier
+    if not consolidated:
+        order.update(_TRANSPORT.get(carrier, {}))
+        if carrier != "upu":
+            order["arrival_date"] = ARRIVAL_DATE
+        if carrier == "usps":
+            # Domestic labels go in the forwarder's consolidation; once a label was bought on the
+            # postal account by mistake (no S10 item id).
+            order["master_bill"] = master_bill(4_000_000 + index)
+            if index % 50 == 11:
+                order.update(carrier_account=POSTAL_ACCOUNT, transport_mode="mail")
+                del order["master_bill"]
+    if index % 13 != 8:  # now and then an order comes without its importer of record
+        order["importer_of_record"] = _IMPORTER
+    abroad = _ABROAD.get(index % 20)
+    if abroad is not None and order.get("consignee"):
+        address, currency = abroad
+        order["consignee"] = {**order["consignee"], "address": dict(address)}
+        order["currency"] = currency
+        order["seller"] = {**order["seller"], "eori": "NL823456789"}
+        if address["country"] != "CA":
+            order["ioss_number"] = "IM5280001234"
+
+
 def _order(
-    tracking: str, index: int, item: tuple[Any, ...], rng: random.Random, consignee: dict[str, Any] | None
+    tracking: str,
+    index: int,
+    item: tuple[Any, ...],
+    rng: random.Random,
+    consignee: dict[str, Any] | None,
+    *,
+    consolidated: bool = False,
 ) -> Order:
     description, hts, value, weight, origin = item[:5]
     seller = _SELLERS[index % len(_SELLERS)]
@@ -152,9 +270,11 @@ def _order(
                 "quantity": 1,
                 "unit_value": value,
                 "origin_country": origin,
+                **_line_entry(index, description, origin),
             }
         ],
     }
+    _entry(order, tracking, index, consolidated)
     if len(item) > 5:
         order.update(item[5])
     return order
@@ -219,12 +339,22 @@ def _master_carton(
         item = _CLEAN[(index + position) % len(_CLEAN)]
         weight = Decimal(str(round(item[3] + 0.02, 3)))
         if position < 3:  # the fourth parcel is on no manifest and has no order: unmanifested
-            orders.append(_order(tracking, index, item, rng, _consignee(rng)))
+            orders.append(_order(tracking, index, item, rng, _consignee(rng), consolidated=True))
             manifest.append(tracking)
         inner.append((tracking, payload, aim, weight))
         index += 1
     tare = 0.4
-    orders.append({"master_carton": {"sscc": sscc, "manifest": manifest, "tare_kg": tare}})
+    orders.append(
+        {
+            "master_carton": {"sscc": sscc, "manifest": manifest, "tare_kg": tare},
+            # The consolidation the carton flies in: every parcel inside shares its master bill.
+            "carrier_account": FORWARDER_ACCOUNT,
+            "master_bill": master_bill(7_000_000 + index),
+            "transport_mode": "air",
+            "port_of_entry": "2720",
+            "arrival_date": ARRIVAL_DATE,
+        }
+    )
     steps.append(Step("carton_open", "00" + sscc, "]C1", None, "master carton"))
     for _, payload, aim, weight in inner:
         steps.append(Step("parcel", payload, aim, weight, "inside master carton"))

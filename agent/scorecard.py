@@ -161,7 +161,7 @@ def scorecard(
         score = score_for(record)
         score.parcels += 1
         score.verdicts[record["screening"]["verdict"]] += 1
-        codes = {r["code"] for r in record["screening"]["reasons"]}
+        codes = {r["code"] for r in record["screening"]["reasons"]} - strings.CUSTOMS_ONLY_FINDINGS
         score.findings.update(codes)
         for code in codes:
             score.examples.setdefault(code, record)

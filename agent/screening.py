@@ -15,7 +15,9 @@ import dataclasses
 import logging
 from typing import Literal, Protocol
 
+from prescreen import filer
 from prescreen.config import ScreeningConfig
+from prescreen.entry import NO_SETTINGS, EntrySettings
 from prescreen.reference import load as load_reference
 from prescreen.rules import Finding, ParcelFacts, Rules
 
@@ -60,14 +62,18 @@ class Screening:
 class Screener:
     """Screens parcels with the rule set and, when given one, a risk model."""
 
-    def __init__(self, config: ScreeningConfig, model: RiskModel | None = None) -> None:
+    def __init__(
+        self, config: ScreeningConfig, model: RiskModel | None = None, *, entry: EntrySettings = NO_SETTINGS
+    ) -> None:
         self.config = config
         self.rules = Rules(load_reference(), config)
         self.model = model
+        self.entry = entry  # [entry] settings: the filer findings and the station's records use them
 
     def screen(self, facts: ParcelFacts) -> Screening:
         """Screen one parcel; never raises for bad order data (that is a finding)."""
         findings = self.rules.evaluate(facts)
+        findings += filer.findings(facts, findings, self.entry)
         score: float | None = None
         version: str | None = None
         if self.model is not None and facts.order is not None:

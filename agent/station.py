@@ -23,6 +23,7 @@ from prescreen.config import Config, StationConfig
 from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.drivers.base import Scan
 from prescreen.drivers.settle import StableWeight
+from prescreen.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
 from prescreen.errors import OrderError, OutboxError
 from prescreen.orders import ORDER_UNAVAILABLE, Order, OrderSource, to_record
 from prescreen.outbox import Outbox
@@ -37,7 +38,6 @@ HEARTBEAT_SLICE_S = 0.2  # the longest the station loop goes without a heartbeat
 _MAX_INCOMPLETE = 1000  # parcels remembered while their late order is awaited
 # The finding of a parcel the agent failed to screen (a bug, a broken model): a person looks at it.
 INTERNAL_ERROR = "INTERNAL_ERROR"
-_CHANNEL = {"usps": "postal", "upu": "postal", "ups": "express", "fedex": "express", "dhl": "express"}
 
 
 class Scanner(Protocol):
@@ -72,6 +72,7 @@ class _OpenCarton:
     carton_id: str
     manifest: frozenset[str]
     tare_kg: float
+    order: Order  # the carton's own order: its master bill, port and mode hold for every parcel
     scanned: list[str] = dataclasses.field(default_factory=list)
     weight_kg: Decimal = Decimal(0)
 
@@ -271,7 +272,7 @@ class Station:
             log.warning("master carton left open", extra={"carton": self._carton.carton_id})
         tare = carton.get("tare_kg")
         self._carton = _OpenCarton(
-            barcode.sscc, manifest, float(tare) if isinstance(tare, (int, float)) else 0.0
+            barcode.sscc, manifest, float(tare) if isinstance(tare, (int, float)) else 0.0, order
         )
         log.info("master carton open", extra={"carton": barcode.sscc, "manifest": len(manifest)})
         return StationEvent(
@@ -330,8 +331,10 @@ class Station:
         order: Order | None = None
         problem: str | None = None
         inside: _OpenCarton | None = None
+        closed: _OpenCarton | None = None
         if closing and self._carton is not None:
-            carton, self._carton = self._carton, None
+            carton = closed = self._carton
+            self._carton = None
             carton_facts = CartonFacts(
                 carton.carton_id, carton.manifest, tuple(carton.scanned), carton.weight_kg, carton.tare_kg
             )
@@ -351,7 +354,7 @@ class Station:
             watchlisted=self.holds.get(tracking) if tracking else None,
         )
         screening = self._screen(facts)
-        event = self._commit(scan.raw, facts, screening, inside, start=start)
+        event = self._commit(scan.raw, facts, screening, inside, start=start, closed=closed)
         if event.record is not None and screening.verdict == "HOLD":
             self.awaiting_shelf[event.record["record_id"]] = tracking
             while len(self.awaiting_shelf) > _MAX_INCOMPLETE:
@@ -375,7 +378,9 @@ class Station:
         *,
         start: float,
         supersedes: dict[str, str] | None = None,
+        closed: _OpenCarton | None = None,
     ) -> StationEvent:
+        carton = inside or closed
         try:
             record = self.outbox.append(
                 lambda seq: verdict_record(
@@ -385,6 +390,8 @@ class Station:
                     screening,
                     carton_id=inside.carton_id if inside else None,
                     supersedes=supersedes,
+                    entry=self.screener.entry,
+                    carton_order=carton.order if carton else None,
                 )
             )
         except OutboxError as exc:
@@ -424,14 +431,20 @@ def verdict_record(
     *,
     carton_id: str | None = None,
     supersedes: dict[str, str] | None = None,
+    entry: EntrySettings = NO_SETTINGS,
+    carton_order: Order | None = None,
+    parcel_entry: dict[str, Any] | None = None,
 ) -> Record:
-    """The verdict record for one screened parcel (also used by replays, outside a station)."""
+    """The verdict record for one screened parcel (also used by replays, outside a station).
+
+    ``carton_order`` is the master carton's order (for the carton and the parcels inside it);
+    ``parcel_entry`` keeps a corrected record's entry-grade parcel fields as they were.
+    """
     record = envelope("verdict", seq, station)
     barcode = facts.barcode
     parcel: dict[str, Any] = {
         "tracking_number": barcode.tracking_number,
         "carrier": barcode.carrier,
-        "channel": _CHANNEL.get(barcode.carrier, "unknown"),
         "barcode": {
             "raw": barcode.raw,
             "symbology": barcode.symbology,
@@ -444,6 +457,9 @@ def verdict_record(
         "master_carton_id": carton_id,
         "measured_weight_kg": kg(facts.weight_kg),
     }
+    if parcel_entry is None:
+        parcel_entry = parcel_fields(barcode, facts.order, carton_order, entry)
+    parcel.update({k: parcel_entry.get(k) for k in PARCEL_FIELDS})
     if facts.carton is not None:
         parcel["carton"] = {
             "manifest_count": len(facts.carton.manifest),
@@ -452,7 +468,7 @@ def verdict_record(
             "parcels_weight_kg": kg(facts.carton.parcels_weight_kg),
         }
     record["parcel"] = parcel
-    record["order"] = None if facts.order is None else to_record(facts.order)
+    record["order"] = None if facts.order is None else complete_order(to_record(facts.order), entry)
     record["screening"] = screening.as_json()
     if supersedes is not None:
         record["supersedes"] = supersedes

@@ -200,6 +200,26 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "The agent could not screen this parcel: check it by hand.",
         "es": "El agente no pudo revisar este paquete: revíselo a mano.",
     },
+    "FILER_IMPORTER_MISSING": {
+        "en": "No importer of record: the US entry cannot be filed.",
+        "es": "Falta el importador registrado: no se puede presentar la entrada en EE. UU.",
+    },
+    "FILER_MANUFACTURER_MISSING": {
+        "en": "No manufacturer name and address: no MID for the entry.",
+        "es": "Falta el nombre y la dirección del fabricante: no hay MID para la entrada.",
+    },
+    "FILER_POSTAL_NO_S10": {
+        "en": "Postal parcel without a UPU S10 label: print the postal label.",
+        "es": "Paquete postal sin etiqueta UPU S10: imprima la etiqueta postal.",
+    },
+    "FILER_DEA_452_MISSING": {
+        "en": "Press without a DEA Form 452 transaction id.",
+        "es": "Prensa sin número de transacción del formulario DEA 452.",
+    },
+    "FILER_CPSC_CERTIFICATE_MISSING": {
+        "en": "Children's or CPSC product without a certificate reference.",
+        "es": "Producto infantil o regulado por la CPSC sin referencia de certificado.",
+    },
 }
 
 
@@ -391,6 +411,30 @@ SELLER_ADVICE: dict[str, dict[str, str]] = {
         "en": "The master carton weighs more than its parcels: nothing may be packed loose in it.",
         "es": "La caja master pesa más que sus paquetes: no se puede embalar nada suelto dentro.",
     },
+    "FILER_IMPORTER_MISSING": {
+        "en": "No importer of record: send the importer's name and EIN, SSN or CBP-assigned number with "
+        "every US order.",
+        "es": "Sin importador registrado: envíe con cada pedido a EE. UU. el nombre del importador y su "
+        "EIN, SSN o número asignado por la CBP.",
+    },
+    "FILER_MANUFACTURER_MISSING": {
+        "en": "No manufacturer for '{description}': send the maker's name and full street address, "
+        "from which the entry's MID is built.",
+        "es": "Sin fabricante para '{description}': envíe el nombre y la dirección completa del fabricante, "
+        "con los que se construye el MID de la entrada.",
+    },
+    "FILER_POSTAL_NO_S10": {
+        "en": "A parcel sent by post had no UPU S10 label (two letters, nine digits, two letters): buy "
+        "the postal label from the postal operator.",
+        "es": "Un paquete enviado por correo no tenía etiqueta UPU S10 (dos letras, nueve dígitos, dos "
+        "letras): compre la etiqueta postal al operador postal.",
+    },
+    "FILER_CPSC_CERTIFICATE_MISSING": {
+        "en": "'{description}' needs a CPSC certificate reference (children's product certificate): send "
+        "it with the order.",
+        "es": "'{description}' necesita la referencia de un certificado CPSC (certificado de producto "
+        "infantil): envíela con el pedido.",
+    },
 }
 # Findings that are not the seller's doing (the station's own devices, systems or customs'
 # own list): a scorecard counts them but gives the seller no advice for them.
@@ -405,6 +449,10 @@ NOT_SELLER_FINDINGS = frozenset(
         "INTERNAL_ERROR",
     }
 )
+
+
+# Findings for customs only: never on a seller's scorecard at all (not counted, no advice).
+CUSTOMS_ONLY_FINDINGS = frozenset({"FILER_DEA_452_MISSING"})
 
 
 def seller_advice(record: dict[str, Any], language: str) -> list[tuple[str, str]]:

@@ -157,7 +157,9 @@ class Downlink:
                 "saved screening settings refused, using the configured ones", extra={"reason": str(exc)}
             )
             return
-        self.station.screener = Screener(config, self.station.screener.model)
+        self.station.screener = Screener(
+            config, self.station.screener.model, entry=self.station.screener.entry
+        )
 
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
@@ -372,7 +374,9 @@ class Downlink:
             raise DownlinkError(f"bad setting value: {exc}") from None
 
     def _swap_model(self, model: Any) -> None:
-        self.station.screener = Screener(self.station.screener.config, model)
+        self.station.screener = Screener(
+            self.station.screener.config, model, entry=self.station.screener.entry
+        )
 
     def _apply_in_memory(
         self, message: dict[str, Any], prepared: Any, parcel_state: dict[str, Any] | None

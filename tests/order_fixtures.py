@@ -19,6 +19,7 @@ def clean_order(tracking: str = TRACKING) -> dict[str, Any]:
             "address": {"line1": "18 Keji Rd", "country": "CN"},
         },
         "consignee": {"name": "Alex Kim", "address": {"line1": "12 Oak St", "country": "US"}},
+        "importer_of_record": {"name": "Alex Kim", "id": "123-45-6789", "id_type": "ssn"},
         "items": [
             {
                 "description": "Wireless bluetooth earbuds",
@@ -26,6 +27,10 @@ def clean_order(tracking: str = TRACKING) -> dict[str, Any]:
                 "quantity": 1,
                 "unit_value": 19.99,
                 "origin_country": "CN",
+                "manufacturer": {
+                    "name": "Shenzhen Sound Tech Co., Ltd.",
+                    "address": {"line1": "88 Nanhai Ave", "city": "Shenzhen", "country": "CN"},
+                },
             }
         ],
     }

@@ -1,0 +1,97 @@
+"""Findings for what a filer would be rejected for, raised at the station where the seller can
+still fix it: no importer of record, no manufacturer to build the MID from, a postal item without
+a UPU S10 id, a press without its DEA Form 452 transaction id, a CPSC-regulated line without a
+certificate reference.
+
+They run after the screening rules (:meth:`prescreen.screening.Screener.screen`) and read the
+same parcel facts; a press is the one the rules found (their stable ``PILL_PRESS_EQUIPMENT`` code)
+or one the seller declared. Severity ``review``: the data is incomplete, not the parcel risky;
+the rules decide holds. Which agency needs what: :func:`prescreen.entry.agency_needs`, shared with
+the exports, so the station flags exactly what the exports would refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prescreen.entry import EntrySettings, agency_needs, decide_channel, mid, press_on_line
+from prescreen.rules import Finding, ParcelFacts
+
+IMPORTER_MISSING = "FILER_IMPORTER_MISSING"
+MANUFACTURER_MISSING = "FILER_MANUFACTURER_MISSING"
+POSTAL_NO_S10 = "FILER_POSTAL_NO_S10"
+DEA_452_MISSING = "FILER_DEA_452_MISSING"
+CPSC_CERTIFICATE_MISSING = "FILER_CPSC_CERTIFICATE_MISSING"
+# Customs only: never shown to the seller on the scorecard (a press is a customs matter).
+CUSTOMS_ONLY = frozenset({DEA_452_MISSING})
+
+
+def _destination(order: dict[str, Any]) -> str | None:
+    for role in ("final_recipient", "consignee"):
+        party = order.get(role)
+        address = party.get("address") if isinstance(party, dict) else None
+        if isinstance(address, dict) and address.get("country"):
+            return str(address["country"])
+    return None
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def findings(facts: ParcelFacts, rule_findings: Sequence[Finding], settings: EntrySettings) -> list[Finding]:
+    """The filer findings of one parcel (none without an order: the rules report that)."""
+    order = facts.order
+    if order is None:
+        return []
+    return list(_postal(facts, order, settings)) + (
+        list(_us_entry(order, {f.code for f in rule_findings})) if _destination(order) in ("US", None) else []
+    )
+
+
+def _postal(facts: ParcelFacts, order: dict[str, Any], settings: EntrySettings) -> Iterator[Finding]:
+    account = order.get("carrier_account")
+    channel, _ = decide_channel(
+        facts.barcode, account if isinstance(account, str) else None, None, settings.account_channels
+    )
+    if channel == "unknown" and settings.account_channels.get(str(account)) == "postal":
+        yield Finding(
+            POSTAL_NO_S10,
+            "review",
+            f"Sent by post (account {account}) but the label is no UPU S10 item id: print the postal label.",
+        )
+
+
+def _us_entry(order: dict[str, Any], rule_codes: set[str]) -> Iterator[Finding]:
+    importer = order.get("importer_of_record")
+    if not isinstance(importer, dict) or not _text(importer.get("name")) or not _text(importer.get("id")):
+        yield Finding(
+            IMPORTER_MISSING,
+            "review",
+            "No importer of record (name and EIN, SSN or CBP-assigned number): no US entry can be filed.",
+        )
+    items = [i for i in order.get("items") or [] if isinstance(i, dict)]
+    for index, item in enumerate(items, start=1):
+        maker = item.get("manufacturer")
+        maker = maker if isinstance(maker, dict) else {}
+        declared = _text(maker.get("mid"))
+        if not declared and mid(maker.get("name"), maker.get("address"), item.get("origin_country")) is None:
+            yield Finding(
+                MANUFACTURER_MISSING,
+                "review",
+                f"Item {index}: no manufacturer name and address to build the MID from.",
+            )
+        needs = agency_needs(item, press_found=press_on_line(rule_codes, item, len(items)))
+        if "DEA" in needs and not _text(item.get("dea_452_transaction_id")):
+            yield Finding(
+                DEA_452_MISSING,
+                "review",
+                f"Item {index}: a tablet or capsule press needs the DEA Form 452 transaction id.",
+            )
+        if "CPSC" in needs and not _text(item.get("cpsc_certificate")):
+            yield Finding(
+                CPSC_CERTIFICATE_MISSING,
+                "review",
+                f"Item {index}: a children's or CPSC-regulated product needs its certificate reference.",
+            )
