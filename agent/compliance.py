@@ -28,14 +28,28 @@ from prescreen.webserver import PostRoute, Response, json_response
 
 log = logging.getLogger("prescreen.compliance")
 
-ITEM_FIELDS = ("description", "hts_code", "unit_value", "quantity", "origin_country")
+ITEM_FIELDS = (
+    "description",
+    "hts_code",
+    "unit_value",
+    "quantity",
+    "origin_country",
+    "cpsc_certificate",
+    "dea_452_transaction_id",
+)
 ORDER_FIELDS = ("total_declared_value", "declared_weight_kg", "shipment_category", "currency")
-PARTY_FIELDS = ("seller", "shipper", "consignee", "final_recipient")
+PARTY_FIELDS = ("seller", "shipper", "consignee", "final_recipient", "importer_of_record")
+_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
+# The line's manufacturer (the MID is built again from the corrected name and address).
+MANUFACTURER_FIELDS = tuple(f"manufacturer_{part}" for part in ("name", *_ADDRESS_PARTS))
 CORRECTABLE = (
     *ITEM_FIELDS,
+    *MANUFACTURER_FIELDS,
     *ORDER_FIELDS,
     *(f"{party}_name" for party in PARTY_FIELDS),
-    *(f"{party}_{part}" for party in PARTY_FIELDS for part in ("line1", "city", "postal_code", "country")),
+    *(f"{party}_{part}" for party in PARTY_FIELDS for part in _ADDRESS_PARTS),
+    "importer_of_record_id",
+    "importer_of_record_id_type",
 )
 _NUMBERS = {"unit_value", "quantity", "total_declared_value", "declared_weight_kg"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -67,23 +81,32 @@ def corrected_order(order: dict[str, Any], changes: dict[str, str], line: int = 
                 value = float(Decimal(text))
             except InvalidOperation:
                 raise ComplianceError(f"{field} must be a number, got {text!r}") from None
-        if field in ITEM_FIELDS:
+        if field in ITEM_FIELDS or field in MANUFACTURER_FIELDS:
             if not 1 <= line <= len(items):
                 raise ComplianceError(f"the order has {len(items)} item lines; there is no line {line}")
-            items[line - 1][field] = value
+            item = items[line - 1]
+            if field in ITEM_FIELDS:
+                item[field] = value
+                continue
+            item["manufacturer"] = _with_part(
+                item.get("manufacturer"), field.removeprefix("manufacturer_"), value
+            )
         elif field in ORDER_FIELDS:
             result[field] = value
         else:
-            party, _, part = field.partition("_")
-            if field.startswith("final_recipient_"):
-                party, part = "final_recipient", field.removeprefix("final_recipient_")
-            entry = result.get(party) or {"name": None, "address": None, "id": None}
-            if part == "name":
-                entry["name"] = value
-            else:
-                entry["address"] = {**(entry.get("address") or {}), part: value}
-            result[party] = entry
-    return to_record(result)  # the same projection as a fresh order: the result always validates
+            party = next(p for p in PARTY_FIELDS if field.startswith(f"{p}_"))
+            result[party] = _with_part(result.get(party), field.removeprefix(f"{party}_"), value)
+    return to_record(result)
+
+
+def _with_part(entry: dict[str, Any] | None, part: str, value: Any) -> dict[str, Any]:
+    """A party (or manufacturer) with one part changed: its name, id, id type or an address part."""
+    changed = dict(entry or {"name": None, "address": None, "id": None})
+    if part in ("name", "id", "id_type"):
+        changed[part] = value
+    else:
+        changed["address"] = {**(changed.get("address") or {}), part: value}
+    return changed  # the same projection as a fresh order: the result always validates
 
 
 def find_verdict(station: Station, ref: str) -> Record:

@@ -5,8 +5,9 @@ has not reached the receiver. So, in this order:
 
 1. acked records older than ``retention_days`` are pruned (the receiver holds them);
 2. in acked records older than ``pii_days`` the names, addresses and ids of private persons
-   (consignee, final recipient) are erased from the stored body: the station keeps the evidence
-   it needs (verdict, reasons, parcel, seller) and no personal data longer than it must;
+   (consignee, final recipient, an importer of record without an EIN) are erased from the stored
+   body: the station keeps the evidence it needs (verdict, reasons, parcel, seller) and no
+   personal data longer than it must;
 3. over ``max_rows``/``max_mb`` or under the disk floor, acked records are pruned oldest first
    regardless of retention; if it is still over (a long outage: everything is pending), nothing
    pending is dropped, screening goes on, and an alarm is raised (log line, ``/healthz``, metrics);
@@ -63,6 +64,11 @@ def purge_personal_data(body: dict[str, Any]) -> dict[str, Any]:
         for party in PRIVATE_PARTIES:
             if isinstance(order.get(party), dict):
                 order[party] = {"name": None, "address": None, "id": None}
+        importer = order.get("importer_of_record")
+        # An importer of record with an SSN or a CBP-assigned number is a private person (the
+        # buyer importing for themself); one with an EIN is a business, kept like the seller.
+        if isinstance(importer, dict) and importer.get("id_type") != "ein":
+            order["importer_of_record"] = {"name": None, "address": None, "id": None}
     return body
 
 

@@ -56,8 +56,14 @@ _CSV_ITEM_FIELDS = (
     "origin_country",
     "net_weight_kg",
     "sku",
+    "cpsc_certificate",
+    "dea_452_transaction_id",
 )
+_CSV_LISTS = ("chapter99", "pga_flags")  # several values in one cell, separated by spaces
 _CSV_NUMBERS = {"quantity", "unit_value", "net_weight_kg", "declared_weight_kg", "total_declared_value"}
+# Column prefixes of nested parties ("importer_of_record_id"); the manufacturer is the line's.
+_CSV_PARTIES = ("importer_of_record", "final_recipient", "seller", "consignee", "shipper", "manufacturer")
+_CSV_PARTY_KEYS = ("name", "id", "id_type", "eori", "mid")
 
 
 def _number(text: str) -> float | None:
@@ -70,17 +76,21 @@ def _number(text: str) -> float | None:
 def _csv_order(row: dict[str, str]) -> Order:
     """One CSV row = one single-line order; ``party_field`` columns become nested parties."""
     order: Order = {"items": [{}]}
+    item = order["items"][0]
     for key, value in row.items():
         if key is None:
             continue
         parsed: Any = _number(value) if key in _CSV_NUMBERS else (value or None)
+        party = next((p for p in _CSV_PARTIES if key.startswith(f"{p}_")), None)
         if key in _CSV_ITEM_FIELDS:
-            order["items"][0][key] = parsed
-        elif key.split("_", 1)[0] in ("seller", "consignee", "shipper"):
-            party, _, field = key.partition("_")
-            entry = order.setdefault(party, {"address": {}})
-            if field == "name":
-                entry["name"] = parsed
+            item[key] = parsed
+        elif key in _CSV_LISTS:
+            item[key] = (value or "").split()
+        elif party is not None:
+            entry = (item if party == "manufacturer" else order).setdefault(party, {"address": {}})
+            field = key.removeprefix(f"{party}_")
+            if field in _CSV_PARTY_KEYS:
+                entry[field] = parsed
             else:
                 entry["address"][field] = parsed
         else:

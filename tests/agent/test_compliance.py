@@ -11,6 +11,7 @@ import pytest
 from prescreen.cli import main
 from prescreen.compliance import ComplianceError, corrected_order
 from prescreen.demo import DemoStation
+from prescreen.entry import EntrySettings, complete_order
 from prescreen.outcomes import OUTCOMES
 from prescreen.samples import Step, generate
 from prescreen.sync.store import Filters
@@ -176,3 +177,35 @@ def test_corrected_order_touches_only_the_named_fields() -> None:
     assert order["seller"]["name"] == "A"  # the stored record's order is not changed
     with pytest.raises(ComplianceError, match="no line 2"):
         corrected_order(order, {"description": "x"}, line=2)
+
+
+def test_the_filer_gaps_can_be_corrected_and_the_mid_follows() -> None:
+    order = {
+        "items": [{"description": "TDP-5 tablet press", "hts_code": "8479899000", "origin_country": "CN"}],
+        "currency": "USD",
+    }
+    fixed = complete_order(
+        corrected_order(
+            order,
+            {
+                "importer_of_record_name": "Demo Imports LLC",
+                "importer_of_record_id": "98-7654321",
+                "importer_of_record_id_type": "ein",
+                "manufacturer_name": "Acme Tools",
+                "manufacturer_line1": "5 Rd",
+                "manufacturer_city": "Ningbo",
+                "dea_452_transaction_id": "DEA452-77",
+            },
+        ),
+        EntrySettings(),
+    )
+    assert fixed["importer_of_record"] == {
+        "name": "Demo Imports LLC",
+        "id": "98-7654321",
+        "id_type": "ein",
+        "address": None,
+    }
+    assert fixed["items"][0]["manufacturer"]["mid"] == "CNACMTOO5NIN"
+    assert fixed["items"][0]["dea_452_transaction_id"] == "DEA452-77"
+    with pytest.raises(ComplianceError, match="cannot be corrected"):
+        corrected_order(order, {"importer_of_record_eori": "x"})

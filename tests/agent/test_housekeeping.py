@@ -12,6 +12,7 @@ from prescreen.errors import OutboxError
 from prescreen.housekeeping import housekeep
 from prescreen.outbox import Outbox
 from prescreen.outcomes import outcome_record
+from prescreen.records import validate
 from record_fixtures import record
 
 LATER = datetime.now(timezone.utc) + timedelta(days=40)
@@ -24,6 +25,8 @@ def _with_parties(seq: int) -> dict[str, Any]:
         "consignee": {"name": "Ana Ruiz", "address": address, "id": "TAX-1"},
         "final_recipient": {"name": "Bo Li", "address": address, "id": None},
         "seller": {"name": "Seller Co", "address": {"city": "Shenzhen"}, "id": None},
+        # the buyer importing for themself, by social security number (record schema v2)
+        "importer_of_record": {"name": "Ana Ruiz", "id": "123-45-6789", "id_type": "ssn", "address": address},
         "items": [],
     }
     return body
@@ -63,6 +66,7 @@ def test_personal_data_is_erased_from_old_acked_records_only(tmp_path: Path) -> 
     for body in bodies[:3]:
         assert body["order"]["consignee"] == {"name": None, "address": None, "id": None}
         assert body["order"]["final_recipient"] == {"name": None, "address": None, "id": None}
+        assert body["order"]["importer_of_record"] == {"name": None, "address": None, "id": None}
         assert body["order"]["seller"]["name"] == "Seller Co"  # a business, and the evidence
         assert body["screening"]["verdict"] == "CLEAR"
     for body in bodies[3:]:
@@ -98,3 +102,23 @@ def test_at_the_disk_floor_outcomes_are_shed_but_verdicts_are_still_committed(tm
     report = housekeep(outbox, OutboxConfig(), now=datetime.now(timezone.utc))
     assert report.shed == ()
     assert outbox.shed == frozenset()
+
+
+def test_an_importer_of_record_with_an_ein_is_a_business_and_kept(tmp_path: Path) -> None:
+    def with_business_importer(seq: int) -> dict[str, Any]:
+        body = _with_parties(seq)
+        body["order"]["importer_of_record"] = {
+            "name": "Demo Imports LLC",
+            "id": "98-7654321",
+            "id_type": "ein",
+        }
+        return body
+
+    outbox = Outbox(tmp_path / "o.db")
+    (committed,) = outbox.append_many([with_business_importer])
+    outbox.mark_acked([committed["record_id"]])
+    assert housekeep(outbox, OutboxConfig(pii_days=7, retention_days=365), now=LATER).purged == 1
+    (body,) = outbox.records()
+    assert body["order"]["importer_of_record"]["name"] == "Demo Imports LLC"
+    assert body["order"]["consignee"]["name"] is None
+    validate(body)

@@ -18,7 +18,7 @@ from order_fixtures import TRACKING, clean_order
 from prescreen import config as cfg
 from prescreen.app import Agent
 from prescreen.errors import OrderError
-from prescreen.orders import FileOrderSource
+from prescreen.orders import FileOrderSource, to_record
 from prescreen.records import validate
 from prescreen.station import StationEvent
 from prescreen.sync.broker import LocalBroker
@@ -278,3 +278,38 @@ def test_a_half_written_export_keeps_the_previous_orders(tmp_path: Path) -> None
     export.write_text(json.dumps(clean_order("1ZB")) + "\n{broken")
     os.utime(export, (time.time() + 5, time.time() + 5))
     assert orders.lookup("1ZA")["tracking_number"] == "1ZA"
+
+
+def test_a_csv_export_carries_the_entry_grade_columns(tmp_path: Path) -> None:
+    export = tmp_path / "orders.csv"
+    columns = {
+        "tracking_number": "1ZA",
+        "description": "Wooden puzzle",
+        "hts_code": "9503006000",
+        "chapter99": "9903.88.15 9903.01.25",
+        "pga_flags": "CPSC",
+        "cpsc_certificate": "CPC-1",
+        "manufacturer_name": "Hanoi Wooden Toys",
+        "manufacturer_line1": "45 Lang Ha St",
+        "manufacturer_city": "Hanoi",
+        "origin_country": "VN",
+        "importer_of_record_name": "Demo Imports LLC",
+        "importer_of_record_id": "98-7654321",
+        "importer_of_record_id_type": "ein",
+        "seller_name": "Toy Co",
+        "seller_eori": "NL823456789",
+        "carrier_account": "UPS-1",
+        "master_bill": "176-12345675",
+    }
+    export.write_text(",".join(columns) + "\n" + ",".join(columns.values()) + "\n")
+    order = FileOrderSource(export, check_every_s=0).lookup("1ZA")
+    record = to_record(order)
+    item = record["items"][0]
+    assert item["chapter99"] == ["99038815", "99030125"]
+    assert item["pga_flags"] == ["CPSC"]
+    assert item["cpsc_certificate"] == "CPC-1"
+    assert item["manufacturer"]["name"] == "Hanoi Wooden Toys"
+    assert item["manufacturer"]["address"]["city"] == "Hanoi"
+    assert record["importer_of_record"]["id_type"] == "ein"
+    assert record["seller"]["eori"] == "NL823456789"
+    assert (order["carrier_account"], order["master_bill"]) == ("UPS-1", "176-12345675")

@@ -163,6 +163,14 @@ def test_records_cli_exports_queries_and_reports_gaps(
     assert len(rows) == 4
     assert main(["records", "gaps", "--db", db, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["gaps"][0]["first_missing"] == 3
+    # mapped for a filer: these records carry no order, so every parcel is refused, by name
+    assert main(["records", "export", "--db", db, "--format", "us-informal"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("entry_type,preclearance_record_id,")
+    assert len(captured.out.splitlines()) == 1
+    assert captured.err.count("prescreen: refused 1Z5R89390357567127") == 3
+    assert main(["records", "export", "--db", db, "--format", "us-informal", "--allow-incomplete"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
 
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
