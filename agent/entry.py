@@ -9,6 +9,7 @@ Facts and sources: ``../shared/docs/domain.md`` section 0 and ``docs/data-mappin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -41,7 +42,8 @@ _SKIPPED_WORDS = frozenset({"A", "AN", "AND", "OF", "THE"})  # Appendix rule 3: 
 _INITIALS = re.compile(r"(?:[A-Z]\.)+[A-Z]?")  # "A.B.C." or "S.A." (not "DR.": two letters)
 
 
-def _name_words(name: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)  # a site ships from few manufacturers: each name is parsed once
+def _name_words(name: str) -> tuple[str, ...]:
     """The words of a manufacturer's name as the MID rules count them.
 
     Initials standing together ("A.B.C.", "A B C", "S.A.") are one word; a hyphen joins the parts
@@ -59,7 +61,7 @@ def _name_words(name: str) -> list[str]:
             words[-1] = (words[-1][0] + characters, True)
         else:
             words.append((characters, initial))
-    return [w for w, _ in words if w not in _SKIPPED_WORDS]
+    return tuple(w for w, _ in words if w not in _SKIPPED_WORDS)
 
 
 def mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None) -> str | None:

@@ -127,6 +127,8 @@ def test_account_channels_are_checked_at_start() -> None:
     for bad in ("CNPOST-EPACKET", "X=courier", "=postal"):
         with pytest.raises(ConfigError, match="account_channels"):
             EntryConfig(account_channels=bad)
+    with pytest.raises(ConfigError, match=r"no-such-rates\.json: not a USD rate table"):
+        parse('[entry]\nusd_rates_path = "/nonexistent/no-such-rates.json"\n', environ={})
 
 
 def test_usd_values_use_the_rate_table_and_say_which_rate(tmp_path: Path) -> None:
