@@ -89,11 +89,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  model              {summary['model'] or 'none (rules-only)'}",
         f"  broker             {summary['broker']}   wall time {summary['seconds']} s",
         *_compliance_lines(summary["compliance"]),
+        *_export_lines(summary["exports"]),
         "",
         "Seller data-quality scorecard (prescreen report sellers --outbox OUTBOX --since 1d):",
         scorecard.table(summary["sellers"][:8]),
     ]
     print("\n".join(lines))
+
+
+def _export_lines(exports: dict[str, dict[str, int]]) -> list[str]:
+    """One line per filer export: rows written, parcels refused as incomplete."""
+    lines = [
+        f"  {'filer exports' if n == 0 else '':<19}{fmt:<16} {c['rows']} rows, {c['refused']} parcels refused"
+        for n, (fmt, c) in enumerate(exports.items())
+    ]
+    return [*lines, f"{'':<21}(prescreen export --outbox OUTBOX --format FORMAT; docs/data-mapping.md)"]
 
 
 def _compliance_lines(compliance: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ label, waits for the verdict and takes the parcel off, exactly as at the bench.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import logging
 import queue
@@ -26,6 +27,7 @@ from prescreen.app import Agent
 from prescreen.compliance import correct, record_outcome
 from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+from prescreen.exports import MAPPED, write_records
 from prescreen.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
 from prescreen.scorecard import scorecard
 from prescreen.signing import TrustStore
@@ -259,6 +261,15 @@ def compliance_round(station: DemoStation) -> dict[str, Any]:
     return summary
 
 
+def export_counts(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Rows each filer export would write from ``records`` and the parcels it would refuse."""
+    counts = {}
+    for fmt in MAPPED:
+        result = write_records(records, fmt, io.StringIO())
+        counts[fmt] = {"rows": result.written, "refused": len(result.refused)}
+    return counts
+
+
 def run_demo(
     parcels: int = 100,
     *,
@@ -314,6 +325,7 @@ def run_demo(
                     "max": round(max(latencies, default=0.0), 3),
                 },
                 "compliance": compliance,
+                "exports": export_counts(records),
                 "sellers": [seller.as_json() for seller in sellers],
                 "model": station.agent.screener.model.version if station.agent.screener.model else None,
                 "broker": station.broker.kind,

@@ -33,6 +33,9 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
     assert summary["duplicates"] == 0
     assert sum(summary["verdicts"].values()) == 60
     assert all(summary["verdicts"][v] > 0 for v in ("CLEAR", "REVIEW", "HOLD"))
+    # every filer export has demo parcels, and the demo's data gaps are refused, not written
+    assert all(counts["rows"] > 0 for counts in summary["exports"].values())
+    assert summary["exports"]["us-informal"]["refused"] > 0
     with sqlite3.connect(tmp_path / "outbox.db") as conn:
         bodies = [json.loads(r[0]) for r in conn.execute("SELECT body FROM records ORDER BY seq")]
     for body in bodies:
