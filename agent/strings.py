@@ -220,6 +220,34 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "Children's or CPSC product without a certificate reference.",
         "es": "Producto infantil o regulado por la CPSC sin referencia de certificado.",
     },
+    "DQ_TARIFF_UNKNOWN": {
+        "en": "Tariff code does not exist.",
+        "es": "El código arancelario no existe.",
+    },
+    "DQ_TARIFF_NOT_IN_HTS": {
+        "en": "Tariff code is not in the US tariff.",
+        "es": "El código arancelario no está en el arancel de EE. UU.",
+    },
+    "VALUE_FORMAL_ENTRY": {
+        "en": "Worth over 2,500 USD: needs a formal entry.",
+        "es": "Vale más de 2.500 USD: necesita una entrada formal.",
+    },
+    "GIFT_OVER_LIMIT": {
+        "en": "Declared a gift but worth over 100 USD.",
+        "es": "Declarado como regalo pero vale más de 100 USD.",
+    },
+    "PRECURSOR_TARIFF_LINE": {
+        "en": "Tariff code is a controlled chemical's line.",
+        "es": "El código arancelario es el de un químico controlado.",
+    },
+    "CHEMICAL_TARIFF_LINE": {
+        "en": "A chemical the description does not explain.",
+        "es": "Un producto químico que la descripción no explica.",
+    },
+    "PRESS_TARIFF_LINE": {
+        "en": "Tariff line of tablet presses and dies: check the goods.",
+        "es": "Partida de prensas de pastillas y troqueles: revise la mercancía.",
+    },
 }
 
 
@@ -356,6 +384,26 @@ SELLER_ADVICE: dict[str, dict[str, str]] = {
         "es": "Un valor de {value} {currency} para {measured} kg está muy por debajo de lo que cuestan esos "
         "artículos: declare el precio que pagó el comprador.",
     },
+    "DQ_TARIFF_UNKNOWN": {
+        "en": "Tariff code '{hts}' does not exist: its first six digits are no HS subheading. Give the "
+        "10-digit US HTS code of '{description}'.",
+        "es": "El código '{hts}' no existe: sus seis primeros dígitos no son una subpartida del SA. Indique "
+        "el código HTS de EE. UU. de 10 dígitos de '{description}'.",
+    },
+    "DQ_TARIFF_NOT_IN_HTS": {
+        "en": "Tariff code '{hts}' is not in the current US HTS: check the 10 digits for '{description}'.",
+        "es": "El código '{hts}' no está en el HTS vigente de EE. UU.: revise los 10 dígitos de "
+        "'{description}'.",
+    },
+    "VALUE_FORMAL_ENTRY": {
+        "en": "This parcel is worth more than 2,500 USD: it needs a formal entry; arrange one with your broker.",
+        "es": "Este paquete vale más de 2.500 USD: necesita una entrada formal; organícela con su agente.",
+    },
+    "GIFT_OVER_LIMIT": {
+        "en": "Declared as a gift but worth more than 100 USD: declare it as a sale unless it is a real gift.",
+        "es": "Declarado como regalo pero vale más de 100 USD: declárelo como venta salvo que sea un "
+        "regalo real.",
+    },
     "TARIFF_DESCRIPTION_MISMATCH": {
         "en": "Tariff code '{hts}' does not fit the description '{description}': check both.",
         "es": "El código '{hts}' no corresponde a la descripción '{description}': revise ambos.",
@@ -365,18 +413,6 @@ SELLER_ADVICE: dict[str, dict[str, str]] = {
         "can, and declare each parcel's own contents.",
         "es": "Varios paquetes al mismo comprador el mismo día: envíe un pedido en un solo paquete cuando "
         "pueda y declare el contenido de cada paquete.",
-    },
-    "PRECURSOR_CHEMICAL": {
-        "en": "'{description}' matches a controlled chemical: this cannot be shipped without the permits; "
-        "contact the warehouse's compliance team.",
-        "es": "'{description}' coincide con un químico controlado: no puede enviarse sin los permisos; "
-        "contacte al equipo de cumplimiento del almacén.",
-    },
-    "PILL_PRESS_EQUIPMENT": {
-        "en": "'{description}' looks like tablet-press equipment, which needs advance notice to US customs: "
-        "contact the compliance team before shipping.",
-        "es": "'{description}' parece equipo para prensar pastillas, que requiere aviso previo a la aduana "
-        "de EE. UU.: contacte al equipo de cumplimiento antes de enviar.",
     },
     "ORDER_NOT_FOUND": {
         "en": "The parcel arrived without order data: send the order to the warehouse before it is packed.",
@@ -436,23 +472,24 @@ SELLER_ADVICE: dict[str, dict[str, str]] = {
         "infantil): envíela con el pedido.",
     },
 }
-# Findings that are not the seller's doing (the station's own devices, systems or customs'
-# own list): a scorecard counts them but gives the seller no advice for them.
-NOT_SELLER_FINDINGS = frozenset(
+# Risk findings for customs only: never on a seller's scorecard or in advice to the trade, where
+# they would tell a smuggler which words or tariff lines gave the parcel away.
+CUSTOMS_ONLY_FINDINGS = frozenset(
     {
-        "NO_WEIGHT",
-        "ORDER_UNAVAILABLE",
+        "PRECURSOR_CHEMICAL",
+        "PRECURSOR_TARIFF_LINE",
+        "CHEMICAL_TARIFF_LINE",
+        "PILL_PRESS_EQUIPMENT",
+        "PRESS_TARIFF_LINE",
+        "FILER_DEA_452_MISSING",
         "WATCHLIST_HOLD",
         "MODEL_HIGH_RISK",
         "MODEL_ELEVATED_RISK",
-        "MODEL_UNAVAILABLE",
-        "INTERNAL_ERROR",
     }
 )
-
-
-# Findings for customs only: never on a seller's scorecard at all (not counted, no advice).
-CUSTOMS_ONLY_FINDINGS = frozenset({"FILER_DEA_452_MISSING"})
+# Findings that are not the seller's doing (the station's own devices, systems or customs'
+# own list and risk signals): a scorecard counts them but gives the seller no advice for them.
+NOT_SELLER_FINDINGS = CUSTOMS_ONLY_FINDINGS | {"NO_WEIGHT", "ORDER_UNAVAILABLE", "INTERNAL_ERROR"}
 
 
 def seller_advice(record: dict[str, Any], language: str) -> list[tuple[str, str]]:

