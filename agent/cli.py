@@ -256,8 +256,11 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     conf = _screening_config(args).screening
     model = load_risk_model(args.model or conf.model_path or None)
-    review = conf.review_score if conf.review_score is not None else model.threshold_for(conf.model_review_budget)
-    report: dict[str, Any] = evaluate(model.score, read_labelled_rows(args.data), review=review, hold=conf.hold_score)
+    review = conf.review_score
+    if review is None:
+        review = model.threshold_for(conf.model_review_budget)
+    rows = read_labelled_rows(args.data)
+    report: dict[str, Any] = evaluate(model.score, rows, review=review, hold=conf.hold_score)
     report["model_version"] = model.version
     if args.json:
         print(json.dumps(report))

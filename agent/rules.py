@@ -200,8 +200,9 @@ class Rules:
             return
         if not order.get("items"):
             yield Finding("DQ_NO_ITEMS", "review", "The order lists no items.")
-        for index, (item, measured) in enumerate(zip(order.get("items") or [], signals.items), start=1):
-            yield from self._item(f"Item {index}", item, measured)
+        listed = order.get("items") or []
+        for index, (item, measured) in enumerate(zip(listed, signals.items, strict=True), start=1):
+            yield from self._item(f"Item {index}", item if isinstance(item, dict) else {}, measured)
 
     def _item(self, where: str, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
         description = signals.description
@@ -294,7 +295,8 @@ class Rules:
             yield Finding(
                 "VALUE_FORMAL_ENTRY",
                 "review",
-                f"Declared value {total:,.2f} USD is over {FORMAL_ENTRY_USD:,} USD: a formal entry (type 01).",
+                f"Declared value {total:,.2f} USD is over {FORMAL_ENTRY_USD:,} USD: "
+                "a formal entry (type 01).",
             )
         if signals.shipment_category.lower() == "gift" and total > GIFT_LIMIT_USD:
             yield Finding(

@@ -153,10 +153,11 @@ class Screener:
 
     def _model_finding(self, score: float) -> Finding:
         if score >= max(self.config.hold_score, self.threshold):
-            return Finding("MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it.")
+            return Finding(
+                "MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it."
+            )
         return Finding(
             "MODEL_ELEVATED_RISK",
             "review",
             f"Risk model score {score:.2f} is above the review line {self.threshold:.2f}.",
         )
-

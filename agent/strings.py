@@ -396,11 +396,13 @@ SELLER_ADVICE: dict[str, dict[str, str]] = {
         "'{description}'.",
     },
     "VALUE_FORMAL_ENTRY": {
-        "en": "This parcel is worth more than 2,500 USD: it needs a formal entry; arrange one with your broker.",
+        "en": "This parcel is worth more than 2,500 USD: it needs a formal entry; arrange one with your "
+        "broker.",
         "es": "Este paquete vale más de 2.500 USD: necesita una entrada formal; organícela con su agente.",
     },
     "GIFT_OVER_LIMIT": {
-        "en": "Declared as a gift but worth more than 100 USD: declare it as a sale unless it is a real gift.",
+        "en": "Declared as a gift but worth more than 100 USD: declare it as a sale unless it is a real "
+        "gift.",
         "es": "Declarado como regalo pero vale más de 100 USD: declárelo como venta salvo que sea un "
         "regalo real.",
     },

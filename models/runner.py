@@ -10,8 +10,8 @@ keeps running rules-only (and says so in every record).
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any

@@ -200,11 +200,9 @@ def measure(
     order = order or {}
     rate = usd_rate(lexicon, order.get("currency"), rates)
     raw_items = order.get("items")
-    items = tuple(
-        measure_item(lexicon, i, rate, hts_table)
-        for i in (raw_items if isinstance(raw_items, list) else [])
-        if isinstance(i, Mapping)
-    )
+    listed = raw_items if isinstance(raw_items, list) else []
+    # one signal per listed line (a line that is not an object measures as an empty one)
+    items = tuple(measure_item(lexicon, i if isinstance(i, Mapping) else {}, rate, hts_table) for i in listed)
     values = [i.value_usd for i in items]
     return ParcelSignals(
         items=items,
