@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from prescreen import model_monitor
 from prescreen._version import __version__
 from prescreen.compliance import ComplianceApi
 from prescreen.config import Config
@@ -117,6 +118,7 @@ class Agent:
             outbox=self.outbox,
             screener=screener,
         )
+        self._restore_quarantine()
         self.uplink = Uplink(self.outbox, config.sync, config.station, signer=self.key)
         self.downlink = Downlink(
             self.station, self.uplink.mqtt, config.sync.topic_prefix, update_key=config.sync.update_key
@@ -228,6 +230,24 @@ class Agent:
             found.append("uplink thread is not running")
         return found
 
+    def _restore_quarantine(self) -> None:
+        """A model quarantined before a restart stays quarantined; a new model version lifts it."""
+        stored = self.outbox.setting(model_monitor.SETTING)
+        quarantine = model_monitor.decode(stored) if stored else None
+        model = self.station.screener.model
+        if quarantine is not None and model is not None and quarantine.version == model.version:
+            self.station.quarantine = quarantine
+            self.station.screener.quarantined = True
+            log.warning("model still quarantined", extra={"detail": quarantine.detail()})
+
+    def _model_condition(self) -> tuple[Level, str]:
+        screener, quarantine = self.station.screener, self.station.quarantine
+        if screener.quarantined and quarantine is not None:
+            return "degraded", quarantine.detail()
+        if screener.model is None:
+            return "ok", "rules only (no model configured or loadable)"
+        return "ok", f"model {screener.model.version}, review line {screener.threshold:.3f}"
+
     def _watch_health(self) -> None:
         """The agent's own conditions (others add theirs with ``agent.health.report``)."""
         grace = self.config.health
@@ -273,6 +293,7 @@ class Agent:
         self.health.watch("scale", device("scale", self.scale), grace_s=grace.device_grace_s)
         self.health.watch("outbox", outbox)
         self.health.watch("clock", lambda: clock_condition(time.time(), newest))
+        self.health.watch("model", self._model_condition)
 
     def _tick_health(self) -> None:
         """Evaluate health every second, so a change is logged when it happens, not when asked."""

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -331,6 +332,22 @@ class Outbox:
         """Rows of a read-only query on the outbox's side tables (holds, feedback, settings)."""
         with self._lock:
             return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    def setting(self, key: str) -> str | None:
+        """A value of the settings table (state that must survive a restart), or None."""
+        found = self.rows("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(found[0][0]) if found else None
+
+    def put_setting(self, key: str, value: str | None) -> None:
+        """Store (or with None, delete) a settings value durably."""
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                    (key, value, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                )
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record body, oldest first (for tests, exports and reports)."""

@@ -43,6 +43,9 @@ class RiskModel(Protocol):
     def threshold_for(self, budget: float) -> float:
         """The score above which the model alone raises at most ``budget`` of parcels."""
 
+    def expected_raise_rate(self, threshold: float) -> float:
+        """The share of its training mix the model raised at ``threshold`` (its card's rate)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Screening:

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any, Protocol
 
+from prescreen import model_monitor
 from prescreen.config import Config, StationConfig
 from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.drivers.base import Scan
@@ -96,6 +97,9 @@ class Station:
         self.orders = orders
         self.outbox = outbox
         self.screener = screener
+        # The model's live guardrail (made for each model version it sees), see model_monitor.py.
+        self.monitor: model_monitor.ModelMonitor | None = None
+        self.quarantine: model_monitor.Quarantine | None = None
         self.listeners: list[Callable[[StationEvent], None]] = []
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
         self.heartbeat = time.monotonic()
@@ -355,6 +359,7 @@ class Station:
         )
         screening = self._screen(facts)
         event = self._commit(scan.raw, facts, screening, inside, start=start, closed=closed)
+        self._watch_model(screening)
         if event.record is not None and screening.verdict == "HOLD":
             self.awaiting_shelf[event.record["record_id"]] = tracking
             while len(self.awaiting_shelf) > _MAX_INCOMPLETE:
@@ -368,6 +373,23 @@ class Station:
                 while len(self._incomplete) > _MAX_INCOMPLETE:
                     self._incomplete.popitem(last=False)
         return event
+
+    def _watch_model(self, screening: Screening) -> None:
+        """Feed the quarantine monitor; on a trip, screen rules-only from the next parcel on."""
+        model = self.screener.model
+        if model is None or self.screener.quarantined:
+            return
+        if self.monitor is None or self.monitor.version != model.version:  # a new model starts afresh
+            self.monitor = model_monitor.ModelMonitor(
+                model.version,
+                self.config.screening.model_monitor_window,
+                model.expected_raise_rate(self.screener.threshold),
+            )
+        quarantine = self.monitor.observe(screening)
+        if quarantine is not None:
+            self.quarantine = quarantine
+            self.outbox.put_setting(model_monitor.SETTING, model_monitor.encode(quarantine))
+            self.screener.quarantined = True
 
     def _commit(
         self,

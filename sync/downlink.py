@@ -47,6 +47,7 @@ TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model")
 # Screening settings the customs side may change remotely (never paths, devices or credentials);
 # each value passes the same type and bounds check as in the config file (config.check_value).
 REMOTE_SETTINGS = (
+    "model_review_budget",
     "review_score",
     "hold_score",
     "weight_tolerance_pct",

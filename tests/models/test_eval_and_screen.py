@@ -29,12 +29,14 @@ def test_eval_on_the_held_out_set_reports_the_model_card_figures() -> None:
     result = run("model", "eval", "--data", str(HOLDOUT), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["n"] == 2000
     card = json.loads((HOLDOUT.parent / "metrics.json").read_text())["int8"]
-    # holdout.csv is a 2,000-row slice of the 6,000-row test split behind the card
-    assert abs(report["pr_auc"] - card["pr_auc"]) < 0.03
-    assert abs(report["recall_at_hold"] - card["recall_at_hold"]) < 0.03
+    # holdout.csv is the test split behind the card, scored by the same int8 model and threshold
+    assert report["n"] == card["n"]
+    assert abs(report["pr_auc"] - card["pr_auc"]) < 0.005
+    assert abs(report["clean_raised_share"] - card["clean_raised_share"]) < 0.005
     assert report["precision_at_5pct"] >= 0.9
+    # the CSV has a kind column: every kind gets its own raise share
+    assert set(report["raised_share_by_kind"]) >= {"clean", "precursor", "vague", "tariff_mismatch"}
 
 
 def test_eval_with_shuffled_labels_collapses_to_chance(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from prescreen.demo import DemoStation
 from prescreen.drivers.barcodes import decode
-from prescreen.rules import ParcelFacts
+from prescreen.models.signals import ParcelSignals
 from prescreen.samples import Step, generate
 from prescreen.screening import Screener
 from prescreen.sync.customs import new_message
@@ -79,8 +79,14 @@ class _BrokenModel:
 
     version = "broken"
 
-    def score_facts(self, facts: ParcelFacts) -> float:
+    def score_signals(self, signals: ParcelSignals) -> float:
         raise RuntimeError("interpreter exploded")
+
+    def threshold_for(self, budget: float) -> float:
+        return 0.5
+
+    def expected_raise_rate(self, threshold: float) -> float:
+        return 0.01
 
 
 def test_a_parcel_that_fails_screening_is_committed_as_review_and_the_station_goes_on(
