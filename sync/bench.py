@@ -50,7 +50,7 @@ def synthetic_record(seq: int, station: StationConfig) -> Record:
     record["screening"] = {
         "verdict": "REVIEW",
         "score": 0.42,
-        "model_version": "risk-v1",
+        "model_version": "risk-v2",
         "mode": "rules+model",
         "reasons": [
             {"code": "ORDER_NOT_FOUND", "severity": "review", "message": "No order data for this parcel."}

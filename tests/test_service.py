@@ -162,7 +162,7 @@ def test_run_under_notify_socket_reports_ready_status_watchdog_and_stopping(
         assert body["device_id"] == "station-07"
         assert body["devices"]["scanner"]["up"] is True
         assert body["backlog"]["pending"] == 0
-        assert body["model"]["version"] == "risk-v1"
+        assert body["model"]["version"] == "risk-v2"
         assert body["uptime_s"] >= 0
         assert set(body) >= {"devices", "backlog", "model", "uptime_s", "broker"}
     finally:

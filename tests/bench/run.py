@@ -211,11 +211,12 @@ def _facts(count: int) -> list[ParcelFacts]:
 
 def model_and_screening(calls: int) -> dict[str, Any]:
     """Median µs of one int8 call (features ready) and of features + rules + model for a parcel."""
-    from prescreen.models import features
+    from prescreen.models import features, lexicon
+    from prescreen.models.signals import measure
 
     model = load_risk_model()
     facts = _facts(200)
-    vectors = [features.vectorize(features.row_from_order(f.order, 0.75)) for f in facts]
+    vectors = [features.vectorize(measure(lexicon.load(), f.order, 0.75)) for f in facts]
     samples = []
     for i in range(calls):
         started = time.perf_counter_ns()

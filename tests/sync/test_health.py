@@ -34,7 +34,7 @@ def test_the_agent_reports_its_health_without_touching_the_outbox(
     try:
         health = json.loads(got.get(timeout=10))
         assert health["device_id"] == config.station.device_id
-        assert health["model"]["version"] == "risk-v1"
+        assert health["model"]["version"] == "risk-v2"
         assert set(health["outbox"]) == {"rows", "mb", "free_mb", "shedding"}
         assert agent.outbox.counts() == {}  # nothing of it was committed
     finally:

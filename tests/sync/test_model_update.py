@@ -32,13 +32,13 @@ UPDATE_KEY = base64.b64encode(
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A real HTTP server with two models: risk-v1b (loads) and broken (right hash, not a model)."""
+    """A real HTTP server with two models: risk-v2b (loads) and broken (right hash, not a model)."""
     root = tmp_path_factory.mktemp("models-http")
     shipped = json.loads((default_dir() / "model.json").read_text())
-    good = root / "risk-v1b"
+    good = root / "risk-v2b"
     good.mkdir()
     shutil.copy(default_dir() / shipped["file"], good / shipped["file"])
-    (good / "model.json").write_text(json.dumps({**shipped, "version": "risk-v1b"}))
+    (good / "model.json").write_text(json.dumps({**shipped, "version": "risk-v2b"}))
     broken = root / "broken"
     broken.mkdir()
     junk = b"TFL3 but not really a model" * 10
@@ -108,11 +108,11 @@ def _version(station: DemoStation) -> str | None:
 def test_without_an_update_key_model_updates_are_refused(
     station: DemoStation, files: tuple[Path, str]
 ) -> None:
-    ack = station.send(_message(*files, "risk-v1b"))  # the running agent has no update key
+    ack = station.send(_message(*files, "risk-v2b"))  # the running agent has no update key
     assert ack is not None
     assert ack["status"] == "rejected"
     assert "no [sync] update_key" in ack["detail"]
-    assert _version(station) == "risk-v1"
+    assert _version(station) == "risk-v2"
 
 
 @pytest.mark.parametrize(
@@ -129,13 +129,13 @@ def test_a_bad_update_is_rejected_and_the_running_model_kept(
 ) -> None:
     root, base = files
     if case == "forged":
-        message = _message(root, base, "risk-v1b", signer=Ed25519PrivateKey.generate())
+        message = _message(root, base, "risk-v2b", signer=Ed25519PrivateKey.generate())
     elif case == "wrong hash":
-        message = _message(root, base, "risk-v1b")
+        message = _message(root, base, "risk-v2b")
         message["manifest"]["files"][0]["sha256"] = "0" * 64
         message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
     elif case == "missing file":
-        message = _message(root, base, "risk-v1b")
+        message = _message(root, base, "risk-v2b")
         message["manifest"]["files"][0]["url"] += ".gone"
         message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
     else:
@@ -154,14 +154,14 @@ def test_a_good_update_is_swapped_in_recorded_and_kept_across_a_restart(
     station: DemoStation, files: tuple[Path, str]
 ) -> None:
     downlink = _downlink(station)
-    ack = _apply(downlink, _message(*files, "risk-v1b"))
+    ack = _apply(downlink, _message(*files, "risk-v2b"))
     assert ack["status"] == "applied", ack
-    assert ack["detail"] == "model risk-v1b active (was risk-v1)"
-    assert _version(station) == "risk-v1b"
+    assert ack["detail"] == "model risk-v2b active (was risk-v2)"
+    assert _version(station) == "risk-v2b"
     assert station.agent is not None
     station.agent.station.screener.model = None  # as after a restart with the configured model ...
     _downlink(station)  # ... the saved update is loaded again
-    assert _version(station) == "risk-v1b"
+    assert _version(station) == "risk-v2b"
 
 
 def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
@@ -174,7 +174,7 @@ def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
     public = capsys.readouterr().out.strip()
     assert len(base64.b64decode(public)) == 32
     root, base = files
-    manifest = _message(root, base, "risk-v1b")["manifest"]
+    manifest = _message(root, base, "risk-v2b")["manifest"]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     common = ["--site", "site-01", "--device", "station-01", "--port", str(station.broker.port), "--json"]
     assert main(["downlink", "send", "--type", "model", *common]) == 1
