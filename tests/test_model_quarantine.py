@@ -55,8 +55,10 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     verdicts = [demo.run(step)[0].record for step in clean[:10]]
     assert all(r is not None for r in verdicts)
     raised = [r for r in verdicts if r and r["screening"]["mode"] == "rules+model"]
-    assert raised and agent.station.screener.quarantined
-    assert agent.station.quarantine is not None and agent.station.quarantine.version == "alarmist-1"
+    assert raised
+    assert agent.station.screener.quarantined
+    assert agent.station.quarantine is not None
+    assert agent.station.quarantine.version == "alarmist-1"
     # later parcels are screened rules-only and the record names the quarantined model
     after = demo.run(clean[10])[0].record
     assert after is not None
@@ -67,10 +69,12 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     assert agent.http is not None
     body = httpx.get(agent.http.url + "/healthz", timeout=5).json()
     model = next(c for c in body["conditions"] if c["name"] == "model")
-    assert model["level"] == "degraded" and "quarantined" in model["detail"]
+    assert model["level"] == "degraded"
+    assert "quarantined" in model["detail"]
     # and it is kept for the next start
     stored = agent.outbox.setting(model_monitor.SETTING)
-    assert stored is not None and '"alarmist-1"' in stored
+    assert stored is not None
+    assert '"alarmist-1"' in stored
 
 
 def test_the_monitor_needs_more_than_its_card_rate_to_trip() -> None:
