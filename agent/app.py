@@ -36,12 +36,12 @@ from prescreen.outbox import Outbox
 from prescreen.records import epoch_s
 from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
-from prescreen.simbench import SimBench, Step, parse_script, script_of
+from prescreen.simbench import SimBench, Step, load_script, script_of
 from prescreen.station import Station, StationEvent
 from prescreen.sync.downlink import Downlink
 from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
-from prescreen.webserver import LocalServer, PostRoute, Route, json_response
+from prescreen.webserver import LocalServer, PostRoute, Route, check_listen, json_response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
@@ -87,6 +87,9 @@ class Agent:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        http = config.http
+        if http.enabled and http.port and (busy := check_listen(http.host, http.port)):
+            raise ConfigError(busy)  # before any device or file is opened
         self.orders = order_source(config)
         self.key = DeviceKey.load_or_create(device_key_path(config))
         self.outbox = Outbox(config.outbox.path, signer=self.key)
@@ -175,11 +178,7 @@ class Agent:
         for url in (self.config.scanner.url, self.config.scale.url):
             path = script_of(url)
             if path is not None:
-                try:
-                    text = path.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise ConfigError(f"{url}: cannot read the sim script: {exc}") from None
-                self._sim_script = (parse_script(text, str(path)), str(path))
+                self._sim_script = (load_script(path), str(path))
         return bench
 
     def _sim_routes(self) -> tuple[dict[str, Route], dict[str, PostRoute]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,7 +21,9 @@ from prescreen import logs, scorecard
 from prescreen._version import __version__
 from prescreen.cli_compliance import add_compliance_commands
 from prescreen.cli_receiver import add_receiver_commands
+from prescreen.cli_setup import add_setup_commands
 from prescreen.cli_sim import add_sim_commands
+from prescreen.config import DEFAULT_PATH
 from prescreen.errors import PrescreenError
 
 EXIT_FAILURE = 1
@@ -43,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prescreen.service import supervise
 
     stop = _stop_on_signal()
-    conf = config.load(args.config)
+    conf = config.load_station(args.config)
     logs.configure(conf.logging.level)
     agent = Agent(conf).start()
     try:
@@ -213,7 +216,8 @@ def cmd_decode_barcode(args: argparse.Namespace) -> int:
     """Decode one scan per stdin line: one JSON object per line."""
     from prescreen.drivers.barcodes import decode
 
-    for line in sys.stdin.read().splitlines():
+    # Split on line ends only: str.splitlines() also splits at GS (0x1D), the GS1 field separator.
+    for line in sys.stdin.read().replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if line.strip():
             print(json.dumps(decode(line).as_json()))
     return 0
@@ -367,7 +371,7 @@ def _add_operations(sub: Any) -> None:
         description="Checks config, serial ports, order source, disk, model, broker, outbox backlog "
         "and clock. Exit 1 if any check fails. Example: prescreen doctor --config /etc/prescreen/agent.toml",
     )
-    doctor.add_argument("--config", required=True, help="TOML config file")
+    doctor.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config file ({DEFAULT_PATH})")
     doctor.set_defaults(func=cmd_doctor)
 
     status = sub.add_parser(
@@ -377,7 +381,7 @@ def _add_operations(sub: Any) -> None:
         "condition is ok, 1 when one is degraded or down or the agent does not answer. "
         "Example: prescreen status --config /etc/prescreen/agent.toml --json",
     )
-    status.add_argument("--config", required=True, help="TOML config file of the agent")
+    status.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
 
@@ -409,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a packing station from a config file",
         description="Run a station until stopped. Example: prescreen run --config /etc/prescreen/agent.toml",
     )
-    run.add_argument("--config", required=True, help="TOML config file")
+    run.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config file ({DEFAULT_PATH})")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser(
@@ -435,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_receiver_commands(sub)
     add_compliance_commands(sub)
     add_sim_commands(sub)
+    add_setup_commands(sub)
 
     _add_operations(sub)
 
@@ -471,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prescreen`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)  # no command: show the commands, not just "required: COMMAND"
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -480,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `prescreen doctor | head`: the reader left, which is not an error here
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

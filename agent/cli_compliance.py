@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen import logs
+from prescreen.config import DEFAULT_PATH
 from prescreen.errors import ConfigError, OutboxError
 from prescreen.outbox import read_feedback
 
@@ -185,7 +186,9 @@ def add_compliance_commands(sub: Any) -> None:
     correct.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", required=True)
     correct.add_argument("--line", type=int, default=1, help="item line for item fields (default 1)")
     correct.add_argument("--by", default="compliance", help="who corrects (kept in the record)")
-    correct.add_argument("--config", required=True, help="TOML config file of the running agent")
+    correct.add_argument(
+        "--config", default=DEFAULT_PATH, help=f"TOML config file of the running agent ({DEFAULT_PATH})"
+    )
     correct.add_argument("--json", action="store_true", help="print the new record")
     correct.set_defaults(func=cmd_correct)
 
@@ -199,7 +202,9 @@ def add_compliance_commands(sub: Any) -> None:
     outcome.add_argument("--decided-by", default="compliance", choices=["station", "compliance", "customs"])
     outcome.add_argument("--customs-reference", help="needed for handed_to_carrier")
     outcome.add_argument("--note")
-    outcome.add_argument("--config", required=True, help="TOML config file of the running agent")
+    outcome.add_argument(
+        "--config", default=DEFAULT_PATH, help=f"TOML config file of the running agent ({DEFAULT_PATH})"
+    )
     outcome.add_argument("--json", action="store_true", help="print the new record")
     outcome.set_defaults(func=cmd_outcome)
 

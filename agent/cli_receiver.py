@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from prescreen import logs
+from prescreen.config import DEFAULT_PATH as DEFAULT_CONFIG
 from prescreen.errors import ConfigError
 
 EXIT_FAILURE = 1
@@ -124,7 +125,15 @@ def cmd_key(args: argparse.Namespace) -> int:
     logs.configure("warning")
     conf = config.load(args.config)
     key = DeviceKey.load_or_create(device_key_path(conf))
-    print(json.dumps(key.trust_entry(conf.station.site_id, conf.station.device_id)))
+    entry = key.trust_entry(conf.station.site_id, conf.station.device_id)
+    if args.trust_file:
+        from pathlib import Path
+
+        from prescreen import truststore
+
+        print(truststore.add(Path(args.trust_file), entry))
+    else:
+        print(json.dumps(entry))
     return 0
 
 
@@ -272,11 +281,19 @@ def add_receiver_commands(sub: Any) -> None:
     key = sub.add_parser(
         "key",
         help="this station's signing key",
-        description="Example: prescreen key show --config /etc/prescreen/agent.toml >> entries.json",
+        description="Example: prescreen key show --config /etc/prescreen/agent.toml --trust-file trust.json",
     )
     key_what = key.add_subparsers(dest="what", required=True, metavar="WHAT")
-    show = key_what.add_parser("show", help="print the trust-store entry (creates the key if new)")
-    show.add_argument("--config", required=True, help="TOML config file of the agent")
+    show = key_what.add_parser(
+        "show",
+        help="print the trust-store entry (creates the key if new)",
+        description="Prints the entry a receiver's trust store needs, or adds it to --trust-file. "
+        "Example: prescreen key show | prescreen trust add --file trust.json",
+    )
+    show.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"TOML config file of the agent ({DEFAULT_CONFIG})"
+    )
+    show.add_argument("--trust-file", help="add the entry to this trust store file instead of printing it")
     show.set_defaults(func=cmd_key)
 
 

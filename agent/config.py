@@ -14,7 +14,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +29,40 @@ ENV_PREFIX = "PRESCREEN__"
 LEVELS = ("debug", "info", "warning", "error")
 # Ids travel in MQTT topics and records: no wildcards, separators or spaces (the record schema's rule).
 ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+SIM_SCHEME = "sim://"
+SCANNER_PROTOCOLS = ("line", "ssi")
+SCANNER_SIMULATORS = {"scanner": "line", "ssi": "ssi"}  # sim://<name> -> the protocol it speaks
+DEFAULT_PATH = "/etc/prescreen/agent.toml"
+
+
+def scale_protocol_names() -> tuple[str, ...]:
+    """The scale protocols shipped (imported when first checked: the drivers load pyserial)."""
+    from prescreen.drivers.registry import scale_protocols
+
+    return tuple(sorted(scale_protocols()))
+
+
+def _sim_problem(url: str, speaks: dict[str, str], protocol: str) -> str | None:
+    """What is wrong with a ``sim://`` device URL: an unknown simulator, a protocol that is not the
+    one it speaks, or an unreadable ``?script=``."""
+    if not url.startswith(SIM_SCHEME):
+        return None
+    name = url[len(SIM_SCHEME) :].split("?", 1)[0]
+    if name not in speaks:
+        known = ", ".join(SIM_SCHEME + k for k in sorted(speaks))
+        return f"url {url!r}: no such simulator (known: {known})"
+    if speaks[name] != protocol:
+        wanted = speaks[name]
+        return f"url {url!r} simulates {wanted}, but protocol is {protocol!r}: set protocol = {wanted!r}"
+    from prescreen.simbench import load_script, script_of
+
+    script = script_of(url)
+    if script is not None:
+        try:
+            load_script(script)
+        except ConfigError as exc:
+            return str(exc)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +80,12 @@ class Bounds:
     above: float | None = None  # exclusive lower bound (a timeout of 0 is no timeout)
     choices: tuple[str, ...] = ()
     pattern: str | None = None
+    # Choices known only at run time (the scale protocols shipped), asked for when checking.
+    choices_of: Callable[[], tuple[str, ...]] | None = None
+
+    def allowed(self) -> tuple[str, ...]:
+        """The values a string may take (empty: any)."""
+        return self.choices or (self.choices_of() if self.choices_of is not None else ())
 
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value`` (of the right type already), or None."""
@@ -60,8 +100,9 @@ class Bounds:
                 high = "" if self.max is None else f"at most {self.max:g}"
                 return " and ".join(p for p in (low, high) if p)
         if isinstance(value, str):
-            if self.choices and value not in self.choices:
-                return "one of " + ", ".join(self.choices)
+            allowed = self.allowed()
+            if allowed and value not in allowed:
+                return "one of " + ", ".join(allowed)
             if self.pattern is not None and not re.fullmatch(self.pattern, value):
                 return f"a string matching {self.pattern}"
         return None
@@ -160,9 +201,13 @@ class ScannerConfig(Section):
     SECTION: ClassVar[str] = "scanner"
 
     url: str = "/dev/ttyACM0"
-    protocol: str = "line"
+    protocol: str = bounded("line", choices=SCANNER_PROTOCOLS)
     baudrate: int = bounded(9600, min=300, max=4_000_000)
     suffix: str = bounded("any", choices=("any", "cr", "lf", "crlf", "tab"))
+
+    def relations(self) -> str | None:
+        """A ``sim://`` scanner must be a known simulator speaking ``protocol``."""
+        return _sim_problem(self.url, SCANNER_SIMULATORS, self.protocol)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,12 +217,17 @@ class ScaleConfig(Section):
     SECTION: ClassVar[str] = "scale"
 
     url: str = "/dev/ttyUSB0"
-    protocol: str = "mt-sics"
+    protocol: str = bounded("mt-sics", choices_of=scale_protocol_names)
     baudrate: int | None = bounded(None, min=300, max=4_000_000)
     poll_interval_ms: int = bounded(50, min=1, max=10_000)
     settle_readings: int = bounded(3, min=1, max=100)
     settle_tolerance_g: int = bounded(5, min=0, max=100_000)
     settle_ms: int = bounded(100, min=0, max=60_000)
+
+    def relations(self) -> str | None:
+        """A ``sim://<protocol>`` scale must speak ``protocol``."""
+        names = scale_protocol_names() if self.url.startswith(SIM_SCHEME) else ()
+        return _sim_problem(self.url, {n: n for n in names}, self.protocol)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +257,12 @@ class OrdersConfig(Section):
     prefetch_every_s: float = bounded(30.0, above=0, max=86_400)
     cache_path: str = ""
     cache_ttl_s: int = bounded(86400, min=0)
+
+    def relations(self) -> str | None:
+        """The WMS is asked per tracking number: its URL must say where the number goes."""
+        if self.source == "wms" and "{tracking}" not in self.url:
+            return f"source = \"wms\" needs url with {{tracking}} in it, got {self.url!r}"
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +317,12 @@ class SyncConfig(Section):
     keyfile: str = ""
     username: str = ""
     password: str = ""
+
+    def relations(self) -> str | None:
+        """A client key without its certificate is a half-configured mTLS."""
+        if self.keyfile and not self.certfile:
+            return "keyfile is set but certfile is not: mTLS needs both"
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,16 +443,18 @@ class LoggingConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class HealthConfig:
+class HealthConfig(Section):
     """When a problem becomes a health condition (see ``health.py``), and how often it is logged.
 
     A broker or device that is back within its grace time was a blip, not an alarm; a condition
     that lasts is logged once when it starts, every ``log_every_s`` while it lasts, once when it ends.
     """
 
-    broker_grace_s: float = 30.0
-    device_grace_s: float = 5.0
-    log_every_s: float = 60.0
+    SECTION: ClassVar[str] = "health"
+
+    broker_grace_s: float = bounded(30.0, min=0, max=86_400)
+    device_grace_s: float = bounded(5.0, min=0, max=86_400)
+    log_every_s: float = bounded(60.0, above=0, max=86_400)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -465,8 +529,9 @@ def _build(cls: type[Section], raw: Mapping[str, Any], where: str, text: str, se
             raise ConfigError(f"{at}: {exc}") from None
     try:
         return cls(**values)
-    except ConfigError as exc:  # a rule between keys
-        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:  # a rule between keys: point at the section
+        line = _line_of(text, section, None)
+        raise ConfigError(f"{where}{f':{line}' if line else ''}: {exc}") from None
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -499,8 +564,10 @@ def parse(text: str, *, where: str = "<config>", environ: Mapping[str, str] | No
     built: dict[str, Any] = {}
     for section, body in data.items():
         if section not in sections:
+            line = _line_of(text, section, None)
             raise ConfigError(
-                f"{where}: unknown section [{section}] (expected one of: {', '.join(sorted(sections))})"
+                f"{where}{f':{line}' if line else ''}: unknown section [{section}] "
+                f"(expected one of: {', '.join(sorted(sections))})"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: '{section}' must be a table like [{section}]")
@@ -520,6 +587,31 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config: {exc}") from None
     return parse(text, where=str(file), environ=environ)
+
+
+# Keys a real station must name itself: (section, key, why).
+REQUIRED_TO_RUN = (
+    ("station", "filer_code", "the filer code your records and entries are filed under; the demo uses DEMO"),
+)
+
+
+def load_station(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read a config file to run a station with (``run``, ``doctor``, ``config check``): as
+    :func:`load`, and the keys a real station must name itself are present (the code's defaults,
+    such as filer code DEMO, are for the demo only).
+
+    Raises:
+        ConfigError: as :func:`load`, or a required key is missing.
+    """
+    environ = os.environ if environ is None else environ
+    conf = load(path, environ=environ)
+    text = Path(path).read_text(encoding="utf-8")
+    given = tomllib.loads(text)
+    for section, key, why in REQUIRED_TO_RUN:
+        in_env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}" in environ
+        if key not in given.get(section, {}) and not in_env:
+            raise ConfigError(f"{path}: '{section}.{key}' is required to run a station ({why})")
+    return conf
 
 
 def replace(config: Config, section: str, **changes: Any) -> Config:

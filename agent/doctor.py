@@ -15,7 +15,6 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,11 +22,12 @@ from urllib.parse import urlsplit
 import httpx
 from prescreen import config as cfg
 from prescreen.errors import ModelError, OutboxError, PrescreenError
+from prescreen.health import clock_condition
 from prescreen.records import epoch_s
+from prescreen.webserver import check_listen
 
 Level = Literal["ok", "warn", "FAIL"]
 BACKLOG_WARN_S = 3600
-CLOCK_FLOOR = datetime(2025, 1, 1).timestamp()  # earlier than any release of this agent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,12 +95,42 @@ def _tls(conf: cfg.Config) -> Check:
     return Check("tls", "ok", f"{version} to {where}, broker certificate verified{client}")
 
 
+def _http(conf: cfg.Config) -> Check:
+    """The agent's local server (station page, /metrics, /healthz) must be able to listen: a port
+    another program (or another station's agent on this host) holds would stop ``run``."""
+    http = conf.http
+    if not http.enabled:
+        return Check("http", "ok", "disabled: no station page, /metrics or /healthz")
+    where = f"{http.host}:{http.port}"
+    if http.port == 0:
+        return Check("http", "ok", f"{http.host}, a free port picked at start")
+    problem = check_listen(http.host, http.port)
+    if problem is None:
+        return Check("http", "ok", f"{where} free for the station page, /metrics and /healthz")
+    try:
+        running = httpx.get(http.url("/status"), timeout=2).json().get("device_id")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        running = None
+    if running == conf.station.device_id:
+        return Check("http", "warn", f"{where} in use by {running}'s running agent", "fine while it runs")
+    return Check("http", "FAIL", problem, f"set [http] port to a free port (ss -ltnp | grep {http.port})")
+
+
 def _broker(conf: cfg.Config) -> Check:
     from prescreen.sync.mqtt import MqttConnection
     from prescreen.sync.uplink import security_of
 
     sync = conf.sync
     where = f"{sync.host}:{sync.port}"
+    try:  # a refused or unroutable port is said at once, not after the MQTT timeout
+        socket.create_connection((sync.host, sync.port), timeout=3).close()
+    except OSError as exc:
+        return Check(
+            "broker",
+            "FAIL",
+            f"no TCP connection to {where}: {exc.strerror or exc}",
+            "check sync.host/sync.port and that the broker runs; records wait safely in the outbox",
+        )
     connection = MqttConnection(
         client_id=f"doctor-{uuid.uuid4().hex[:8]}", host=sync.host, port=sync.port, security=security_of(sync)
     )
@@ -205,18 +235,11 @@ def _outbox_and_clock(conf: cfg.Config) -> Iterator[Check]:
             f"last ack {backlog['last_ack_at']}",
             "records are safe on disk; check the broker and the receiver",
         )
-    now = time.time()
-    if now < CLOCK_FLOOR:
-        yield Check("clock", "FAIL", "system clock is before 2025", "enable NTP: timedatectl set-ntp true")
-    elif newest and epoch_s(newest) > now + 60:
-        yield Check(
-            "clock",
-            "FAIL",
-            f"system clock is behind the newest record ({newest})",
-            "the clock went backwards: enable NTP (timedatectl set-ntp true)",
-        )
-    else:
-        yield Check("clock", "ok", datetime.now().astimezone().isoformat(timespec="seconds"))
+    level_now, detail = clock_condition(time.time(), epoch_s(newest) if newest else None)
+    if level_now == "ok":
+        yield Check("clock", "ok", detail)
+    else:  # the same rule as the running agent's clock condition
+        yield Check("clock", "FAIL", detail, "enable NTP: timedatectl set-ntp true")
 
 
 def _model(conf: cfg.Config) -> Check:
@@ -234,11 +257,12 @@ def _model(conf: cfg.Config) -> Check:
 def run_checks(config_path: str) -> list[Check]:
     """Every check, in the order an engineer would look; a bad config stops the rest."""
     try:
-        conf = cfg.load(config_path)
+        conf = cfg.load_station(config_path)
     except PrescreenError as exc:
         return [Check("config", "FAIL", str(exc), "fix the file; `prescreen doctor` again")]
     checks = [Check("config", "ok", config_path)]
     steps: list[Callable[[], Check]] = [
+        lambda: _http(conf),
         lambda: _port("scanner", conf.scanner.url),
         lambda: _port("scale", conf.scale.url),
         lambda: _orders(conf),

@@ -139,6 +139,9 @@ class _Trusted:
     public: Ed25519PublicKey
 
 
+TRUST_FORMAT = '{"keys": [one `prescreen key show` entry per station]} (prescreen trust add builds it)'
+
+
 class TrustStore:
     """The receiver's list of station public keys, each bound to one site and device."""
 
@@ -162,7 +165,7 @@ class TrustStore:
             data = json.loads(Path(path).read_text())
             return cls(list(data["keys"]))
         except (OSError, ValueError, TypeError, KeyError, binascii.Error) as exc:
-            raise ConfigError(f"{path}: not a usable trust store: {exc!r}") from exc
+            raise ConfigError(f"{path}: not a usable trust store ({exc!r}); expected {TRUST_FORMAT}") from exc
 
     def __len__(self) -> int:
         return len(self._keys)

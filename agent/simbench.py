@@ -82,6 +82,19 @@ def parse_script(text: str, where: str) -> list[Step]:
     return steps
 
 
+def load_script(path: Path) -> list[Step]:
+    """The steps of the script file at ``path``.
+
+    Raises:
+        ConfigError: the file is unreadable or a line is wrong (file:line).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the sim script: {exc}") from None
+    return parse_script(text, str(path))
+
+
 def script_of(url: str) -> Path | None:
     """The ``script=FILE`` of a ``sim://`` URL, if any."""
     values = parse_qs(urlsplit(url).query).get("script")

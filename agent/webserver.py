@@ -8,18 +8,44 @@ a body that is an iterator of chunks is streamed (server-sent events), one threa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from prescreen.errors import ConfigError
 
 log = logging.getLogger("prescreen.http")
 Response = tuple[int, str, bytes]
 Route = Callable[[], tuple[int, str, bytes | Iterator[bytes]]]
 PostRoute = Callable[[bytes], Response]
 MAX_POST_BYTES = 64 * 1024
+
+
+def listen_problem(host: str, port: int, exc: OSError) -> str:
+    """One line for a server that cannot listen on ``host:port``, with what to do."""
+    fix = (
+        "another agent or program listens there: give each station on a host its own [http] port"
+        if exc.errno == errno.EADDRINUSE
+        else "check [http] host and port"
+    )
+    return f"[http] cannot listen on {host}:{port}: {exc.strerror or exc} ({fix})"
+
+
+def check_listen(host: str, port: int) -> str | None:
+    """Whether a server could listen on ``host:port`` now (None) or why not; binds and releases
+    the port the way :class:`LocalServer` would (``SO_REUSEADDR``)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return listen_problem(host, port, exc)
+    return None
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -80,7 +106,10 @@ class LocalServer:
                     if close is not None:
                         close()  # runs the stream's cleanup (unsubscribe) now, not at GC
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ConfigError(listen_problem(host, port, exc)) from None
         self._server.daemon_threads = True
         self.host: str = host
         self.port: int = self._server.server_address[1]

@@ -85,6 +85,7 @@ def station_toml(tmp_path: Path, broker: LocalBroker, http_port: int) -> Path:
         f"""
 [station]
 device_id = "station-07"
+filer_code = "TST"
 
 [scanner]
 url = "sim://scanner"
@@ -250,6 +251,7 @@ def test_doctor_passes_on_a_good_install_and_names_the_fix_on_a_bad_one(
     names = [line.split()[1] for line in good.stdout.splitlines() if line.startswith(("ok", "warn"))]
     assert names == [
         "config",
+        "http",
         "scanner",
         "scale",
         "orders",

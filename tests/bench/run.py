@@ -360,7 +360,7 @@ def _agent_config(workdir: Path, name: str, broker: LocalBroker, scanner: str, s
     (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
     path = workdir / f"{name}.toml"
     path.write_text(
-        f'[station]\ndevice_id = "{name}"\n[scanner]\nurl = "{scanner}"\n'
+        f'[station]\ndevice_id = "{name}"\nfiler_code = "BENCH"\n[scanner]\nurl = "{scanner}"\n'
         f'[scale]\nurl = "{scale}"\nprotocol = "mt-sics"\npoll_interval_ms = 10\nsettle_ms = 20\n'
         f'[orders]\npath = "{workdir / "orders.ndjson"}"\n[outbox]\npath = "{workdir / name}.db"\n'
         f'[sync]\nhost = "{broker.host}"\nport = {broker.port}\n[http]\nport = 0\n'
