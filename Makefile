@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNSTAMP := $(VENV)/.installed-run
 
 # The model runs on tflite-runtime up to Python 3.11 and on ai-edge-litert from 3.12: the model
 # tests run on both (PY312 is found through pyenv when it is there).
@@ -10,11 +11,16 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean
+.PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean
 
-$(STAMP): pyproject.toml
+# The demo needs the agent and the embedded broker only; the tests add their tools on top.
+$(RUNSTAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[broker]'
+	touch $(RUNSTAMP)
+
+$(STAMP): $(RUNSTAMP)
 	$(BIN)/pip install --quiet -e '.[test,broker]'
 	touch $(STAMP)
 
@@ -22,11 +28,19 @@ system-deps:
 	@bash .ci/system-deps.sh
 
 ## Run a whole simulated packing station end to end (100 parcels).
-demo: system-deps $(STAMP)
+demo: system-deps $(RUNSTAMP)
 	$(BIN)/prescreen demo --parcels 100
 
-## Lint, type-check and run the whole test suite.
-test: system-deps $(STAMP) lint typecheck pytest pytest-py312
+## Lint, type-check and run the whole test suite (needs Python 3.12 too: the model runs on both
+## runtimes). Fails if the run changed any file git tracks or sees (tests write to temp folders).
+test: check-py312 system-deps $(STAMP)
+	@mkdir -p .build && git status --porcelain > .build/tree-before-test 2>/dev/null || true
+	$(MAKE) lint typecheck pytest pytest-py312
+	@git status --porcelain 2>/dev/null | cmp -s - .build/tree-before-test || \
+	  { echo "make test changed the tree:" >&2; git status --short >&2; exit 1; }
+
+check-py312:
+	@test -n "$(PY312)" || { echo "make test needs Python 3.12 as well (the model tests run on both runtimes): install python3.12 or set PY312=/path/to/python3.12" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent drivers models sync tests
@@ -42,8 +56,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-$(STAMP312): pyproject.toml
-	@test -n "$(PY312)" || { echo "Python 3.12 not found: set PY312=/path/to/python3.12" >&2; exit 1; }
+$(STAMP312): pyproject.toml | check-py312
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/pip install --quiet --upgrade pip
 	$(VENV312)/bin/pip install --quiet -e '.[test]'

@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _announce(url: str) -> None:
-    print(f"station page: {url}  (open it in a browser; add --pace 1 to watch)", file=sys.stderr)
+    print(f"station page: {url}  (live while the demo runs: add --pace 1 to watch it)", file=sys.stderr)
 
 
 def _print_progress(number: int, total: int, step: Any, event: Any) -> None:
@@ -94,8 +94,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         *_compliance_lines(summary["compliance"]),
         *_export_lines(summary["exports"]),
         "",
-        "Seller data-quality scorecard (prescreen report sellers --outbox OUTBOX --since 1d):",
+        "Seller data-quality scorecard:",
         scorecard.table(summary["sellers"][:8]),
+        (
+            f"  again: prescreen report sellers --outbox {summary['workdir']}/outbox.db --since 1d"
+            if summary.get("workdir_kept")
+            else "  (the outbox was in a temporary folder: run the demo with --workdir DIR to keep it, then "
+            "prescreen report sellers --outbox DIR/outbox.db --since 1d)"
+        ),
     ]
     print("\n".join(lines))
 
@@ -347,7 +353,9 @@ def _add_operations(sub: Any) -> None:
         "flat row with the model-eval columns); prints one JSON line each with verdict, score and "
         'reasons. Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
     )
-    model = sub.add_parser("model", help="risk model tools")
+    model = sub.add_parser(
+        "model", help="risk model tools", description="Example: prescreen model eval --data labelled.csv"
+    )
     model_sub = model.add_subparsers(dest="what", required=True, metavar="WHAT")
     evaluate = model_sub.add_parser(
         "eval",
@@ -385,7 +393,9 @@ def _add_operations(sub: Any) -> None:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
 
-    bench = sub.add_parser("bench", help="measure this machine")
+    bench = sub.add_parser(
+        "bench", help="measure this machine", description="Example: prescreen bench sync --records 10000"
+    )
     bench_sub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
     bench_sync = bench_sub.add_parser(
         "sync",
@@ -443,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_operations(sub)
 
-    version = sub.add_parser("version", help="print the version")
+    version = sub.add_parser(
+        "version", help="print the version", description="Example: prescreen version"
+    )
     version.set_defaults(func=cmd_version)
 
     detect = sub.add_parser(
@@ -456,7 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true", help="one JSON object")
     detect.set_defaults(func=cmd_detect)
 
-    decode = sub.add_parser("decode", help="decode raw device data from stdin")
+    decode = sub.add_parser(
+        "decode",
+        help="decode raw device data from stdin",
+        description="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
+    )
     what = decode.add_subparsers(dest="what", required=True, metavar="WHAT")
     scale = what.add_parser(
         "scale",

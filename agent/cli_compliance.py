@@ -208,7 +208,11 @@ def add_compliance_commands(sub: Any) -> None:
     outcome.add_argument("--json", action="store_true", help="print the new record")
     outcome.set_defaults(func=cmd_outcome)
 
-    report = sub.add_parser("report", help="reports from the station's outbox")
+    report = sub.add_parser(
+        "report",
+        help="reports from the station's outbox",
+        description="Example: prescreen report sellers --outbox /var/lib/prescreen/outbox.db --since 7d",
+    )
     report_sub = report.add_subparsers(dest="what", required=True, metavar="WHAT")
     sellers = report_sub.add_parser(
         "sellers",

@@ -253,7 +253,10 @@ def add_receiver_commands(sub: Any) -> None:
         ("query", "matching records as NDJSON"),
         ("export", "matching records as NDJSON, CSV or mapped for a filer (docs/data-mapping.md)"),
     ):
-        each = what.add_parser(name, help=text, description=f"{text}. Filters combine with AND.")
+        example = f"prescreen records {name} --db receiver.db --device station-01 --since 2026-11-01"
+        each = what.add_parser(
+            name, help=text, description=f"{text}. Filters combine with AND. Example: {example}"
+        )
         each.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
         each.add_argument("--tracking", help="tracking number")
         each.add_argument("--device", help="device id")
@@ -266,12 +269,19 @@ def add_receiver_commands(sub: Any) -> None:
     verify = what.add_parser(
         "verify",
         help="re-check every stored record's own signature against the trust store (exit 1 if any fails)",
+        description="Evidence check of a store: every record against the station keys in --trust. "
+        "Example: prescreen records verify --db receiver.db --trust trust.json",
     )
     verify.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     verify.add_argument("--trust", required=True, help="trust store JSON")
     verify.add_argument("--device", help="only this device")
     verify.set_defaults(func=cmd_records_verify)
-    gaps = what.add_parser("gaps", help="missing sequence numbers per device (exit 1 if any)")
+    gaps = what.add_parser(
+        "gaps",
+        help="missing sequence numbers per device (exit 1 if any)",
+        description="A gap is a record a station committed that the store never got. "
+        "Example: prescreen records gaps --db receiver.db",
+    )
     gaps.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     gaps.add_argument("--json", action="store_true")
     gaps.set_defaults(func=cmd_records)
@@ -299,7 +309,12 @@ def add_receiver_commands(sub: Any) -> None:
 
 def _add_downlink_commands(sub: Any) -> None:
     """downlink send: the customs side's messages to one station."""
-    downlink = sub.add_parser("downlink", help="customs side: send a station a message")
+    downlink = sub.add_parser(
+        "downlink",
+        help="customs side: send a station a message",
+        description="Example: prescreen downlink send --site site-01 --device station-01 --type hold "
+        "--tracking 1Z5R89390357567127",
+    )
     downlink_what = downlink.add_subparsers(dest="what", required=True, metavar="WHAT")
     send = downlink_what.add_parser(
         "send",

@@ -37,8 +37,10 @@ from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
+from prescreen.webserver import check_listen
 
 log = logging.getLogger("prescreen.demo")
+DEMO_HTTP_PORT = cfg.HttpConfig().port
 Progress = Callable[[int, int, Step, StationEvent], None]
 
 
@@ -51,7 +53,9 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, int(q) - 1))]
 
 
-def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: LocalBroker) -> cfg.Config:
+def demo_config(
+    workdir: Path, scale_port: str, scanner_port: str, broker: LocalBroker, http_port: int = 0
+) -> cfg.Config:
     """The station config the demo runs with: fast polling, everything under ``workdir`` (where the
     demo's USD rate table is written)."""
     config = cfg.Config()
@@ -67,7 +71,7 @@ def demo_config(workdir: Path, scale_port: str, scanner_port: str, broker: Local
     config = cfg.replace(config, "scanner", url=scanner_port)
     config = cfg.replace(config, "orders", path=str(workdir / "orders.ndjson"))
     config = cfg.replace(config, "outbox", path=str(workdir / "outbox.db"))
-    config = cfg.replace(config, "http", port=0)
+    config = cfg.replace(config, "http", port=http_port)
     rates = workdir / "usd-rates.json"  # the demo's illustrative rate table, written with the config
     rates.write_text(json.dumps(DEMO_RATES))
     config = cfg.replace(config, "entry", account_channels=ACCOUNT_CHANNELS, usd_rates_path=str(rates))
@@ -92,6 +96,7 @@ class DemoStation:
         broker_kind: str = "mosquitto",
         *,
         receiver_process: bool = False,
+        http_port: int = 0,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
@@ -124,7 +129,7 @@ class DemoStation:
         self.events: queue.Queue[StationEvent] = queue.Queue()
         self.agent: Agent | None = None
         try:
-            config = demo_config(workdir, self.scale.port, self.scanner.port, self.broker)
+            config = demo_config(workdir, self.scale.port, self.scanner.port, self.broker, http_port)
             self.agent = Agent(config).start()
         except BaseException:
             self.close()
@@ -285,10 +290,13 @@ def run_demo(
     ``announce`` is told the station page's URL once it is up; ``pace_s`` slows the simulated
     operator down so a person can watch the page.
     """
+    kept = workdir is not None
     with tempfile.TemporaryDirectory(prefix="prescreen-demo-") as tmp:
         workdir = Path(workdir or tmp)
         orders, steps = generate(parcels, seed=seed)
-        station = DemoStation(workdir, orders, broker_kind, receiver_process=True)
+        # The page on the documented port when it is free (a bookmark keeps working), else any.
+        port = DEMO_HTTP_PORT if check_listen("127.0.0.1", DEMO_HTTP_PORT) is None else 0
+        station = DemoStation(workdir, orders, broker_kind, receiver_process=True, http_port=port)
         started = time.monotonic()
         try:
             if announce is not None:
@@ -331,6 +339,7 @@ def run_demo(
                 "broker": station.broker.kind,
                 "seconds": round(time.monotonic() - started, 2),
                 "workdir": str(workdir),
+                "workdir_kept": kept,
             }
         finally:
             station.close()

@@ -33,7 +33,9 @@ def test_every_command_has_useful_help(command: tuple[str, ...], capsys: pytest.
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
     assert exit_info.value.code == 0
-    assert len(capsys.readouterr().out) > 80
+    text = capsys.readouterr().out
+    assert len(text) > 80
+    assert "Example:" in text  # every page shows one way to use it
 
 
 def test_version() -> None:

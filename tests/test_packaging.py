@@ -10,11 +10,18 @@ from pathlib import Path
 
 def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
         check=True,
         timeout=300,
+        capture_output=True,
+        text=True,
     )
+    # Every install used to print setuptools' warnings (license table, data folders not packages).
+    warnings = [
+        line for line in built.stderr.splitlines() if "Warning" in line and "Location 'file" not in line
+    ]
+    assert not warnings, "\n".join(warnings)
     (wheel,) = tmp_path.glob("prescreen_agent-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.startswith("prescreen_agent-")}
@@ -30,3 +37,25 @@ def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
     ):
         assert required in names
     assert not any(n.startswith("prescreen/tests") for n in names)
+
+
+def test_make_demo_installs_no_test_extras(tmp_path: Path) -> None:
+    """The demo's virtualenv gets the agent and the embedded broker, not pytest, mypy, playwright."""
+    root = Path(__file__).resolve().parents[1]
+    plan = subprocess.run(
+        ["make", "-n", "-C", str(root), "demo", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    installs = [line for line in plan.splitlines() if "pip install" in line and " -e " in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[broker]'"]
+    test_plan = subprocess.run(
+        ["make", "-n", "-C", str(root), "lint", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "-e '.[test,broker]'" in test_plan  # the tests still get theirs

@@ -200,3 +200,16 @@ def test_the_documented_orders_examples_are_read_as_documented(tmp_path: Path) -
     assert full["items"][0]["hts_code"] == row["items"][0]["hts_code"] == "8518300000"
     assert full["consignee"]["address"]["country"] == row["consignee"]["address"]["country"] == "US"
     assert row["seller"]["name"] == "Shenzhen Bright Star Trading"
+
+
+def test_the_demo_says_where_its_page_lives_and_its_scorecard_command_works(tmp_path: Path) -> None:
+    demo = prescreen("demo", "--parcels", "5", "--workdir", str(tmp_path))
+    assert demo.returncode == 0, demo.stderr
+    assert "(live while the demo runs: add --pace 1 to watch it)" in demo.stderr
+    (again,) = [line for line in demo.stdout.splitlines() if line.startswith("  again: ")]
+    command = again.removeprefix("  again: prescreen ").split()
+    assert command[:3] == ["report", "sellers", "--outbox"]
+    assert command[3] == f"{tmp_path}/outbox.db"
+    report = prescreen(*command)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.strip()

@@ -220,6 +220,7 @@ def _doctor(tmp_path: Path, port: int, sync: str) -> dict[str, Any]:
     tmp_path.mkdir(parents=True)
     config = tmp_path / "agent.toml"
     config.write_text(
+        '[station]\nfiler_code = "TST"\n[http]\nport = 0\n'
         '[scanner]\nurl = "sim://scanner"\n[scale]\nurl = "sim://mt-sics"\n'
         f'[orders]\npath = "{tmp_path / "o.ndjson"}"\n'
         f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n[sync]\nhost = "127.0.0.1"\nport = {port}\n{sync}'
