@@ -113,7 +113,9 @@ class Health:
             for name, watched in self._watched.items():
                 level, detail = self._ask(name, watched)
                 if level != "ok":
-                    watched.bad_since = now if watched.bad_since is None else watched.bad_since
+                    if watched.bad_since is None:  # said at once, at info: an alarm only after the grace
+                        log.info(f"health: {name} {level} (within grace)", extra={"detail": detail})
+                        watched.bad_since = now
                     if now - watched.bad_since < watched.grace_s:
                         level, detail = "ok", f"{detail} (for {now - watched.bad_since:.0f} s, within grace)"
                 else:
