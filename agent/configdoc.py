@@ -73,12 +73,18 @@ MEANING: dict[str, str] = {
     "sync.password": "broker password (better: PRESCREEN__SYNC__PASSWORD in the environment)",
     "screening.weight_tolerance_pct": "measured vs declared weight may differ by this share",
     "screening.weight_tolerance_g": "... or by this much, whichever is larger",
-    "screening.review_score": "model score from which a parcel is REVIEW",
+    "screening.model_review_budget": "largest share of parcels the model alone may send to REVIEW",
+    "screening.review_score": "model score from which a parcel is REVIEW (unset: from model_review_budget)",
+    "screening.model_monitor_window": "parcels watched to quarantine a model raising far more than its card",
+    "screening.hts_table": "USITC HTS export (CSV/JSON) to check 10-digit codes; empty: 6-digit HS only",
+    "screening.usd_rates": "USD per unit of currency for the value rules, e.g. { EUR = 1.08 }",
     "screening.hold_score": "model score from which a parcel is HOLD",
     "screening.split_window_s": "window for spotting one consignee's shipment split into parcels",
     "screening.split_max_parcels": "parcels to one consignee within the window before it is flagged",
     "screening.model_path": "model directory; empty: the model shipped with the package",
     "screening.use_model": "false: rules only",
+    "entry.account_channels": "channel per carrier account, e.g. \"CNPOST-EPACKET=postal, FWD-AIR-01=cargo\"",
+    "entry.usd_rates_path": "JSON table of USD rates to convert order values with (docs/data-mapping.md)",
     "http.enabled": "serve the station page, /metrics, /healthz and /status",
     "http.host": "address to listen on (keep it on localhost: the page carries parcel data)",
     "http.port": "port; give each station on one host its own (0: any free port)",
@@ -91,6 +97,8 @@ MEANING: dict[str, str] = {
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value) if isinstance(value, str) else repr(value)
@@ -102,7 +110,10 @@ def _number(value: float) -> str:
 
 def _allowed(section: type[cfg.Section], key: str) -> str:
     """The key's type and bounds in words, from the schema."""
-    kind = cfg._describe(typing.get_type_hints(section)[key])
+    hint = typing.get_type_hints(section)[key]
+    if typing.get_origin(hint) is dict:
+        return "a table of CURRENCY = number"
+    kind = cfg._describe(hint)
     bounds = cfg.bounds_of(section, key)
     parts = []
     if bounds.allowed():
