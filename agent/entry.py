@@ -13,6 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,16 @@ def mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None)
     numbers = re.findall(r"\d+", street)
     number = max(numbers, key=int)[:4] if numbers else ""
     return (country + "".join(w[:3] for w in words[:2]) + number + city)[:15]
+
+
+def destination(order: Mapping[str, Any] | None) -> str | None:
+    """Where the parcel goes: the final recipient's country, else the consignee's (None: unknown)."""
+    for role in ("final_recipient", "consignee"):
+        party = (order or {}).get(role)
+        address = party.get("address") if isinstance(party, dict) else None
+        if isinstance(address, dict) and address.get("country"):
+            return str(address["country"])
+    return None
 
 
 def digits(code: object) -> str:
@@ -173,7 +184,7 @@ class UsdRates:
             return {
                 "currency": "USD",
                 "rate": 1.0,
-                "date": date or self.date or "1970-01-01",
+                "date": date or datetime.now(timezone.utc).date().isoformat(),  # 1.0 on any date
                 "source": "order in USD",
             }
         if not isinstance(currency, str) or currency not in self.usd_per_unit or self.date is None:

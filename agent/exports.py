@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from prescreen.entry import agency_needs, digits, hs6, press_on_line
+from prescreen.entry import agency_needs, destination, digits, hs6, press_on_line
 from prescreen.records import Record, dumps
 
 Getter = Callable[[Record, dict[str, Any]], Any]
@@ -411,19 +411,18 @@ def _json(value: Any) -> str | None:
 # --- which parcels each format takes ------------------------------------------------------------
 
 
-def destination(record: Record) -> str | None:
-    """Where the parcel goes: the final recipient's country, else the consignee's."""
-    for party in ("final_recipient", "consignee"):
-        country = _path(record, f"order.{party}.address.country")
-        if country:
-            return str(country)
-    return None
+def _destination(record: Record) -> str | None:
+    return destination(record.get("order"))
+
+
+def _not_us(record: Record) -> str | None:
+    """Why a record is not for a US export (bound elsewhere), or None (US, or not known yet)."""
+    where = _destination(record)
+    return None if where in ("US", None) else f"bound for {where}, not the US"
 
 
 def _us_non_postal(record: Record) -> str | None:
-    if destination(record) not in ("US", None):
-        return f"bound for {destination(record)}, not the US"
-    return "postal item: us-mail" if _channel(record) == "postal" else None
+    return _not_us(record) or ("postal item: us-mail" if _channel(record) == "postal" else None)
 
 
 def _us_informal(record: Record) -> str | None:
@@ -435,13 +434,11 @@ def _us_informal(record: Record) -> str | None:
 
 
 def _us_mail(record: Record) -> str | None:
-    if destination(record) not in ("US", None):
-        return f"bound for {destination(record)}, not the US"
-    return None if _channel(record) == "postal" else "not a postal item"
+    return _not_us(record) or (None if _channel(record) == "postal" else "not a postal item")
 
 
 def _to(countries: frozenset[str], name: str) -> Callable[[Record], str | None]:
-    return lambda record: None if destination(record) in countries else f"not bound for {name}"
+    return lambda record: None if _destination(record) in countries else f"not bound for {name}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prescreen.entry import EntrySettings, agency_needs, decide_channel, mid, press_on_line
+from prescreen.entry import EntrySettings, agency_needs, decide_channel, destination, mid, press_on_line
 from prescreen.rules import Finding, ParcelFacts
 
 IMPORTER_MISSING = "FILER_IMPORTER_MISSING"
@@ -25,15 +25,6 @@ DEA_452_MISSING = "FILER_DEA_452_MISSING"
 CPSC_CERTIFICATE_MISSING = "FILER_CPSC_CERTIFICATE_MISSING"
 # Customs only: never shown to the seller on the scorecard (a press is a customs matter).
 CUSTOMS_ONLY = frozenset({DEA_452_MISSING})
-
-
-def _destination(order: dict[str, Any]) -> str | None:
-    for role in ("final_recipient", "consignee"):
-        party = order.get(role)
-        address = party.get("address") if isinstance(party, dict) else None
-        if isinstance(address, dict) and address.get("country"):
-            return str(address["country"])
-    return None
 
 
 def _text(value: object) -> bool:
@@ -46,7 +37,7 @@ def findings(facts: ParcelFacts, rule_findings: Sequence[Finding], settings: Ent
     if order is None:
         return []
     return list(_postal(facts, order, settings)) + (
-        list(_us_entry(order, {f.code for f in rule_findings})) if _destination(order) in ("US", None) else []
+        list(_us_entry(order, {f.code for f in rule_findings})) if destination(order) in ("US", None) else []
     )
 
 
