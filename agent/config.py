@@ -401,11 +401,11 @@ class EntryConfig(Section):
     def relations(self) -> str | None:
         """A malformed account table or an unreadable rate table stops the agent at start (and
         fails ``doctor`` the same way), not at the first parcel."""
-        from prescreen.entry import UsdRates  # entry builds on this module: imported when checked
-
         try:
             parse_account_channels(self.account_channels)
             if self.usd_rates_path:
+                from prescreen.entry import UsdRates  # entry builds on this module: imported when used
+
                 UsdRates.load(self.usd_rates_path)
         except ConfigError as exc:
             return str(exc)

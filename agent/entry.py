@@ -137,10 +137,19 @@ def agency_needs(item: Mapping[str, Any], *, press_found: bool = False) -> froze
     return frozenset(needs)
 
 
-def press_on_line(reason_codes: Iterable[str], item: Mapping[str, Any], lines: int) -> bool:
-    """Whether the press the rules found is this line: the only line, or a machinery line
-    (chapter 84) of several."""
-    return PRESS_FINDING in reason_codes and (lines == 1 or digits(item.get("hts_code")).startswith("84"))
+def press_on_line(reasons: Iterable[tuple[str, str]], line: int, item: Mapping[str, Any], lines: int) -> bool:
+    """Whether a press the rules found is on line ``line`` (1-based) of ``lines``: the finding's
+    message names its item ("Item 2: ..."); one that names none is the only line's, or a
+    machinery line's (chapter 84) of several. ``reasons`` are (code, message) pairs."""
+    for code, message in reasons:
+        if code != PRESS_FINDING:
+            continue
+        named = re.match(r"Item (\d+)\b", message)
+        if named is not None and int(named.group(1)) == line:
+            return True
+        if named is None and (lines == 1 or digits(item.get("hts_code")).startswith("84")):
+            return True
+    return False
 
 
 # --- USD values ---------------------------------------------------------------------------

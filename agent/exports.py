@@ -63,8 +63,8 @@ IF_CONSOLIDATED = Need("if consolidated", lambda r, i: _channel(r) == "cargo")
 
 
 def _press(record: Record, item: dict[str, Any]) -> bool:
-    codes = [r.get("code") for r in _path(record, "screening.reasons") or []]
-    return press_on_line(codes, item, len(_path(record, "order.items") or []))
+    reasons = [(r.get("code"), r.get("message") or "") for r in _path(record, "screening.reasons") or []]
+    return press_on_line(reasons, item.get("_line") or 1, item, len(_path(record, "order.items") or []))
 
 
 IF_CPSC = Need("if CPSC-regulated", lambda r, i: "CPSC" in agency_needs(i))

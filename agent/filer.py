@@ -23,8 +23,6 @@ MANUFACTURER_MISSING = "FILER_MANUFACTURER_MISSING"
 POSTAL_NO_S10 = "FILER_POSTAL_NO_S10"
 DEA_452_MISSING = "FILER_DEA_452_MISSING"
 CPSC_CERTIFICATE_MISSING = "FILER_CPSC_CERTIFICATE_MISSING"
-# Customs only: never shown to the seller on the scorecard (a press is a customs matter).
-CUSTOMS_ONLY = frozenset({DEA_452_MISSING})
 
 
 def _text(value: object) -> bool:
@@ -37,7 +35,9 @@ def findings(facts: ParcelFacts, rule_findings: Sequence[Finding], settings: Ent
     if order is None:
         return []
     return list(_postal(facts, order, settings)) + (
-        list(_us_entry(order, {f.code for f in rule_findings})) if destination(order) in ("US", None) else []
+        list(_us_entry(order, [(f.code, f.message) for f in rule_findings]))
+        if destination(order) in ("US", None)
+        else []
     )
 
 
@@ -54,7 +54,7 @@ def _postal(facts: ParcelFacts, order: dict[str, Any], settings: EntrySettings) 
         )
 
 
-def _us_entry(order: dict[str, Any], rule_codes: set[str]) -> Iterator[Finding]:
+def _us_entry(order: dict[str, Any], rule_reasons: list[tuple[str, str]]) -> Iterator[Finding]:
     importer = order.get("importer_of_record")
     if not isinstance(importer, dict) or not _text(importer.get("name")) or not _text(importer.get("id")):
         yield Finding(
@@ -73,7 +73,7 @@ def _us_entry(order: dict[str, Any], rule_codes: set[str]) -> Iterator[Finding]:
                 "review",
                 f"Item {index}: no manufacturer name and address to build the MID from.",
             )
-        needs = agency_needs(item, press_found=press_on_line(rule_codes, item, len(items)))
+        needs = agency_needs(item, press_found=press_on_line(rule_reasons, index, item, len(items)))
         if "DEA" in needs and not _text(item.get("dea_452_transaction_id")):
             yield Finding(
                 DEA_452_MISSING,

@@ -190,3 +190,16 @@ def test_which_agencies_a_line_needs() -> None:
     assert agency_needs({"description": "TDP-5 tablet press", "pga_flags": ["DEA"]}) == {"DEA"}
     assert agency_needs({"description": "Candy mold", "hts_code": "8480719000"}, press_found=True) == {"DEA"}
     assert agency_needs({"description": "Wireless earbuds", "hts_code": "8518300000"}) == set()
+
+
+@pytest.mark.parametrize("module", ["prescreen.entry", "prescreen.exports", "prescreen.filer"])
+def test_each_entry_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """The config checks the rate table through prescreen.entry, which builds on the config: the
+    cycle must hold whichever side is imported first (it once did not)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from order_fixtures import clean_order
 from prescreen import filer, scorecard
 from prescreen.config import ScreeningConfig, StationConfig
 from prescreen.drivers.barcodes import decode
-from prescreen.entry import EntrySettings
+from prescreen.entry import EntrySettings, press_on_line
 from prescreen.rules import ParcelFacts
 from prescreen.screening import Screener
 from prescreen.station import verdict_record
@@ -120,3 +120,22 @@ def test_the_press_finding_never_reaches_the_seller_scorecard() -> None:
     assert filer.DEA_452_MISSING not in shown["advice"]
     assert filer.IMPORTER_MISSING in shown["findings"]  # the seller's own gap is shown, with advice
     assert filer.IMPORTER_MISSING in shown["advice"]
+
+
+def test_the_dea_452_id_is_asked_for_the_press_line_only() -> None:
+    order = clean_order()
+    press = {**order["items"][0], "description": "TDP-5 tablet press machine", "hts_code": "8479899000"}
+    order["items"].append(press)
+    _, codes, _, result = screen(order)
+    assert codes == {filer.DEA_452_MISSING}
+    (dea,) = [f for f in result.findings if f.code == filer.DEA_452_MISSING]
+    assert dea.message.startswith("Item 2:")
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Item 2: description matches")], 2, press, 2)
+    assert not press_on_line(
+        [("PILL_PRESS_EQUIPMENT", "Item 2: description matches")], 1, order["items"][0], 2
+    )
+    # an unnumbered finding (older messages): the only line, or the machinery line of several
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 1, order["items"][0], 1)
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 2, press, 2)
+    assert not press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 1, order["items"][0], 2)
+    assert not press_on_line([("PRESS_TARIFF_LINE", "Item 2: tariff line")], 2, press, 2)  # a suspicion only
