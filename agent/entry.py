@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -178,22 +179,31 @@ class UsdRates:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             rates = {str(k).upper(): float(v) for k, v in raw["usd_per_unit"].items()}
-            date, source = str(raw["date"]), str(raw["source"])
+            day, source = str(raw["date"]), str(raw["source"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: not a USD rate table ({exc})") from None
-        bad = sorted(k for k, v in rates.items() if not v > 0 or not re.fullmatch(r"[A-Z]{3}", k))
+        # Each value goes into every record: one the record schema refuses would lose the records.
+        bad = sorted(
+            k
+            for k, v in rates.items()
+            if not (math.isfinite(v) and v > 0) or not re.fullmatch(r"[A-Z]{3}", k)
+        )
         if bad:
             raise ConfigError(f"{path}: rates must be positive numbers by ISO 4217 code: {', '.join(bad)}")
-        return cls(date, source, rates)
+        if valid_date(day) is None:
+            raise ConfigError(f"{path}: date must be a date like 2026-11-20, got {day!r}")
+        if len(source) > 200:
+            raise ConfigError(f"{path}: source must be at most 200 characters")
+        return cls(day, source, rates)
 
     def rate(self, currency: object, order_date: object) -> dict[str, Any] | None:
         """The record's ``usd_rate`` object for an order in ``currency`` (None: no rate known)."""
         if currency == "USD":
-            date = order_date if isinstance(order_date, str) and _DATE.fullmatch(order_date) else None
+            day = valid_date(order_date)
             return {
                 "currency": "USD",
                 "rate": 1.0,
-                "date": date or datetime.now(timezone.utc).date().isoformat(),  # 1.0 on any date
+                "date": day or datetime.now(timezone.utc).date().isoformat(),  # 1.0 on any date
                 "source": "order in USD",
             }
         if not isinstance(currency, str) or currency not in self.usd_per_unit or self.date is None:
@@ -206,7 +216,15 @@ class UsdRates:
         }
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+def valid_date(value: object) -> str | None:
+    """``value`` when it is a calendar date written YYYY-MM-DD (what the record schema takes)."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return None
+    return value
 
 
 # --- the settings a station builds records with -------------------------------------------------
@@ -245,8 +263,10 @@ _MODES = frozenset({"air", "ocean", "truck", "rail", "mail"})
 
 
 def _text(order: Mapping[str, Any] | None, key: str) -> str | None:
+    """An id from the order, or None when there is none or it is longer than the record takes."""
     value = (order or {}).get(key)
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    text = value.strip() if isinstance(value, str) else ""
+    return text if 0 < len(text) <= 64 else None
 
 
 def decide_channel(
@@ -296,12 +316,12 @@ def parcel_fields(
     port, mode, arrival = pick("port_of_entry"), pick("transport_mode"), pick("arrival_date")
     return {
         "channel": channel,
-        "channel_basis": basis,
+        "channel_basis": basis[:200],
         "carrier_account": account,
         "master_bill": master_bill,
         "port_of_entry": port if port and re.fullmatch(r"\d{4}", port) else None,
         "transport_mode": mode if mode in _MODES else None,
-        "arrival_date": arrival if arrival and _DATE.fullmatch(arrival) else None,
+        "arrival_date": valid_date(arrival),
     }
 
 

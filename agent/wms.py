@@ -162,10 +162,14 @@ class WmsOrderSource:
     def _fetch_async(self, key: str) -> Future[Order]:
         with self._lock:
             future = self._inflight.get(key)
+            started = future is None
             if future is None:
                 future = self._pool.submit(self._fetch, key)
                 self._inflight[key] = future
-                future.add_done_callback(functools.partial(self._fetched, key))
+        # Outside the lock: a fetch that is already done (a refused connection fails at once) runs
+        # its callback right here, and the callback takes the lock.
+        if started:
+            future.add_done_callback(functools.partial(self._fetched, key))
         return future
 
     def _fetched(self, key: str, future: Future[Order]) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prescreen.config import EntryConfig, parse
 from prescreen.drivers.barcodes import decode
 from prescreen.entry import EntrySettings, UsdRates, agency_needs, complete_order, decide_channel, hs6, mid
@@ -203,3 +205,79 @@ def test_each_entry_module_imports_first_in_a_fresh_interpreter(module: str) -> 
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=120),
+    st.lists(st.text(max_size=12), max_size=3),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+_V2_KEYS = (
+    "carrier_account",
+    "master_bill",
+    "port_of_entry",
+    "transport_mode",
+    "arrival_date",
+    "ioss_number",
+    "gift",
+    "importer_of_record",
+    "order_date",
+)  # the v2 keys (the rules' own keys, such as currency, are the rules' tests' business)
+_ITEM_KEYS = (
+    "chapter99",
+    "pga_flags",
+    "manufacturer",
+    "cpsc_certificate",
+    "dea_452_transaction_id",
+    "unit_value",
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    order_values=st.fixed_dictionaries({}, optional=dict.fromkeys(_V2_KEYS, _ANY)),
+    item_values=st.fixed_dictionaries({}, optional=dict.fromkeys(_ITEM_KEYS, _ANY)),
+    label=st.sampled_from(["CP749118622CN", "9400111899223334445561", "1Z5R89390357567127", "garbage"]),
+)
+def test_whatever_the_wms_sends_the_v2_record_validates(
+    order_values: dict[str, Any], item_values: dict[str, Any], label: str
+) -> None:
+    """The projection is total: a record the receiver would reject is a record lost to customs."""
+    from decimal import Decimal
+
+    from prescreen.config import ScreeningConfig, StationConfig
+    from prescreen.records import validate
+    from prescreen.rules import ParcelFacts
+    from prescreen.screening import Screener
+    from prescreen.station import verdict_record
+
+    order = {"consignee": {"name": "A B", "address": {"line1": "1 St", "country": "US"}}, **order_values}
+    order["items"] = [{"description": "Mug", "hts_code": "6912004400", **item_values}]
+    settings = EntrySettings(account_channels={"CNPOST-EPACKET": "postal"}, rates=RATES)
+    facts = ParcelFacts(barcode=decode(label), weight_kg=Decimal("0.5"), order=order)
+    screening = Screener(ScreeningConfig(), entry=settings).screen(facts)
+    carton = {
+        "master_bill": order_values.get("master_bill"),
+        "port_of_entry": order_values.get("port_of_entry"),
+    }
+    validate(verdict_record(1, StationConfig(), facts, screening, entry=settings, carton_order=carton))
+
+
+RATES = UsdRates("2026-11-20", "test", {"EUR": 1.08})
+
+
+def test_a_rate_table_that_would_make_records_invalid_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "rates.json"
+    for bad, why in (
+        ({"date": "yesterday", "source": "x", "usd_per_unit": {"EUR": 1.0}}, "date"),
+        ({"date": "2026-02-30", "source": "x", "usd_per_unit": {"EUR": 1.0}}, "date"),
+        ({"date": "2026-11-20", "source": "x", "usd_per_unit": {"EUR": "inf"}}, "EUR"),
+        ({"date": "2026-11-20", "source": "x" * 201, "usd_per_unit": {"EUR": 1.0}}, "source"),
+    ):
+        table.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=why):
+            UsdRates.load(table)

@@ -313,3 +313,22 @@ def test_a_csv_export_carries_the_entry_grade_columns(tmp_path: Path) -> None:
     assert record["importer_of_record"]["id_type"] == "ein"
     assert record["seller"]["eori"] == "NL823456789"
     assert (order["carrier_account"], order["master_bill"]) == ("UPS-1", "176-12345675")
+
+
+def test_a_fetch_done_before_its_callback_is_added_does_not_deadlock(tmp_path: Path) -> None:
+    """Found by a full suite run on a loaded machine: a fetch that failed at once (connection
+    refused) ran its done-callback inside the lock the callback takes, and the station hung."""
+    from concurrent.futures import Future
+
+    orders = WmsOrderSource(
+        cfg.OrdersConfig(source="wms", url="http://127.0.0.1:9/{tracking}"), tmp_path / "c.db"
+    )
+    done: Future[dict] = Future()
+    done.set_exception(OrderError("refused", reason="ORDER_UNAVAILABLE"))
+    orders._pool.submit = lambda *args, **kwargs: done  # type: ignore[method-assign]
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(reason_of(orders, TRACKING)[0]), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    orders.close()
+    assert result == ["ORDER_UNAVAILABLE"], "the lookup hung"
