@@ -8,6 +8,8 @@ stem, a "squashed" form without spaces or punctuation, and character trigrams fo
 
 from __future__ import annotations
 
+import collections
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -66,15 +68,17 @@ class TrigramIndex:
     A text is read as windows of one to four consecutive words (squashed, so '4 - piperidone'
     meets '4-piperidone'); a term's score in a window is the share of trigrams they share over the
     larger of the two trigram sets: 1.0 for the exact term, about 0.7-0.9 for one wrong letter in
-    a long name, and low when the trigrams only occur scattered over a long text. An inverted
-    index keeps a lookup at a few microseconds however long the list grows.
+    a long name, and low when the trigrams only occur scattered over a long text. Only terms that
+    share at least ``PREFILTER`` of their trigrams with the whole text are scored (an inverted
+    index finds them), so a description that names nothing listed costs a few microseconds.
     """
 
     WINDOW_WORDS = 4
+    PREFILTER = 0.6
 
     def __init__(self, terms: Iterable[tuple[str, str]]) -> None:
         self._names: list[str] = []
-        self._sizes: list[int] = []
+        self._grams: list[frozenset[str]] = []
         self._index: dict[str, list[int]] = {}
         for term, name in terms:
             grams = trigrams(term)
@@ -82,25 +86,28 @@ class TrigramIndex:
                 continue
             number = len(self._names)
             self._names.append(name)
-            self._sizes.append(len(grams))
+            self._grams.append(grams)
             for gram in grams:
                 self._index.setdefault(gram, []).append(number)
 
     def scores(self, text: str) -> dict[str, float]:
-        """Best score per name over the text's windows (names sharing no trigram are absent)."""
-        tokens = [squash(t) for t in text.split()]
-        tokens = [t for t in tokens if t]
+        """Best score per name over the text's windows (only names that pass the prefilter)."""
+        tokens = [t for t in (squash(w) for w in text.split()) if t]
+        empty: list[int] = []
+        counts = collections.Counter(
+            itertools.chain.from_iterable(self._index.get(g, empty) for g in trigrams("".join(tokens)))
+        )
+        candidates = [n for n, c in counts.items() if c >= self.PREFILTER * len(self._grams[n])]
         best: dict[str, float] = {}
+        if not candidates:
+            return best
         for start in range(len(tokens)):
             for end in range(start + 1, min(start + self.WINDOW_WORDS, len(tokens)) + 1):
-                grams = trigrams("".join(tokens[start:end]))
-                counts: dict[int, int] = {}
-                for gram in grams:
-                    for number in self._index.get(gram, ()):
-                        counts[number] = counts.get(number, 0) + 1
-                for number, count in counts.items():
+                window = trigrams("".join(tokens[start:end]))
+                for number in candidates:
+                    grams = self._grams[number]
+                    score = len(grams & window) / max(len(grams), len(window))
                     name = self._names[number]
-                    score = count / max(self._sizes[number], len(grams))
                     if score > best.get(name, 0.0):
                         best[name] = score
         return best
