@@ -63,6 +63,23 @@ def cmd_records(args: argparse.Namespace) -> int:
     logs.configure("error")
     store = open_store(args.db)
     try:
+        if args.what == "shadow-report":
+            from prescreen.sync.shadow import shadow_report
+
+            filters = Filters(device_id=args.device, since=args.since, until=args.until)
+            report = shadow_report(json.loads(row["body"]) for row in store.query(filters))
+            if args.json:
+                print(json.dumps({"stations": report}))
+            else:
+                for row in report:
+                    print(
+                        f"{row['site_id']}/{row['device_id']}: {row['parcels']} parcels; live "
+                        f"{row['live_version']} raised {row['live_raise_share']:.1%}, shadow "
+                        f"{row['shadow_version']} would raise {row['shadow_raise_share']:.1%}; "
+                        f"agreement {row['agreement']:.1%}"
+                    )
+                print(f"{len(report)} station(s) with a shadow model")
+            return 0
         if args.what == "gaps":
             gaps = store.gaps()
             if args.json:
@@ -185,6 +202,8 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
         manifest = json.loads(Path(args.manifest).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{args.manifest}: not a readable JSON manifest: {exc}") from exc
+    if args.shadow:  # inside the signed manifest: nobody can flip a shadow model live on the way
+        manifest["shadow"] = True
     key = DeviceKey.load_or_create(args.signing_key)
     return {"manifest": manifest, "signature": key.sign_bytes(dumps(manifest).encode())}
 
@@ -276,6 +295,19 @@ def add_receiver_commands(sub: Any) -> None:
     verify.add_argument("--trust", required=True, help="trust store JSON")
     verify.add_argument("--device", help="only this device")
     verify.set_defaults(func=cmd_records_verify)
+    shadow = what.add_parser(
+        "shadow-report",
+        help="per station: how a shadow model's raises compare with the live model's",
+        description="Reads verdict records that carry a shadow score (a model sent with "
+        "`downlink send --type model --shadow`). Example: prescreen records shadow-report --db receiver.db "
+        "--since 2026-11-01T00:00:00Z --json",
+    )
+    shadow.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
+    shadow.add_argument("--device", help="only this device")
+    shadow.add_argument("--since", help="created at or after (RFC 3339)")
+    shadow.add_argument("--until", help="created before (RFC 3339)")
+    shadow.add_argument("--json", action="store_true")
+    shadow.set_defaults(func=cmd_records)
     gaps = what.add_parser(
         "gaps",
         help="missing sequence numbers per device (exit 1 if any)",
@@ -333,6 +365,11 @@ def _add_downlink_commands(sub: Any) -> None:
     )
     send.add_argument("--manifest", help='model: JSON {"version", "files": [{"name", "url", "sha256"}]}')
     send.add_argument("--signing-key", help="model: the customs update key (PEM, created if missing)")
+    send.add_argument(
+        "--shadow",
+        action="store_true",
+        help="model: deliver in shadow mode (every parcel scored into the record, no verdict changed)",
+    )
     send.add_argument("--tracking", dest="tracking_number")
     send.add_argument("--reason")
     send.add_argument("--text", help="feedback text")

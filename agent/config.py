@@ -348,17 +348,11 @@ class ScreeningConfig(Section):
     # USITC HTS export (CSV or JSON) to check full 10-digit codes; without it only the six-digit
     # HS subheading is checked.
     hts_table: str = ""
-    # USD per unit of currency for the value rules, e.g. { EUR = 1.08 }; unlisted currencies use
-    # the shipped table (models/data/screening.json).
-    usd_rates: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def relations(self) -> str | None:
         """A review line above the hold line would hold what it never reviewed."""
         if self.review_score is not None and self.review_score > self.hold_score:
             return f"review_score ({self.review_score}) must not be above hold_score ({self.hold_score})"
-        bad = [k for k, v in self.usd_rates.items() if not math.isfinite(v) or v <= 0]
-        if bad:
-            return f"usd_rates must be finite numbers above 0 (check {', '.join(sorted(bad))})"
         return None
 
 
@@ -477,17 +471,10 @@ class Config:
 def _describe(tp: Any) -> str:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
-    if typing.get_origin(tp) is dict:
-        return f"a table of {_describe(typing.get_args(tp)[1])}s like {{ EUR = 1.08 }}"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
 def _accepts(tp: Any, value: object) -> bool:
-    if typing.get_origin(tp) is dict:
-        _, value_type = typing.get_args(tp)
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and _accepts(value_type, v) for k, v in value.items()
-        )
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return any(_accepts(a, value) for a in typing.get_args(tp) if a is not type(None))
     if tp is float:

@@ -5,8 +5,11 @@ certificate reference.
 
 They run after the screening rules (:meth:`prescreen.screening.Screener.screen`) and read the
 same parcel facts; a press is the one the rules found (their stable ``PILL_PRESS_EQUIPMENT`` code)
-or one the seller declared. Severity ``review``: the data is incomplete, not the parcel risky;
-the rules decide holds. Which agency needs what: :func:`prescreen.entry.agency_needs`, shared with
+or one the seller declared. The data is incomplete, not the parcel risky, so the findings that
+most order systems cannot fill yet (importer of record, manufacturer, CPSC certificate) are
+``info``: recorded, refused by the exports, on the seller's scorecard, but they do not send every
+parcel of a site to REVIEW (operators would learn to ignore REVIEW). A postal item without its S10
+id and a press without its DEA 452 id are ``review``: the parcel cannot move as declared. Which agency needs what: :func:`prescreen.entry.agency_needs`, shared with
 the exports, so the station flags exactly what the exports would refuse.
 """
 
@@ -59,7 +62,7 @@ def _us_entry(order: dict[str, Any], rule_reasons: list[tuple[str, str]]) -> Ite
     if not isinstance(importer, dict) or not _text(importer.get("name")) or not _text(importer.get("id")):
         yield Finding(
             IMPORTER_MISSING,
-            "review",
+            "info",
             "No importer of record (name and EIN, SSN or CBP-assigned number): no US entry can be filed.",
         )
     items = [i for i in order.get("items") or [] if isinstance(i, dict)]
@@ -70,7 +73,7 @@ def _us_entry(order: dict[str, Any], rule_reasons: list[tuple[str, str]]) -> Ite
         if not declared and mid(maker.get("name"), maker.get("address"), item.get("origin_country")) is None:
             yield Finding(
                 MANUFACTURER_MISSING,
-                "review",
+                "info",
                 f"Item {index}: no manufacturer name and address to build the MID from.",
             )
         needs = agency_needs(item, press_found=press_on_line(rule_reasons, index, item, len(items)))
@@ -83,6 +86,6 @@ def _us_entry(order: dict[str, Any], rule_reasons: list[tuple[str, str]]) -> Ite
         if "CPSC" in needs and not _text(item.get("cpsc_certificate")):
             yield Finding(
                 CPSC_CERTIFICATE_MISSING,
-                "review",
+                "info",
                 f"Item {index}: a children's or CPSC-regulated product needs its certificate reference.",
             )

@@ -107,17 +107,33 @@ class Screener:
         self.hts_table: HtsTable | None = load_hts_table(config.hts_table) if config.hts_table else None
         self.threshold = self._threshold(model)
 
+    def with_config(self, config: ScreeningConfig) -> Screener:
+        """This screener with new settings (from customs): same model, shadow, quarantine, entry."""
+        return Screener(
+            config, self.model, shadow=self.shadow, quarantined=self.quarantined, entry=self.entry
+        )
+
+    def with_model(self, model: RiskModel | None) -> Screener:
+        """This screener with another live model (a new model is not quarantined)."""
+        return Screener(self.config, model, shadow=self.shadow, entry=self.entry)
+
+    def with_shadow(self, shadow: RiskModel | None) -> Screener:
+        """This screener with a shadow model scoring beside the live one."""
+        return Screener(
+            self.config, self.model, shadow=shadow, quarantined=self.quarantined, entry=self.entry
+        )
+
     def _threshold(self, model: RiskModel | None) -> float:
         if self.config.review_score is not None:
             return self.config.review_score
         return model.threshold_for(self.config.model_review_budget) if model is not None else 1.0
 
     def measure(self, facts: ParcelFacts) -> ParcelSignals:
-        """The parcel's signals (value in USD with the configured rates, the HTS table if loaded)."""
+        """The parcel's signals: values in USD with the site's certified rate table (``[entry]
+        usd_rates_path``), else the shipped approximate one; the HTS table if one is loaded."""
         weight = None if facts.weight_kg is None else float(facts.weight_kg)
-        return measure(
-            self.lexicon, facts.order, weight, rates=self.config.usd_rates or None, hts_table=self.hts_table
-        )
+        rates = self.entry.rates.usd_per_unit or None
+        return measure(self.lexicon, facts.order, weight, rates=rates, hts_table=self.hts_table)
 
     def screen(self, facts: ParcelFacts) -> Screening:
         """Screen one parcel; never raises for bad order data (that is a finding)."""

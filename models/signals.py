@@ -101,7 +101,7 @@ def order_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     value = number(row.get("declared_value_usd"))
     return {
         "currency": str(row.get("currency") or "USD"),
-        "declared_weight_kg": row.get("declared_weight_kg"),
+        "declared_weight_kg": number(row.get("declared_weight_kg")),
         "shipment_category": row.get("shipment_category") or "",
         "seller": row.get("seller"),
         "consignee": row.get("consignee"),

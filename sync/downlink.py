@@ -29,7 +29,6 @@ from prescreen.config import ScreeningConfig, check_value
 from prescreen.errors import ConfigError, SyncError
 from prescreen.outbox import Statement
 from prescreen.records import Record, envelope, utc_now
-from prescreen.screening import Screener
 from prescreen.station import Station, StationEvent
 from prescreen.sync import model_update
 from prescreen.sync.mqtt import MqttConnection
@@ -127,6 +126,13 @@ class Downlink:
                 self._swap_model(model_update.load(Path(json.loads(model_path))))
             except model_update.UpdateError as exc:
                 log.error("updated model not loaded, using the configured one", extra={"reason": str(exc)})
+        shadow_path = self._setting("shadow_model_path")
+        if shadow_path is not None:
+            try:
+                shadow = model_update.load(Path(json.loads(shadow_path)))
+                self.station.screener = self.station.screener.with_shadow(shadow)
+            except model_update.UpdateError as exc:
+                log.error("shadow model not loaded, screening without one", extra={"reason": str(exc)})
 
     def _setting(self, key: str) -> str | None:
         rows = self.outbox.rows("SELECT value FROM settings WHERE key = ?", (key,))
@@ -158,9 +164,7 @@ class Downlink:
                 "saved screening settings refused, using the configured ones", extra={"reason": str(exc)}
             )
             return
-        self.station.screener = Screener(
-            config, self.station.screener.model, entry=self.station.screener.entry
-        )
+        self.station.screener = self.station.screener.with_config(config)
 
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
@@ -288,15 +292,24 @@ class Downlink:
             if isinstance(prepared, BaseException) or prepared is None:
                 raise DownlinkError(str(prepared or "model update not prepared"))
             before = getattr(self.station.screener.model, "version", None)
+            shadow = _is_shadow(message)
+            done = (
+                f"model {prepared.version} in shadow beside live {before}"
+                if shadow
+                else f"model {prepared.version} active (was {before})"
+            )
             return (
-                f"model {prepared.version} active (was {before})",
+                done,
                 None,
                 None,
                 [
                     (
-                        "INSERT OR REPLACE INTO settings (key, value, updated_at) "
-                        "VALUES ('model_path', ?, ?)",
-                        (json.dumps(str(prepared.directory)), now),
+                        "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                        (
+                            "shadow_model_path" if shadow else "model_path",
+                            json.dumps(str(prepared.directory)),
+                            now,
+                        ),
                     )
                 ],
             )
@@ -375,16 +388,16 @@ class Downlink:
             raise DownlinkError(f"bad setting value: {exc}") from None
 
     def _swap_model(self, model: Any) -> None:
-        self.station.screener = Screener(
-            self.station.screener.config, model, entry=self.station.screener.entry
-        )
+        self.station.screener = self.station.screener.with_model(model)
 
     def _apply_in_memory(
         self, message: dict[str, Any], prepared: Any, parcel_state: dict[str, Any] | None
     ) -> None:
         """Bring the running station in line with what was just committed."""
         kind = message["type"]
-        if kind == "model":
+        if kind == "model" and _is_shadow(message):
+            self.station.screener = self.station.screener.with_shadow(prepared)
+        elif kind == "model":
             self._swap_model(prepared)
         elif kind == "config":
             self._load_screening()
@@ -422,3 +435,9 @@ class Downlink:
             "on_hold_shelf": "held_on_shelf" in outcomes,
             "outcomes": outcomes,
         }
+
+
+def _is_shadow(message: dict[str, Any]) -> bool:
+    """A model message whose *signed* manifest asks for shadow mode (scores recorded, no verdicts)."""
+    manifest = message.get("manifest")
+    return isinstance(manifest, dict) and manifest.get("shadow") is True

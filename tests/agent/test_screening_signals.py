@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prescreen.batch import facts_from_json
-from prescreen.config import ScreeningConfig
+from prescreen.config import EntryConfig, ScreeningConfig
+from prescreen.entry import EntrySettings
 from prescreen.models import lexicon
 from prescreen.models.nomenclature import load_hts_table
 from prescreen.screening import Screener
@@ -114,17 +117,21 @@ def test_near_misses_are_not_precursors_or_presses(description: str, hts: str) -
     assert not codes(order(description, hts)) & {"PRECURSOR_CHEMICAL", "PILL_PRESS_EQUIPMENT"}
 
 
-def test_values_are_compared_in_usd_with_the_rate_table() -> None:
+def test_values_are_compared_in_usd_with_the_rate_table(tmp_path: Path) -> None:
     # 200 JPY for 1 kg of earbuds is 1.34 USD per kg: under the chapter 85 floor
     assert "VALUE_PER_KG_LOW" in codes(
         order("Wireless earbuds", "8518300000", value=200, kg=1.0, currency="JPY"), 1.0
     )
     # the same 200 in USD is plausible
     assert "VALUE_PER_KG_LOW" not in codes(order("Wireless earbuds", "8518300000", value=200, kg=1.0), 1.0)
-    # a site's own rate table wins over the shipped one
-    rates = ScreeningConfig(usd_rates={"JPY": 1.0})
+    # the site's certified rate table ([entry] usd_rates_path) wins over the shipped one
+    table = tmp_path / "rates.json"
+    table.write_text(json.dumps({"date": "2026-11-20", "source": "FRBNY", "usd_per_unit": {"JPY": 1.0}}))
+    entry = EntrySettings.from_config(EntryConfig(usd_rates_path=str(table)))
     parcel = order("Wireless earbuds", "8518300000", value=200, kg=1.0, currency="JPY")
-    assert "VALUE_PER_KG_LOW" not in codes(parcel, 1.0, rates)
+    facts = facts_from_json({"order": parcel, "measured_weight_kg": 1.0})
+    found = {f.code for f in Screener(ScreeningConfig(), entry=entry).screen(facts).findings}
+    assert "VALUE_PER_KG_LOW" not in found
 
 
 def test_formal_entry_and_gift_limits() -> None:

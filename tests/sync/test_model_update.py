@@ -23,6 +23,8 @@ from prescreen.records import dumps
 from prescreen.samples import generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.downlink import Downlink
+from prescreen.sync.shadow import shadow_report
+from prescreen.sync.store import Filters
 
 CUSTOMS = Ed25519PrivateKey.generate()
 UPDATE_KEY = base64.b64encode(
@@ -182,3 +184,39 @@ def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
     sent = ["--manifest", str(tmp_path / "manifest.json"), "--signing-key", str(key_file)]
     assert main(["downlink", "send", "--type", "model", *common, *sent]) == 1  # this agent has no update key
     assert json.loads(capsys.readouterr().out)["detail"].startswith("model updates are off")
+
+
+def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
+    tmp_path: Path, files: tuple[Path, str]
+) -> None:
+    """Delivered with shadow = true inside the signed manifest: recorded, reported, never live."""
+    root, base = files
+    orders, steps = generate(12, seed=3)
+    bench = DemoStation(tmp_path / "shadow", orders)
+    try:
+        downlink = _downlink(bench)
+        live = _version(bench)
+        ack = _apply(downlink, _message(root, base, "risk-v2b", shadow=True))
+        assert ack["status"] == "applied", ack
+        assert "in shadow" in ack["detail"]
+        assert _version(bench) == live  # the live model is unchanged
+        parcels = [s for s in steps if s.kind == "parcel" and s.label == "clean"][:3]
+        records = [bench.run(step)[0].record for step in parcels]
+        for record in records:
+            assert record is not None
+            shadow = record["screening"]["shadow"]
+            assert shadow["model_version"] == "risk-v2b"
+            assert 0.0 <= shadow["score"] <= 1.0
+            assert record["screening"]["model_version"] == live
+        bench.drain()
+        assert bench.receiver is not None
+        assert bench.receiver.store.stats().get("rejected", 0) == 0  # the schema knows the field
+        stored = bench.receiver.store.query(Filters())
+        report = shadow_report(json.loads(row["body"]) for row in stored)
+        assert len(report) == 1
+        assert report[0]["shadow_version"] == "risk-v2b"
+        assert report[0]["parcels"] == len(records)
+        # and a restart keeps the shadow model beside the live one
+        assert "shadow_model_path" in {r[0] for r in downlink.outbox.rows("SELECT key FROM settings")}
+    finally:
+        bench.close()

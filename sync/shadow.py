@@ -1,0 +1,64 @@
+"""The shadow report: how a model in shadow mode would have screened, next to the live one.
+
+A model delivered with ``shadow = true`` scores every parcel into its verdict record
+(``screening.shadow``: version, score, would_raise) without changing any verdict. Before it is
+made live, customs reads per station, over the same parcels: how often the live model raised a
+parcel the rules cleared, how often the shadow would have, and how often they agree. A shadow
+model that would raise far more parcels than the live one would slow the supply chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MODEL_FINDINGS = frozenset({"MODEL_ELEVATED_RISK", "MODEL_HIGH_RISK"})
+
+
+@dataclasses.dataclass
+class StationShadow:
+    """Counts for one station and one (live, shadow) pair of model versions."""
+
+    site_id: str
+    device_id: str
+    live_version: str | None
+    shadow_version: str
+    parcels: int = 0
+    live_raised: int = 0
+    shadow_raised: int = 0
+    both_raised: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """One report row, with the shares."""
+        agree = self.parcels - (self.live_raised + self.shadow_raised - 2 * self.both_raised)
+        return {
+            **dataclasses.asdict(self),
+            "live_raise_share": round(self.live_raised / self.parcels, 4) if self.parcels else 0.0,
+            "shadow_raise_share": round(self.shadow_raised / self.parcels, 4) if self.parcels else 0.0,
+            "agreement": round(agree / self.parcels, 4) if self.parcels else 0.0,
+        }
+
+
+def shadow_report(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per station and model pair, from stored verdict records that carry a shadow score."""
+    rows: dict[tuple[str, str, str | None, str], StationShadow] = {}
+    for record in records:
+        screening = record.get("screening") or {}
+        shadow = screening.get("shadow")
+        if record.get("kind") != "verdict" or not isinstance(shadow, Mapping):
+            continue
+        key = (
+            str(record.get("site_id") or ""),
+            str(record.get("device_id") or ""),
+            screening.get("model_version"),
+            str(shadow.get("model_version")),
+        )
+        row = rows.setdefault(key, StationShadow(*key))
+        live = bool(MODEL_FINDINGS & {r.get("code") for r in screening.get("reasons") or []})
+        would = shadow.get("would_raise") is True
+        row.parcels += 1
+        row.live_raised += live
+        row.shadow_raised += would
+        row.both_raised += live and would
+    return [rows[k].as_json() for k in sorted(rows, key=lambda k: (k[0], k[1], str(k[2]), k[3]))]
