@@ -5,12 +5,13 @@ certificate reference.
 
 They run after the screening rules (:meth:`prescreen.screening.Screener.screen`) and read the
 same parcel facts; a press is the one the rules found (their stable ``PILL_PRESS_EQUIPMENT`` code)
-or one the seller declared. The data is incomplete, not the parcel risky, so the findings that
-most order systems cannot fill yet (importer of record, manufacturer, CPSC certificate) are
-``info``: recorded, refused by the exports, on the seller's scorecard, but they do not send every
-parcel of a site to REVIEW (operators would learn to ignore REVIEW). A postal item without its S10
-id and a press without its DEA 452 id are ``review``: the parcel cannot move as declared. Which agency needs what: :func:`prescreen.entry.agency_needs`, shared with
-the exports, so the station flags exactly what the exports would refuse.
+or one the seller declared. The data is incomplete, not the parcel risky, so what most order
+systems cannot fill yet (importer of record, manufacturer, CPSC certificate) is ``info``:
+recorded, refused by the exports, on the seller's scorecard, but no reason to send every parcel
+of a site to REVIEW (operators would learn to ignore REVIEW). A postal item without its S10 id
+and a press without its DEA 452 id are ``review``. Which agency needs what:
+:func:`prescreen.entry.agency_needs`, shared with the exports, so the station flags exactly what
+the exports would refuse.
 """
 
 from __future__ import annotations
