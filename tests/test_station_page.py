@@ -9,6 +9,7 @@ changes the tree.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -29,7 +30,11 @@ CHROMIUM = next(
     None,
 )
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
-SCREENSHOTS = Path(os.environ.get("PRESCREEN_SCREENSHOTS") or tempfile.mkdtemp(prefix="prescreen-shots-"))
+if os.environ.get("PRESCREEN_SCREENSHOTS"):  # make screenshots: into docs/screenshots/
+    SCREENSHOTS = Path(os.environ["PRESCREEN_SCREENSHOTS"])
+else:  # a test run leaves neither the tree nor /tmp changed
+    SCREENSHOTS = Path(tempfile.mkdtemp(prefix="prescreen-shots-"))
+    atexit.register(shutil.rmtree, SCREENSHOTS, True)
 
 
 @pytest.fixture(scope="module")
