@@ -39,6 +39,9 @@ LEVELS: tuple[Level, ...] = ("ok", "degraded", "down")  # in order of severity
 Probe = Callable[[], "tuple[Level, str]"]
 CLOCK_FLOOR = datetime(2025, 1, 1).timestamp()  # earlier than any release of this agent
 CLOCK_SLACK_S = 60.0
+# A problem within its grace time is logged at info once it lasted this long: a broker still
+# connecting at start is not worth a line, a broker gone for 15 s is.
+NOTE_AFTER_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,7 @@ class _Watched:
     probe: Probe
     grace_s: float
     bad_since: float | None = None  # monotonic time the probe first answered non-ok
+    noted: bool = False  # the problem was logged (at info) while within its grace time
 
 
 @dataclasses.dataclass
@@ -113,13 +117,17 @@ class Health:
             for name, watched in self._watched.items():
                 level, detail = self._ask(name, watched)
                 if level != "ok":
-                    if watched.bad_since is None:  # said at once, at info: an alarm only after the grace
-                        log.info(f"health: {name} {level} (within grace)", extra={"detail": detail})
-                        watched.bad_since = now
-                    if now - watched.bad_since < watched.grace_s:
-                        level, detail = "ok", f"{detail} (for {now - watched.bad_since:.0f} s, within grace)"
+                    watched.bad_since = now if watched.bad_since is None else watched.bad_since
+                    lasted = now - watched.bad_since
+                    if lasted < watched.grace_s:
+                        if not watched.noted and lasted >= NOTE_AFTER_S:  # said at info, alarm after grace
+                            log.info(f"health: {name} {level} (within grace)", extra={"detail": detail})
+                            watched.noted = True
+                        level, detail = "ok", f"{detail} (for {lasted:.0f} s, within grace)"
                 else:
-                    watched.bad_since = None
+                    if watched.noted and self._state[name].level == "ok":
+                        log.info(f"health: {name} ok again (within grace)", extra={"detail": detail})
+                    watched.bad_since, watched.noted = None, False
                 self._settle(name, level, detail)
             for name, (level, detail) in self._pushed.items():
                 self._settle(name, level, detail)

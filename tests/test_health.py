@@ -51,7 +51,10 @@ def test_a_condition_counts_after_its_grace_and_is_logged_once_then_every_interv
         assert health.level() == "ok"
         up["broker"] = False
         assert health.level() == "ok"  # first seen lost now
-        for _ in range(29):  # a blip within the grace time is not an alarm
+        clock.now += 1
+        assert health.level() == "ok"
+        assert not caplog.records  # a broker still connecting at start is not worth a line
+        for _ in range(28):  # a blip within the grace time is not an alarm
             clock.now += 1
             assert health.level() == "ok"
         assert [r.getMessage() for r in caplog.records] == ["health: broker degraded (within grace)"]  # info
@@ -73,6 +76,24 @@ def test_a_condition_counts_after_its_grace_and_is_logged_once_then_every_interv
         ("INFO", "health: broker ok"),
     ]
     assert all(r.detail == "backlog 7" for r in caplog.records[:4])  # type: ignore[attr-defined]
+
+
+def test_a_problem_gone_within_its_grace_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    health = Health(clock=clock)
+    up = {"scale": False}
+    health.watch("scale", lambda: ("ok", "") if up["scale"] else ("degraded", "missing"), grace_s=5)
+    with caplog.at_level(logging.INFO, logger="prescreen.health"):
+        for _ in range(4):
+            assert health.level() == "ok"
+            clock.now += 1
+        up["scale"] = True
+        health.conditions()
+        health.conditions()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "health: scale degraded (within grace)"),
+        ("INFO", "health: scale ok again (within grace)"),
+    ]
 
 
 def test_a_reported_condition_is_set_and_cleared_by_its_owner_and_the_worst_level_wins() -> None:
