@@ -124,7 +124,12 @@ class Agent:
         self._restore_quarantine()
         self.uplink = Uplink(self.outbox, config.sync, config.station, signer=self.key)
         self.downlink = Downlink(
-            self.station, self.uplink.mqtt, config.sync.topic_prefix, update_key=config.sync.update_key
+            self.station,
+            self.uplink.mqtt,
+            config.sync.topic_prefix,
+            update_key=config.sync.update_key,
+            customs_keys=config.sync.customs_keys,
+            signer=self.key,
         )
         self.uplink.on_downlink = self.downlink.on_message
         self.metrics = AgentMetrics(self.status)

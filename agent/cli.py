@@ -58,6 +58,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _announce(url: str) -> None:
     print(f"station page: {url}  (live while the demo runs: add --pace 1 to watch it)", file=sys.stderr)
+    print(
+        "demo: [sync] allow_insecure = true: the broker is on loopback without TLS or a login "
+        "(downlink and acks are still signed); never run a station like this",
+        file=sys.stderr,
+    )
 
 
 def _print_progress(number: int, total: int, step: Any, event: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from prescreen import logs
 from prescreen.config import DEFAULT_PATH as DEFAULT_CONFIG
+from prescreen.config import toml_value
 from prescreen.errors import ConfigError
 
 EXIT_FAILURE = 1
@@ -23,13 +24,18 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     """Run the reference receiver until SIGTERM/SIGINT."""
     from prescreen.cli import _stop_on_signal
     from prescreen.sdnotify import notify
-    from prescreen.signing import TrustStore
+    from prescreen.signing import DeviceKey, TrustStore
     from prescreen.sync.receiver import Receiver
 
     logs.configure(args.log_level)
     if not args.trust and not args.no_verify:
         raise ConfigError("give --trust FILE (station public keys) or, for a test bench only, --no-verify")
     trust = TrustStore.load(args.trust) if args.trust else None
+    if not args.key:
+        print(
+            "prescreen: warning: acks are unsigned (no --key): stations with receiver_keys refuse them",
+            file=sys.stderr,
+        )
     security = _security(args)
     stop = _stop_on_signal()
     receiver = Receiver(
@@ -40,6 +46,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         shared=not args.no_share,
         mqtt_options={"security": security},
+        signer=DeviceKey.load_or_create(args.key) if args.key else None,
     ).start()
     try:
         if not receiver.mqtt.subscribed.wait(10):
@@ -156,6 +163,7 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 def cmd_downlink_send(args: argparse.Namespace) -> int:
     """Send one station a downlink message and print its ack; exit 1 without an applied ack."""
+    from prescreen.signing import DeviceKey
     from prescreen.sync.customs import new_message, send_downlink
 
     logs.configure("warning")
@@ -166,7 +174,9 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
     if args.add or args.remove:
         fields["add"], fields["remove"] = args.add, args.remove
     if args.set:
-        fields["settings"] = dict(pair.split("=", 1) for pair in args.set)
+        fields["settings"] = {k: toml_value(v) for k, v in (pair.split("=", 1) for pair in args.set)}
+    if args.customs_key:
+        fields["keys"] = args.customs_key
     if args.type == "model":
         fields.update(_signed_manifest(args))
     message = new_message(args.type, **fields)
@@ -179,6 +189,7 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         security=_security(args),
         wait_s=args.wait,
+        key=DeviceKey.load_or_create(args.key),
     )
     if ack is None:
         print(
@@ -205,15 +216,15 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
     if args.shadow:  # inside the signed manifest: nobody can flip a shadow model live on the way
         manifest["shadow"] = True
     key = DeviceKey.load_or_create(args.signing_key)
-    return {"manifest": manifest, "signature": key.sign_bytes(dumps(manifest).encode())}
+    return {"manifest": manifest, "manifest_signature": key.sign_bytes(dumps(manifest).encode())}
 
 
 def cmd_update_key(args: argparse.Namespace) -> int:
-    """Print the public half of the customs update key, for the stations' ``[sync] update_key``."""
+    """Print the public half of a customs-side key (downlink, receiver ack or model update key)."""
     from prescreen.signing import DeviceKey
 
     logs.configure("warning")
-    print(DeviceKey.load_or_create(args.signing_key).trust_entry("", "")["public_key"])
+    print(DeviceKey.load_or_create(args.signing_key).public_b64)
     return 0
 
 
@@ -256,6 +267,11 @@ def add_receiver_commands(sub: Any) -> None:
     receiver.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     receiver.add_argument("--trust", help='trust store JSON: {"keys": [output of `prescreen key show`, ...]}')
     receiver.add_argument("--no-verify", action="store_true", help="accept unsigned records (test benches)")
+    receiver.add_argument(
+        "--key",
+        help="the receiver's ack signing key (PEM, created if missing); stations list its public half "
+        "(`prescreen downlink public-key --signing-key FILE`) in [sync] receiver_keys",
+    )
     _add_broker_options(receiver)
     receiver.add_argument(
         "--no-share", action="store_true", help="plain subscription instead of a shared one"
@@ -378,16 +394,23 @@ def _add_downlink_commands(sub: Any) -> None:
     send.add_argument("--add", action="append", default=[], help="watchlist: tracking number to hold")
     send.add_argument("--remove", action="append", default=[], help="watchlist: tracking number to drop")
     send.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config: a setting")
+    send.add_argument(
+        "--key", required=True, help="the customs downlink signing key (PEM, created if missing)"
+    )
+    send.add_argument(
+        "--customs-key", action="append", default=[], help="keys: a new customs public key (base64)"
+    )
     send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
     send.add_argument("--json", action="store_true")
     _add_broker_options(send)
     send.set_defaults(func=cmd_downlink_send)
     update_key = downlink_what.add_parser(
-        "update-key",
-        help="print the public update key for the stations' [sync] update_key",
-        description="Example: prescreen downlink update-key --signing-key /etc/prescreen-customs/update.key",
+        "public-key",
+        aliases=["update-key"],
+        help="print the public half of a customs-side key, for the stations' [sync] customs_keys "
+        "(downlink key), receiver_keys (receiver ack key) or update_key (model update key)",
+        description="Example: "
+        "prescreen downlink public-key --signing-key /etc/prescreen-customs/downlink.key",
     )
-    update_key.add_argument(
-        "--signing-key", required=True, help="the customs update key (PEM, created if missing)"
-    )
+    update_key.add_argument("--signing-key", required=True, help="the key (PEM, created if missing)")
     update_key.set_defaults(func=cmd_update_key)

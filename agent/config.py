@@ -29,6 +29,7 @@ ENV_PREFIX = "PRESCREEN__"
 LEVELS = ("debug", "info", "warning", "error")
 # Ids travel in MQTT topics and records: no wildcards, separators or spaces (the record schema's rule).
 ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+PUBLIC_KEY_PATTERN = r"[A-Za-z0-9+/]{43}="  # a raw Ed25519 public key in base64
 SIM_SCHEME = "sim://"
 SCANNER_PROTOCOLS = ("line", "ssi")
 SCANNER_SIMULATORS = {"scanner": "line", "ssi": "ssi"}  # sim://<name> -> the protocol it speaks
@@ -99,6 +100,8 @@ class Bounds:
                 low = "" if self.min is None else f"at least {self.min:g}"
                 high = "" if self.max is None else f"at most {self.max:g}"
                 return " and ".join(p for p in (low, high) if p)
+        if isinstance(value, tuple):
+            return next(filter(None, map(self.problem, value)), None)
         if isinstance(value, str):
             allowed = self.allowed()
             if allowed and value not in allowed:
@@ -142,6 +145,8 @@ def check_value(section: type[Section], key: str, value: object) -> Any:
         )
     if tp is float:
         value = float(value)  # type: ignore[arg-type]  # _accepts let only int and float through
+    elif isinstance(value, list):
+        value = tuple(value)  # a TOML array; sections are frozen
     problem = bounds_of(section, key).problem(value)
     if problem is not None:
         raise ConfigError(f"'{section.SECTION}.{key}' must be {problem}, got {value!r}")
@@ -312,11 +317,20 @@ class SyncConfig(Section):
     compress_min_bytes: int = bounded(4096, min=0)
     # Ed25519 public key (base64) that signs model-update manifests; empty: updates refused.
     update_key: str = ""
+    # Ed25519 public keys (base64) of customs whose signed downlink messages this station obeys;
+    # empty: every downlink message is refused. A signed `keys` message rotates them.
+    customs_keys: tuple[str, ...] = bounded((), pattern=PUBLIC_KEY_PATTERN)
+    # Ed25519 public keys (base64) of the receivers whose signed acks mark records delivered;
+    # empty: acks are not authenticated, which `prescreen run` allows only with allow_insecure.
+    receiver_keys: tuple[str, ...] = bounded((), pattern=PUBLIC_KEY_PATTERN)
     cafile: str = ""
     certfile: str = ""
     keyfile: str = ""
     username: str = ""
     password: str = ""
+    # `prescreen run` refuses a broker without TLS and a login, and acks without receiver_keys,
+    # unless this is true (demo and test benches only: anyone on the network is then trusted).
+    allow_insecure: bool = False
 
     def relations(self) -> str | None:
         """A client key without its certificate is a half-configured mTLS."""
@@ -471,6 +485,8 @@ class Config:
 def _describe(tp: Any) -> str:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if typing.get_origin(tp) is tuple:
+        return "a list of strings"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -481,6 +497,8 @@ def _accepts(tp: Any, value: object) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if typing.get_origin(tp) is tuple:  # tuple[str, ...]: a TOML array of strings
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     return isinstance(value, tp)
 
 
@@ -528,11 +546,16 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2:
             raise ConfigError(f"environment: {name} must look like {ENV_PREFIX}SECTION__KEY")
-        try:
-            value: Any = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        data.setdefault(parts[0], {})[parts[1]] = value
+        data.setdefault(parts[0], {})[parts[1]] = toml_value(text)
+
+
+def toml_value(text: str) -> Any:
+    """``text`` as a TOML value (``0.3`` a number, ``["a"]`` a list), else the text itself: how
+    environment overrides and ``downlink send --set`` values are read."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def parse(text: str, *, where: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:

@@ -30,7 +30,7 @@ from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.exports import MAPPED, write_records
 from prescreen.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
 from prescreen.scorecard import scorecard
-from prescreen.signing import TrustStore
+from prescreen.signing import DeviceKey, TrustStore
 from prescreen.station import StationEvent
 from prescreen.sync.bench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
@@ -54,10 +54,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def demo_config(
-    workdir: Path, scale_port: str, scanner_port: str, broker: LocalBroker, http_port: int = 0
+    workdir: Path,
+    scale_port: str,
+    scanner_port: str,
+    broker: LocalBroker,
+    *,
+    customs: DeviceKey | None = None,
+    receiver: DeviceKey | None = None,
+    http_port: int = 0,
 ) -> cfg.Config:
     """The station config the demo runs with: fast polling, everything under ``workdir`` (where the
-    demo's USD rate table is written)."""
+    demo's USD rate table is written), the demo's customs and receiver keys trusted, and a broker
+    on loopback without TLS or a login (``allow_insecure``: the demo says so when it starts)."""
     config = cfg.Config()
     config = cfg.replace(
         config,
@@ -75,7 +83,16 @@ def demo_config(
     rates = workdir / "usd-rates.json"  # the demo's illustrative rate table, written with the config
     rates.write_text(json.dumps(DEMO_RATES))
     config = cfg.replace(config, "entry", account_channels=ACCOUNT_CHANNELS, usd_rates_path=str(rates))
-    return cfg.replace(config, "sync", host=broker.host, port=broker.port, batch_age_ms=20)
+    return cfg.replace(
+        config,
+        "sync",
+        host=broker.host,
+        port=broker.port,
+        batch_age_ms=20,
+        customs_keys=(customs.public_b64,) if customs else (),
+        receiver_keys=(receiver.public_b64,) if receiver else (),
+        allow_insecure=True,
+    )
 
 
 _SIDE_EVENTS = frozenset({"downlink", "late_hold", "correction", "outcome"})
@@ -105,13 +122,20 @@ class DemoStation:
         # The station's key is made before the agent's first start (as `prescreen key show` does
         # at enrolment), so the receiver trusts exactly this station and verifies every record.
         _, trust = enrol(workdir, cfg.StationConfig(), workdir / "device.key")
+        # The customs side's keys: one signs downlink messages, one the receiver's acks.
+        self.customs_key = DeviceKey.load_or_create(workdir / "customs.key")
+        self.receiver_key = DeviceKey.load_or_create(workdir / "receiver.key")
         shared = self.broker.kind == "mosquitto"
         # In-process for tests that look inside the receiver; its own process (as deployed, on
         # another machine) for the demo and the benchmark, so it does not share the agent's GIL.
         self.receiver: Receiver | None = None
         self._receiver_process: subprocess.Popen[bytes] | None = None
         if receiver_process:
-            extra = ("--prefix", "prescreen/v1") if shared else ("--no-share",)
+            extra = (
+                "--key",
+                str(workdir / "receiver.key"),
+                *(("--prefix", "prescreen/v1") if shared else ("--no-share",)),
+            )
             self._receiver_process = start_receiver(
                 workdir / "receiver.db", self.broker, workdir / "receiver.sock", trust, *extra
             )
@@ -122,6 +146,7 @@ class DemoStation:
                 host=self.broker.host,
                 port=self.broker.port,
                 shared=shared,
+                signer=self.receiver_key,
             ).start()
             self.receiver.mqtt.wait_connected(10)
         self.scale = ScaleSimulator(scale_protocol("mt-sics"))
@@ -129,7 +154,15 @@ class DemoStation:
         self.events: queue.Queue[StationEvent] = queue.Queue()
         self.agent: Agent | None = None
         try:
-            config = demo_config(workdir, self.scale.port, self.scanner.port, self.broker, http_port)
+            config = demo_config(
+                workdir,
+                self.scale.port,
+                self.scanner.port,
+                self.broker,
+                http_port=http_port,
+                customs=self.customs_key,
+                receiver=self.receiver_key,
+            )
             self.agent = Agent(config).start()
         except BaseException:
             self.close()
@@ -165,8 +198,11 @@ class DemoStation:
             if event.kind not in _SIDE_EVENTS:
                 return event
 
-    def send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Send the station a downlink message as the customs side; returns its ack."""
+    def send(
+        self, message: dict[str, Any], *, sealed: bool = False, wait_s: float = 10.0
+    ) -> dict[str, Any] | None:
+        """Send the station a downlink message as the customs side (signed with the demo's customs
+        key unless ``sealed`` already); returns its ack, or None if none came in ``wait_s``."""
         station = cfg.StationConfig()
         return send_downlink(
             message,
@@ -174,6 +210,8 @@ class DemoStation:
             device=station.device_id,
             host=self.broker.host,
             port=self.broker.port,
+            key=None if sealed else self.customs_key,
+            wait_s=wait_s,
         )
 
     def receiver_counts(self) -> dict[str, int]:

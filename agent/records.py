@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -70,7 +71,13 @@ def new_record_id() -> str:
 
 def utc_now() -> str:
     """Current time as RFC 3339 UTC with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(time.time())
+
+
+def rfc3339(epoch: float) -> str:
+    """An epoch time as :func:`utc_now` writes times."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def epoch_s(timestamp: str) -> float:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +114,19 @@ class DeviceKey:
         }
         return record
 
+    @property
+    def public_b64(self) -> str:
+        """The public half in base64, as ``[sync] customs_keys`` and ``receiver_keys`` list it."""
+        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode("ascii")
+
     def trust_entry(self, site_id: str, device_id: str) -> dict[str, str]:
         """What the receiver's trust store needs to accept this station's records."""
-        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {
             "key_id": self.key_id,
             "site_id": site_id,
             "device_id": device_id,
-            "public_key": base64.b64encode(raw).decode("ascii"),
+            "public_key": self.public_b64,
         }
 
 
@@ -130,6 +136,57 @@ class Rejection:
 
     kind: str
     reason: str
+
+
+def _signing_key_id(document: dict[str, Any]) -> str:
+    signature = document.get("signature")
+    return str(signature.get("key_id")) if isinstance(signature, dict) else ""
+
+
+def verify_document(
+    document: dict[str, Any], public: Ed25519PublicKey | None, unknown: str
+) -> Rejection | None:
+    """None if ``document``'s ``signature`` is valid by ``public`` (None: the key was not found,
+    which ``unknown`` words for the log line)."""
+    signature = document.get("signature")
+    if not isinstance(signature, dict):
+        return Rejection("unsigned", "not signed")
+    if public is None:
+        return Rejection("forged", f"key {_signing_key_id(document)[:40]!r} {unknown}")
+    try:
+        public.verify(base64.b64decode(str(signature.get("value"))), signed_bytes(document))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return Rejection("tampered", "signature does not match the content")
+    return None
+
+
+class KeyRing:
+    """Public keys trusted for one kind of message, not bound to a station: customs' downlink
+    messages (``[sync] customs_keys``) or the receivers' acks (``[sync] receiver_keys``).
+
+    A document is signed like a record: a ``signature`` object over its canonical JSON without it.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        for text in keys:
+            try:
+                public = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+            except (ValueError, binascii.Error) as exc:
+                raise ConfigError(f"not an Ed25519 public key in base64: {text[:60]!r} ({exc})") from None
+            self._keys[key_id_of(public)] = public
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The trusted keys' ids (for log lines and status)."""
+        return sorted(self._keys)
+
+    def check(self, document: dict[str, Any]) -> Rejection | None:
+        """None if ``document`` carries a valid signature by one of these keys."""
+        return verify_document(document, self._keys.get(_signing_key_id(document)), "is not trusted")
 
 
 @dataclass(frozen=True)
@@ -188,20 +245,14 @@ class TrustStore:
 
     def check(self, record: Record) -> Rejection | None:
         """None if ``record`` carries a valid signature by the key of the station it names."""
-        signature = record.get("signature")
-        if not isinstance(signature, dict):
-            return Rejection("unsigned", "record is not signed")
-        trusted = self._keys.get(str(signature.get("key_id")))
-        if trusted is None:
-            return Rejection("forged", f"key {signature.get('key_id')!r} is not in the trust store")
-        if (trusted.site_id, trusted.device_id) != (record.get("site_id"), record.get("device_id")):
+        trusted = self._keys.get(_signing_key_id(record))
+        if trusted is not None and (trusted.site_id, trusted.device_id) != (
+            record.get("site_id"),
+            record.get("device_id"),
+        ):
             return Rejection(
                 "forged",
-                f"key {signature['key_id']} belongs to {trusted.site_id}/{trusted.device_id}, "
+                f"key {_signing_key_id(record)} belongs to {trusted.site_id}/{trusted.device_id}, "
                 f"not {record.get('site_id')}/{record.get('device_id')}",
             )
-        try:
-            trusted.public.verify(base64.b64decode(str(signature.get("value"))), signed_bytes(record))
-        except (InvalidSignature, ValueError, binascii.Error):
-            return Rejection("tampered", "signature does not match the record's content")
-        return None
+        return verify_document(record, trusted.public if trusted else None, "is not in the trust store")

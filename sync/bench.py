@@ -155,8 +155,13 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
     fill_s = time.perf_counter() - fill_started
     outbox.close()
     broker = LocalBroker.start()
-    receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock", trust)
-    sync = SyncConfig(host=broker.host, port=broker.port, **settings)
+    # Acks signed by the receiver's key and checked by the station, as deployed.
+    receiver_key = DeviceKey.load_or_create(workdir / "receiver.key")
+    signed = ("--no-share", "--key", str(receiver_key.path))
+    receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock", trust, *signed)
+    sync = SyncConfig(
+        host=broker.host, port=broker.port, receiver_keys=(receiver_key.public_b64,), **settings
+    )
     uplink: Uplink | None = None
     try:
         started = time.perf_counter()

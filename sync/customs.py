@@ -12,14 +12,41 @@ import queue
 import uuid
 from typing import Any
 
-from prescreen.records import utc_now
+from prescreen.records import epoch_s, rfc3339, utc_now
+from prescreen.signing import DeviceKey
 from prescreen.sync.mqtt import MqttConnection, Security
 from prescreen.sync.topics import downlink_acks_topic, downlink_topic
+
+DEFAULT_LIFETIME_S = 3600.0
 
 
 def new_message(kind: str, **fields: Any) -> dict[str, Any]:
     """A downlink message with a fresh id and the time it was issued."""
     return {"message_id": uuid.uuid4().hex, "type": kind, "issued_at": utc_now(), **fields}
+
+
+def seal(
+    message: dict[str, Any],
+    key: DeviceKey,
+    *,
+    site: str,
+    device: str,
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+) -> dict[str, Any]:
+    """``message`` addressed to ``site``/``device`` (``*`` for every device of a site, or both
+    ``*`` for the fleet), valid for ``lifetime_s``, and signed by the customs key.
+
+    The signature covers every field (id, type, target, issued-at, expires-at, body), so none can
+    be changed or the message re-sent under a new id without the key.
+    """
+    issued = epoch_s(message.get("issued_at") or utc_now())
+    sealed = {
+        **{k: v for k, v in message.items() if k != "signature"},
+        "issued_at": rfc3339(issued),
+        "expires_at": rfc3339(issued + lifetime_s),
+        "target": {"site_id": site, "device_id": device},
+    }
+    return key.sign(sealed)
 
 
 def send_downlink(
@@ -32,8 +59,15 @@ def send_downlink(
     prefix: str = "prescreen/v1",
     security: Security | None = None,
     wait_s: float = 10.0,
+    key: DeviceKey | None = None,
 ) -> dict[str, Any] | None:
-    """Publish ``message`` to one station and return its ack (None if none came in ``wait_s``)."""
+    """Publish ``message`` to one station and return its ack (None if none came in ``wait_s``).
+
+    With ``key`` the message is sealed (addressed, given a lifetime and signed) first; without
+    one it goes as given (already sealed, or a test of what a station refuses).
+    """
+    if key is not None:
+        message = seal(message, key, site=site, device=device)
     acks: queue.Queue[bytes] = queue.Queue()
     connection = MqttConnection(
         client_id=f"customs-{os.getpid()}-{uuid.uuid4().hex[:6]}",

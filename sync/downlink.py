@@ -17,18 +17,23 @@ still sits at the station.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from prescreen.config import ScreeningConfig, check_value
+from prescreen.config import ScreeningConfig, SyncConfig, check_value
 from prescreen.errors import ConfigError, SyncError
 from prescreen.outbox import Statement
-from prescreen.records import Record, envelope, utc_now
+from prescreen.records import Record, envelope, epoch_s, utc_now
+from prescreen.signing import DeviceKey, KeyRing, signed_bytes
 from prescreen.station import Station, StationEvent
 from prescreen.sync import model_update
 from prescreen.sync.mqtt import MqttConnection
@@ -42,7 +47,11 @@ PARCEL_HOLDS = {
     "rfs": "request for screening: hold until screened by high-risk methods",
     "dnl": "DO NOT LOAD: isolate the parcel and follow the emergency protocol",
 }
-TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model")
+TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model", "keys")
+# Clocks of customs and a station may differ this much; a message may be valid at most this long.
+MAX_SKEW_S = 300.0
+MAX_LIFETIME_S = 7 * 86_400.0
+FLEET = "*"
 # Screening settings the customs side may change remotely (never paths, devices or credentials);
 # each value passes the same type and bounds check as in the config file (config.check_value).
 REMOTE_SETTINGS = (
@@ -64,6 +73,30 @@ _SET_HOLD = (  # a newer hold on a tracking number replaces the older one
 
 class DownlinkError(SyncError):
     """A downlink message that cannot be applied; it is acked as rejected, with this reason."""
+
+
+class DownlinkRefused(DownlinkError):
+    """A message not from customs, or not for now or for this station: refused without an answer.
+
+    ``kind`` names the counter: unsigned, forged, tampered, mistargeted, stale, future, replayed.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+def digest(message: dict[str, Any]) -> str:
+    """SHA-256 of exactly what the signature covers: the same id with other content is a replay."""
+    return hashlib.sha256(signed_bytes(message)).hexdigest()
+
+
+def _addressed_to(target: dict[str, Any], site: str, device: str) -> bool:
+    """A target names this station, every device of its site (device ``*``) or the fleet (both ``*``)."""
+    to_site, to_device = target.get("site_id"), target.get("device_id")
+    if to_site == FLEET:
+        return to_device == FLEET
+    return to_site == site and to_device in (device, FLEET)
 
 
 def _text(message: dict[str, Any], key: str, *, required: bool = True, limit: int = 500) -> str | None:
@@ -104,9 +137,16 @@ class Downlink:
         *,
         update_key: str = "",
         models_dir: Path | None = None,
+        customs_keys: Sequence[str] = (),
+        signer: DeviceKey | None = None,
     ) -> None:
         self.station = station
         self.update_key = update_key
+        self.signer = signer
+        # Who may send this station messages: the configured keys until a signed rotation.
+        self.customs = KeyRing(customs_keys)
+        self.refused: collections.Counter[str] = collections.Counter()
+        self._refused_lock = threading.Lock()
         self.models_dir = models_dir or station.outbox.path.parent / "models"
         self.outbox = station.outbox
         self.mqtt = mqtt
@@ -117,7 +157,11 @@ class Downlink:
         self._load_state()
 
     def _load_state(self) -> None:
-        """Holds and remote settings survive restarts: they live in the outbox."""
+        """Holds, remote settings and rotated customs keys survive restarts: they live in the outbox."""
+        rotated = self._setting("customs_keys")
+        if rotated is not None:
+            self.customs = KeyRing(json.loads(rotated))
+            log.info("customs keys as rotated by customs", extra={"keys": ",".join(self.customs.key_ids)})
         self._load_holds()
         self._load_screening()
         model_path = self._setting("model_path")
@@ -169,12 +213,21 @@ class Downlink:
     # --- the MQTT side (paho's thread) -------------------------------------------------------
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """Queue a message for the station thread; ack it once its effect is committed."""
+        """Queue a message from customs for the station thread; ack it once its effect is committed.
+
+        Anything else (unsigned, signed by a key not trusted, changed, expired, from the future,
+        meant for another station) is refused here with one log line and a counter, unanswered.
+        """
         try:
             message = parse(payload)
         except DownlinkError as exc:
             self.rejected += 1
             log.warning("downlink message rejected", extra={"reason": str(exc), "bytes": len(payload)})
+            return
+        try:
+            self.admit(message)
+        except DownlinkRefused as exc:
+            self._refuse(message, exc)
             return
         if message["type"] == "model":  # fetched off the station and network threads
             threading.Thread(
@@ -182,6 +235,39 @@ class Downlink:
             ).start()
             return
         self._submit(message)
+
+    def admit(self, message: dict[str, Any], now: float | None = None) -> None:
+        """Check that ``message`` is from customs, for this station, and valid now.
+
+        Raises:
+            DownlinkRefused: why not, with the counter's name.
+        """
+        rejection = self.customs.check(message)
+        if rejection is not None:
+            raise DownlinkRefused(rejection.kind, f"{rejection.reason} (customs keys: {len(self.customs)})")
+        station = self.station.config.station
+        target = message.get("target")
+        if not isinstance(target, dict) or not _addressed_to(target, station.site_id, station.device_id):
+            raise DownlinkRefused("mistargeted", f"addressed to {str(target)[:120]}")
+        try:
+            issued, expires = epoch_s(str(message["issued_at"])), epoch_s(str(message["expires_at"]))
+        except (KeyError, ValueError) as exc:
+            raise DownlinkRefused("stale", f"issued_at and expires_at must be RFC 3339: {exc}") from None
+        now = time.time() if now is None else now
+        if issued > now + MAX_SKEW_S:
+            raise DownlinkRefused("future", f"issued {message['issued_at']}, in the future")
+        if now > expires:
+            raise DownlinkRefused("stale", f"expired at {message['expires_at']}")
+        if expires - issued > MAX_LIFETIME_S:
+            raise DownlinkRefused("stale", f"valid for more than {MAX_LIFETIME_S:.0f} s")
+
+    def _refuse(self, message: dict[str, Any], exc: DownlinkRefused) -> None:
+        with self._refused_lock:
+            self.refused[exc.kind] += 1
+        log.warning(
+            "downlink message refused",
+            extra={"why": exc.kind, "reason": str(exc)[:300], "message_id": str(message["message_id"])},
+        )
 
     def _submit(self, message: dict[str, Any], prepared: Any = None) -> None:
         future = self.station.submit(lambda: self.apply(message, prepared))
@@ -203,6 +289,9 @@ class Downlink:
 
     def _ack(self, message: dict[str, Any], done: Future[StationEvent]) -> None:
         error = done.exception()
+        if isinstance(error, DownlinkRefused):
+            self._refuse(message, error)
+            return
         if error is not None:  # the outbox refused: no ack, so customs sends it again
             log.error(
                 "downlink message not recorded",
@@ -228,8 +317,11 @@ class Downlink:
         ``prepared`` is, for a model update, the loaded model or the error that stopped it.
         """
         message_id = str(message["message_id"])
+        content = digest(message)
         seen = self.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
         if seen:
+            if json.loads(seen[0][0]).get("message_sha256") != content:
+                raise DownlinkRefused("replayed", f"message id {message_id} was used for other content")
             log.info("downlink message seen before, acked again", extra={"message_id": message_id})
             return StationEvent("downlink", message_id, None)
         try:
@@ -254,11 +346,14 @@ class Downlink:
         def also(records: list[Record]) -> list[Statement]:
             ack = {
                 "message_id": message_id,
+                "message_sha256": content,
                 "status": status,
                 "record_id": records[0]["record_id"],
                 "detail": effect[:500],
                 "parcel_state": parcel_state,
             }
+            if self.signer is not None:  # customs can tell the station's answer from a forgery
+                ack = self.signer.sign(ack)
             return [
                 *statements,
                 (
@@ -310,6 +405,20 @@ class Downlink:
                             json.dumps(str(prepared.directory)),
                             now,
                         ),
+                    )
+                ],
+            )
+        if kind == "keys":
+            keys = self._rotated_keys(message.get("keys"))
+            return (
+                "customs keys now " + ", ".join(KeyRing(keys).key_ids),
+                None,
+                None,
+                [
+                    (
+                        "INSERT OR REPLACE INTO settings (key, value, updated_at) "
+                        "VALUES ('customs_keys', ?, ?)",
+                        (json.dumps(keys), now),
                     )
                 ],
             )
@@ -387,6 +496,17 @@ class Downlink:
         except ConfigError as exc:
             raise DownlinkError(f"bad setting value: {exc}") from None
 
+    @staticmethod
+    def _rotated_keys(keys: Any) -> list[str]:
+        """The new customs keys of a ``keys`` message, checked like ``[sync] customs_keys``."""
+        if not isinstance(keys, list) or not 0 < len(keys) <= 8:
+            raise DownlinkError("keys needs a list of 1 to 8 customs public keys")
+        try:
+            check_value(SyncConfig, "customs_keys", keys)
+        except ConfigError as exc:
+            raise DownlinkError(str(exc)) from None
+        return [str(k) for k in keys]
+
     def _swap_model(self, model: Any) -> None:
         self.station.screener = self.station.screener.with_model(model)
 
@@ -399,6 +519,9 @@ class Downlink:
             self.station.screener = self.station.screener.with_shadow(prepared)
         elif kind == "model":
             self._swap_model(prepared)
+        elif kind == "keys":
+            self.customs = KeyRing(message["keys"])
+            log.warning("customs keys rotated", extra={"keys": ",".join(self.customs.key_ids)})
         elif kind == "config":
             self._load_screening()
         elif kind in (*PARCEL_HOLDS, "release", "watchlist"):

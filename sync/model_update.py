@@ -1,13 +1,13 @@
 """Model updates from the customs side: a signed manifest, fetched, verified, swapped in atomically.
 
 The downlink message carries a manifest ``{"version", "files": [{"name", "url", "sha256"}]}`` and
-an Ed25519 signature over its canonical JSON by the key the station trusts for updates
-(``[sync] update_key``). The files are fetched with httpx (timeouts, a size cap), each checked
-against its SHA-256, written into a new directory that is renamed into place only when complete,
-and loaded. Only a model that loads is swapped in; anything else leaves the running model as it was
-(the rollback) and the message is acked as rejected. The active model's directory is kept in the
-outbox's settings, so a restart loads the same model, or falls back to the configured one if it no
-longer loads.
+an Ed25519 signature (``manifest_signature``) over its canonical JSON by the key the station
+trusts for updates (``[sync] update_key``). The files are fetched with httpx (timeouts, a size
+cap), each checked against its SHA-256, written into a new directory that is renamed into place
+only when complete, and loaded. Only a model that loads is swapped in; anything else leaves the
+running model as it was (the rollback) and the message is acked as rejected. The active model's
+directory is kept in the outbox's settings, so a restart loads the same model, or falls back to
+the configured one if it no longer loads.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def verify_manifest(message: dict[str, Any], update_key: str) -> dict[str, Any]:
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(update_key, validate=True))
         public.verify(
-            base64.b64decode(str(message.get("signature")), validate=True), dumps(manifest).encode()
+            base64.b64decode(str(message.get("manifest_signature")), validate=True), dumps(manifest).encode()
         )
     except (InvalidSignature, ValueError, binascii.Error):
         raise UpdateError("manifest signature is not valid for the configured update key") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from prescreen.errors import RecordError, SyncError
 from prescreen.records import dumps, utc_now, validate
-from prescreen.signing import Rejection, TrustStore
+from prescreen.signing import DeviceKey, Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import Store, open_store
 from prescreen.sync.topics import (
@@ -92,8 +92,10 @@ class Receiver:
         prefix: str = "prescreen/v1",
         shared: bool = True,
         mqtt_options: dict[str, Any] | None = None,
+        signer: DeviceKey | None = None,
     ) -> None:
         self.prefix = prefix
+        self.signer = signer
         self.store = store if isinstance(store, Store) else open_store(store)
         self.trust = trust
         self.counts = dict.fromkeys(("stored", "duplicates", "rejected"), 0)
@@ -175,7 +177,9 @@ class Receiver:
         except Exception as exc:  # the store is down or a race aborted the transaction
             log.error("batch not stored, not acked", extra={"topic": topic, "reason": str(exc)[:300]})
             return
-        ack = {"batch_id": batch.get("batch_id"), "acked": acked, "rejected": rejected}
+        ack: dict[str, Any] = {"batch_id": batch.get("batch_id"), "acked": acked, "rejected": rejected}
+        if self.signer is not None:  # the station takes an ack only from a receiver key it trusts
+            ack = self.signer.sign(ack)
         try:
             self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
         except SyncError as exc:  # stored already; the station re-sends and gets the ack then

@@ -8,6 +8,7 @@ RAM: the outbox is the queue, and the uplink can die at any moment without losin
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import queue
@@ -20,11 +21,20 @@ from pathlib import Path
 from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
-from prescreen.signing import DeviceKey
+from prescreen.signing import DeviceKey, KeyRing
 from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
 
 log = logging.getLogger("prescreen.sync")
+_RETIRED_BATCHES = 256  # batches re-sent whose late ack is still taken for their own records
+
+
+class AckRefused(SyncError):
+    """An ack the station does not act on; ``kind`` names the counter."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 def batch_payload(batch_id: str, device_id: str, bodies: list[str], signer: DeviceKey | None = None) -> bytes:
@@ -75,6 +85,14 @@ class Uplink:
         self._reset = threading.Event()
         # batch id -> ({record id: seq}, time sent)
         self._inflight: dict[str, tuple[dict[str, int], float]] = {}
+        # Batches given up on for a re-send, whose late ack still counts (for their own records).
+        self._retired: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
+        # Whose acks count: the receivers' keys; none configured, acks are not authenticated
+        # (library use and test benches: `prescreen run` insists unless allow_insecure).
+        self._receivers = KeyRing(sync.receiver_keys) if sync.receiver_keys else None
+        if self._receivers is None:
+            log.warning("acks are not authenticated: no [sync] receiver_keys")
+        self.acks_refused: collections.Counter[str] = collections.Counter()
         self._cursor = 0
         self._waiting_since: float | None = None
         self.batches_sent = 0
@@ -139,33 +157,55 @@ class Uplink:
             except queue.Empty:
                 return
             try:
-                ack = json.loads(payload)
-                acked = [str(i) for i in ack.get("acked", [])]
-                rejected = [str(r["record_id"]) for r in ack.get("rejected", [])]
-            except (ValueError, TypeError, KeyError, AttributeError):
-                log.warning("malformed ack ignored", extra={"bytes": len(payload)})
+                batch_id, acked, rejected = self._admit_ack(payload)
+            except AckRefused as exc:
+                self.acks_refused[exc.kind] += 1
+                log.warning("ack refused", extra={"why": exc.kind, "reason": str(exc)[:300]})
                 continue
-            sent = self._inflight.get(str(ack.get("batch_id")))
-            seqs = sent[0] if sent else {}
             try:
-                if seqs and all(i in seqs for i in acked):  # the usual case: by primary key
-                    self.records_acked += self.outbox.mark_acked_seqs(seqs[i] for i in acked)
-                else:  # an ack for a batch sent before a reconnect: look the ids up
-                    self.records_acked += self.outbox.mark_acked(acked)
+                self.records_acked += self.outbox.mark_acked_seqs(acked)
                 if rejected:
-                    self.outbox.mark_acked(rejected, state="rejected")
-                    log.error(
-                        "receiver rejected records",
-                        extra={"records": len(rejected), "detail": str(ack["rejected"])[:500]},
-                    )
+                    self.outbox.mark_acked_seqs(rejected, state="rejected")
+                    log.error("receiver rejected records", extra={"records": len(rejected)})
             except OutboxError as exc:
                 log.error("ack not recorded", extra={"reason": str(exc)})
                 continue
-            self._inflight.pop(str(ack.get("batch_id")), None)
+            self._inflight.pop(batch_id, None)
+            self._retired.pop(batch_id, None)
+
+    def _admit_ack(self, payload: bytes) -> tuple[str, list[int], list[int]]:
+        """(batch id, seqs acked, seqs rejected) of an ack signed by a trusted receiver, for a
+        batch this station sent, naming only records of that batch; anything else is refused.
+
+        Raises:
+            AckRefused: why (malformed, unsigned, forged, tampered, unknown_batch, foreign_records).
+        """
+        try:
+            ack = json.loads(payload)
+            batch_id = str(ack["batch_id"])
+            acked = [str(i) for i in ack["acked"]]
+            rejected = [str(r["record_id"]) for r in ack["rejected"]]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise AckRefused("malformed", f"not an ack ({len(payload)} bytes)") from None
+        if self._receivers is not None:
+            problem = self._receivers.check(ack)
+            if problem is not None:
+                raise AckRefused(problem.kind, f"batch {batch_id[:64]}: {problem.reason}")
+        sent = self._inflight[batch_id][0] if batch_id in self._inflight else self._retired.get(batch_id)
+        if sent is None:
+            raise AckRefused("unknown_batch", f"batch {batch_id[:64]} is not one this station has in flight")
+        foreign = [i for i in (*acked, *rejected) if i not in sent]
+        if foreign:
+            raise AckRefused("foreign_records", f"batch {batch_id}: {len(foreign)} record(s) not in it")
+        return batch_id, [sent[i] for i in acked], [sent[i] for i in rejected]
 
     def _resend_all(self, why: str) -> None:
         if self._inflight:
             log.info("resending unacked batches", extra={"batches": len(self._inflight), "why": why})
+        for batch_id, (sent, _) in self._inflight.items():
+            self._retired[batch_id] = sent
+        while len(self._retired) > _RETIRED_BATCHES:
+            self._retired.popitem(last=False)
         self._inflight.clear()
         self._cursor = 0
 

@@ -8,6 +8,7 @@ same ACL file limits each station to its own device's topics.
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import threading
 import time
@@ -140,19 +141,25 @@ def test_acl_stops_a_station_publishing_as_another_device(secure: SecureBroker, 
         receiver.stop()
 
 
-def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBroker, tmp_path: Path) -> None:
-    cert, key = secure.ca.issue("dev-2")
+def _spy(secure: SecureBroker, cn: str, topics: list[str]) -> tuple[paho.Client, list[str], threading.Event]:
+    """A client with a real station certificate subscribing to ``topics``: (client, topics of the
+    messages it got, set once the broker answered the subscription)."""
+    cert, key = secure.ca.issue(cn)
     got: list[str] = []
     subscribed = threading.Event()
-    spy = paho.Client(CallbackAPIVersion.VERSION2, client_id="spy")
+    spy = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"spy-{cn}")
     spy.tls_set(ca_certs=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
     spy.on_message = lambda c, u, m: got.append(m.topic)
     spy.on_subscribe = lambda *a: subscribed.set()
-    spy.on_connect = lambda c, *a: c.subscribe(
-        [("prescreen/v1/site-a/dev-1/downlink", 1), ("prescreen/v1/site-a/dev-2/downlink", 1)]
-    )
+    spy.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
     spy.connect("127.0.0.1", secure.broker.port)
     spy.loop_start()
+    return spy, got, subscribed
+
+
+def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBroker, tmp_path: Path) -> None:
+    topics = ["prescreen/v1/site-a/dev-1/downlink", "prescreen/v1/site-a/dev-2/downlink"]
+    spy, got, subscribed = _spy(secure, "dev-2", topics)
     receiver = _mtls_receiver(secure, tmp_path)
     try:
         assert subscribed.wait(5)
@@ -244,3 +251,32 @@ def test_doctor_names_the_tls_or_login_problem(secure: SecureBroker, tmp_path: P
     assert login["tls"].level == "ok"
     assert login["broker"].level == "FAIL"
     assert "refused the connection" in login["broker"].detail
+
+
+def test_acl_keeps_stations_out_of_the_receivers_share_group(secure: SecureBroker, tmp_path: Path) -> None:
+    """A station's credential can neither read other stations' batches nor ack them.
+
+    mosquitto 2.0 grants the subscription and applies the ACL at delivery: a batch the broker
+    hands to the spy's share is dropped, and the station re-sends it after its ack timeout.
+    """
+    topics = ["$share/receivers/prescreen/v1/+/+/records", "prescreen/v1/+/+/records"]
+    spy, got, subscribed = _spy(secure, "dev-2", topics)
+    cert, key = secure.ca.issue("dev-1")
+    receiver = _mtls_receiver(secure, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.append_many([record] * 20)
+    sync = secure.station_sync(cafile=str(secure.ca.cafile), certfile=str(cert), keyfile=str(key))
+    sync = dataclasses.replace(sync, ack_timeout_s=1.0)
+    try:
+        assert subscribed.wait(5)
+        ids = [r["record_id"] for r in outbox.records()]
+        forged = json.dumps({"batch_id": "x", "acked": ids, "rejected": []})
+        for _ in range(20):  # forged acks for every record, on dev-1's acks topic
+            spy.publish("prescreen/v1/site-a/dev-1/acks", forged, qos=1)
+        assert _drain(outbox, sync, STATION, lambda: outbox.counts() == {"acked": 20}, 15)
+        assert receiver.count() == 20  # every record acked was stored: the spy took no share
+        assert got == []
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
+        receiver.stop()

@@ -21,7 +21,7 @@ from prescreen.demo import DemoStation
 from prescreen.models.runner import default_dir
 from prescreen.records import dumps
 from prescreen.samples import generate
-from prescreen.sync.customs import new_message
+from prescreen.sync.customs import new_message, seal
 from prescreen.sync.downlink import Downlink
 from prescreen.sync.shadow import shadow_report
 from prescreen.sync.store import Filters
@@ -73,7 +73,11 @@ def _message(
     ]
     manifest = {"version": version, "files": entries, **tweak}
     signature = base64.b64encode(signer.sign(dumps(manifest).encode())).decode()
-    return new_message("model", manifest=manifest, signature=signature)
+    return new_message("model", manifest=manifest, manifest_signature=signature)
+
+
+def _sign(manifest: dict[str, Any]) -> str:
+    return base64.b64encode(CUSTOMS.sign(dumps(manifest).encode())).decode()
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +88,10 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStation]:
     bench.close()
 
 
-def _apply(downlink: Downlink, message: dict[str, Any]) -> dict[str, Any]:
-    """Hand the message to the downlink and wait for the record of its effect."""
-    downlink.on_message("downlink", json.dumps(message).encode())
+def _apply(station: DemoStation, downlink: Downlink, message: dict[str, Any]) -> dict[str, Any]:
+    """Hand the message, signed by customs, to the downlink and wait for the record of its effect."""
+    sealed = seal(message, station.customs_key, site="site-01", device="station-01")
+    downlink.on_message("downlink", json.dumps(sealed).encode())
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         rows = downlink.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message["message_id"],))
@@ -99,7 +104,13 @@ def _apply(downlink: Downlink, message: dict[str, Any]) -> dict[str, Any]:
 def _downlink(station: DemoStation, key: str = UPDATE_KEY) -> Downlink:
     agent = station.agent
     assert agent is not None
-    return Downlink(agent.station, agent.uplink.mqtt, agent.config.sync.topic_prefix, update_key=key)
+    return Downlink(
+        agent.station,
+        agent.uplink.mqtt,
+        agent.config.sync.topic_prefix,
+        update_key=key,
+        customs_keys=agent.config.sync.customs_keys,
+    )
 
 
 def _version(station: DemoStation) -> str | None:
@@ -135,15 +146,15 @@ def test_a_bad_update_is_rejected_and_the_running_model_kept(
     elif case == "wrong hash":
         message = _message(root, base, "risk-v2b")
         message["manifest"]["files"][0]["sha256"] = "0" * 64
-        message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
+        message["manifest_signature"] = _sign(message["manifest"])
     elif case == "missing file":
         message = _message(root, base, "risk-v2b")
         message["manifest"]["files"][0]["url"] += ".gone"
-        message["signature"] = base64.b64encode(CUSTOMS.sign(dumps(message["manifest"]).encode())).decode()
+        message["manifest_signature"] = _sign(message["manifest"])
     else:
         message = _message(root, base, "broken")
     before = _version(station)
-    ack = _apply(_downlink(station), message)
+    ack = _apply(station, _downlink(station), message)
     assert ack["status"] == "rejected"
     assert words in ack["detail"]
     assert _version(station) == before
@@ -156,7 +167,7 @@ def test_a_good_update_is_swapped_in_recorded_and_kept_across_a_restart(
     station: DemoStation, files: tuple[Path, str]
 ) -> None:
     downlink = _downlink(station)
-    ack = _apply(downlink, _message(*files, "risk-v2b"))
+    ack = _apply(station, downlink, _message(*files, "risk-v2b"))
     assert ack["status"] == "applied", ack
     assert ack["detail"] == "model risk-v2b active (was risk-v2)"
     assert _version(station) == "risk-v2b"
@@ -179,6 +190,7 @@ def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
     manifest = _message(root, base, "risk-v2b")["manifest"]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     common = ["--site", "site-01", "--device", "station-01", "--port", str(station.broker.port), "--json"]
+    common += ["--key", str(station.workdir / "customs.key")]  # the customs key the station trusts
     assert main(["downlink", "send", "--type", "model", *common]) == 1
     assert "needs --manifest FILE and --signing-key FILE" in capsys.readouterr().err
     sent = ["--manifest", str(tmp_path / "manifest.json"), "--signing-key", str(key_file)]
