@@ -208,7 +208,7 @@ def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
     try:
         downlink = _downlink(bench)
         live = _version(bench)
-        ack = _apply(downlink, _message(root, base, "risk-v2b", shadow=True))
+        ack = _apply(bench, downlink, _message(root, base, "risk-v2b", shadow=True))
         assert ack["status"] == "applied", ack
         assert "in shadow" in ack["detail"]
         assert _version(bench) == live  # the live model is unchanged

@@ -69,6 +69,14 @@ class Attacker:
     def send(self, message: dict[str, Any]) -> None:
         self.mqtt.publish(downlink_topic(PREFIX, SITE, DEVICE), json.dumps(message).encode())
 
+    def heard_until(self, message_id: str) -> list[dict[str, Any]]:
+        """Every ack this client heard up to the one answering ``message_id`` (the station's acks
+        come in the order it published them)."""
+        heard = []
+        while not heard or heard[-1].get("message_id") != message_id:
+            heard.append(self.acks.get(timeout=10))
+        return heard
+
     def close(self) -> None:
         self.mqtt.stop()
 
@@ -112,21 +120,20 @@ def _refused(
     downlink = _downlink(station)
     assert station.agent is not None
     holds, screening = dict(station.agent.station.holds), station.agent.station.screener.config
-    while not attacker.acks.empty():  # answers to what the test itself sent before
-        attacker.acks.get_nowait()
+    # Genuine markers before and after: the acks between them answer the probes, if anything.
+    start = new_message("feedback", seller="sync-marker", text="start")
+    assert station.send(start) is not None
+    attacker.heard_until(start["message_id"])
     effects, before = _effects(station), downlink.refused[kind]
     for message in messages:
         attacker.send(message)
     assert wait_until(lambda: downlink.refused[kind] == before + len(messages), 10), downlink.refused
-    # A genuine message sent after them is answered: everything before it was handled.
-    assert station.send(new_message("feedback", seller="sync-marker", text="marker")) is not None
+    end = new_message("feedback", seller="sync-marker", text="end")
+    assert station.send(end) is not None
     assert _effects(station) == effects + 1  # only the marker's
     assert station.agent.station.holds == holds
     assert station.agent.station.screener.config == screening
-    answered = []
-    while not attacker.acks.empty():
-        answered.append(attacker.acks.get_nowait())
-    assert [a["detail"] for a in answered] == ["feedback stored for sync-marker: marker"]
+    assert [a["message_id"] for a in attacker.heard_until(end["message_id"])] == [end["message_id"]]
 
 
 def test_unsigned_messages_of_every_type_are_refused(
