@@ -176,3 +176,34 @@ def test_a_receiver_coming_back_gets_what_was_sent_while_it_was_away_at_once(
             receiver.stop()
     finally:
         uplink.stop()
+
+
+def test_an_upgraded_v1_outbox_delivers_its_pending_v1_records_beside_new_v2_ones(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
+    """The upgrade loses nothing: records committed by the v1 agent but not yet acked go out after
+    the upgrade, byte for byte, and the upgraded receiver stores them as v1 beside new v2 ones."""
+    import shutil
+
+    from prescreen.sync.store import Filters
+
+    path = tmp_path / "outbox.db"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "outbox-v1.db", path)
+    outbox = Outbox(path)
+    assert outbox.counts() == {"acked": 3, "pending": 5}
+    v1_bodies = {record_id: body for _, record_id, body in outbox.pending(10)}
+    station = StationConfig(device_id="station-07", site_id="site-01")
+    new = outbox.append(lambda seq: {**record(seq, "station-07"), "site_id": "site-01"})
+    sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t9/v1", ack_timeout_s=1.0)
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t9/v1").start()
+    uplink = Uplink(outbox.path, sync, station).start()
+    try:
+        assert wait_until(lambda: outbox.counts() == {"acked": 9}, 15)
+        stored = {row["record_id"]: row for row in receiver.store.query(Filters())}
+        assert {k: stored[k]["body"] for k in v1_bodies} == v1_bodies
+        assert {stored[k]["record_schema"] for k in v1_bodies} == {"prescreen.record/v1"}
+        assert stored[new["record_id"]]["record_schema"] == "prescreen.record/v2"
+        assert receiver.counts["rejected"] == 0
+    finally:
+        uplink.stop()
+        receiver.stop()
