@@ -21,7 +21,7 @@ from prescreen.drivers.barcodes import decode
 from prescreen.errors import OutboxError, PrescreenError
 from prescreen.orders import to_record
 from prescreen.outcomes import OUTCOMES, outcome_record
-from prescreen.records import Record
+from prescreen.records import SCHEMA_ID, Record
 from prescreen.rules import ParcelFacts
 from prescreen.station import Station, StationEvent, verdict_record
 from prescreen.webserver import PostRoute, Response, json_response
@@ -109,6 +109,13 @@ def _with_part(entry: dict[str, Any] | None, part: str, value: Any) -> dict[str,
     return changed  # the same projection as a fresh order: the result always validates
 
 
+def kept_parcel_entry(old: Record) -> dict[str, Any] | None:
+    """The entry-grade parcel fields a correction keeps: the network and the bills are not the
+    order data corrected. A v1 record has none (and its channel followed the label, not the
+    network): its correction decides them again (None)."""
+    return old["parcel"] if old.get("schema") == SCHEMA_ID else None
+
+
 def find_verdict(station: Station, ref: str) -> Record:
     """The verdict record named by a record id, or the newest one for a tracking number.
 
@@ -158,7 +165,7 @@ def correct(
             carton_id=parcel.get("master_carton_id"),
             supersedes=supersedes,
             entry=station.screener.entry,
-            parcel_entry=parcel,  # the network and the bills are not the order data corrected
+            parcel_entry=kept_parcel_entry(old),
         )
     )
     log.info(

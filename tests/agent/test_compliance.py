@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from prescreen.cli import main
-from prescreen.compliance import ComplianceError, corrected_order
+from prescreen.compliance import ComplianceError, corrected_order, kept_parcel_entry
 from prescreen.demo import DemoStation
 from prescreen.entry import EntrySettings, complete_order
 from prescreen.outcomes import OUTCOMES
+from prescreen.records import SCHEMA_ID, SCHEMA_V1
 from prescreen.samples import Step, generate
 from prescreen.sync.store import Filters
 
@@ -209,3 +210,10 @@ def test_the_filer_gaps_can_be_corrected_and_the_mid_follows() -> None:
     assert fixed["items"][0]["dea_452_transaction_id"] == "DEA452-77"
     with pytest.raises(ComplianceError, match="cannot be corrected"):
         corrected_order(order, {"importer_of_record_eori": "x"})
+
+
+def test_a_correction_keeps_the_network_of_a_v2_record_and_decides_a_v1_records_again() -> None:
+    v2 = {"schema": SCHEMA_ID, "parcel": {"channel": "cargo", "master_bill": "176-12345675"}}
+    assert kept_parcel_entry(v2) == v2["parcel"]
+    v1 = {"schema": SCHEMA_V1, "parcel": {"channel": "postal", "carrier": "usps"}}  # v1: by the label
+    assert kept_parcel_entry(v1) is None
