@@ -56,6 +56,9 @@ def validate(record: Record) -> None:
         raise RecordError(
             f"record names schema {schema_id!r}; this agent accepts {', '.join(sorted(SCHEMA_FILES))}"
         )
+    seq = record.get("seq")
+    if isinstance(seq, float):  # JSON Schema calls 3.0 an integer; a sequence number is not a float
+        raise RecordError(f"record does not match {schema_id} at seq: {seq!r} is not an integer")
     validator = _validator(schema_id)
     if validator.is_valid(record):  # the common case, without building an error
         return

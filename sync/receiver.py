@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,21 +32,39 @@ from prescreen.sync.topics import (
 log = logging.getLogger("prescreen.receiver")
 
 
-MAX_BATCH_BYTES = 64 * 2**20
+# A batch is refused whole beyond these (a station's batch_size is at most 10,000): a cheap batch
+# must not buy expensive work, memory or a huge ack.
+MAX_BATCH_RECORDS = 10_000
+MAX_SEQ = 2**53 - 1  # the record schema's maximum: exact in JSON and in a signed 64-bit column
+MAX_RAW_BYTES = 16 * 2**20  # as received (compressed or not)
+MAX_BATCH_BYTES = 64 * 2**20  # inflated
+QUEUED_BATCHES = 32  # waiting for the worker; beyond, a batch is dropped and the station re-sends it
 _RECORDS = ',"records":['
 _DECODER = json.JSONDecoder()
 
 
-def split_records(joined: str) -> tuple[list[Any], list[str]]:
+def _is_seq(value: object) -> bool:
+    """A sequence number the store can hold (the schema refuses the others, record by record)."""
+    return type(value) is int and 1 <= value <= MAX_SEQ
+
+
+class BatchRefused(ValueError):
+    """A batch refused whole, before any record in it is looked at."""
+
+
+def split_records(joined: str, limit: int = MAX_BATCH_RECORDS) -> tuple[list[Any], list[str]]:
     """Parse comma-joined JSON records, keeping each record's exact text.
 
     Raises:
         ValueError: not a comma-separated sequence of JSON values.
+        BatchRefused: more than ``limit`` records.
     """
     records: list[Any] = []
     bodies: list[str] = []
     pos, end = 0, len(joined)
     while pos < end:
+        if len(records) == limit:
+            raise BatchRefused(f"more than {limit} records in one batch")
         record, stop = _DECODER.raw_decode(joined, pos)
         records.append(record)
         bodies.append(joined[pos:stop])
@@ -63,6 +83,8 @@ def inflate(payload: bytes) -> bytes:
     Raises:
         ValueError: not JSON-looking, corrupt, or larger than :data:`MAX_BATCH_BYTES` inflated.
     """
+    if len(payload) > MAX_RAW_BYTES:
+        raise BatchRefused(f"batch of {len(payload)} bytes, more than {MAX_RAW_BYTES}")
     if payload[:1] in (b"{", b" ", b"\n"):
         return payload
     try:
@@ -71,7 +93,7 @@ def inflate(payload: bytes) -> bytes:
     except zlib.error as exc:
         raise ValueError(f"neither JSON nor a zlib batch: {exc}") from None
     if inflater.unconsumed_tail:
-        raise ValueError(f"batch inflates beyond {MAX_BATCH_BYTES} bytes")
+        raise BatchRefused(f"batch inflates beyond {MAX_BATCH_BYTES} bytes")
     return data
 
 
@@ -98,7 +120,11 @@ class Receiver:
         self.signer = signer
         self.store = store if isinstance(store, Store) else open_store(store)
         self.trust = trust
-        self.counts = dict.fromkeys(("stored", "duplicates", "rejected"), 0)
+        self.counts = dict.fromkeys(("stored", "duplicates", "rejected", "rejected_batches", "dropped"), 0)
+        # Batches are checked and stored on a worker thread: paho's network thread only queues
+        # them, so keepalives and other batches never wait behind an expensive one.
+        self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUED_BATCHES)
+        self._worker = threading.Thread(target=self._work, name="receiver-batches", daemon=True)
         self.batches_verified = 0  # batches whose one signature stood for all their records
         if trust is None:
             log.warning("receiver does not verify signatures (no trust store)")
@@ -107,7 +133,7 @@ class Receiver:
             client_id=self.receiver_id,
             host=host,
             port=port,
-            on_message=self.handle,
+            on_message=self._enqueue,
             subscriptions=(records_subscription(prefix, shared=shared),),
             on_connect=self._announce,
             **(mqtt_options or {}),
@@ -139,14 +165,34 @@ class Receiver:
             log.warning("presence not announced", extra={"reason": str(exc)})
 
     def start(self) -> Receiver:
-        """Connect and start receiving in paho's network thread."""
+        """Start the batch worker, then connect (paho's network thread queues batches for it)."""
+        self._worker.start()
         self.mqtt.start()
         return self
 
     def stop(self) -> None:
-        """Disconnect; everything acked is already committed."""
+        """Disconnect, finish the queued batches; everything acked is already committed."""
         self.mqtt.stop()
+        if self._worker.is_alive():
+            self._inbox.put(None)
+            self._worker.join(timeout=30)
         self.store.close()
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
+        """paho's thread: hand the batch to the worker, or drop it if the worker is that far behind
+        (nothing is acked, so its station re-sends it after the ack timeout)."""
+        try:
+            self._inbox.put_nowait((topic, payload))
+        except queue.Full:
+            self.counts["dropped"] += 1
+            log.warning("receiver busy, batch dropped: its station re-sends it", extra={"topic": topic})
+
+    def _work(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            try:
+                self.handle(*item)
+            except Exception:  # a bug on one batch must not stop the receiver
+                log.exception("batch not handled", extra={"topic": item[0]})
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Process one batch message: check, store new records, then ack all of them.
@@ -165,11 +211,12 @@ class Receiver:
                 records = batch["records"]
                 if not isinstance(records, list):
                     raise TypeError("records is not a list")
+                if len(records) > MAX_BATCH_RECORDS:
+                    raise BatchRefused(f"{len(records)} records in one batch, more than {MAX_BATCH_RECORDS}")
                 bodies = [dumps(r) for r in records]  # canonical text, as a signature covers it
                 batch_key = None
         except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-            self.counts["rejected"] += 1
-            log.warning("batch rejected", extra={"topic": topic, "reason": str(exc)[:200]})
+            self._reject_batch(topic, payload, exc)
             return
         self.batches_verified += batch_key is not None
         try:
@@ -184,6 +231,17 @@ class Receiver:
             self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
         except SyncError as exc:  # stored already; the station re-sends and gets the ack then
             log.warning("ack not sent", extra={"topic": topic, "reason": str(exc)})
+
+    def _reject_batch(self, topic: str, payload: bytes, exc: Exception) -> None:
+        """One log line and the durable ``rejected_batches`` counter for a batch refused whole."""
+        self.counts["rejected"] += 1
+        self.counts["rejected_batches"] += 1
+        log.warning("batch rejected", extra={"topic": topic, "bytes": len(payload), "reason": str(exc)[:200]})
+        try:
+            with self.store.transaction() as cur:
+                self.store.add_counts(cur, {"rejected_batches": 1})
+        except Exception as error:  # the store is down: the log line stands
+            log.error("rejected batch not counted", extra={"reason": str(error)[:300]})
 
     def _signed_batch(
         self, text: str, site: str, device: str
@@ -249,7 +307,7 @@ class Receiver:
         counts: dict[str, int] = {}
         rows: list[tuple[Any, ...]] = []
         with self.store.transaction() as cur:
-            seqs = [r["seq"] for r in records if isinstance(r, dict) and isinstance(r.get("seq"), int)]
+            seqs = [r["seq"] for r in records if isinstance(r, dict) and _is_seq(r.get("seq"))]
             owners = self.store.seq_owners(cur, site, device, seqs)
             for record, body in zip(records, bodies, strict=True):
                 record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"

@@ -29,6 +29,7 @@ COUNTERS = (
     "rejected_forged",
     "rejected_tampered",
     "rejected_replayed",
+    "rejected_batches",  # batches refused whole (malformed, too many records, too many bytes)
 )
 COLUMNS = (
     "record_id",

@@ -1,0 +1,122 @@
+"""A cheap batch cannot buy expensive work: the receiver refuses it whole, once, off the network thread.
+
+Probes from the issue against the real receiver on the real broker (default settings: anyone
+may publish): a 2 KB zlib batch of a million tiny records, a batch of more bytes than allowed raw
+or inflated, and sequence numbers that pass a lax schema (3.0, 2**70).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prescreen.sync.broker import LocalBroker
+from prescreen.sync.mqtt import MqttConnection
+from prescreen.sync.receiver import MAX_BATCH_BYTES, MAX_RAW_BYTES, Receiver
+from prescreen.sync.store import open_store
+from record_fixtures import record
+
+PREFIX = "rb/v1"
+TOPIC = f"{PREFIX}/site-a/dev-1/records"
+
+
+class Sender:
+    """Any client on the open broker: publishes batches as dev-1, hears dev-1's acks."""
+
+    def __init__(self, broker: LocalBroker) -> None:
+        self.acks: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.mqtt = MqttConnection(
+            client_id=f"sender-{uuid.uuid4().hex[:6]}",
+            host=broker.host,
+            port=broker.port,
+            on_message=lambda topic, payload: self.acks.put(json.loads(payload)),
+            subscriptions=(f"{PREFIX}/site-a/dev-1/acks",),
+        ).start()
+        assert self.mqtt.subscribed.wait(10)
+
+    def send(self, payload: bytes) -> None:
+        self.mqtt.publish(TOPIC, payload)
+
+    def ack_of(self, batch_id: str) -> dict[str, Any]:
+        """The ack of ``batch_id``; every ack before it must belong to no refused batch."""
+        while True:
+            ack = self.acks.get(timeout=30)
+            if ack["batch_id"] == batch_id:
+                return ack
+            assert ack["batch_id"].startswith("good"), f"a refused batch was acked: {ack['batch_id']}"
+
+
+@pytest.fixture
+def receiver(broker: LocalBroker, tmp_path: Path) -> Iterator[Receiver]:
+    started = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix=PREFIX).start()
+    assert started.mqtt.subscribed.wait(10)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def sender(broker: LocalBroker) -> Iterator[Sender]:
+    client = Sender(broker)
+    yield client
+    client.mqtt.stop()
+
+
+def _batch(batch_id: str, records: list[Any]) -> bytes:
+    return json.dumps({"batch_id": batch_id, "device_id": "dev-1", "records": records}).encode()
+
+
+def test_a_million_tiny_records_are_refused_whole_with_one_line_and_a_durable_count(
+    receiver: Receiver, sender: Sender, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bomb = b'{"batch_id":"evil","device_id":"dev-1","records":[' + b",".join([b"{}"] * 1_000_000) + b"]}"
+    payload = zlib.compress(bomb, 9)
+    assert len(payload) < 10_000  # the probe: a few kilobytes on the wire
+    with caplog.at_level(logging.INFO, logger="prescreen.receiver"):
+        sender.send(payload)
+        sender.send(_batch("good-1", [record(1)]))
+        ack = sender.ack_of("good-1")
+    assert ack["acked"]
+    assert not ack["rejected"]
+    refused = [r for r in caplog.records if r.getMessage() == "batch rejected"]
+    assert len(refused) == 1
+    assert "more than 10000" in refused[0].__dict__["reason"]
+    assert refused[0].threadName == "receiver-batches"  # not paho's network thread
+    assert not [r for r in caplog.records if r.getMessage() == "record rejected"]
+    receiver.stop()
+    store = open_store(tmp_path / "rx.db")
+    try:
+        assert store.stats()["rejected_batches"] == 1  # durable: read back from the file
+    finally:
+        store.close()
+
+
+def test_batches_over_the_byte_limits_are_refused_whole(
+    receiver: Receiver, sender: Sender, wait_until: Callable[..., bool]
+) -> None:
+    huge = _batch("raw", [{"pad": "x" * (MAX_RAW_BYTES + 1)}])
+    inflates = zlib.compress(_batch("inflated", [{"pad": " " * MAX_BATCH_BYTES}]), 1)
+    assert len(inflates) < MAX_RAW_BYTES
+    sender.send(huge)
+    sender.send(inflates)
+    sender.send(_batch("good-2", [record(2)]))
+    assert sender.ack_of("good-2")["acked"]
+    assert wait_until(lambda: receiver.counts["rejected_batches"] == 2, 10)
+
+
+def test_a_sequence_number_must_be_an_integer_in_range(receiver: Receiver, sender: Sender) -> None:
+    floating, huge = record(3), record(4)
+    floating["seq"] = 3.0
+    huge["seq"] = 2**70
+    sender.send(_batch("good-3", [floating, huge, record(5)]))
+    ack = sender.ack_of("good-3")
+    assert len(ack["acked"]) == 1  # the batch is answered, so the station never re-sends it forever
+    reasons = {r["record_id"]: r["reason"] for r in ack["rejected"]}
+    assert "is not an integer" in reasons[floating["record_id"]]
+    assert "invalid" in reasons[huge["record_id"]]
