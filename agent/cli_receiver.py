@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from prescreen import logs
@@ -204,7 +205,7 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
     """A model manifest and its signature by the customs update key."""
     from pathlib import Path
 
-    from prescreen.records import dumps
+    from prescreen.records import dumps, rfc3339
     from prescreen.signing import DeviceKey
 
     if not args.manifest or not args.signing_key:
@@ -215,6 +216,10 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"{args.manifest}: not a readable JSON manifest: {exc}") from exc
     if args.shadow:  # inside the signed manifest: nobody can flip a shadow model live on the way
         manifest["shadow"] = True
+    # Bound to this station, for an hour, and newer than any before (the serial defaults to now).
+    manifest.setdefault("target", {"site_id": args.site, "device_id": args.device})
+    manifest.setdefault("expires_at", rfc3339(time.time() + 3600))
+    manifest.setdefault("serial", int(time.time()))
     key = DeviceKey.load_or_create(args.signing_key)
     return {"manifest": manifest, "manifest_signature": key.sign_bytes(dumps(manifest).encode())}
 

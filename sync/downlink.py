@@ -37,7 +37,7 @@ from prescreen.signing import DeviceKey, KeyRing, signed_bytes
 from prescreen.station import Station, StationEvent
 from prescreen.sync import model_update
 from prescreen.sync.mqtt import MqttConnection
-from prescreen.sync.topics import downlink_acks_topic
+from prescreen.sync.topics import addressed_to, downlink_acks_topic
 
 log = logging.getLogger("prescreen.downlink")
 
@@ -51,7 +51,6 @@ TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model", "
 # Clocks of customs and a station may differ this much; a message may be valid at most this long.
 MAX_SKEW_S = 300.0
 MAX_LIFETIME_S = 7 * 86_400.0
-FLEET = "*"
 # Screening settings the customs side may change remotely (never paths, devices or credentials);
 # each value passes the same type and bounds check as in the config file (config.check_value).
 REMOTE_SETTINGS = (
@@ -89,14 +88,6 @@ class DownlinkRefused(DownlinkError):
 def digest(message: dict[str, Any]) -> str:
     """SHA-256 of exactly what the signature covers: the same id with other content is a replay."""
     return hashlib.sha256(signed_bytes(message)).hexdigest()
-
-
-def _addressed_to(target: dict[str, Any], site: str, device: str) -> bool:
-    """A target names this station, every device of its site (device ``*``) or the fleet (both ``*``)."""
-    to_site, to_device = target.get("site_id"), target.get("device_id")
-    if to_site == FLEET:
-        return to_device == FLEET
-    return to_site == site and to_device in (device, FLEET)
 
 
 def _text(message: dict[str, Any], key: str, *, required: bool = True, limit: int = 500) -> str | None:
@@ -146,6 +137,7 @@ class Downlink:
         # Who may send this station messages: the configured keys until a signed rotation.
         self.customs = KeyRing(customs_keys)
         self.refused: collections.Counter[str] = collections.Counter()
+        self._updating = threading.Lock()
         self._refused_lock = threading.Lock()
         self.models_dir = models_dir or station.outbox.path.parent / "models"
         self.outbox = station.outbox
@@ -247,7 +239,7 @@ class Downlink:
             raise DownlinkRefused(rejection.kind, f"{rejection.reason} (customs keys: {len(self.customs)})")
         station = self.station.config.station
         target = message.get("target")
-        if not isinstance(target, dict) or not _addressed_to(target, station.site_id, station.device_id):
+        if not addressed_to(target, station.site_id, station.device_id):
             raise DownlinkRefused("mistargeted", f"addressed to {str(target)[:120]}")
         try:
             issued, expires = epoch_s(str(message["issued_at"])), epoch_s(str(message["expires_at"]))
@@ -274,18 +266,38 @@ class Downlink:
         future.add_done_callback(lambda done: self._ack(message, done))
 
     def _prepare_model(self, message: dict[str, Any]) -> None:
-        """Verify, fetch and load a model update; the swap and its record happen on the station thread."""
+        """Verify, fetch and load a model update; the swap and its record happen on the station thread.
+
+        One update at a time: a second one arriving while the first is fetched is rejected (customs
+        sends it again), so two never write the models directory at once.
+        """
         seen = self.outbox.rows("SELECT 1 FROM downlink WHERE message_id = ?", (str(message["message_id"]),))
         prepared: Any
         if seen:
             prepared = None
+        elif not self._updating.acquire(blocking=False):
+            prepared = model_update.UpdateError("another model update is being installed: send it again")
         else:
             try:
-                manifest = model_update.verify_manifest(message, self.update_key)
+                station = self.station.config.station
+                manifest = model_update.verify_manifest(
+                    message,
+                    self.update_key,
+                    site=station.site_id,
+                    device=station.device_id,
+                    installed_serial=self._model_serial(),
+                )
                 prepared = model_update.load(model_update.fetch(manifest, self.models_dir))
             except (model_update.UpdateError, OSError) as exc:
                 prepared = exc
+            finally:
+                self._updating.release()
         self._submit(message, prepared)
+
+    def _model_serial(self) -> int:
+        """The serial of the newest manifest installed here (0: none yet)."""
+        serial = self._setting("model_serial")
+        return int(serial) if serial is not None else 0
 
     def _ack(self, message: dict[str, Any], done: Future[StationEvent]) -> None:
         error = done.exception()
@@ -386,6 +398,9 @@ class Downlink:
         if kind == "model":
             if isinstance(prepared, BaseException) or prepared is None:
                 raise DownlinkError(str(prepared or "model update not prepared"))
+            serial = int(message["manifest"]["serial"])  # verified when it was prepared
+            if serial <= self._model_serial():  # another update was installed meanwhile
+                raise DownlinkError(f"serial {serial} is not newer than the installed {self._model_serial()}")
             before = getattr(self.station.screener.model, "version", None)
             shadow = _is_shadow(message)
             done = (
@@ -405,7 +420,12 @@ class Downlink:
                             json.dumps(str(prepared.directory)),
                             now,
                         ),
-                    )
+                    ),
+                    (
+                        "INSERT OR REPLACE INTO settings (key, value, updated_at) "
+                        "VALUES ('model_serial', ?, ?)",
+                        (str(serial), now),
+                    ),
                 ],
             )
         if kind == "keys":

@@ -19,29 +19,44 @@ import logging
 import os
 import re
 import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prescreen.errors import ModelError, SyncError
-from prescreen.records import dumps
+from prescreen.records import dumps, epoch_s
 from prescreen.screening import RiskModel
+from prescreen.sync.topics import addressed_to
 
 log = logging.getLogger("prescreen.downlink")
 MAX_FILE_BYTES = 20 * 2**20
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Version and file names: a letter or digit first, so never "..", "." or a hidden file.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class UpdateError(SyncError):
     """A model update that was not applied; the running model is unchanged."""
 
 
-def verify_manifest(message: dict[str, Any], update_key: str) -> dict[str, Any]:
-    """The manifest of a ``model`` message, if its signature is by ``update_key``.
+def verify_manifest(
+    message: dict[str, Any],
+    update_key: str,
+    *,
+    site: str,
+    device: str,
+    installed_serial: int,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The manifest of a ``model`` message, if its signature is by ``update_key`` and it binds
+    this station (``target``), is not expired (``expires_at``) and is newer (``serial``) than the
+    one installed: an old signed manifest replayed cannot roll a station back.
 
     Raises:
-        UpdateError: no key configured, bad signature, or a malformed manifest.
+        UpdateError: no key configured, bad signature, a malformed, mistargeted, expired or old
+            manifest.
     """
     if not update_key:
         raise UpdateError("model updates are off: no [sync] update_key configured")
@@ -55,6 +70,19 @@ def verify_manifest(message: dict[str, Any], update_key: str) -> dict[str, Any]:
         )
     except (InvalidSignature, ValueError, binascii.Error):
         raise UpdateError("manifest signature is not valid for the configured update key") from None
+    if not addressed_to(manifest.get("target"), site, device):
+        raise UpdateError(f"manifest is for {str(manifest.get('target'))[:120]}, not {site}/{device}")
+    try:
+        expires = epoch_s(str(manifest["expires_at"]))
+    except (KeyError, ValueError):
+        raise UpdateError("manifest needs expires_at (RFC 3339)") from None
+    if (time.time() if now is None else now) > expires:
+        raise UpdateError(f"manifest expired at {manifest['expires_at']}")
+    serial = manifest.get("serial")
+    if type(serial) is not int or serial < 1:
+        raise UpdateError("manifest needs a serial (an integer from 1)")
+    if serial <= installed_serial:
+        raise UpdateError(f"serial {serial} is not newer than the installed {installed_serial}: an old one")
     version, files = manifest.get("version"), manifest.get("files")
     if not isinstance(version, str) or not _SAFE_NAME.match(version):
         raise UpdateError("manifest version must be a plain name")
@@ -77,17 +105,16 @@ def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0
     Raises:
         UpdateError: a download failed, was too large, or did not match its SHA-256.
     """
-    final = Path(models_dir, str(manifest["version"]))
-    staging = models_dir / f".{manifest['version']}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    final = _inside(models_dir, str(manifest["version"]))
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=models_dir))  # one per update, never shared
     import httpx  # only when a model update arrives: the agent's resident set stays smaller
 
     try:
         with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
             for entry in manifest["files"]:
                 try:
-                    _download(client, entry, staging / entry["name"])
+                    _download(client, entry, _inside(staging, entry["name"]))
                 except httpx.HTTPError as exc:
                     raise UpdateError(f"{entry['name']}: download failed: {exc}") from None
         _fsync_dir(staging)
@@ -99,6 +126,18 @@ def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def _inside(directory: Path, name: str) -> Path:
+    """``directory/name``, checked to stay inside ``directory`` before anything is written or deleted.
+
+    Raises:
+        UpdateError: the name would leave the directory.
+    """
+    path = (directory / name).resolve()
+    if not _SAFE_NAME.match(name) or path.parent != directory.resolve():
+        raise UpdateError(f"{name!r} would leave {directory}")
+    return path
 
 
 def _download(client: Any, entry: dict[str, Any], target: Path) -> None:

@@ -71,3 +71,17 @@ def parse_records_topic(prefix: str, topic: str) -> tuple[str, str]:
     if len(parts) != 3 or parts[2] != "records":
         raise SyncError(f"not a records topic: {topic}", topic=topic)
     return _check("site", parts[0]), _check("device", parts[1])
+
+
+FLEET = "*"
+
+
+def addressed_to(target: object, site: str, device: str) -> bool:
+    """A downlink target (``{"site_id", "device_id"}``) names this station, every device of its site
+    (device ``*``) or the fleet (both ``*``)."""
+    if not isinstance(target, dict):
+        return False
+    to_site, to_device = target.get("site_id"), target.get("device_id")
+    if to_site == FLEET:
+        return to_device == FLEET
+    return to_site == site and to_device in (device, FLEET)

@@ -6,6 +6,7 @@ import base64
 import functools
 import hashlib
 import http.server
+import itertools
 import json
 import shutil
 import threading
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prescreen.demo import DemoStation
 from prescreen.models.runner import default_dir
-from prescreen.records import dumps
+from prescreen.records import dumps, rfc3339
 from prescreen.samples import generate
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.downlink import Downlink
@@ -34,13 +35,14 @@ UPDATE_KEY = base64.b64encode(
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A real HTTP server with two models: risk-v2b (loads) and broken (right hash, not a model)."""
+    """A real HTTP server with models risk-v2b and risk-v2c (load) and broken (right hash, not a model)."""
     root = tmp_path_factory.mktemp("models-http")
     shipped = json.loads((default_dir() / "model.json").read_text())
-    good = root / "risk-v2b"
-    good.mkdir()
-    shutil.copy(default_dir() / shipped["file"], good / shipped["file"])
-    (good / "model.json").write_text(json.dumps({**shipped, "version": "risk-v2b"}))
+    for version in ("risk-v2b", "risk-v2c"):
+        good = root / version
+        good.mkdir()
+        shutil.copy(default_dir() / shipped["file"], good / shipped["file"])
+        (good / "model.json").write_text(json.dumps({**shipped, "version": version}))
     broken = root / "broken"
     broken.mkdir()
     junk = b"TFL3 but not really a model" * 10
@@ -59,6 +61,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
     server.shutdown()
 
 
+_SERIALS = itertools.count(1)
+
+
 def _message(
     root: Path, base: str, version: str, *, signer: Ed25519PrivateKey = CUSTOMS, **tweak: Any
 ) -> dict[str, Any]:
@@ -71,7 +76,14 @@ def _message(
         }
         for p in sorted(folder.iterdir())
     ]
-    manifest = {"version": version, "files": entries, **tweak}
+    manifest = {
+        "version": version,
+        "files": entries,
+        "target": {"site_id": "site-01", "device_id": "station-01"},
+        "expires_at": rfc3339(time.time() + 3600),
+        "serial": next(_SERIALS),
+        **tweak,
+    }
     signature = base64.b64encode(signer.sign(dumps(manifest).encode())).decode()
     return new_message("model", manifest=manifest, manifest_signature=signature)
 
@@ -232,3 +244,58 @@ def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
         assert "shadow_model_path" in {r[0] for r in downlink.outbox.rows("SELECT key FROM settings")}
     finally:
         bench.close()
+
+
+def test_an_old_manifest_replayed_does_not_roll_the_model_back(
+    tmp_path: Path, files: tuple[Path, str]
+) -> None:
+    """The issue's probe: a signed manifest, replayed after a newer one, switched the model back."""
+    bench = DemoStation(tmp_path / "replay", generate(3, seed=3)[0])
+    try:
+        downlink = _downlink(bench)
+        old = _message(*files, "risk-v2b")
+        assert _apply(bench, downlink, old)["status"] == "applied"
+        assert _apply(bench, downlink, _message(*files, "risk-v2c"))["status"] == "applied"
+        replayed = new_message("model", **{k: old[k] for k in ("manifest", "manifest_signature")})
+        ack = _apply(bench, downlink, replayed)
+        assert ack["status"] == "rejected"
+        assert "is not newer than the installed" in ack["detail"]
+        assert _version(bench) == "risk-v2c"
+    finally:
+        bench.close()
+
+
+@pytest.mark.parametrize(
+    ("tweak", "words"),
+    [
+        ({"version": ".."}, "version must be a plain name"),
+        ({"version": ".hidden"}, "version must be a plain name"),
+        ({"target": {"site_id": "site-01", "device_id": "station-02"}}, "not site-01/station-01"),
+        ({"expires_at": "2026-01-01T00:00:00.000Z"}, "manifest expired"),
+        ({"serial": 0}, "needs a serial"),
+    ],
+)
+def test_a_signed_manifest_for_elsewhere_expired_or_escaping_the_models_directory_is_refused(
+    station: DemoStation, files: tuple[Path, str], tweak: dict[str, Any], words: str
+) -> None:
+    message = _message(*files, "risk-v2b")
+    message["manifest"].update(tweak)
+    message["manifest_signature"] = _sign(message["manifest"])
+    ack = _apply(station, _downlink(station), message)
+    assert ack["status"] == "rejected"
+    assert words in ack["detail"]
+    assert station.agent is not None
+    state = station.agent.outbox.path.parent  # the models directory's parent: outbox, key, WAL
+    assert (state / "outbox.db").exists()
+    assert (state / "device.key").exists()
+
+
+def test_one_model_update_at_a_time(station: DemoStation, files: tuple[Path, str]) -> None:
+    downlink = _downlink(station)
+    downlink._updating.acquire()  # as while another update is being fetched
+    try:
+        ack = _apply(station, downlink, _message(*files, "risk-v2b"))
+    finally:
+        downlink._updating.release()
+    assert ack["status"] == "rejected"
+    assert "another model update is being installed" in ack["detail"]
