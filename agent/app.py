@@ -157,7 +157,12 @@ class Agent:
                     **self.display.routes(),
                     **sim_get,
                 },
-                {**self.display.post_routes(), **ComplianceApi(self.station).post_routes(), **sim_post},
+                {
+                    **self.display.post_routes(),
+                    **ComplianceApi(self.station).post_routes(),
+                    "/api/model/reinstate": self._reinstate_model,
+                    **sim_post,
+                },
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()
@@ -307,6 +312,7 @@ class Agent:
     def status(self) -> dict[str, Any]:
         """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
         model = self.screener.model
+        quarantine = self.station.quarantine if self.screener.quarantined else None
         conditions = self.health.conditions()
         level = worst([c.level for c in conditions])
         return {
@@ -335,7 +341,10 @@ class Agent:
             "model": {
                 "version": getattr(model, "version", None),
                 "runtime": getattr(model, "runtime", None),
-                "mode": "rules+model" if model is not None else "rules-only",
+                "mode": "rules+model" if model is not None and quarantine is None else "rules-only",
+                "review_threshold": round(self.screener.threshold, 4),
+                "quarantined": quarantine.detail() if quarantine is not None else None,
+                "shadow": getattr(self.screener.shadow, "version", None),
             },
         }
 
@@ -351,6 +360,15 @@ class Agent:
             "conditions": [c.as_json() for c in conditions],
         }
         return json_response(body, 200 if level == "ok" else 503)
+
+    def _reinstate_model(self, data: bytes) -> tuple[int, str, bytes]:
+        """``prescreen model reinstate``: lift the model's quarantine (200), or say there is none (409)."""
+        try:
+            event = self.station.submit(self.station.reinstate_model).result(10)
+        except TimeoutError:
+            return json_response({"error": "the station did not answer in time"}, 503)
+        status = 200 if event.kind == "model_reinstated" else 409
+        return json_response({"result": event.message}, status)
 
     def _livez(self) -> tuple[int, str, bytes]:
         """200 while the pipeline is alive (what the watchdog goes by), 503 when it is not."""

@@ -285,6 +285,22 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_reinstate(args: argparse.Namespace) -> int:
+    """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
+    import httpx
+    from prescreen import config
+
+    url = config.load(args.config).http.url("/api/model/reinstate")
+    try:
+        response = httpx.post(url, json={}, timeout=15)
+        result = response.json().get("result") or response.json().get("error")
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"prescreen: error: agent not answering at {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(result)
+    return 0 if response.status_code == 200 else EXIT_FAILURE
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check config, devices, orders, disk, model, broker, outbox and clock; exit 1 on a FAIL."""
     from prescreen.doctor import run_checks
@@ -377,6 +393,15 @@ def _add_operations(sub: Any) -> None:
         each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
     screen.set_defaults(func=cmd_screen)
     evaluate.set_defaults(func=cmd_model_eval)
+    reinstate = model_sub.add_parser(
+        "reinstate",
+        help="lift the running station's quarantine of its model",
+        description="The station quarantines a model that raises more than twice its card's share of "
+        "parcels (it then screens rules only; prescreen status says so). Look at the raises first. "
+        "Example: prescreen model reinstate --config /etc/prescreen/agent.toml",
+    )
+    reinstate.add_argument("--config", required=True, help="the agent's TOML config (for its address)")
+    reinstate.set_defaults(func=cmd_model_reinstate)
 
     doctor = sub.add_parser(
         "doctor",

@@ -254,6 +254,28 @@ def _model(conf: cfg.Config) -> Check:
     return Check("model", "ok", f"{model.version} loads on {model.runtime}")
 
 
+HTS_TABLE_STALE_DAYS = 120  # USITC publishes several revisions a year; an old table misses new lines
+
+
+def _hts_table(conf: cfg.Config) -> Check:
+    """The optional US HTS table: loads, which revision, how old."""
+    path = conf.screening.hts_table
+    if not path:
+        return Check("hts table", "ok", "none: codes checked to six digits (HS 2022 nomenclature)")
+    from prescreen.errors import ModelError
+    from prescreen.models.nomenclature import load_hts_table
+
+    try:
+        table = load_hts_table(path)
+        age_days = (time.time() - os.stat(path).st_mtime) / 86_400
+    except (ModelError, OSError) as exc:
+        return Check("hts table", "FAIL", str(exc), "export the HTS again from hts.usitc.gov (CSV or JSON)")
+    detail = f"{table.revision}, {len(table.codes)} ten-digit lines, file {age_days:.0f} days old"
+    if age_days > HTS_TABLE_STALE_DAYS:
+        return Check("hts table", "warn", detail, "load the current revision from hts.usitc.gov")
+    return Check("hts table", "ok", detail)
+
+
 def run_checks(config_path: str) -> list[Check]:
     """Every check, in the order an engineer would look; a bad config stops the rest."""
     try:
@@ -268,6 +290,7 @@ def run_checks(config_path: str) -> list[Check]:
         lambda: _orders(conf),
         lambda: _disk(conf),
         lambda: _model(conf),
+        lambda: _hts_table(conf),
         lambda: _signing_key(conf),
         lambda: _tls(conf),
     ]

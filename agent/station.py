@@ -391,6 +391,19 @@ class Station:
             self.outbox.put_setting(model_monitor.SETTING, model_monitor.encode(quarantine))
             self.screener.quarantined = True
 
+    def reinstate_model(self) -> StationEvent:
+        """Lift a quarantine (an operator's decision after looking at the model's raises); runs on
+        the station thread like any change to the screener."""
+        quarantine = self.quarantine
+        if quarantine is None or not self.screener.quarantined:
+            return StationEvent("ignored", "", message="no model is quarantined")
+        self.outbox.put_setting(model_monitor.SETTING, None)
+        self.screener.quarantined = False
+        self.quarantine = None
+        self.monitor = None  # a fresh window: the old raises do not trip it again at once
+        log.warning("quarantined model reinstated by an operator", extra={"model": quarantine.version})
+        return StationEvent("model_reinstated", "", message=f"model {quarantine.version} reinstated")
+
     def _commit(
         self,
         raw: str,

@@ -71,10 +71,23 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     model = next(c for c in body["conditions"] if c["name"] == "model")
     assert model["level"] == "degraded"
     assert "quarantined" in model["detail"]
+    status = httpx.get(agent.http.url + "/status", timeout=5).json()
+    assert status["model"]["mode"] == "rules-only"
+    assert "quarantined" in status["model"]["quarantined"]
     # and it is kept for the next start
     stored = agent.outbox.setting(model_monitor.SETTING)
     assert stored is not None
     assert '"alarmist-1"' in stored
+    # an operator lifts it (prescreen model reinstate); a second time there is nothing to lift
+    lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, timeout=10)
+    assert lifted.status_code == 200, lifted.text
+    assert not agent.station.screener.quarantined
+    assert agent.outbox.setting(model_monitor.SETTING) is None
+    assert demo.events.get(timeout=5).kind == "model_reinstated"  # told to the station's listeners
+    again = demo.run(clean[11])[0].record
+    assert again is not None
+    assert again["screening"]["mode"] == "rules+model"
+    assert httpx.post(agent.http.url + "/api/model/reinstate", json={}, timeout=10).status_code == 409
 
 
 def test_the_monitor_needs_more_than_its_card_rate_to_trip() -> None:

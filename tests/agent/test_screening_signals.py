@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,20 @@ def test_hs6_exists_in_the_shipped_nomenclature() -> None:
 def test_measured_weight_as_decimal_or_float_gives_the_same_verdict() -> None:
     facts = facts_from_json({"order": order("Wireless earbuds", "8518300000"), "measured_weight_kg": 0.5})
     assert facts.weight_kg == Decimal("0.5")
+
+
+def test_doctor_reports_the_hts_tables_revision_and_age(tmp_path: Path) -> None:
+    from prescreen import doctor
+    from prescreen.config import Config
+
+    table = tmp_path / "hts_2026_revision_3.json"
+    table.write_text(json.dumps([{"htsno": "8518.30.20.00"}, {"htsno": ""}, {"htsno": "8518.30"}]))
+    conf = Config(screening=ScreeningConfig(hts_table=str(table)))
+    fresh = doctor._hts_table(conf)
+    assert fresh.level == "ok"
+    assert "2026 revision 3, 1 ten-digit lines" in fresh.detail
+    old = time.time() - 200 * 86_400
+    os.utime(table, (old, old))
+    assert doctor._hts_table(conf).level == "warn"
+    table.write_text("not json")
+    assert doctor._hts_table(conf).level == "FAIL"
