@@ -261,7 +261,7 @@ def _hts_table(conf: cfg.Config) -> Check:
     """The optional US HTS table: loads, which revision, how old."""
     path = conf.screening.hts_table
     if not path:
-        return Check("hts table", "ok", "none: codes checked to six digits (HS 2022 nomenclature)")
+        return Check("hts", "ok", "none: codes checked to six digits (HS 2022 nomenclature)")
     from prescreen.errors import ModelError
     from prescreen.models.nomenclature import load_hts_table
 
@@ -269,11 +269,11 @@ def _hts_table(conf: cfg.Config) -> Check:
         table = load_hts_table(path)
         age_days = (time.time() - os.stat(path).st_mtime) / 86_400
     except (ModelError, OSError) as exc:
-        return Check("hts table", "FAIL", str(exc), "export the HTS again from hts.usitc.gov (CSV or JSON)")
+        return Check("hts", "FAIL", str(exc), "export the HTS again from hts.usitc.gov (CSV or JSON)")
     detail = f"{table.revision}, {len(table.codes)} ten-digit lines, file {age_days:.0f} days old"
     if age_days > HTS_TABLE_STALE_DAYS:
-        return Check("hts table", "warn", detail, "load the current revision from hts.usitc.gov")
-    return Check("hts table", "ok", detail)
+        return Check("hts", "warn", detail, "load the current revision from hts.usitc.gov")
+    return Check("hts", "ok", detail)
 
 
 def run_checks(config_path: str) -> list[Check]:

@@ -257,6 +257,7 @@ def test_doctor_passes_on_a_good_install_and_names_the_fix_on_a_bad_one(
         "orders",
         "disk",
         "model",
+        "hts",
         "key",
         "tls",
         "broker",
