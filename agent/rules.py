@@ -307,8 +307,7 @@ class Rules:
             )
         if facts.weight_kg is None or facts.weight_kg <= 0:
             return
-        chapters = {i.chapter for i in signals.items if i.chapter}
-        floor = max((self.lexicon.floor(c) for c in chapters), default=self.lexicon.floor(""))
+        floor = signals.floor_usd_per_kg
         per_kg = total / float(facts.weight_kg)
         if per_kg < floor:
             yield Finding(

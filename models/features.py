@@ -54,11 +54,9 @@ def _clip(value: float, low: float, high: float) -> float:
 def vectorize(signals: ParcelSignals) -> list[float]:
     """The feature vector of one parcel, in :data:`NAMES` order (values in [-1, 1])."""
     items = signals.items or ()
-    lex = lexicon.load()
     value = signals.value_usd
     per_kg = signals.value_per_kg
-    chapters = {i.chapter for i in items if i.chapter}
-    floor = max((lex.floor(c) for c in chapters), default=lex.floor(""))
+    floor = signals.floor_usd_per_kg
     ratio = signals.weight_ratio
     states = [i.code_state for i in items] or ["missing"]
 

@@ -78,6 +78,7 @@ class ParcelSignals:
     measured_kg: float | None
     quantity: float
     shipment_category: str
+    floor_usd_per_kg: float  # the lowest plausible value per kg for its chapters (the highest floor)
 
     @property
     def weight_ratio(self) -> float | None:
@@ -213,6 +214,9 @@ def measure(
         if isinstance(raw_items, list)
         else 1.0,
         shipment_category=str(order.get("shipment_category") or ""),
+        floor_usd_per_kg=max(
+            (lexicon.floor(i.chapter) for i in items if i.chapter), default=lexicon.floor("")
+        ),
     )
 
 
