@@ -40,8 +40,6 @@ python3 -m pip download --quiet --only-binary=:all: "${platforms[@]}" --python-v
   --implementation cp --abi cp311 --abi abi3 --abi none --dest "$wheels" \
   "$(ls "$wheels"/prescreen_agent-*.whl)" pip
 
-cp "$here/debian/agent.toml" "$build/build/agent.toml.fallback"
-
 # 2. The virtualenv, by the target's interpreter; pip runs from its wheel, so the venv ends up with
 #    the runtime dependencies only. No .pyc here: postinst compiles them on the station.
 "$here/in-root.sh" "$build" /bin/sh -euc '
@@ -50,8 +48,7 @@ cp "$here/debian/agent.toml" "$build/build/agent.toml.fallback"
   /opt/prescreen/bin/python "$(ls /build/wheels/pip-*.whl)/pip" install --quiet --no-index \
     --no-compile --no-cache-dir --disable-pip-version-check --find-links /build/wheels prescreen-agent
   /opt/prescreen/bin/prescreen version
-  /opt/prescreen/bin/prescreen config example >/build/agent.toml 2>/dev/null \
-    || cp /build/agent.toml.fallback /build/agent.toml
+  /opt/prescreen/bin/prescreen config example >/build/agent.toml
   find /opt/prescreen -name __pycache__ -prune -exec rm -rf {} +
   # Nothing in site-packages is run directly: no execute bits (shared objects are mapped, not run).
   find /opt/prescreen/lib -type f -perm /111 -exec chmod a-x {} +

@@ -26,6 +26,7 @@ sim_config() {  # a station on simulated devices, syncing to the broker on 127.0
 [station]
 device_id = "pkg-check-01"
 site_id = "ci"
+filer_code = "CI"
 
 [scanner]
 url = "sim://scanner"
@@ -94,7 +95,7 @@ case "$1" in
 install)
     deb=$2 port=$3
     dpkg_install "$deb" "install"
-    contains "enabled, not started: the example config does not pass the check yet" "$out" \
+    contains "enabled, not started: the example config does not pass config check yet" "$out" \
         "enabled but not started"
     installed_layout
     sim_config "$port" >/etc/prescreen/sim.toml
