@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages that building and testing the .deb need on the build host (dpkg-deb comes with
 # dpkg): lintian to check it, debootstrap for the Debian 12 roots it is built and installed in,
-# qemu-user-static and binfmt-support to run the arm64 root on an x86_64 host (and the reverse).
+# qemu-user-static and binfmt-support to run the arm64 root on an x86_64 host (and the reverse),
+# iproute2 for the roots' own loopback.
 # Installs only what is missing (root with apt-get), then makes sure the kernel runs foreign
 # binaries through qemu.
 set -euo pipefail
 missing=()
-for tool in debootstrap:debootstrap lintian:lintian update-binfmts:binfmt-support; do
+for tool in debootstrap:debootstrap lintian:lintian update-binfmts:binfmt-support ip:iproute2; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool##*:}")
 done
 ls /usr/libexec/qemu-binfmt/*aarch64* >/dev/null 2>&1 || ls /usr/bin/qemu-aarch64-static >/dev/null 2>&1 \
