@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen import logs
+from prescreen.config import DEFAULT_PATH
 from prescreen.errors import OutboxError
 
 
@@ -40,13 +41,19 @@ def cmd_outbox_migrate(args: argparse.Namespace) -> int:
 
 def add_outbox_commands(sub: Any) -> None:
     """outbox migrate."""
-    outbox = sub.add_parser("outbox", help="station outbox maintenance")
+    outbox = sub.add_parser(
+        "outbox",
+        help="station outbox maintenance",
+        description="Example: sudo -u prescreen prescreen outbox migrate",
+    )
     what = outbox.add_subparsers(dest="what", required=True, metavar="WHAT")
     migrate = what.add_parser(
         "migrate",
         help="upgrade the outbox schema in place (the package runs this on upgrade)",
         description="Each migration runs in one transaction; an outbox written by a newer agent is "
-        "refused. Example: prescreen outbox migrate --config /etc/prescreen/agent.toml",
+        f"refused. Example: prescreen outbox migrate --config {DEFAULT_PATH}",
     )
-    migrate.add_argument("--config", required=True, help="TOML config file of the station")
+    migrate.add_argument(
+        "--config", default=DEFAULT_PATH, help=f"TOML config file of the station ({DEFAULT_PATH})"
+    )
     migrate.set_defaults(func=cmd_outbox_migrate)
