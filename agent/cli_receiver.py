@@ -169,7 +169,7 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
 
     logs.configure("warning")
     fields: dict[str, Any] = {}
-    for name in ("tracking_number", "reason", "text", "record_id", "seller"):
+    for name in ("tracking_number", "reason", "text", "record_id", "seller", "outcome", "reason_code"):
         if getattr(args, name):
             fields[name] = getattr(args, name)
     if args.add or args.remove:
@@ -178,6 +178,8 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         fields["settings"] = {k: toml_value(v) for k, v in (pair.split("=", 1) for pair in args.set)}
     if args.customs_key:
         fields["keys"] = args.customs_key
+    if args.customs_reference:
+        fields["customs_reference"] = args.customs_reference
     if args.type == "model":
         fields.update(_signed_manifest(args))
     message = new_message(args.type, **fields)
@@ -362,6 +364,8 @@ def add_receiver_commands(sub: Any) -> None:
 
 def _add_downlink_commands(sub: Any) -> None:
     """downlink send: the customs side's messages to one station."""
+    from prescreen.sync.downlink import CUSTOMS_OUTCOMES
+
     downlink = sub.add_parser(
         "downlink",
         help="customs side: send a station a message",
@@ -374,7 +378,8 @@ def _add_downlink_commands(sub: Any) -> None:
         help="send one message and wait for the station's ack",
         description="Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), "
         "feedback (--text with --record or --seller), config (--set review_score=0.4), "
-        "model (--manifest, --signing-key). Example: "
+        "model (--manifest, --signing-key), outcome (--outcome, --reason-code, --customs-reference with "
+        "--tracking or --record). Example: "
         "prescreen downlink send --site site-01 --device station-01 --type rfs --tracking 1Z999AA10123456784",
     )
     send.add_argument("--site", required=True)
@@ -382,7 +387,18 @@ def _add_downlink_commands(sub: Any) -> None:
     send.add_argument(
         "--type",
         required=True,
-        choices=["hold", "rfi", "rfs", "dnl", "release", "watchlist", "feedback", "config", "model"],
+        choices=[
+            "hold",
+            "rfi",
+            "rfs",
+            "dnl",
+            "release",
+            "watchlist",
+            "feedback",
+            "config",
+            "model",
+            "outcome",
+        ],
     )
     send.add_argument("--manifest", help='model: JSON {"version", "files": [{"name", "url", "sha256"}]}')
     send.add_argument("--signing-key", help="model: the customs update key (PEM, created if missing)")
@@ -394,7 +410,10 @@ def _add_downlink_commands(sub: Any) -> None:
     send.add_argument("--tracking", dest="tracking_number")
     send.add_argument("--reason")
     send.add_argument("--text", help="feedback text")
-    send.add_argument("--record", dest="record_id", help="record the feedback is about")
+    send.add_argument("--record", dest="record_id", help="record the feedback or outcome is about")
+    send.add_argument("--outcome", choices=CUSTOMS_OUTCOMES, help="outcome: what customs decided")
+    send.add_argument("--reason-code", help="outcome: customs' reason code (e.g. SEIZ-21)")
+    send.add_argument("--customs-reference", help="outcome: the customs case or entry reference")
     send.add_argument("--seller", help="seller the feedback is about")
     send.add_argument("--add", action="append", default=[], help="watchlist: tracking number to hold")
     send.add_argument("--remove", action="append", default=[], help="watchlist: tracking number to drop")

@@ -95,7 +95,7 @@ def demo_config(
     )
 
 
-_SIDE_EVENTS = frozenset({"downlink", "late_hold", "correction", "outcome"})
+_SIDE_EVENTS = frozenset({"downlink", "late_hold", "shelf_outcome", "correction", "outcome"})
 
 
 class DemoStation:

@@ -99,6 +99,17 @@ class StationDisplay:
                     "message": {lang: [text] for lang, text in message.items()},
                 },
             )
+        elif event.kind == "shelf_outcome" and event.record is not None:
+            downlink = event.record["downlink"]
+            self._broadcast(
+                "shelf_outcome",
+                {
+                    "record_id": downlink["parcel_state"]["verdict_record_id"],
+                    "tracking": downlink["tracking_number"],
+                    "released": downlink["customs_outcome"]["outcome"] in ("released", "assessment_complete"),
+                    "message": {lang: [text] for lang, text in strings.shelf_outcome(downlink).items()},
+                },
+            )
         elif event.kind in ("carton_open", "not_recorded"):
             with self._lock:
                 self._notice = "carton" if event.kind == "carton_open" else "not_recorded"

@@ -42,6 +42,8 @@ UI: dict[str, dict[str, str]] = {
         "updated": "Updated: the order arrived.",
         "carton": "Master carton open: scan each parcel inside, then the master label again.",
         "late_hold": "Find this parcel and take it off the outgoing cart: put it on the hold shelf.",
+        "shelf_release": "Customs released this parcel: take it off the hold shelf and ship it.",
+        "shelf_keep": "Customs decided on this parcel: leave it on the hold shelf for customs.",
         "no_reasons": "All checks passed.",
         "health": "Station",
         "health_ok": "OK",
@@ -79,6 +81,8 @@ UI: dict[str, dict[str, str]] = {
         "updated": "Actualizado: llegó el pedido.",
         "carton": "Caja master abierta: escanee cada paquete de dentro y luego otra vez la etiqueta master.",
         "late_hold": "Busque este paquete y sáquelo del carro de salida: póngalo en el estante de retención.",
+        "shelf_release": "Aduanas liberó este paquete: sáquelo del estante de retenidos y envíelo.",
+        "shelf_keep": "Aduanas decidió sobre este paquete: déjelo en el estante de retenidos para aduanas.",
         "no_reasons": "Todas las comprobaciones correctas.",
         "health": "Puesto",
         "health_ok": "OK",
@@ -292,6 +296,35 @@ def late_hold(downlink: dict[str, Any]) -> dict[str, str]:
             kind=HOLD_KINDS.get(downlink["type"], {}).get(lang, downlink["type"]),
             verdict=UI[lang].get(str(state.get("verdict")), str(state.get("verdict"))),
             time=when,
+        )
+        for lang in LANGUAGES
+    }
+
+
+SHELF_OUTCOME: dict[str, str] = {
+    "en": "Customs outcome: {outcome} (reference {reference}, reason {reason}).",
+    "es": "Resultado de aduanas: {outcome} (referencia {reference}, motivo {reason}).",
+}
+CUSTOMS_OUTCOMES: dict[str, dict[str, str]] = {
+    "released": {"en": "released", "es": "liberado"},
+    "assessment_complete": {"en": "assessment complete", "es": "evaluación terminada"},
+    "seized": {"en": "seized", "es": "incautado"},
+    "denied_entry": {"en": "entry denied", "es": "entrada denegada"},
+    "penalty": {"en": "penalty", "es": "sanción"},
+    "destroyed": {"en": "to be destroyed", "es": "para destruir"},
+    "abandoned": {"en": "abandoned", "es": "abandonado"},
+    "returned": {"en": "returned", "es": "devuelto"},
+}
+
+
+def shelf_outcome(downlink: dict[str, Any]) -> dict[str, str]:
+    """The operator's message, per language, for a customs outcome on a parcel on the hold shelf."""
+    outcome = downlink["customs_outcome"]
+    return {
+        lang: SHELF_OUTCOME[lang].format(
+            outcome=CUSTOMS_OUTCOMES.get(outcome["outcome"], {}).get(lang, outcome["outcome"]),
+            reference=outcome["customs_reference"],
+            reason=outcome["reason_code"],
         )
         for lang in LANGUAGES
     }

@@ -2,7 +2,8 @@
 
 Modelled on the EU ICS2 / Canada PACT referrals: a hold, a request for information (RFI), a
 request for screening (RFS) or do-not-load (DNL) on a tracking number, a release, watchlist
-updates, feedback to the trade, and screening settings. Every message:
+updates, feedback to the trade, screening settings, and customs outcomes (what customs finally
+decided about a parcel: the labels a model learns from). Every message:
 
 1. is checked (one clear log line and a ``rejected`` ack if malformed);
 2. is applied on the station thread, the outbox's only writer, together with a ``downlink``
@@ -47,7 +48,20 @@ PARCEL_HOLDS = {
     "rfs": "request for screening: hold until screened by high-risk methods",
     "dnl": "DO NOT LOAD: isolate the parcel and follow the emergency protocol",
 }
-TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model", "keys")
+# What customs finally decided about a parcel (issue 17): the labels the model learns from.
+CUSTOMS_OUTCOMES = {
+    "released": "released",
+    "assessment_complete": "assessment complete",
+    "seized": "seized",
+    "denied_entry": "denied entry",
+    "penalty": "penalty",
+    "destroyed": "destroyed",
+    "abandoned": "abandoned",
+    "returned": "returned",
+}
+# Outcomes that let the parcel go: they lift the station's hold on its tracking number.
+FREEING_OUTCOMES = frozenset({"released", "assessment_complete"})
+TYPES = (*PARCEL_HOLDS, "release", "watchlist", "feedback", "config", "model", "keys", "outcome")
 # Clocks of customs and a station may differ this much; a message may be valid at most this long.
 MAX_SKEW_S = 300.0
 MAX_LIFETIME_S = 7 * 86_400.0
@@ -336,12 +350,16 @@ class Downlink:
                 raise DownlinkRefused("replayed", f"message id {message_id} was used for other content")
             log.info("downlink message seen before, acked again", extra={"message_id": message_id})
             return StationEvent("downlink", message_id, None)
+        kind = str(message["type"])
+        outcome: dict[str, Any] | None = None
         try:
-            effect, tracking, parcel_state, statements = self._effect(message, prepared)
+            if kind == "outcome":
+                outcome, (effect, tracking, parcel_state, statements) = self._customs_outcome(message)
+            else:
+                effect, tracking, parcel_state, statements = self._effect(message, prepared)
             status = "applied"
         except DownlinkError as exc:
             effect, tracking, parcel_state, statements, status = str(exc), None, None, [], "rejected"
-        kind = str(message["type"])
 
         def build(seq: int) -> Record:
             record = envelope("downlink", seq, self.station.config.station)
@@ -353,6 +371,8 @@ class Downlink:
                 "effect": effect[:500],
                 "parcel_state": parcel_state,
             }
+            if outcome is not None:
+                record["downlink"]["customs_outcome"] = outcome
             return record
 
         def also(records: list[Record]) -> list[Statement]:
@@ -385,8 +405,10 @@ class Downlink:
             "downlink message",
             extra={"message_id": message_id, "type": kind, "status": status, "effect": effect[:200]},
         )
-        late = kind in PARCEL_HOLDS and status == "applied" and bool((parcel_state or {}).get("scanned"))
-        event_kind = "late_hold" if late else "downlink"
+        applied = status == "applied"
+        late = kind in PARCEL_HOLDS and applied and bool((parcel_state or {}).get("scanned"))
+        on_shelf = kind == "outcome" and applied and bool((parcel_state or {}).get("on_hold_shelf"))
+        event_kind = "late_hold" if late else "shelf_outcome" if on_shelf else "downlink"
         return StationEvent(event_kind, tracking or message_id, record)
 
     def _effect(
@@ -502,6 +524,62 @@ class Downlink:
             ],
         )
 
+    def _customs_outcome(
+        self, message: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[str, str | None, dict[str, Any] | None, list[Statement]]]:
+        """What customs decided about a parcel scanned here, named by its record or tracking number.
+
+        The outcome names the verdict record it settles (the newest for the tracking number),
+        so the receiver can join the two into a training label. A release lifts the station's
+        hold on the tracking number; the operator is told when the parcel sits on the hold shelf.
+        """
+        value = message.get("outcome")
+        if value not in CUSTOMS_OUTCOMES:
+            raise DownlinkError(
+                f"outcome must be one of {', '.join(CUSTOMS_OUTCOMES)}, got {str(value)[:40]!r}"
+            )
+        reason_code = _text(message, "reason_code", limit=64)
+        reference = _text(message, "customs_reference", limit=64)
+        record_id = _text(message, "record_id", required=False, limit=64)
+        tracking = _text(message, "tracking_number", required=False, limit=64)
+        if record_id is not None:
+            verdict = self.outbox.get(record_id)
+            if verdict is None or verdict.get("kind") != "verdict":
+                raise DownlinkError(f"no verdict record {record_id} at this station")
+            named = verdict["parcel"].get("tracking_number")
+            if tracking is not None and tracking != named:
+                raise DownlinkError(f"record {record_id} is tracking number {named}, not {tracking}")
+            tracking = named
+        elif tracking is not None:
+            verdict = self.outbox.latest_verdict(tracking)
+            if verdict is None:
+                raise DownlinkError(f"no parcel {tracking} was scanned at this station")
+        else:
+            raise DownlinkError("outcome names a record_id or a tracking_number")
+        state = (
+            self.parcel_state(tracking)
+            if tracking
+            else {"scanned": True, "verdict_record_id": verdict["record_id"], "on_hold_shelf": False}
+        )
+        details = {
+            "outcome": value,
+            "reason_code": reason_code,
+            "customs_reference": reference,
+            "refers_to": verdict["record_id"],
+        }
+        frees = value in FREEING_OUTCOMES
+        where = ""
+        if state.get("on_hold_shelf"):
+            where = "; on the hold shelf: " + ("take it off" if frees else "keep it for customs")
+        statements: list[Statement] = (
+            [("DELETE FROM holds WHERE tracking_number = ?", (tracking,))] if frees and tracking else []
+        )
+        effect = (
+            f"customs outcome {CUSTOMS_OUTCOMES[value]} ({reason_code}, {reference}) for "
+            f"{tracking or record_id}{where}"
+        )
+        return details, (effect, tracking, state, statements)
+
     def _screening_config(self, settings: Any) -> ScreeningConfig:
         """The running screening config with ``settings`` applied, each value checked like the
         config file's and the rules between them too, or why they are refused."""
@@ -544,7 +622,7 @@ class Downlink:
             log.warning("customs keys rotated", extra={"keys": ",".join(self.customs.key_ids)})
         elif kind == "config":
             self._load_screening()
-        elif kind in (*PARCEL_HOLDS, "release", "watchlist"):
+        elif kind in (*PARCEL_HOLDS, "release", "watchlist", "outcome"):
             self._load_holds()
         if (
             kind in PARCEL_HOLDS

@@ -39,6 +39,13 @@ EVERY_TYPE: list[dict[str, Any]] = [
     {"type": "config", "settings": {"review_score": 1.0, "hold_score": 1.0, "weight_tolerance_pct": 100.0}},
     {"type": "model", "manifest": {"version": "old", "files": []}, "manifest_signature": "AAAA"},
     {"type": "keys", "keys": ["A" * 43 + "="]},
+    {
+        "type": "outcome",
+        "tracking_number": "1ZKEPT00000000001",
+        "outcome": "released",
+        "reason_code": "REL",
+        "customs_reference": "FORGED-1",
+    },
 ]
 
 
