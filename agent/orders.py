@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -66,11 +67,14 @@ _CSV_PARTIES = ("importer_of_record", "final_recipient", "seller", "consignee", 
 _CSV_PARTY_KEYS = ("name", "id", "id_type", "eori", "mid")
 
 
-def _number(text: str) -> float | None:
+def _number(text: str | float) -> float | None:
+    """A finite number, or None: "Infinity", "NaN" (which json and float() both accept) and
+    numbers too large for a float would make the record unreadable to the receiver."""
     try:
-        return float(text) if text.strip() else None
-    except ValueError:
+        value = float(text) if not isinstance(text, str) or text.strip() else None
+    except (ValueError, OverflowError):
         return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _csv_order(row: dict[str, str]) -> Order:
@@ -198,6 +202,7 @@ _ITEM_STRINGS = (
     "dea_452_transaction_id",
 )
 _ITEM_NUMBERS = ("quantity", "unit_value", "net_weight_kg", "marketplace_price")
+_ITEM_LIMITS = {"cpsc_certificate": 128, "dea_452_transaction_id": 64}  # the record schema's maxLength
 _ADDRESS = ("line1", "line2", "city", "region", "postal_code", "country")
 _CATEGORIES = {"sale", "gift", "sample", "return", "documents", "other"}
 _ID_TYPES = {"ein", "ssn", "cbp_assigned", "eori", "tax_id", "other"}
@@ -213,9 +218,7 @@ def _text(value: object) -> str | None:
 def _num(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, (int, float, str)):
         return _number(value)
     return None
 
@@ -266,6 +269,9 @@ def _item(item: dict[str, Any]) -> dict[str, Any]:
         **{k: _text(item.get(k)) for k in _ITEM_STRINGS},
         **{k: _num(item.get(k)) for k in _ITEM_NUMBERS},
     }
+    for key, longest in _ITEM_LIMITS.items():  # a longer reference is no reference the schema takes
+        if result[key] is not None and len(result[key]) > longest:
+            result[key] = None
     chapter99 = item.get("chapter99")
     numbers = [re.sub(r"\D", "", str(n)) for n in chapter99] if isinstance(chapter99, list) else []
     result["chapter99"] = [n for n in numbers if re.fullmatch(r"99\d{6}(\d{2})?", n)][:20]
