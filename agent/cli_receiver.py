@@ -88,6 +88,17 @@ def cmd_records(args: argparse.Namespace) -> int:
                     )
                 print(f"{len(report)} station(s) with a shadow model")
             return 0
+        if args.what == "labels":
+            from prescreen.sync.labels import label_rows, write_csv
+
+            rows = label_rows(
+                json.loads(row["body"])
+                for row in store.query(Filters(device_id=args.device, since=args.since, until=args.until))
+            )
+            count = write_csv(rows, sys.stdout)
+            positives = sum(int(r["label"]) for r in rows)
+            print(f"{count} labelled parcels, {positives} positive", file=sys.stderr)
+            return 0
         if args.what == "gaps":
             gaps = store.gaps()
             if args.json:
@@ -331,6 +342,7 @@ def add_receiver_commands(sub: Any) -> None:
     shadow.add_argument("--until", help="created before (RFC 3339)")
     shadow.add_argument("--json", action="store_true")
     shadow.set_defaults(func=cmd_records)
+    _add_labels_command(what)
     gaps = what.add_parser(
         "gaps",
         help="missing sequence numbers per device (exit 1 if any)",
@@ -360,6 +372,24 @@ def add_receiver_commands(sub: Any) -> None:
     )
     show.add_argument("--trust-file", help="add the entry to this trust store file instead of printing it")
     show.set_defaults(func=cmd_key)
+
+
+def _add_labels_command(what: Any) -> None:
+    """records labels: the customs side's training table (issue 17's learning loop)."""
+    labels = what.add_parser(
+        "labels",
+        help="training table: verdicts joined with their customs outcomes (one CSV row per parcel)",
+        description="Label rule: seized, denied_entry, penalty, destroyed -> 1; released, "
+        "assessment_complete -> 0; abandoned, returned or no outcome -> no row; the final version of a "
+        "corrected record counts. Columns: the `model eval` ones plus station, time, outcome. Example: "
+        "prescreen records labels --db receiver.db --since 2026-06-01T00:00:00Z --format csv > labels.csv",
+    )
+    labels.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
+    labels.add_argument("--device", help="only this device")
+    labels.add_argument("--since", help="scanned at or after (RFC 3339)")
+    labels.add_argument("--until", help="records created before (RFC 3339)")
+    labels.add_argument("--format", choices=["csv"], default="csv", help="the `model eval` CSV shape")
+    labels.set_defaults(func=cmd_records)
 
 
 def _add_downlink_commands(sub: Any) -> None:

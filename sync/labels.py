@@ -1,0 +1,172 @@
+"""Training labels from what customs found: stored verdicts joined with their customs outcomes.
+
+Why at the receiver: it holds every station's signed verdict records and the ``downlink``
+records in which each station confirmed a customs outcome (``downlink.customs_outcome``, naming
+the verdict it settles), so the table is built from evidence, not from a separate spreadsheet.
+
+The label rule (documented in the README, "Learning loop"):
+
+- ``seized``, ``denied_entry``, ``penalty``, ``destroyed`` → 1 (customs found something);
+- ``released``, ``assessment_complete`` → 0 (looked at, nothing found);
+- ``abandoned``, ``returned``, or no outcome → no row (they say nothing about the declaration);
+- a parcel with outcomes of both kinds is 1 (a penalty after a release is still a finding).
+
+A corrected record (``supersedes``) is one parcel with its versions: the row is the final
+version's data, timed by the first scan; an outcome naming any version counts for the parcel.
+The same tracking number scanned again at a station is the same parcel (its newest scan counts).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+
+POSITIVE = frozenset({"seized", "denied_entry", "penalty", "destroyed"})
+NEGATIVE = frozenset({"released", "assessment_complete"})
+# The ``model eval`` columns (prescreen.models.signals.order_from_row), then where, when and why.
+COLUMNS = (
+    "description",
+    "hts_code",
+    "declared_value_usd",
+    "declared_weight_kg",
+    "measured_weight_kg",
+    "origin_country",
+    "quantity",
+    "currency",
+    "shipment_category",
+    "label",
+    "station",
+    "time",
+    "outcome",
+    "customs_reference",
+    "record_id",
+    "tracking_number",
+    "items",
+)
+
+
+def label_for(outcomes: Iterable[str]) -> int | None:
+    """1, 0, or None (no row) for a parcel's customs outcomes, by the rule above."""
+    found = set(outcomes)
+    if found & POSITIVE:
+        return 1
+    if found & NEGATIVE:
+        return 0
+    return None
+
+
+def _usd_value(order: Mapping[str, Any]) -> float | None:
+    """The order's value in USD: its lines' USD values (v2), or its own value if in USD (v1)."""
+    items = [i for i in order.get("items") or [] if isinstance(i, Mapping)]
+    total = 0.0
+    for item in items:
+        quantity = float(item.get("quantity") or 1.0)
+        unit = item.get("unit_value_usd")
+        if unit is None and str(order.get("currency") or "").upper() == "USD":
+            unit = item.get("unit_value")
+        if unit is None:
+            return None
+        total += float(unit) * quantity
+    return round(total, 2) if items else None
+
+
+def flat_row(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """A verdict record as a flat ``model eval`` row (without label and outcome).
+
+    The flat shape has one line: a parcel of several lines is its most valuable line's
+    description, code and origin, with the parcel's total quantity and USD value.
+    """
+    order = verdict.get("order") or {}
+    items = [i for i in order.get("items") or [] if isinstance(i, Mapping)]
+    main = max(
+        items,
+        key=lambda i: (
+            float(i.get("unit_value_usd") or i.get("unit_value") or 0) * float(i.get("quantity") or 1)
+        ),
+        default={},
+    )
+    parcel = verdict.get("parcel") or {}
+    return {
+        "description": main.get("description") or "",
+        "hts_code": main.get("hts_code") or "",
+        "declared_value_usd": _usd_value(order),
+        "declared_weight_kg": order.get("declared_weight_kg"),
+        "measured_weight_kg": parcel.get("measured_weight_kg"),
+        "origin_country": main.get("origin_country") or "",
+        "quantity": sum(float(i.get("quantity") or 1.0) for i in items) if items else 1.0,
+        "currency": "USD",
+        "shipment_category": order.get("shipment_category") or "",
+        "station": f"{verdict.get('site_id')}/{verdict.get('device_id')}",
+        "record_id": verdict.get("record_id"),
+        "tracking_number": parcel.get("tracking_number") or "",
+        "items": len(items),
+    }
+
+
+def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One labelled row per parcel with a deciding customs outcome, oldest scan first."""
+    verdicts: dict[str, Mapping[str, Any]] = {}
+    outcomes: list[Mapping[str, Any]] = []
+    for record in records:
+        if record.get("kind") == "verdict" and record.get("order"):
+            verdicts[str(record["record_id"])] = record
+        elif record.get("kind") == "downlink":
+            downlink = record.get("downlink") or {}
+            if downlink.get("status") == "applied" and isinstance(downlink.get("customs_outcome"), Mapping):
+                outcomes.append(downlink["customs_outcome"])
+    # Each version's parcel: follow supersedes back to the first version, key the parcel by it.
+    superseded = {
+        str((v.get("supersedes") or {}).get("record_id")): rid
+        for rid, v in verdicts.items()
+        if v.get("supersedes")
+    }
+    first: dict[str, str] = {}
+    for rid in verdicts:
+        root = rid
+        while True:
+            older = str((verdicts[root].get("supersedes") or {}).get("record_id") or "")
+            if older not in verdicts or older == rid:
+                break
+            root = older
+        first[rid] = root
+    parcels: dict[str, dict[str, Any]] = {}  # parcel key -> first, final and outcomes
+    for rid, verdict in verdicts.items():
+        tracking = (verdict.get("parcel") or {}).get("tracking_number")
+        key = f"{verdict.get('site_id')}|{tracking}" if tracking else first[rid]
+        parcel = parcels.setdefault(key, {"versions": [], "outcomes": []})
+        parcel["versions"].append(verdict)
+    by_record = {str(v["record_id"]): parcel for parcel in parcels.values() for v in parcel["versions"]}
+    for outcome in outcomes:
+        settled = by_record.get(str(outcome.get("refers_to")))
+        if settled is not None:
+            settled["outcomes"].append(outcome)
+    rows = []
+    for parcel in parcels.values():
+        label = label_for(o["outcome"] for o in parcel["outcomes"])
+        if label is None:
+            continue
+        versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
+        final = next((v for v in reversed(versions) if str(v["record_id"]) not in superseded), versions[-1])
+        deciding = [o for o in parcel["outcomes"] if (o["outcome"] in POSITIVE) == bool(label)]
+        rows.append(
+            {
+                **flat_row(final),
+                "label": label,
+                "time": versions[0].get("created_at"),
+                "outcome": deciding[-1]["outcome"],
+                "customs_reference": deciding[-1].get("customs_reference") or "",
+            }
+        )
+    return sorted(rows, key=lambda r: (str(r["time"]), str(r["record_id"])))
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
+    """Write the rows in :data:`COLUMNS` order; returns how many."""
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+        count += 1
+    return count

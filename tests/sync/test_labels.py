@@ -1,0 +1,121 @@
+"""Training labels at the receiver (issue 17): verdicts joined with the customs outcomes the
+stations confirmed, through a real broker, station and receiver, read back with the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prescreen.compliance import correct
+from prescreen.demo import DemoStation
+from prescreen.drivers.barcodes import decode
+from prescreen.models.evaluation import evaluate, read_labelled_rows
+from prescreen.models.runner import load_risk_model
+from prescreen.samples import generate
+from prescreen.sync.customs import new_message
+from prescreen.sync.labels import COLUMNS, label_for
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoStation, list[dict[str, Any]]]]:
+    orders, steps = generate(30, seed=3)
+    station = DemoStation(tmp_path_factory.mktemp("labels"), orders)
+    try:
+        verdicts = []
+        for step in steps:
+            if step.kind == "parcel" and decode(step.payload).tracking_number:
+                event, _ = station.run(step)
+                if event.record is not None and event.record.get("order"):
+                    verdicts.append(event.record)
+        yield station, verdicts
+    finally:
+        station.close()
+
+
+def _outcome(station: DemoStation, record: dict[str, Any], outcome: str, reference: str) -> None:
+    message = new_message(
+        "outcome",
+        record_id=record["record_id"],
+        outcome=outcome,
+        reason_code="T",
+        customs_reference=reference,
+    )
+    ack = station.send(message)
+    assert ack is not None
+    assert ack["status"] == "applied", ack
+
+
+def _labels(station: DemoStation, capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, str]]:
+    from prescreen.cli import main
+
+    assert main(["records", "labels", "--db", str(station.workdir / "receiver.db"), *extra]) == 0
+    return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+
+def test_the_label_rule() -> None:
+    assert label_for(["seized"]) == 1
+    assert label_for(["denied_entry"]) == label_for(["penalty"]) == label_for(["destroyed"]) == 1
+    assert label_for(["released"]) == label_for(["assessment_complete"]) == 0
+    assert label_for(["released", "penalty"]) == 1  # a finding after a release is still a finding
+    assert label_for(["abandoned"]) is label_for(["returned"]) is label_for([]) is None
+
+
+def test_labels_join_outcomes_to_the_final_version_of_each_parcel(
+    history: tuple[DemoStation, list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    station, verdicts = history
+    assert station.agent is not None
+    assert len(verdicts) >= 8
+    seized, released, corrected, abandoned, twice = verdicts[:5]
+    _outcome(station, seized, "seized", "C-SEIZED")
+    _outcome(station, released, "released", "C-RELEASED")
+    _outcome(station, abandoned, "abandoned", "C-ABANDONED")
+    _outcome(station, twice, "released", "C-TWICE-1")
+    _outcome(station, twice, "penalty", "C-TWICE-2")
+    # An outcome on the first version, then a correction: the row carries the corrected data.
+    _outcome(station, corrected, "assessment_complete", "C-CORRECTED")
+    agent = station.agent
+    event = agent.station.submit(
+        lambda: correct(agent.station, corrected["record_id"], {"description": "Corrected goods text"})
+    ).result(10)
+    assert event.record is not None
+    station.drain()
+
+    rows = _labels(station, capsys)
+    assert list(rows[0]) == list(COLUMNS)
+    by_reference = {r["customs_reference"]: r for r in rows}
+    assert set(by_reference) == {"C-SEIZED", "C-RELEASED", "C-CORRECTED", "C-TWICE-2"}  # abandoned: no row
+    assert by_reference["C-SEIZED"]["label"] == "1"
+    assert by_reference["C-SEIZED"]["outcome"] == "seized"
+    assert by_reference["C-RELEASED"]["label"] == "0"
+    assert by_reference["C-TWICE-2"]["label"] == "1"
+    assert by_reference["C-TWICE-2"]["outcome"] == "penalty"
+    fixed = by_reference["C-CORRECTED"]
+    assert fixed["label"] == "0"
+    assert fixed["description"] == "Corrected goods text"
+    assert fixed["record_id"] == event.record["record_id"]  # the final version ...
+    assert fixed["time"] == corrected["created_at"]  # ... timed by the first scan
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    assert {r["station"] for r in rows} == {"site-01/station-01"}
+    item = seized["order"]["items"][0]
+    expected_usd = sum(float(i["unit_value_usd"]) * float(i["quantity"]) for i in seized["order"]["items"])
+    assert float(by_reference["C-SEIZED"]["declared_value_usd"]) == pytest.approx(expected_usd, abs=0.01)
+    if len(seized["order"]["items"]) == 1:
+        assert by_reference["C-SEIZED"]["hts_code"] == item["hts_code"]
+
+    # The table is a `model eval` CSV: the shipped model scores it as it is.
+    path = station.workdir / "labels.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = evaluate(load_risk_model(None).score, read_labelled_rows(path))
+    assert report["n"] == 4
+    assert report["positives"] == 2
+
+    # --since keeps only parcels scanned from then on (their outcomes come later).
+    later = _labels(station, capsys, "--since", str(verdicts[2]["created_at"]))
+    assert {r["customs_reference"] for r in later} == {"C-CORRECTED", "C-TWICE-2"}
