@@ -112,8 +112,8 @@ def hs6(code: object) -> str | None:
 # --- which other agencies' data a line needs ------------------------------------------------
 
 # CPSC: children's products need a Children's Product Certificate, eFiled since 8 Jul 2026 with no
-# low-value exemption. Declared by the seller (pga_flags) or, as a heuristic, toys (heading 9503)
-# and descriptions naming children; a configurable default, not a law.
+# low-value exemption. Declared by the seller (pga_flags) or recognised by a heuristic, not a law:
+# toys (heading 9503) and descriptions naming children (it asks for a reference, it never holds).
 _CPSC_HEADINGS = ("9503",)
 _CHILDREN = re.compile(r"\b(child(ren)?'?s?|kids?|baby|babies|toddlers?|infants?)\b", re.IGNORECASE)
 # The screening rules' stable code for a tablet or capsule press (see prescreen.rules).
