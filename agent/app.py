@@ -41,7 +41,14 @@ from prescreen.station import Station, StationEvent
 from prescreen.sync.downlink import Downlink
 from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
-from prescreen.webserver import LocalServer, PostRoute, Route, check_listen, json_response
+from prescreen.webserver import (
+    LocalServer,
+    PostRoute,
+    Route,
+    check_listen,
+    json_response,
+    load_or_create_token,
+)
 from prometheus_client import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("prescreen.agent")
@@ -163,6 +170,9 @@ class Agent:
                     "/api/model/reinstate": self._reinstate_model,
                     **sim_post,
                 },
+                token=load_or_create_token(config.api_token_path()),
+                timeout_s=config.http.timeout_s,
+                max_connections=config.http.max_connections,
             )
         self.started_at = time.monotonic()
         self._stop = threading.Event()

@@ -290,10 +290,12 @@ def cmd_model_reinstate(args: argparse.Namespace) -> int:
     """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
     import httpx
     from prescreen import config
+    from prescreen.webserver import api_headers
 
-    url = config.load(args.config).http.url("/api/model/reinstate")
+    conf = config.load(args.config)
+    url = conf.http.url("/api/model/reinstate")
     try:
-        response = httpx.post(url, json={}, timeout=15)
+        response = httpx.post(url, json={}, headers=api_headers(conf.api_token_path()), timeout=15)
         result = response.json().get("result") or response.json().get("error")
     except (httpx.HTTPError, ValueError) as exc:
         print(f"prescreen: error: agent not answering at {url}: {exc}", file=sys.stderr)
@@ -313,6 +315,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failed = sum(c.level == "FAIL" for c in checks)
     print(f"{len(checks)} checks, {failed} failed")
     return EXIT_FAILURE if failed else 0
+
+
+def cmd_page_url(args: argparse.Namespace) -> int:
+    """Print the station page's address with the local API token, for the bench screen's kiosk."""
+    from prescreen import config
+    from prescreen.webserver import TOKEN_HEADER, api_headers
+
+    conf = config.load(args.config)
+    print(f"{conf.http.url('/station')}#token={api_headers(conf.api_token_path())[TOKEN_HEADER]}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -412,6 +424,15 @@ def _add_operations(sub: Any) -> None:
     )
     doctor.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config file ({DEFAULT_PATH})")
     doctor.set_defaults(func=cmd_doctor)
+
+    page_url = sub.add_parser(
+        "page-url",
+        help="the station page's address with the local API token (for the bench screen's kiosk)",
+        description="Run as the station's user or root (the token file is 0600). Example: "
+        "chromium --kiosk \"$(prescreen page-url --config /etc/prescreen/agent.toml)\"",
+    )
+    page_url.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
+    page_url.set_defaults(func=cmd_page_url)
 
     status = sub.add_parser(
         "status",

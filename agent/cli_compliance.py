@@ -27,11 +27,12 @@ EXIT_FAILURE = 1
 def _post(config_path: str, route: str, body: dict[str, Any], as_json: bool) -> int:
     import httpx
     from prescreen import config
+    from prescreen.webserver import api_headers
 
     conf = config.load(config_path)
     url = conf.http.url(route)
     try:
-        response = httpx.post(url, json=body, timeout=15)
+        response = httpx.post(url, json=body, headers=api_headers(conf.api_token_path()), timeout=15)
         answer = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise ConfigError(f"the agent is not answering at {url}: {exc}") from exc

@@ -28,16 +28,28 @@ def _post(
     args: argparse.Namespace, path: str, body: dict[str, Any], timeout: float
 ) -> tuple[int, dict[str, Any]]:
     import httpx
+    from prescreen import config
+    from prescreen.errors import ConfigError
+    from prescreen.webserver import api_headers
 
     url = _station(args) + path
+    conf = config.load(args.config) if args.config else config.Config()
     try:
-        response = httpx.post(url, json=body, timeout=timeout)
+        headers = api_headers(conf.api_token_path())
+    except ConfigError as exc:  # sent without: the station's answer says what is missing
+        headers, unauthorised = {}, str(exc)
+    else:
+        unauthorised = "the station refused the API token"
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         return 0, {"error": f"no station answering at {url}: {exc} (is `prescreen run` running?)"}
     try:
         answer: dict[str, Any] = response.json()
     except ValueError:
         answer = {"error": f"{url}: HTTP {response.status_code}: {response.text.strip()}"}
+    if response.status_code == 401:
+        answer = {"error": f"{url}: {unauthorised} (give --config; run as the station's user)"}
     if response.status_code == 404:
         answer = {"error": f"{url}: not found: the station has no simulated devices (no sim:// url)"}
     return response.status_code, answer
@@ -111,6 +123,8 @@ def add_sim_commands(sub: Any) -> None:
         device.add_argument("device", choices=["scanner", "scale"])
     for parser in what.choices.values():
         parser.add_argument("--station", help=f"the station's local URL (default {DEFAULT_STATION})")
-        parser.add_argument("--config", help="take the station's URL from its TOML config ([http])")
+        parser.add_argument(
+            "--config", help="take the station's URL and API token file from its TOML config ([http])"
+        )
         parser.add_argument("--json", action="store_true", help="print the station's JSON answer")
         parser.set_defaults(func=cmd_sim)

@@ -435,6 +435,11 @@ class HttpConfig(Section):
     port: int = bounded(9108, min=0, max=65_535)
     # Of the station page (a page can ask for ?lang=es).
     language: str = bounded("en", choices=("en", "es"))
+    # POSTs need the token in this 0600 file (created at start; empty: http.token beside the outbox).
+    token_file: str = ""
+    # Every socket read and write times out after this; at most this many connections at once.
+    timeout_s: float = bounded(10.0, above=0, max=300)
+    max_connections: int = bounded(32, min=4, max=1000)
 
     def url(self, path: str) -> str:
         """Where the CLI reaches the running agent's ``path`` (``/status``, ``/api/correct``)."""
@@ -480,6 +485,10 @@ class Config:
     logging: LoggingConfig = LoggingConfig()
     entry: EntryConfig = EntryConfig()
     health: HealthConfig = HealthConfig()
+
+    def api_token_path(self) -> Path:
+        """The 0600 file with the local API's token (``[http] token_file``, else beside the outbox)."""
+        return Path(self.http.token_file or Path(self.outbox.path).parent / "http.token")
 
 
 def _describe(tp: Any) -> str:

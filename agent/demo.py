@@ -37,7 +37,7 @@ from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
-from prescreen.webserver import check_listen
+from prescreen.webserver import api_headers, check_listen
 
 log = logging.getLogger("prescreen.demo")
 DEMO_HTTP_PORT = cfg.HttpConfig().port
@@ -175,6 +175,17 @@ class DemoStation:
         if self.agent is None or self.agent.http is None:
             raise RuntimeError("the demo station has no HTTP server")
         return self.agent.http.url + "/station"
+
+    def page_url(self, query: str = "") -> str:
+        """The station page with the local API's token, as ``prescreen page-url`` prints it."""
+        if self.agent is None or self.agent.http is None:
+            raise RuntimeError("the demo station has no HTTP server")
+        return f"{self.url}{query}#token={self.agent.http.token}"
+
+    def api_headers(self) -> dict[str, str]:
+        """What a local client of this station's API sends with a POST (token from the 0600 file)."""
+        assert self.agent is not None
+        return api_headers(self.agent.config.api_token_path())
 
     def run(self, step: Step, *, shelf: str | None = "SHELF-A1") -> tuple[StationEvent, StationEvent | None]:
         """One parcel at the bench; returns its verdict event and, for a HOLD, its confirmation
@@ -338,7 +349,7 @@ def run_demo(
         started = time.monotonic()
         try:
             if announce is not None:
-                announce(station.url)
+                announce(station.page_url())
             latencies: list[float] = []
             verdicts: collections.Counter[str] = collections.Counter()
             confirmed = 0

@@ -79,7 +79,7 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     assert stored is not None
     assert '"alarmist-1"' in stored
     # an operator lifts it (prescreen model reinstate); a second time there is nothing to lift
-    lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, timeout=10)
+    lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, headers=demo.api_headers(), timeout=10)
     assert lifted.status_code == 200, lifted.text
     assert not agent.station.screener.quarantined
     assert agent.outbox.setting(model_monitor.SETTING) is None
@@ -87,7 +87,8 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     again = demo.run(clean[11])[0].record
     assert again is not None
     assert again["screening"]["mode"] == "rules+model"
-    assert httpx.post(agent.http.url + "/api/model/reinstate", json={}, timeout=10).status_code == 409
+    again_lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, headers=demo.api_headers())
+    assert again_lifted.status_code == 409
 
 
 def test_the_monitor_needs_more_than_its_card_rate_to_trip() -> None:

@@ -25,6 +25,7 @@ from prescreen.errors import ConfigError
 from prescreen.simbench import Step, parse_script
 from prescreen.sync.bench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
+from prescreen.webserver import TOKEN_HEADER, api_headers
 
 ORDER = clean_order()
 TRACKING = ORDER["tracking_number"]
@@ -85,6 +86,13 @@ device_grace_s = 0.5
 
 class RunningStation:
     """``prescreen run`` and ``prescreen receiver`` as processes, the receiver trusting the station."""
+
+    def headers(self) -> dict[str, str]:
+        """A local client's POST headers: the API token from the agent's 0600 file."""
+        return api_headers(cfg.load(self.config).api_token_path())
+
+    def page_url(self) -> str:
+        return f"{self.url}/station#token={self.headers()[TOKEN_HEADER]}"
 
     def __init__(self, tmp_path: Path, broker: LocalBroker, scale_url: str = "sim://mt-sics") -> None:
         self.port = free_port()
@@ -150,13 +158,15 @@ def test_a_scan_and_weight_from_prescreen_sim_reach_the_receiver(station: Runnin
 
 
 def test_sim_commands_refuse_bad_values_and_say_why(station: RunningStation) -> None:
-    bad_weight = prescreen("sim", "weight", "heavy", "--station", station.url)
+    bad_weight = prescreen("sim", "weight", "heavy", "--config", str(station.config))
     assert bad_weight.returncode == 1
     assert "weight must be a number of kg" in bad_weight.stdout
-    bad_code = httpx.post(station.url + "/sim/scan", json={"code": "a\nb"}, timeout=5)
+    headers = station.headers()
+    bad_code = httpx.post(station.url + "/sim/scan", json={"code": "a\nb"}, headers=headers, timeout=5)
     assert bad_code.status_code == 400
     assert "printable ASCII" in bad_code.json()["error"]
-    assert httpx.post(station.url + "/sim/unplug", content=b"[", timeout=5).status_code == 400
+    unplug_bad = httpx.post(station.url + "/sim/unplug", content=b"[", headers=headers, timeout=5)
+    assert unplug_bad.status_code == 400
     nobody = prescreen("sim", "lift", "--station", f"http://127.0.0.1:{free_port()}")
     assert nobody.returncode == 1
     assert "no station answering" in nobody.stdout
@@ -166,7 +176,7 @@ def test_an_unplugged_scale_is_degraded_and_status_says_so_until_replugged(
     station: RunningStation, wait_until: Callable[..., bool]
 ) -> None:
     assert prescreen("status", "--config", str(station.config)).returncode == 0
-    unplug = prescreen("sim", "unplug", "scale", "--station", station.url)
+    unplug = prescreen("sim", "unplug", "scale", "--config", str(station.config))
     assert unplug.returncode == 0, unplug.stdout
     assert json.loads(unplug.stdout)["devices"]["scale"] == {"plugged": False}
 
@@ -180,9 +190,9 @@ def test_an_unplugged_scale_is_degraded_and_status_says_so_until_replugged(
     assert "problem: scale: scale missing" in status.stdout
     assert httpx.get(station.url + "/livez", timeout=5).status_code == 200  # no restart for this
 
-    assert prescreen("sim", "replug", "scale", "--station", station.url).returncode == 0
+    assert prescreen("sim", "replug", "scale", "--config", str(station.config)).returncode == 0
     assert wait_until(lambda: scale_level() == "ok", timeout=5)
-    again = prescreen("sim", "scan", TRACKING, "--weight", "2.2", "--station", station.url)
+    again = prescreen("sim", "scan", TRACKING, "--weight", "2.2", "--config", str(station.config))
     assert again.returncode == 0, again.stdout
     assert station.stored()[0]["parcel"]["measured_weight_kg"] == 2.2
 

@@ -56,7 +56,7 @@ def page(bench: tuple[DemoStation, dict[str, Any]]) -> Iterator[Any]:
             executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
         )
         tab = browser.new_page(viewport={"width": 800, "height": 480})
-        tab.goto(station.url)
+        tab.goto(station.page_url())
         tab.wait_for_function("document.getElementById('dev-scale').textContent.length > 0")
         yield tab
         browser.close()
@@ -127,7 +127,7 @@ def test_weight_and_devices_are_live(bench: tuple[DemoStation, dict[str, Any]], 
 
 def test_spanish_page_and_reconnect(bench: tuple[DemoStation, dict[str, Any]], page: Any) -> None:
     station, _ = bench
-    page.goto(station.url + "?lang=es")
+    page.goto(station.page_url("?lang=es"))
     page.wait_for_function("document.getElementById('dev-scale').textContent === 'OK'", timeout=5000)
     assert page.inner_text("#word") in {"LIBRE", "REVISAR", "RETENER"}  # the snapshot, in Spanish
     assert page.inner_text("[data-s=recent]") == "Últimos paquetes"
@@ -143,7 +143,7 @@ def test_page_uses_no_network_beyond_the_station(
     station, _ = bench
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(station.url)
+    page.goto(station.page_url())
     page.wait_for_function("document.getElementById('dev-scale').textContent === 'OK'", timeout=5000)
     origin = station.url.rsplit("/station", 1)[0]
     assert requested
@@ -157,9 +157,10 @@ def test_bad_confirmations_get_a_clear_answer_and_record_nothing(
     assert station.agent is not None
     committed = sum(station.agent.outbox.counts().values())
     confirm = station.url + "/confirm"
-    assert httpx.post(confirm, content=b"not json").status_code == 400
-    assert httpx.post(confirm, json={"record_id": 7}).status_code == 400
-    assert httpx.post(confirm, json={"record_id": "no-such-record"}).status_code == 202
+    headers = station.api_headers()
+    assert httpx.post(confirm, content=b"not json", headers=headers).status_code == 400
+    assert httpx.post(confirm, json={"record_id": 7}, headers=headers).status_code == 400
+    assert httpx.post(confirm, json={"record_id": "no-such-record"}, headers=headers).status_code == 202
     event = station.events.get(timeout=10)
     assert (event.kind, event.message) == ("ignored", "No HOLD is waiting for the shelf.")
     station.scanner.scan("SHELF-B2")  # a shelf label with no HOLD waiting
@@ -173,7 +174,7 @@ def test_a_late_customs_hold_calls_the_operator_back(
     """A request for screening on a parcel that already left the bench: the page turns to HOLD,
     sounds, says which parcel to fetch back, and takes the shelf confirmation like any HOLD."""
     station, state = bench
-    page.goto(station.url)  # English
+    page.goto(station.page_url())  # English
     page.wait_for_function("document.getElementById('dev-scale').textContent.length > 0")
     record = _scan_until(station, state["steps"], "CLEAR")
     tracking = record["parcel"]["tracking_number"]
@@ -234,7 +235,7 @@ def test_a_station_run_on_sim_devices_is_driven_from_the_page(tmp_path: Path, pa
     try:
         tab = page.context.browser.new_page(viewport={"width": 800, "height": 480})
         try:
-            tab.goto(station.url + "/station")
+            tab.goto(station.page_url())
             tab.wait_for_selector("#sim", state="visible", timeout=5000)
             tab.wait_for_function(
                 "document.getElementById('health-level').textContent === 'OK'", timeout=5000
@@ -265,7 +266,7 @@ def test_a_real_station_page_offers_no_sim_controls(
 ) -> None:
     """The demo's devices are simulators the agent did not open as sim://: no controls."""
     station, _ = bench
-    page.goto(station.url)
+    page.goto(station.page_url())
     page.wait_for_function("document.getElementById('dev-scale').textContent === 'OK'", timeout=5000)
     page.wait_for_timeout(300)  # the /sim probe has answered 404 by now
     assert page.locator("#sim").is_hidden()

@@ -43,7 +43,7 @@ def _codes(record: dict[str, Any]) -> set[str]:
 def _post(station: DemoStation, route: str, body: Any) -> httpx.Response:
     assert station.agent is not None
     assert station.agent.http is not None
-    return httpx.post(station.agent.http.url + route, json=body, timeout=15)
+    return httpx.post(station.agent.http.url + route, json=body, headers=station.api_headers(), timeout=15)
 
 
 def test_a_correction_is_rescreened_sent_as_a_new_version_and_both_are_stored(
@@ -151,7 +151,8 @@ def test_correction_and_outcome_commands_talk_to_the_running_agent(
     record = _scan_until(station, steps, lambda r: r["order"] is not None and r["parcel"]["tracking_number"])
     config = tmp_path / "agent.toml"
     port = httpx.URL(station.agent.http.url).port
-    config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\n')
+    token = station.agent.config.api_token_path()  # the CLI reads the agent's 0600 token file
+    config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\ntoken_file = "{token}"\n')
     tracking = record["parcel"]["tracking_number"]
     assert main(["correct", "--config", str(config), tracking, "--set", "origin_country=VN"]) == 0
     assert f"corrected: {tracking} is now" in capsys.readouterr().out
