@@ -79,7 +79,8 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     assert stored is not None
     assert '"alarmist-1"' in stored
     # an operator lifts it (prescreen model reinstate); a second time there is nothing to lift
-    lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, headers=demo.api_headers(), timeout=10)
+    reinstate = agent.http.url + "/api/model/reinstate"
+    lifted = httpx.post(reinstate, json={}, headers=demo.api_headers(), timeout=10)
     assert lifted.status_code == 200, lifted.text
     assert not agent.station.screener.quarantined
     assert agent.outbox.setting(model_monitor.SETTING) is None
@@ -87,7 +88,7 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     again = demo.run(clean[11])[0].record
     assert again is not None
     assert again["screening"]["mode"] == "rules+model"
-    again_lifted = httpx.post(agent.http.url + "/api/model/reinstate", json={}, headers=demo.api_headers())
+    again_lifted = httpx.post(reinstate, json={}, headers=demo.api_headers(), timeout=10)
     assert again_lifted.status_code == 409
 
 
