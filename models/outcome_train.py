@@ -1,0 +1,163 @@
+"""Training on what customs found: outcome labels in, a model for the fleet out (issue 17).
+
+Input is the table of ``prescreen records labels`` (the ``model eval`` columns plus ``time``).
+The split is by **time**: the model is trained on the older parcels and judged on the newer
+ones, as it will be used (a random split would let it see the future of a seller or a seizure
+campaign). Optionally the synthetic generators are mixed into the training part, so risks that
+customs has not labelled yet are not forgotten. The card compares, on the same newer rows, the
+new model with the model the fleet runs now, each at its own review-budget threshold.
+
+Fitting, int8 conversion and the manifest (spec features-v2, logit output, calibration) are
+those of :mod:`prescreen.models.train`, so an outcome-trained model is shaped exactly like the
+shipped one. TensorFlow is needed only for the fit (the training virtualenv, ``make train-venv``);
+the split, the mix, the comparison and the card are plain Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prescreen.errors import ModelError
+from prescreen.models import features, generators, train
+from prescreen.models.evaluation import metrics, read_labelled_rows
+
+TEST_SHARE = 0.3
+Row = Mapping[str, Any]
+Scorer = Callable[[list[float]], float]
+
+
+def read_label_table(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a labels CSV (``prescreen records labels``), each with a ``time``.
+
+    Raises:
+        ModelError: unreadable, a bad label, or a row without a time.
+    """
+    rows = read_labelled_rows(path)
+    for number, row in enumerate(rows, start=2):
+        if not str(row.get("time") or "").strip():
+            raise ModelError(f"{path}:{number}: no time (a labels table from `prescreen records labels`)")
+    return rows
+
+
+def time_split(rows: Sequence[Row], test_share: float = TEST_SHARE) -> tuple[list[Row], list[Row]]:
+    """(older, newer) by ``time``; the newer ``test_share`` of parcels is the test part.
+
+    Raises:
+        ModelError: a part without both labels (nothing to learn from, or nothing to measure).
+    """
+    if not 0.05 <= test_share <= 0.8:
+        raise ModelError(f"test share must be between 0.05 and 0.8, got {test_share}")
+    ordered = sorted(rows, key=lambda r: str(r["time"]))
+    cut = int(len(ordered) * (1 - test_share))
+    older, newer = ordered[:cut], ordered[cut:]
+    for name, part in (("older (training)", older), ("newer (test)", newer)):
+        labels = {int(str(r["label"])) for r in part}
+        if labels != {0, 1}:
+            raise ModelError(
+                f"the {name} part has {len(part)} parcels and labels {sorted(labels)}: it needs both "
+                "seized-like (1) and released (0) outcomes; wait for more outcomes or widen --since"
+            )
+    return older, newer
+
+
+def synthetic_rows(per_generator: int, seed: int = train.SEED) -> list[Row]:
+    """``per_generator`` rows of each synthetic generator (their own labels)."""
+    return [r for name in generators.GENERATORS for r in generators.rows(name, per_generator, seed)]
+
+
+def compare(newer: Sequence[Row], models: Mapping[str, tuple[Scorer, float]]) -> dict[str, Any]:
+    """Metrics of each model (score function, its review threshold) on the same ``newer`` rows."""
+    vectors = [features.vectorize_row(r) for r in newer]
+    labels = [int(str(r["label"])) for r in newer]
+    return {
+        name: metrics(labels, [score(v) for v in vectors], review=threshold)
+        for name, (score, threshold) in models.items()
+    }
+
+
+def train_on_outcomes(
+    labels_path: str | Path,
+    out: Path,
+    *,
+    synthetic: int = 0,
+    test_share: float = TEST_SHARE,
+    version: str | None = None,
+    shipped: str | Path | None = None,
+) -> dict[str, Any]:  # pragma: no cover - the fit needs TensorFlow (tests/models: run with .venv-train)
+    """Train, write the model, ``model.json``, ``metrics.json`` and ``MODEL_CARD.md`` into ``out``."""
+    import numpy as np
+    from prescreen.models.runner import load_risk_model
+
+    rows = read_label_table(labels_path)
+    older, newer = time_split(rows, test_share)
+    mix = synthetic_rows(synthetic) if synthetic else []
+    training = [*older, *mix]
+    x = np.array([features.vectorize_row(r) for r in training], dtype=np.float32)
+    y = np.array([int(str(r["label"])) for r in training], dtype=np.float32)
+    model = train._fit(x, y)
+    version = version or "risk-outcomes-" + str(newer[-1]["time"])[:10].replace("-", "")
+    train.write_model(out, version, train.to_int8_tflite(model, x), x)
+    new, live = load_risk_model(out), load_risk_model(shipped)
+    report = {
+        "version": version,
+        "shipped_version": live.version,
+        "split": {
+            "train_outcome_rows": len(older),
+            "train_synthetic_rows": len(mix),
+            "test_rows": len(newer),
+            "train_until": str(older[-1]["time"]),
+            "test_from": str(newer[0]["time"]),
+            "test_until": str(newer[-1]["time"]),
+        },
+        "budget": train.BUDGET,
+        "newer": compare(
+            newer,
+            {
+                "outcome_trained": (new.score, new.threshold_for(train.BUDGET)),
+                "shipped": (live.score, live.threshold_for(train.BUDGET)),
+            },
+        ),
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "MODEL_CARD.md").write_text(outcome_card(report))
+    return report
+
+
+def outcome_card(report: Mapping[str, Any]) -> str:
+    """The card of an outcome-trained model: how it did on the newer parcels against the fleet's."""
+    split, newer = report["split"], report["newer"]
+    rows = "\n".join(
+        f"| {name} | {m['pr_auc']} | {m['precision_at_5pct']} | {m['recall_at_review']} | "
+        f"{m['clean_raised_share']:.2%} | {m['review_threshold']} |"
+        for name, m in (
+            (f"{report['version']} (trained on outcomes)", newer["outcome_trained"]),
+            (f"{report['shipped_version']} (in the fleet now)", newer["shipped"]),
+        )
+    )
+    gain = newer["outcome_trained"]["pr_auc"] - newer["shipped"]["pr_auc"]
+    return f"""# Model card: {report["version"]}
+
+**Trained on customs outcomes** (`prescreen records labels`: seized, denied entry, penalty,
+destroyed = 1; released, assessment complete = 0), the older {split["train_outcome_rows"]} parcels
+(until {split["train_until"]}), mixed with {split["train_synthetic_rows"]} synthetic rows. Same
+model shape, features (`{features.SPEC_VERSION}`), int8 conversion and calibration as the shipped
+model (`prescreen.models.train`).
+
+**Tested on the newer {split["test_rows"]} parcels** ({split["test_from"]} to {split["test_until"]}),
+never seen in training, against the model in the fleet on the same rows; each at the threshold
+of its own {report["budget"]:.0%} review budget:
+
+| model | PR-AUC | precision in top 5 % | recall at review | clean parcels raised | threshold |
+|---|---|---|---|---|---|
+{rows}
+
+PR-AUC {"+" if gain >= 0 else ""}{gain:.4f} against the fleet's model.
+
+**Before it goes live:** ship it in shadow (`prescreen downlink send --type model --shadow`),
+read `prescreen records shadow-report`, then promote. Outcomes exist only for parcels customs
+looked at, so the labels over-represent what was raised before: a model trained on them alone
+can miss risks nobody inspected (mix the generators with `--synthetic`).
+"""
