@@ -71,6 +71,11 @@ MEANING: dict[str, str] = {
     "sync.keyfile": "key of the client certificate",
     "sync.username": "broker user name",
     "sync.password": "broker password (better: PRESCREEN__SYNC__PASSWORD in the environment)",
+    "sync.customs_keys": "customs public keys (base64 Ed25519) whose signed downlink this station obeys; "
+    "empty: every downlink message is refused",
+    "sync.receiver_keys": "receiver public keys (base64 Ed25519) whose signed acks mark records delivered",
+    "sync.allow_insecure": "true only for demos and test benches: a broker without TLS and login, "
+    "unsigned acks",
     "screening.weight_tolerance_pct": "measured vs declared weight may differ by this share",
     "screening.weight_tolerance_g": "... or by this much, whichever is larger",
     "screening.model_review_budget": "largest share of parcels the model alone may send to REVIEW",
@@ -88,6 +93,10 @@ MEANING: dict[str, str] = {
     "http.host": "address to listen on (keep it on localhost: the page carries parcel data)",
     "http.port": "port; give each station on one host its own (0: any free port)",
     "http.language": "language of the station page (a page can ask for ?lang=es)",
+    "http.token_file": "0600 file with the token POSTs need (created at start; empty: http.token beside "
+    "the outbox)",
+    "http.timeout_s": "every socket read and write times out after this many seconds",
+    "http.max_connections": "connections served at once; more wait",
     "logging.level": "log level of the key=value lines on stderr (the journal)",
     "health.broker_grace_s": "a broker unreachable for longer than this makes the station degraded",
     "health.device_grace_s": "a scanner or scale missing for longer than this makes it degraded",
@@ -100,6 +109,8 @@ def _toml(value: object) -> str:
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
