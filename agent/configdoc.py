@@ -66,6 +66,9 @@ MEANING: dict[str, str] = {
     "sync.compress": "zlib-compress batches (pays on a slow or metered link)",
     "sync.compress_min_bytes": "only batches at least this big are compressed",
     "sync.update_key": "Ed25519 public key (base64) that signs model updates; empty: updates refused",
+    "sync.customs_keys": "Ed25519 public keys (base64) of customs; downlink signed by none is refused",
+    "sync.receiver_keys": "Ed25519 public keys (base64) of the receivers whose signed acks count",
+    "sync.allow_insecure": "let run use a broker without TLS and login, and unsigned acks (test benches)",
     "sync.cafile": "CA bundle: TLS with broker certificate verification",
     "sync.certfile": "station's client certificate (mTLS)",
     "sync.keyfile": "key of the client certificate",
@@ -92,6 +95,9 @@ MEANING: dict[str, str] = {
     "http.enabled": "serve the station page, /metrics, /healthz and /status",
     "http.host": "address to listen on (keep it on localhost: the page carries parcel data)",
     "http.port": "port; give each station on one host its own (0: any free port)",
+    "http.token_file": "0600 file with the local API's token for POSTs; empty: http.token beside the outbox",
+    "http.timeout_s": "socket timeout of the local server",
+    "http.max_connections": "connections served at once (more are closed at once)",
     "http.language": "language of the station page (a page can ask for ?lang=es)",
     "http.token_file": "0600 file with the token POSTs need (created at start; empty: http.token beside "
     "the outbox)",
@@ -105,6 +111,8 @@ MEANING: dict[str, str] = {
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, bool):
@@ -123,6 +131,9 @@ def _allowed(section: type[cfg.Section], key: str) -> str:
     hint = typing.get_type_hints(section)[key]
     if typing.get_origin(hint) is dict:
         return "a table of CURRENCY = number"
+    if typing.get_origin(hint) in (tuple, list):
+        bounds = cfg.bounds_of(section, key)
+        return "a list of strings" + (f" matching {bounds.pattern}" if bounds.pattern else "")
     kind = cfg._describe(hint)
     bounds = cfg.bounds_of(section, key)
     parts = []
