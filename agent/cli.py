@@ -477,7 +477,7 @@ def _add_operations(sub: Any) -> None:
         "page-url",
         help="the station page's address with the local API token (for the bench screen's kiosk)",
         description="Run as the station's user or root (the token file is 0600). Example: "
-        "chromium --kiosk \"$(prescreen page-url --config /etc/prescreen/agent.toml)\"",
+        'chromium --kiosk "$(prescreen page-url --config /etc/prescreen/agent.toml)"',
     )
     page_url.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
     page_url.set_defaults(func=cmd_page_url)

@@ -76,17 +76,7 @@ def cmd_records(args: argparse.Namespace) -> int:
 
             filters = Filters(device_id=args.device, since=args.since, until=args.until)
             report = shadow_report(json.loads(row["body"]) for row in store.query(filters))
-            if args.json:
-                print(json.dumps({"stations": report}))
-            else:
-                for row in report:
-                    print(
-                        f"{row['site_id']}/{row['device_id']}: {row['parcels']} parcels; live "
-                        f"{row['live_version']} raised {row['live_raise_share']:.1%}, shadow "
-                        f"{row['shadow_version']} would raise {row['shadow_raise_share']:.1%}; "
-                        f"agreement {row['agreement']:.1%}"
-                    )
-                print(f"{len(report)} station(s) with a shadow model")
+            _print_shadow_report(report, as_json=args.json)
             return 0
         if args.what == "labels":
             from prescreen.sync.labels import label_rows, write_csv
@@ -125,6 +115,30 @@ def cmd_records(args: argparse.Namespace) -> int:
     return finish_export(
         write_records(bodies, args.format, sys.stdout, allow_incomplete=args.allow_incomplete)
     )
+
+
+def _print_shadow_report(report: list[dict[str, Any]], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"stations": report}))
+        return
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for row in report:
+        print(
+            f"{row['site_id']}/{row['device_id']}: {row['parcels']} parcels; live "
+            f"{row['live_version']} raised {row['live_raise_share']:.1%}, shadow "
+            f"{row['shadow_version']} would raise {row['shadow_raise_share']:.1%}; "
+            f"agreement {row['agreement']:.1%}"
+        )
+        if row["labelled"]:
+            print(
+                f"  customs outcomes on {row['labelled']} parcels ({row['found']} found): live precision "
+                f"{share(row['live_precision'])} recall {share(row['live_recall'])}; shadow precision "
+                f"{share(row['shadow_precision'])} recall {share(row['shadow_recall'])}"
+            )
+    print(f"{len(report)} station(s) with a shadow model")
 
 
 def cmd_records_verify(args: argparse.Namespace) -> int:
@@ -227,8 +241,14 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
         manifest = json.loads(Path(args.manifest).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{args.manifest}: not a readable JSON manifest: {exc}") from exc
+    if args.shadow and args.promote:
+        raise ConfigError(
+            "--shadow delivers a model beside the live one, --promote makes it live: one of them"
+        )
     if args.shadow:  # inside the signed manifest: nobody can flip a shadow model live on the way
         manifest["shadow"] = True
+    if args.promote:  # the same manifest as the shadow delivery: the station checks the files match
+        manifest["promote"] = True
     # Bound to this station, for an hour, and newer than any before (the serial defaults to now).
     manifest.setdefault("target", {"site_id": args.site, "device_id": args.device})
     manifest.setdefault("expires_at", rfc3339(time.time() + 3600))
@@ -436,6 +456,11 @@ def _add_downlink_commands(sub: Any) -> None:
         "--shadow",
         action="store_true",
         help="model: deliver in shadow mode (every parcel scored into the record, no verdict changed)",
+    )
+    send.add_argument(
+        "--promote",
+        action="store_true",
+        help="model: make the station's shadow model (the one this manifest names) live; nothing fetched",
     )
     send.add_argument("--tracking", dest="tracking_number")
     send.add_argument("--reason")

@@ -266,7 +266,7 @@ class OrdersConfig(Section):
     def relations(self) -> str | None:
         """The WMS is asked per tracking number: its URL must say where the number goes."""
         if self.source == "wms" and "{tracking}" not in self.url:
-            return f"source = \"wms\" needs url with {{tracking}} in it, got {self.url!r}"
+            return f'source = "wms" needs url with {{tracking}} in it, got {self.url!r}'
         return None
 
 

@@ -87,7 +87,7 @@ MEANING: dict[str, str] = {
     "screening.split_max_parcels": "parcels to one consignee within the window before it is flagged",
     "screening.model_path": "model directory; empty: the model shipped with the package",
     "screening.use_model": "false: rules only",
-    "entry.account_channels": "channel per carrier account, e.g. \"CNPOST-EPACKET=postal, FWD-AIR-01=cargo\"",
+    "entry.account_channels": 'channel per carrier account, e.g. "CNPOST-EPACKET=postal, FWD-AIR-01=cargo"',
     "entry.usd_rates_path": "JSON table of USD rates to convert order values with (docs/data-mapping.md)",
     "http.enabled": "serve the station page, /metrics, /healthz and /status",
     "http.host": "address to listen on (keep it on localhost: the page carries parcel data)",

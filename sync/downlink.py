@@ -301,12 +301,26 @@ class Downlink:
                     device=station.device_id,
                     installed_serial=self._model_serial(),
                 )
-                prepared = model_update.load(model_update.fetch(manifest, self.models_dir))
+                if _is_promotion(message):
+                    prepared = self._shadow_to_promote(manifest)
+                else:
+                    prepared = model_update.load(model_update.fetch(manifest, self.models_dir))
             except (model_update.UpdateError, OSError) as exc:
                 prepared = exc
             finally:
                 self._updating.release()
         self._submit(message, prepared)
+
+    def _shadow_to_promote(self, manifest: dict[str, Any]) -> Any:
+        """The running shadow model, if it is the one the promotion's signed manifest names."""
+        shadow = self.station.screener.shadow
+        version = getattr(shadow, "version", None)
+        if shadow is None or version != manifest["version"]:
+            raise model_update.UpdateError(
+                f"no shadow model {manifest['version']} to promote (shadow: {version or 'none'})"
+            )
+        model_update.check_installed(manifest, Path(getattr(shadow, "directory", "")))
+        return shadow
 
     def _model_serial(self) -> int:
         """The serial of the newest manifest installed here (0: none yet)."""
@@ -428,6 +442,8 @@ class Downlink:
             done = (
                 f"model {prepared.version} in shadow beside live {before}"
                 if shadow
+                else f"model {prepared.version} promoted from shadow to live (was {before})"
+                if _is_promotion(message)
                 else f"model {prepared.version} active (was {before})"
             )
             return (
@@ -435,6 +451,7 @@ class Downlink:
                 None,
                 None,
                 [
+                    *self._promotion_statements(message, now),
                     (
                         "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
                         (
@@ -580,6 +597,20 @@ class Downlink:
         )
         return details, (effect, tracking, state, statements)
 
+    def _promotion_statements(self, message: dict[str, Any], now: str) -> list[Statement]:
+        """A promotion ends the shadow run and remembers the live model it replaces (the rollback
+        target: ``""`` for the configured one)."""
+        if not _is_promotion(message):
+            return []
+        return [
+            ("DELETE FROM settings WHERE key = 'shadow_model_path'", ()),
+            (
+                "INSERT OR REPLACE INTO settings (key, value, updated_at) "
+                "VALUES ('previous_model_path', ?, ?)",
+                (self._setting("model_path") or json.dumps(""), now),
+            ),
+        ]
+
     def _screening_config(self, settings: Any) -> ScreeningConfig:
         """The running screening config with ``settings`` applied, each value checked like the
         config file's and the rules between them too, or why they are refused."""
@@ -615,6 +646,8 @@ class Downlink:
         kind = message["type"]
         if kind == "model" and _is_shadow(message):
             self.station.screener = self.station.screener.with_shadow(prepared)
+        elif kind == "model" and _is_promotion(message):
+            self.station.screener = self.station.screener.with_model(prepared).with_shadow(None)
         elif kind == "model":
             self._swap_model(prepared)
         elif kind == "keys":
@@ -656,6 +689,12 @@ class Downlink:
             "on_hold_shelf": "held_on_shelf" in outcomes,
             "outcomes": outcomes,
         }
+
+
+def _is_promotion(message: dict[str, Any]) -> bool:
+    """A model message whose *signed* manifest makes the running shadow model live."""
+    manifest = message.get("manifest")
+    return isinstance(manifest, dict) and manifest.get("promote") is True and not _is_shadow(message)
 
 
 def _is_shadow(message: dict[str, Any]) -> bool:

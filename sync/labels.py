@@ -104,8 +104,13 @@ def flat_row(verdict: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One labelled row per parcel with a deciding customs outcome, oldest scan first."""
+def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Verdict records grouped by parcel, each with its customs outcomes.
+
+    Each parcel: ``versions`` (its verdict records, oldest first), ``final`` (the version no
+    correction replaced, else the newest) and ``outcomes`` (the ``customs_outcome`` of every
+    applied outcome message naming one of its versions).
+    """
     verdicts: dict[str, Mapping[str, Any]] = {}
     outcomes: list[Mapping[str, Any]] = []
     for record in records:
@@ -115,45 +120,56 @@ def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             downlink = record.get("downlink") or {}
             if downlink.get("status") == "applied" and isinstance(downlink.get("customs_outcome"), Mapping):
                 outcomes.append(downlink["customs_outcome"])
-    # Each version's parcel: follow supersedes back to the first version, key the parcel by it.
-    superseded = {
-        str((v.get("supersedes") or {}).get("record_id")): rid
-        for rid, v in verdicts.items()
-        if v.get("supersedes")
-    }
-    first: dict[str, str] = {}
-    for rid in verdicts:
+    superseded = {str((v.get("supersedes") or {}).get("record_id")) for v in verdicts.values()}
+    grouped: dict[str, dict[str, Any]] = {}
+    for rid, verdict in verdicts.items():
+        # A parcel is its tracking number at a site, or else its first version (follow supersedes).
+        tracking = (verdict.get("parcel") or {}).get("tracking_number")
         root = rid
-        while True:
+        while not tracking:
             older = str((verdicts[root].get("supersedes") or {}).get("record_id") or "")
             if older not in verdicts or older == rid:
                 break
             root = older
-        first[rid] = root
-    parcels: dict[str, dict[str, Any]] = {}  # parcel key -> first, final and outcomes
-    for rid, verdict in verdicts.items():
-        tracking = (verdict.get("parcel") or {}).get("tracking_number")
-        key = f"{verdict.get('site_id')}|{tracking}" if tracking else first[rid]
-        parcel = parcels.setdefault(key, {"versions": [], "outcomes": []})
-        parcel["versions"].append(verdict)
-    by_record = {str(v["record_id"]): parcel for parcel in parcels.values() for v in parcel["versions"]}
+        key = f"{verdict.get('site_id')}|{tracking}" if tracking else root
+        grouped.setdefault(key, {"versions": [], "outcomes": []})["versions"].append(verdict)
+    by_record = {str(v["record_id"]): parcel for parcel in grouped.values() for v in parcel["versions"]}
     for outcome in outcomes:
         settled = by_record.get(str(outcome.get("refers_to")))
         if settled is not None:
             settled["outcomes"].append(outcome)
+    for parcel in grouped.values():
+        versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
+        parcel["versions"] = versions
+        parcel["final"] = next(
+            (v for v in reversed(versions) if str(v["record_id"]) not in superseded), versions[-1]
+        )
+    return list(grouped.values())
+
+
+def labels_by_record(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The label of every verdict record (all versions) of every parcel customs decided on."""
+    labels: dict[str, int] = {}
+    for parcel in parcels(records):
+        label = label_for(o["outcome"] for o in parcel["outcomes"])
+        if label is not None:
+            labels.update({str(v["record_id"]): label for v in parcel["versions"]})
+    return labels
+
+
+def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One labelled row per parcel with a deciding customs outcome, oldest scan first."""
     rows = []
-    for parcel in parcels.values():
+    for parcel in parcels(records):
         label = label_for(o["outcome"] for o in parcel["outcomes"])
         if label is None:
             continue
-        versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
-        final = next((v for v in reversed(versions) if str(v["record_id"]) not in superseded), versions[-1])
         deciding = [o for o in parcel["outcomes"] if (o["outcome"] in POSITIVE) == bool(label)]
         rows.append(
             {
-                **flat_row(final),
+                **flat_row(parcel["final"]),
                 "label": label,
-                "time": versions[0].get("created_at"),
+                "time": parcel["versions"][0].get("created_at"),
                 "outcome": deciding[-1]["outcome"],
                 "customs_reference": deciding[-1].get("customs_reference") or "",
             }

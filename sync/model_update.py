@@ -99,6 +99,23 @@ def verify_manifest(
     return manifest
 
 
+def check_installed(manifest: dict[str, Any], directory: Path) -> None:
+    """That ``directory`` holds exactly the files the signed manifest lists (by SHA-256): a
+    promotion makes live the shadow model that was evaluated, not whatever its directory holds now.
+
+    Raises:
+        UpdateError: a file missing or different.
+    """
+    for entry in manifest["files"]:
+        path = _inside(directory, str(entry["name"]))
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise UpdateError(f"{entry['name']}: not in the shadow model: {exc.strerror}") from None
+        if digest != entry["sha256"]:
+            raise UpdateError(f"{entry['name']}: the shadow model's file differs from the manifest")
+
+
 def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0) -> Path:
     """Download and verify every file into ``models_dir/<version>``; returns that directory.
 

@@ -4,7 +4,10 @@ A model delivered with ``shadow = true`` scores every parcel into its verdict re
 (``screening.shadow``: version, score, would_raise) without changing any verdict. Before it is
 made live, customs reads per station, over the same parcels: how often the live model raised a
 parcel the rules cleared, how often the shadow would have, and how often they agree. A shadow
-model that would raise far more parcels than the live one would slow the supply chain.
+model that would raise far more parcels than the live one would slow the supply chain. Where
+customs outcomes arrived (``outcome`` downlink messages, labelled as in :mod:`.labels`), the
+report adds each model's precision (of its raises, how many customs found something in) and
+recall (of the parcels customs found something in, how many it raised).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from prescreen.sync.labels import labels_by_record
 
 MODEL_FINDINGS = frozenset({"MODEL_ELEVATED_RISK", "MODEL_HIGH_RISK"})
 
@@ -28,12 +33,35 @@ class StationShadow:
     live_raised: int = 0
     shadow_raised: int = 0
     both_raised: int = 0
+    labelled: int = 0  # parcels with a deciding customs outcome
+    found: int = 0  # of those, the ones customs found something in (label 1)
+    live_raised_labelled: int = 0
+    live_hits: int = 0
+    shadow_raised_labelled: int = 0
+    shadow_hits: int = 0
+
+    def count_outcome(self, label: int, live: bool, would: bool) -> None:
+        """Add one parcel customs decided on."""
+        self.labelled += 1
+        self.found += label
+        self.live_raised_labelled += live
+        self.live_hits += live and label == 1
+        self.shadow_raised_labelled += would
+        self.shadow_hits += would and label == 1
 
     def as_json(self) -> dict[str, Any]:
-        """One report row, with the shares."""
+        """One report row, with the shares, and precision and recall where outcomes arrived."""
         agree = self.parcels - (self.live_raised + self.shadow_raised - 2 * self.both_raised)
+
+        def share(part: int, whole: int) -> float | None:
+            return round(part / whole, 4) if whole else None
+
         return {
             **dataclasses.asdict(self),
+            "live_precision": share(self.live_hits, self.live_raised_labelled),
+            "live_recall": share(self.live_hits, self.found),
+            "shadow_precision": share(self.shadow_hits, self.shadow_raised_labelled),
+            "shadow_recall": share(self.shadow_hits, self.found),
             "live_raise_share": round(self.live_raised / self.parcels, 4) if self.parcels else 0.0,
             "shadow_raise_share": round(self.shadow_raised / self.parcels, 4) if self.parcels else 0.0,
             "agreement": round(agree / self.parcels, 4) if self.parcels else 0.0,
@@ -41,7 +69,10 @@ class StationShadow:
 
 
 def shadow_report(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per station and model pair, from stored verdict records that carry a shadow score."""
+    """Per station and model pair, from stored verdict records that carry a shadow score (and the
+    downlink records of customs outcomes, for precision and recall)."""
+    records = list(records)
+    labels = labels_by_record(records)
     rows: dict[tuple[str, str, str | None, str], StationShadow] = {}
     for record in records:
         screening = record.get("screening") or {}
@@ -61,4 +92,7 @@ def shadow_report(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row.live_raised += live
         row.shadow_raised += would
         row.both_raised += live and would
+        label = labels.get(str(record.get("record_id")))
+        if label is not None:
+            row.count_outcome(label, live, would)
     return [rows[k].as_json() for k in sorted(rows, key=lambda k: (k[0], k[1], str(k[2]), k[3]))]

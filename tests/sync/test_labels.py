@@ -119,3 +119,49 @@ def test_labels_join_outcomes_to_the_final_version_of_each_parcel(
     # --since keeps only parcels scanned from then on (their outcomes come later).
     later = _labels(station, capsys, "--since", str(verdicts[2]["created_at"]))
     assert {r["customs_reference"] for r in later} == {"C-CORRECTED", "C-TWICE-2"}
+
+
+def test_the_shadow_report_gives_precision_and_recall_of_each_model_where_outcomes_arrived() -> None:
+    from prescreen.sync.shadow import shadow_report
+
+    def verdict(n: int, live: bool, shadow: bool) -> dict[str, Any]:
+        reasons = [{"code": "MODEL_ELEVATED_RISK"}] if live else []
+        return {
+            "kind": "verdict",
+            "record_id": f"r{n}",
+            "site_id": "s",
+            "device_id": "d",
+            "created_at": f"2026-11-01T00:00:{n:02d}Z",
+            "order": {"items": []},
+            "parcel": {"tracking_number": f"1Z{n}"},
+            "screening": {
+                "model_version": "live",
+                "reasons": reasons,
+                "shadow": {"model_version": "new", "would_raise": shadow},
+            },
+        }
+
+    def outcome(n: int, value: str) -> dict[str, Any]:
+        return {
+            "kind": "downlink",
+            "downlink": {"status": "applied", "customs_outcome": {"outcome": value, "refers_to": f"r{n}"}},
+        }
+
+    # (live raised, shadow raised, outcome): live catches 1 of 3 findings with 2 raises,
+    # shadow 2 of 3 with 3 raises; parcel 6 has no outcome, parcel 7 only an uninformative one.
+    cases = [
+        (True, True, "seized"),
+        (True, False, "released"),
+        (False, True, "penalty"),
+        (False, False, "destroyed"),
+        (False, True, "assessment_complete"),
+        (True, True, None),
+        (False, False, "returned"),
+    ]
+    records: list[dict[str, Any]] = [verdict(n, live, shadow) for n, (live, shadow, _) in enumerate(cases)]
+    records += [outcome(n, value) for n, (_, _, value) in enumerate(cases) if value]
+    (row,) = shadow_report(records)
+    assert row["parcels"] == 7
+    assert (row["labelled"], row["found"]) == (5, 3)
+    assert (row["live_precision"], row["live_recall"]) == (0.5, 0.3333)
+    assert (row["shadow_precision"], row["shadow_recall"]) == (0.6667, 0.6667)

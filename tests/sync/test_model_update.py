@@ -299,3 +299,92 @@ def test_one_model_update_at_a_time(station: DemoStation, files: tuple[Path, str
         downlink._updating.release()
     assert ack["status"] == "rejected"
     assert "another model update is being installed" in ack["detail"]
+
+
+def _outcome(bench: DemoStation, record: dict[str, Any], outcome: str) -> None:
+    message = new_message(
+        "outcome", record_id=record["record_id"], outcome=outcome, reason_code="T", customs_reference="C-1"
+    )
+    ack = bench.send(message)  # through the broker, to the agent's own downlink
+    assert ack is not None
+    assert ack["status"] == "applied", ack
+
+
+def test_a_shadow_model_is_reported_against_outcomes_then_promoted_by_a_signed_message(
+    tmp_path: Path, files: tuple[Path, str]
+) -> None:
+    root, base = files
+    orders, steps = generate(20, seed=3)
+    bench = DemoStation(tmp_path / "promote", orders)
+    try:
+        downlink = _downlink(bench)
+        live = _version(bench)
+        assert _apply(bench, downlink, _message(root, base, "risk-v2b", shadow=True))["status"] == "applied"
+        parcels = [s for s in steps if s.kind == "parcel"][:6]
+        records = [r for r in (bench.run(step)[0].record for step in parcels) if r and r.get("order")]
+        assert len(records) >= 4
+        _outcome(bench, records[0], "seized")
+        _outcome(bench, records[1], "released")
+        _outcome(bench, records[2], "assessment_complete")
+        _outcome(bench, records[3], "returned")  # no label: not counted
+        bench.drain()
+        assert bench.receiver is not None
+        (row,) = shadow_report(json.loads(r["body"]) for r in bench.receiver.store.query(Filters()))
+        assert (row["labelled"], row["found"]) == (3, 1)
+        raised = [
+            bool({"MODEL_ELEVATED_RISK", "MODEL_HIGH_RISK"} & {f["code"] for f in r["screening"]["reasons"]})
+            for r in records[:3]
+        ]
+        assert row["live_raised_labelled"] == sum(raised)
+        assert row["live_recall"] == (1.0 if raised[0] else 0.0)
+        would = [r["screening"]["shadow"]["would_raise"] for r in records[:3]]
+        assert row["shadow_recall"] == (1.0 if would[0] else 0.0)
+        assert row["shadow_precision"] == (None if not any(would) else round(would[0] / sum(would), 4))
+
+        promote = _message(root, base, "risk-v2b", promote=True)
+        ack = _apply(bench, downlink, promote)
+        assert ack["status"] == "applied", ack
+        assert f"model risk-v2b promoted from shadow to live (was {live})" in ack["detail"]
+        assert _version(bench) == "risk-v2b"
+        assert bench.agent is not None
+        assert bench.agent.station.screener.shadow is None
+        settings = dict(downlink.outbox.rows("SELECT key, value FROM settings"))
+        assert "shadow_model_path" not in settings
+        assert json.loads(settings["model_path"]).endswith("risk-v2b")
+        assert json.loads(settings["previous_model_path"]) == ""  # the configured model
+        used = bench.run(next(s for s in steps[len(parcels) :] if s.kind == "parcel"))[0].record
+        assert used is not None
+        assert used["screening"]["model_version"] == "risk-v2b"
+        assert "shadow" not in used["screening"]
+        bench.agent.station.screener.model = None  # as after a restart with the configured model ...
+        _downlink(bench)  # ... the promoted model is loaded again
+        assert _version(bench) == "risk-v2b"
+    finally:
+        bench.close()
+
+
+def test_a_promotion_of_a_model_not_in_shadow_changed_or_forged_is_refused(
+    tmp_path: Path, files: tuple[Path, str]
+) -> None:
+    root, base = files
+    bench = DemoStation(tmp_path / "promote-refused", generate(3, seed=3)[0])
+    try:
+        downlink = _downlink(bench)
+        live = _version(bench)
+        ack = _apply(bench, downlink, _message(root, base, "risk-v2c", promote=True))
+        assert ack["status"] == "rejected"
+        assert "no shadow model risk-v2c to promote (shadow: none)" in ack["detail"]
+        assert _apply(bench, downlink, _message(root, base, "risk-v2b", shadow=True))["status"] == "applied"
+        forged = _message(root, base, "risk-v2b", promote=True, signer=Ed25519PrivateKey.generate())
+        assert "signature is not valid" in _apply(bench, downlink, forged)["detail"]
+        assert bench.agent is not None
+        shadow_dir = Path(getattr(bench.agent.station.screener.shadow, "directory", ""))
+        model_file = next(shadow_dir.glob("*.tflite"))
+        model_file.write_bytes(model_file.read_bytes() + b"\0")  # changed since it was evaluated
+        ack = _apply(bench, downlink, _message(root, base, "risk-v2b", promote=True))
+        assert ack["status"] == "rejected"
+        assert "differs from the manifest" in ack["detail"]
+        assert _version(bench) == live
+        assert getattr(bench.agent.station.screener.shadow, "version", None) == "risk-v2b"
+    finally:
+        bench.close()
