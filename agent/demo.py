@@ -27,6 +27,7 @@ from prescreen.app import Agent
 from prescreen.compliance import correct, record_outcome
 from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+from prescreen.errors import ConfigError
 from prescreen.exports import MAPPED, write_records
 from prescreen.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
 from prescreen.scorecard import scorecard
@@ -163,7 +164,14 @@ class DemoStation:
                 customs=self.customs_key,
                 receiver=self.receiver_key,
             )
-            self.agent = Agent(config).start()
+            try:
+                self.agent = Agent(config).start()
+            except ConfigError:
+                if http_port == 0:
+                    raise
+                # The documented port was taken between the check and the start (another demo,
+                # a test run): the page on any free port rather than no demo.
+                self.agent = Agent(cfg.replace(config, "http", port=0)).start()
         except BaseException:
             self.close()
             raise

@@ -110,3 +110,24 @@ def test_demo_on_the_embedded_broker(tmp_path: Path) -> None:
     assert summary["broker"] == "amqtt"
     assert summary["received"] == summary["committed"] >= 12
     assert summary["duplicates"] == 0
+
+
+def test_the_demo_page_moves_to_a_free_port_when_its_port_is_taken_at_start(tmp_path: Path) -> None:
+    """The demo checks its documented port and then starts: another demo or a test run on the same
+    host may take the port in between (seen with several suites on one machine); the demo then
+    serves its page on a free port instead of failing."""
+    import socket
+
+    from prescreen.demo import DemoStation
+    from prescreen.samples import generate
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        station = DemoStation(tmp_path, generate(3)[0], http_port=port)
+        try:
+            assert station.url.startswith("http://127.0.0.1:")
+            assert f":{port}/" not in station.url
+        finally:
+            station.close()
