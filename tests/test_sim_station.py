@@ -238,3 +238,10 @@ def test_the_sim_endpoints_exist_only_with_simulated_devices(tmp_path: Path, bro
         agent.stop()
         scale.close()
         scanner.close()
+
+
+def test_doctor_on_a_running_station_finds_its_port_held_by_that_station(station: RunningStation) -> None:
+    """The port check must not fail a healthy install just because its own agent is running."""
+    result = prescreen("doctor", "--config", str(station.config))
+    assert f"warn  http       127.0.0.1:{station.port} in use by station-01's running agent" in result.stdout
+    assert "FAIL  http" not in result.stdout
