@@ -389,6 +389,9 @@ class Agent:
         """Start the uplink, the station thread and the local HTTP server."""
         # A thread that wants the GIL waits up to the switch interval (5 ms by default) while
         # another runs Python code: a verdict would wait on the uplink's or the page's JSON work.
+        weak = self.config.sync.insecurities()
+        if weak and self.config.sync.allow_insecure:
+            log.warning("broker link not secure: allow_insecure is set", extra={"why": "; ".join(weak)})
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Everything loaded so far (model, rules, reference tables, libraries) lives as long as the
         # process: keep it out of the cyclic collector, whose full passes over it paused verdicts.

@@ -332,6 +332,18 @@ class SyncConfig(Section):
     # unless this is true (demo and test benches only: anyone on the network is then trusted).
     allow_insecure: bool = False
 
+    def insecurities(self) -> list[str]:
+        """What lets others on the network in: ``prescreen run`` refuses a station with any of these
+        unless ``allow_insecure`` (and says which, at start, when it is)."""
+        found = []
+        if not self.cafile:
+            found.append("no TLS (cafile)")
+        if not (self.certfile or self.username):
+            found.append("no broker login (certfile/keyfile or username/password)")
+        if not self.receiver_keys:
+            found.append("acks not authenticated (receiver_keys)")
+        return found
+
     def relations(self) -> str | None:
         """A client key without its certificate is a half-configured mTLS."""
         if self.keyfile and not self.certfile:
@@ -630,6 +642,12 @@ def load_station(path: str | os.PathLike[str], *, environ: Mapping[str, str] | N
         in_env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}" in environ
         if key not in given.get(section, {}) and not in_env:
             raise ConfigError(f"{path}: '{section}.{key}' is required to run a station ({why})")
+    weak = conf.sync.insecurities()
+    if weak and not conf.sync.allow_insecure:
+        raise ConfigError(
+            f"{path}: the broker link is not secure: {'; '.join(weak)}. Fix it, or on a test bench "
+            "only set [sync] allow_insecure = true"
+        )
     return conf
 
 

@@ -93,10 +93,9 @@ MEANING: dict[str, str] = {
     "http.host": "address to listen on (keep it on localhost: the page carries parcel data)",
     "http.port": "port; give each station on one host its own (0: any free port)",
     "http.language": "language of the station page (a page can ask for ?lang=es)",
-    "http.token_file": "0600 file with the token POSTs need (created at start; empty: http.token beside "
-    "the outbox)",
-    "http.timeout_s": "every socket read and write times out after this many seconds",
-    "http.max_connections": "connections served at once; more wait",
+    "http.token_file": "0600 file with the local API token POSTs need; empty: http.token beside the outbox",
+    "http.timeout_s": "a socket read or write of the local server times out after this",
+    "http.max_connections": "connections the local server serves at once; more are closed",
     "logging.level": "log level of the key=value lines on stderr (the journal)",
     "health.broker_grace_s": "a broker unreachable for longer than this makes the station degraded",
     "health.device_grace_s": "a scanner or scale missing for longer than this makes it degraded",

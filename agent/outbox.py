@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 from prescreen.errors import OutboxError
+from prescreen.files import private
 from prescreen.records import Record, dumps, utc_now
 
 log = logging.getLogger("prescreen.outbox")
@@ -37,8 +38,7 @@ def open_durable(path: str | Path) -> sqlite_utils.Database:
     Shared by the outbox and the receiver's store; autocommit mode, so every write is either in
     an explicit transaction or committed on its own.
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(private(path)), timeout=10, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     return sqlite_utils.Database(conn)

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from prescreen.errors import ConfigError
+from prescreen.files import tighten
 from prescreen.records import Record, dumps
 
 log = logging.getLogger("prescreen.signing")
@@ -68,13 +68,7 @@ class DeviceKey:
         except FileExistsError:
             pass
         try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
-                path.chmod(0o600)
-                log.warning(
-                    "device key was readable by others; set to 0600",
-                    extra={"path": str(path), "mode": oct(mode)},
-                )
+            tighten(path)
             private = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: cannot load the device signing key: {exc}") from exc

@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 import socket
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.errors import ConfigError
+from prescreen.files import tighten
 
 log = logging.getLogger("prescreen.http")
 Response = tuple[int, str, bytes]
@@ -76,9 +76,7 @@ def load_or_create_token(path: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            path.chmod(0o600)
-            log.warning("http token was readable by others; set to 0600", extra={"path": str(path)})
+        tighten(path)
         token = path.read_text(encoding="ascii").strip()
         if len(token) >= 32:
             return token

@@ -31,6 +31,7 @@ import httpx
 import sqlite_utils
 from prescreen.config import OrdersConfig
 from prescreen.errors import ConfigError, OrderError
+from prescreen.files import private
 from prescreen.orders import (
     ORDER_MALFORMED,
     ORDER_MISMATCH,
@@ -47,8 +48,7 @@ class OrderCache:
     """Orders fetched from the WMS, kept in SQLite so a restart does not empty them."""
 
     def __init__(self, path: str | Path, ttl_s: float) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=5, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(str(private(path)), timeout=5, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         self.db = sqlite_utils.Database(conn)
         self.db.table("orders").create(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prescreen.errors import ConfigError
+from prescreen.files import private
 
 COUNTERS = (
     "stored",
@@ -257,8 +258,9 @@ class SqliteStore(Store):
     """One SQLite file in WAL mode with ``synchronous=FULL``, like the outbox."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite3.connect(
+            str(private(path)), timeout=10, isolation_level=None, check_same_thread=False
+        )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self._lock = threading.Lock()

@@ -105,6 +105,7 @@ path = "{tmp_path / "outbox.db"}"
 [sync]
 host = "{broker.host}"
 port = {broker.port}
+allow_insecure = true
 
 [http]
 port = {http_port}

@@ -49,8 +49,10 @@ def test_the_example_uncommented_is_a_valid_config_of_the_defaults(tmp_path: Pat
     assert "(one of: mt-sics, nci, toledo-8213, toledo-continuous)" in text  # bounds from the schema
     path = tmp_path / "agent.toml"
     path.write_text(re.sub(r"^#(\w+ = )", r"\1", text, flags=re.MULTILINE))
-    loaded = cfg.load_station(path, environ={})
-    assert loaded == cfg.Config()
+    with pytest.raises(cfg.ConfigError, match=r"the broker link is not secure: no TLS \(cafile\)"):
+        cfg.load_station(path, environ={})  # the defaults are no way to run a station
+    loaded = cfg.load_station(path, environ={"PRESCREEN__SYNC__ALLOW_INSECURE": "true"})
+    assert loaded == cfg.replace(cfg.Config(), "sync", allow_insecure=True)
 
     as_printed = tmp_path / "example.toml"
     as_printed.write_text(text)
@@ -64,7 +66,8 @@ def test_config_example_and_check_on_the_command_line(tmp_path: Path) -> None:
     assert printed.returncode == 0
     assert printed.stdout == example()
     path = tmp_path / "agent.toml"
-    path.write_text(printed.stdout.replace('#filer_code = "DEMO"', 'filer_code = "ACME01"'))
+    uncommented = printed.stdout.replace('#filer_code = "DEMO"', 'filer_code = "ACME01"')
+    path.write_text(uncommented.replace("#allow_insecure = false", "allow_insecure = true"))
     assert prescreen("config", "check", str(path)).returncode == 0
     path.write_text('[station]\nfiler_code = "X"\n[scale]\nsettle_readings = -3\n')
     refused = prescreen("config", "check", str(path))
@@ -172,7 +175,7 @@ def test_doctor_says_connection_refused_at_once(tmp_path: Path) -> None:
     path.write_text(
         f'[station]\nfiler_code = "T"\n[scanner]\nurl = "sim://scanner"\n[scale]\nurl = "sim://mt-sics"\n'
         f'[orders]\npath = "{orders}"\n[outbox]\npath = "{tmp_path / "o.db"}"\n'
-        f"[sync]\nport = {free_port()}\n[http]\nport = 0\n"
+        f"[sync]\nport = {free_port()}\nallow_insecure = true\n[http]\nport = 0\n"
     )
     result = prescreen("doctor", "--config", str(path))
     assert result.returncode == 1

@@ -73,6 +73,7 @@ path = "{tmp_path / "outbox.db"}"
 host = "{broker.host}"
 port = {broker.port}
 batch_age_ms = 20
+allow_insecure = true
 
 [http]
 port = {http_port}

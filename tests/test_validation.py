@@ -122,7 +122,7 @@ def good(tmp_path: Path, broker: LocalBroker) -> dict[str, dict[str, object]]:
         **json.loads(json.dumps(BASE)),
         "orders": {"path": str(orders)},
         "outbox": {"path": str(tmp_path / "outbox.db")},
-        "sync": {"host": broker.host, "port": broker.port},
+        "sync": {"host": broker.host, "port": broker.port, "allow_insecure": True},
     }
 
 

@@ -363,7 +363,7 @@ def _agent_config(workdir: Path, name: str, broker: LocalBroker, scanner: str, s
         f'[station]\ndevice_id = "{name}"\nfiler_code = "BENCH"\n[scanner]\nurl = "{scanner}"\n'
         f'[scale]\nurl = "{scale}"\nprotocol = "mt-sics"\npoll_interval_ms = 10\nsettle_ms = 20\n'
         f'[orders]\npath = "{workdir / "orders.ndjson"}"\n[outbox]\npath = "{workdir / name}.db"\n'
-        f'[sync]\nhost = "{broker.host}"\nport = {broker.port}\n[http]\nport = 0\n'
+        f'[sync]\nhost = "{broker.host}"\nport = {broker.port}\nallow_insecure = true\n[http]\nport = 0\n'
         f'[logging]\nlevel = "warning"\n'
     )
     return path

@@ -230,7 +230,8 @@ def _doctor(tmp_path: Path, port: int, sync: str) -> dict[str, Any]:
         '[station]\nfiler_code = "TST"\n[http]\nport = 0\n'
         '[scanner]\nurl = "sim://scanner"\n[scale]\nurl = "sim://mt-sics"\n'
         f'[orders]\npath = "{tmp_path / "o.ndjson"}"\n'
-        f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n[sync]\nhost = "127.0.0.1"\nport = {port}\n{sync}'
+        f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n[sync]\nhost = "127.0.0.1"\nport = {port}\n'
+        f"allow_insecure = true\n{sync}"
     )
     (tmp_path / "o.ndjson").write_text("")
     return {c.name: c for c in run_checks(str(config))}
