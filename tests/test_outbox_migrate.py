@@ -59,6 +59,7 @@ def test_an_outbox_from_a_newer_agent_fails_the_migration_with_one_line(
 ) -> None:
     outbox = tmp_path / "outbox.db"
     shutil.copy(FIXTURE, outbox)
+    outbox.chmod(0o600)  # as the agent keeps it (else its tightening is a second line)
     with sqlite3.connect(outbox) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     assert main(["outbox", "migrate", "--config", station_config(tmp_path, outbox)]) == 1
