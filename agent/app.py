@@ -185,6 +185,7 @@ class Agent:
             target=self.station.run, args=(self._stop,), name="station", daemon=True
         )
         self.health = Health(log_every_s=config.health.log_every_s)
+        self._recording_ok = True
         self._watch_health()
         self._health_thread = threading.Thread(target=self._tick_health, name="health", daemon=True)
 
@@ -235,6 +236,18 @@ class Agent:
             self.metrics.observe(event.record, event.latency_ms if event.kind == "verdict" else None)
         if event.record is not None:
             self.uplink.notify()
+        self._note_recording(event)
+
+    def _note_recording(self, event: StationEvent) -> None:
+        """Condition ``recording``: down while verdicts cannot be committed (the operator sees NOT
+        RECORDED: a full disk, a broken outbox), back to ok with the next committed verdict. Told to
+        the health set only when it changes, so the verdict path pays nothing for it."""
+        if event.kind == "not_recorded" and self._recording_ok:
+            self._recording_ok = False
+            self.health.report("recording", "down", f"verdicts are not being recorded: {event.message}")
+        elif event.kind == "verdict" and event.record is not None and not self._recording_ok:
+            self._recording_ok = True
+            self.health.report("recording", "ok", "verdicts are committed again")
 
     def liveness(self) -> list[str]:
         """Why the pipeline is not alive (empty when it is): the station loop or the uplink thread

@@ -338,3 +338,36 @@ def test_the_station_page_snapshot_carries_the_health(
     snapshot = httpx.get(agent.http.url + "/station/snapshot", timeout=5).json()
     assert snapshot["status"]["health"] == "degraded"
     assert any(p.startswith("broker:") for p in snapshot["status"]["problems"])
+
+
+def test_verdicts_that_cannot_be_recorded_make_the_station_down_until_one_is(
+    tmp_path: Path,
+    broker: LocalBroker,
+    agents: Callable[[Path], Agent],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk is at the edge of the world: the outbox's append is made to fail as SQLite would."""
+    from prescreen.errors import OutboxError
+
+    agent = agents(toml(tmp_path, broker.port, 0))
+    events: queue.Queue[StationEvent] = queue.Queue()
+    agent.station.listeners.append(events.put)
+    real_append = agent.outbox.append
+
+    def disk_full(*args: object, **kwargs: object) -> object:
+        raise OutboxError("database or disk is full")
+
+    monkeypatch.setattr(agent.outbox, "append", disk_full)
+    agent.scale.simulator.place("1.9")  # type: ignore[attr-defined]
+    agent.scanner.simulator.scan(ORDER["tracking_number"])  # type: ignore[attr-defined]
+    assert events.get(timeout=10).kind == "not_recorded"
+    status, body = healthz(agent)
+    assert (status, body["health"], levels(body)["recording"]) == (503, "down", "down")
+    assert "database or disk is full" in " ".join(body["problems"])  # type: ignore[arg-type]
+    assert agent.liveness() == []  # a restart would not free the disk: the watchdog is still petted
+
+    monkeypatch.setattr(agent.outbox, "append", real_append)
+    agent.scale.simulator.place("2.1")  # type: ignore[attr-defined]
+    agent.scanner.simulator.scan(ORDER["tracking_number"])  # type: ignore[attr-defined]
+    assert events.get(timeout=10).kind == "verdict"
+    assert levels(healthz(agent)[1])["recording"] == "ok"
