@@ -100,6 +100,8 @@ class Station:
         # The model's live guardrail (made for each model version it sees), see model_monitor.py.
         self.monitor: model_monitor.ModelMonitor | None = None
         self.quarantine: model_monitor.Quarantine | None = None
+        # Called on the station thread when the monitor trips (the downlink rolls a promoted model back).
+        self.on_quarantine: list[Callable[[model_monitor.Quarantine], None]] = []
         self.listeners: list[Callable[[StationEvent], None]] = []
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
         self.heartbeat = time.monotonic()
@@ -390,6 +392,8 @@ class Station:
             self.quarantine = quarantine
             self.outbox.put_setting(model_monitor.SETTING, model_monitor.encode(quarantine))
             self.screener.quarantined = True
+            for react in self.on_quarantine:
+                react(quarantine)
 
     def reinstate_model(self) -> StationEvent:
         """Lift a quarantine (an operator's decision after looking at the model's raises); runs on

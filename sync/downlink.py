@@ -25,13 +25,15 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from prescreen import model_monitor
 from prescreen.config import ScreeningConfig, SyncConfig, check_value
-from prescreen.errors import ConfigError, SyncError
+from prescreen.errors import ConfigError, ModelError, SyncError
 from prescreen.outbox import Statement
 from prescreen.records import Record, envelope, epoch_s, utc_now
 from prescreen.signing import DeviceKey, KeyRing, signed_bytes
@@ -161,6 +163,7 @@ class Downlink:
         self.applied = 0
         self.rejected = 0
         self._load_state()
+        station.on_quarantine.append(self._roll_back)
 
     def _load_state(self) -> None:
         """Holds, remote settings and rotated customs keys survive restarts: they live in the outbox."""
@@ -599,9 +602,11 @@ class Downlink:
 
     def _promotion_statements(self, message: dict[str, Any], now: str) -> list[Statement]:
         """A promotion ends the shadow run and remembers the live model it replaces (the rollback
-        target: ``""`` for the configured one)."""
-        if not _is_promotion(message):
+        target: ``""`` for the configured one); a model sent straight to live forgets it."""
+        if _is_shadow(message):
             return []
+        if not _is_promotion(message):  # a model sent live: a later quarantine has nothing to roll back to
+            return [("DELETE FROM settings WHERE key = 'previous_model_path'", ())]
         return [
             ("DELETE FROM settings WHERE key = 'shadow_model_path'", ()),
             (
@@ -610,6 +615,60 @@ class Downlink:
                 (self._setting("model_path") or json.dumps(""), now),
             ),
         ]
+
+    def _roll_back(self, quarantine: model_monitor.Quarantine) -> None:
+        """A promoted model that trips the quarantine gives way to the live model it replaced.
+
+        Runs on the station thread. Only after a promotion (``previous_model_path`` is set); any
+        other quarantined model stays quarantined until a new model or an operator's reinstate.
+        The rollback is a signed ``downlink`` record (type ``model``) like the promotion was.
+        """
+        previous = self._setting("previous_model_path")
+        if previous is None:
+            return
+        from prescreen.models.runner import load_risk_model
+
+        path = str(json.loads(previous))
+        configured = self.station.config.screening.model_path or None
+        try:
+            model = load_risk_model(path or configured)
+        except ModelError as exc:
+            log.error("promoted model quarantined, previous model not loaded", extra={"reason": str(exc)})
+            return
+        effect = (
+            f"model {quarantine.version} rolled back to {model.version} after its quarantine: "
+            f"{quarantine.detail()}"
+        )
+        now = utc_now()
+        statements: list[Statement] = [
+            ("DELETE FROM settings WHERE key IN ('previous_model_path', ?)", (model_monitor.SETTING,)),
+            (
+                (
+                    "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('model_path', ?, ?)",
+                    (previous, now),
+                )
+                if path
+                else ("DELETE FROM settings WHERE key = 'model_path'", ())
+            ),
+        ]
+
+        def build(seq: int) -> Record:
+            record = envelope("downlink", seq, self.station.config.station)
+            record["downlink"] = {
+                "message_id": f"rollback-{uuid.uuid4().hex}",
+                "type": "model",
+                "status": "applied",
+                "tracking_number": None,
+                "effect": effect[:500],
+                "parcel_state": None,
+            }
+            return record
+
+        self.outbox.append_many([build], also=lambda records: statements)
+        self.station.screener = self.station.screener.with_model(model)
+        self.station.quarantine = None
+        self.station.monitor = None
+        log.error("promoted model rolled back", extra={"effect": effect[:300]})
 
     def _screening_config(self, settings: Any) -> ScreeningConfig:
         """The running screening config with ``settings`` applied, each value checked like the

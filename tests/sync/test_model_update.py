@@ -388,3 +388,142 @@ def test_a_promotion_of_a_model_not_in_shadow_changed_or_forged_is_refused(
         assert getattr(bench.agent.station.screener.shadow, "version", None) == "risk-v2b"
     finally:
         bench.close()
+
+
+def test_a_promoted_model_that_trips_the_quarantine_rolls_back_to_the_previous_one(
+    tmp_path: Path, files: tuple[Path, str]
+) -> None:
+    from prescreen import model_monitor
+    from prescreen.records import validate
+
+    root, base = files
+    orders, steps = generate(40, seed=5)
+    bench = DemoStation(tmp_path / "rollback", orders)
+    try:
+        downlink = bench.agent.downlink if bench.agent is not None else None
+        assert downlink is not None
+        downlink.update_key = UPDATE_KEY  # the agent's own downlink, reached through the broker
+        live = _version(bench)
+        for tweak in ({"shadow": True}, {"promote": True}):
+            message = _message(root, base, "risk-v2b", **tweak)
+            ack = bench.send(message, wait_s=20)
+            assert ack is not None
+            assert ack["status"] == "applied", ack
+        assert _version(bench) == "risk-v2b"
+        # In the field it raises far more than its card says: here, a review score that raises all.
+        assert (bench.send(new_message("config", settings={"review_score": 0.001})) or {})[
+            "status"
+        ] == "applied"
+        agent = bench.agent
+        assert agent is not None
+        agent.station.monitor = model_monitor.ModelMonitor("risk-v2b", 20, 0.02)  # a short window
+        for step in (s for s in steps if s.kind == "parcel"):
+            bench.run(step)
+            if _version(bench) != "risk-v2b":
+                break
+        assert _version(bench) == live  # rolled back on its own
+        assert not agent.station.screener.quarantined
+        (rollback,) = [
+            r
+            for r in agent.outbox.records()
+            if r["kind"] == "downlink" and r["downlink"]["message_id"].startswith("rollback-")
+        ]
+        assert f"model risk-v2b rolled back to {live} after its quarantine" in rollback["downlink"]["effect"]
+        validate(rollback)
+        settings = dict(agent.outbox.rows("SELECT key, value FROM settings"))
+        assert not {"model_path", "previous_model_path", model_monitor.SETTING} & set(settings)
+        agent.station.screener.model = None  # as after a restart ...
+        _downlink(bench)  # ... the configured model, not the rolled-back one
+        assert _version(bench) is None  # nothing saved: the app loads the configured model
+    finally:
+        bench.close()
+
+
+TRAIN_PRESCREEN = Path(__file__).resolve().parents[2] / ".venv-train" / "bin" / "prescreen"
+
+
+@pytest.mark.skipif(
+    not TRAIN_PRESCREEN.exists(), reason="needs TensorFlow: `make train-venv` creates .venv-train (not on CI)"
+)
+def test_the_learning_loop_end_to_end(
+    tmp_path: Path, files: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outcomes down, labels built, a model trained from them, delivered in shadow, reported,
+    promoted and used: a real broker, receiver, station and HTTP server, and the real CLI."""
+    import subprocess
+
+    from prescreen.cli import main
+
+    root, base = files
+    orders, steps = generate(80, seed=21)
+    parcels = [s for s in steps if s.kind == "parcel"]
+    bench = DemoStation(tmp_path / "loop", orders)
+    try:
+        agent = bench.agent
+        assert agent is not None
+        agent.downlink.update_key = UPDATE_KEY
+
+        def scan_and_decide(part: list[Any]) -> int:
+            decided = 0
+            for step in part:
+                record = bench.run(step)[0].record
+                if record is None or not record.get("order") or not record["parcel"]["tracking_number"]:
+                    continue
+                outcome = "seized" if step.label != "clean" else "released"
+                message = new_message(
+                    "outcome",
+                    tracking_number=record["parcel"]["tracking_number"],
+                    outcome=outcome,
+                    reason_code="LOOP",
+                    customs_reference=f"C-{record['seq']}",
+                )
+                assert (bench.send(message) or {}).get("status") == "applied"
+                decided += 1
+            return decided
+
+        assert scan_and_decide(parcels[:50]) >= 30
+        bench.drain()
+        db = str(bench.workdir / "receiver.db")
+        assert main(["records", "labels", "--db", db]) == 0
+        labels = tmp_path / "labels.csv"
+        labels.write_text(capsys.readouterr().out)
+        version = "risk-loop-1"
+        command = [
+            str(TRAIN_PRESCREEN),
+            "model",
+            "train",
+            "--labels",
+            str(labels),
+            "--out",
+            str(root / version),
+        ]
+        done = subprocess.run(
+            [*command, "--version", version, "--synthetic", "300"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "PR-AUC on the newer" in done.stdout
+        (root / version / "metrics.json").unlink()  # the station gets the model and its manifest
+        (root / version / "MODEL_CARD.md").unlink()
+
+        ack = bench.send(_message(root, base, version, shadow=True), wait_s=20)
+        assert (ack or {}).get("status") == "applied", ack
+        scan_and_decide(parcels[50:])
+        bench.drain()
+        assert main(["records", "shadow-report", "--db", db, "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)["stations"]
+        assert row["shadow_version"] == version
+        assert row["labelled"] == row["parcels"] > 0
+        assert {"live_precision", "live_recall", "shadow_precision", "shadow_recall"} <= set(row)
+        print("shadow report:", json.dumps(row))
+
+        ack = bench.send(_message(root, base, version, promote=True), wait_s=20)
+        assert (ack or {}).get("status") == "applied", ack
+        used = bench.run(parcels[-1])[0].record
+        assert used is not None
+        assert used["screening"]["model_version"] == version
+    finally:
+        bench.close()
