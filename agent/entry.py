@@ -75,7 +75,7 @@ def mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None)
     number on the street address line; the first three letters of the city; at most 15 characters.
     """
     address = address or {}
-    country = (origin or address.get("country") or "").upper()
+    country = str(origin or address.get("country") or "").upper()  # order data may be any JSON
     if country == "CA":
         country = CANADA_PROVINCES.get(str(address.get("region") or "").upper(), "")
     words = _name_words(name or "")

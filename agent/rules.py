@@ -184,15 +184,19 @@ class Rules:
             address = party.get("address") or {}
             if not _meaningful(party.get("name")) or not _meaningful(address.get("line1")):
                 yield Finding(code, "review", f"The {role}'s name or address is missing.")
-            elif address.get("country") not in self.ref.countries:
+            elif not self._country(address.get("country")):
                 yield Finding(
                     "DQ_COUNTRY_UNKNOWN",
                     "review",
                     f"The {role}'s country {address.get('country')!r} is not an ISO code.",
                 )
         currency = order.get("currency")
-        if currency not in self.ref.currencies:
+        if not isinstance(currency, str) or currency not in self.ref.currencies:
             yield Finding("DQ_CURRENCY_UNKNOWN", "review", f"Currency {currency!r} is not an ISO 4217 code.")
+
+    def _country(self, value: object) -> bool:
+        """An ISO 3166 code (order data may hold any JSON: a list is no country, and no crash)."""
+        return isinstance(value, str) and value in self.ref.countries
 
     def items(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         order = facts.order
@@ -219,7 +223,7 @@ class Rules:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             yield Finding("DQ_VALUE_MISSING", "review", f"{where}: declared value must be above zero.")
         origin = item.get("origin_country")
-        if origin not in self.ref.countries:
+        if not self._country(origin):
             yield Finding(
                 "DQ_ORIGIN_UNKNOWN",
                 "review",

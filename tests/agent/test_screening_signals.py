@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -207,3 +208,29 @@ def test_false_mismatch_rate_on_clean_parcels_of_every_generator() -> None:
     assert set(clean) == {"shop", "nomenclature", "marketplace", "postal"}
     rates = {name: sum(hits) / len(hits) for name, hits in clean.items()}
     assert max(rates.values()) <= 0.03, rates
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("currency", ["USD"], "DQ_CURRENCY_UNKNOWN"),
+        ("items.0.unit_value", 10**400, None),  # an int too large for a float: no value, no crash
+        ("items.0.origin_country", {"code": "CN"}, "DQ_ORIGIN_UNKNOWN"),
+        ("consignee.address.country", ["US"], "DQ_COUNTRY_UNKNOWN"),
+        ("items.0.hts_code", 8518300000, None),  # a number instead of a string still reads
+    ],
+)
+def test_odd_types_in_order_data_are_findings_not_crashes(
+    path: str, value: object, expected: str | None
+) -> None:
+    parcel = copy.deepcopy(order("Wireless earbuds", "8518300000"))
+    *keys, last = path.split(".")
+    target: Any = parcel
+    for key in keys:
+        target = target[int(key)] if key.isdigit() else target[key]
+    target[last] = value
+    found = codes(parcel)
+    if expected:
+        assert expected in found
+    else:
+        assert not found - {"DQ_VALUE_MISSING"}
