@@ -32,7 +32,7 @@ from prescreen.health import Health, Level, clock_condition, worst
 from prescreen.housekeeping import Report, housekeep
 from prescreen.metrics import AgentMetrics
 from prescreen.orders import FileOrderSource, OrderSource
-from prescreen.outbox import Outbox
+from prescreen.outbox import Outbox, read_seq, seq_file_of
 from prescreen.records import epoch_s
 from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
@@ -71,6 +71,32 @@ def load_model(config: Config) -> RiskModel | None:
         return None
 
 
+def check_identity(key_path: Path, outbox_path: Path) -> None:
+    """Refuse to start when only one half of the station's identity is there.
+
+    A missing key with an outbox would silently become a new key, and every record a forgery to
+    the receiver; a key that has signed records without its outbox means the records not yet
+    sent are gone and nobody was told. Either needs a person: restore the missing file, or start
+    a new identity on purpose with ``prescreen key new --i-know``.
+
+    Raises:
+        ConfigError: which half is missing and what to do.
+    """
+    fix = "restore it from backup, or start a new identity on purpose: prescreen key new --i-know"
+    if outbox_path.exists() and not key_path.exists():
+        raise ConfigError(
+            f"the outbox {outbox_path} exists but its device key {key_path} does not "
+            f"(a new key would make every record a forgery to the receiver): {fix}"
+        )
+    kept = read_seq(seq_file_of(key_path))
+    used = key_path.exists() and kept is not None and kept[1] > 0
+    if used and not outbox_path.exists() and kept and kept[0] == DeviceKey.load_or_create(key_path).key_id:
+        raise ConfigError(
+            f"the device key {key_path} signed records up to seq {kept[1]} but the outbox "
+            f"{outbox_path} is missing (its unsent records are lost): {fix}"
+        )
+
+
 def device_key_path(config: Config) -> Path:
     """Where the station's signing key lives (``[station] key_path`` or next to the outbox)."""
     return Path(config.station.key_path or Path(config.outbox.path).parent / "device.key")
@@ -98,8 +124,10 @@ class Agent:
         if http.enabled and http.port and (busy := check_listen(http.host, http.port)):
             raise ConfigError(busy)  # before any device or file is opened
         self.orders = order_source(config)
-        self.key = DeviceKey.load_or_create(device_key_path(config))
-        self.outbox = Outbox(config.outbox.path, signer=self.key)
+        key_path = device_key_path(config)
+        check_identity(key_path, Path(config.outbox.path))
+        self.key = DeviceKey.load_or_create(key_path)
+        self.outbox = Outbox(config.outbox.path, signer=self.key, seq_file=seq_file_of(key_path))
         screener = Screener(
             config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
         )

@@ -39,8 +39,23 @@ def cmd_outbox_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_requeue(args: argparse.Namespace) -> int:
+    """Put rejected records back to pending (after a person looked at why); prints how many."""
+    from prescreen import config
+    from prescreen.outbox import Outbox
+
+    logs.configure("warning")
+    outbox = Outbox(config.load(args.config).outbox.path)
+    try:
+        count = outbox.requeue(args.record)
+    finally:
+        outbox.close()
+    print(f"{count} rejected record(s) queued again")
+    return 0
+
+
 def add_outbox_commands(sub: Any) -> None:
-    """outbox migrate."""
+    """outbox migrate and requeue."""
     outbox = sub.add_parser(
         "outbox",
         help="station outbox maintenance",
@@ -57,3 +72,14 @@ def add_outbox_commands(sub: Any) -> None:
         "--config", default=DEFAULT_PATH, help=f"TOML config file of the station ({DEFAULT_PATH})"
     )
     migrate.set_defaults(func=cmd_outbox_migrate)
+    requeue = what.add_parser(
+        "requeue",
+        help="send records the receiver rejected again, after review (all, or --record ID)",
+        description="Puts rejected records back to pending; the running uplink sends them on its "
+        f"next pass. Example: prescreen outbox requeue --config {DEFAULT_PATH} --record 3f0c...",
+    )
+    requeue.add_argument(
+        "--config", default=DEFAULT_PATH, help=f"TOML config file of the station ({DEFAULT_PATH})"
+    )
+    requeue.add_argument("--record", action="append", help="only this record id (repeatable)")
+    requeue.set_defaults(func=cmd_outbox_requeue)

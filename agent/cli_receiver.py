@@ -187,6 +187,31 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_key_new(args: argparse.Namespace) -> int:
+    """Set the station's key aside and make a new one; prints the new trust-store entry."""
+    import time as clock
+
+    from prescreen import config
+    from prescreen.app import device_key_path
+    from prescreen.signing import DeviceKey
+
+    logs.configure("warning")
+    if not args.i_know:
+        raise ConfigError(
+            "a new key is a new identity: customs must enrol it, and records signed by the old key "
+            "stay the old key's. Give --i-know to go ahead"
+        )
+    conf = config.load(args.config)
+    path = device_key_path(conf)
+    if path.exists():
+        aside = path.with_name(f"{path.name}.replaced-{clock.strftime('%Y%m%dT%H%M%S')}")
+        path.rename(aside)
+        print(f"old key kept as {aside}", file=sys.stderr)
+    key = DeviceKey.load_or_create(path)
+    print(json.dumps(key.trust_entry(conf.station.site_id, conf.station.device_id)))
+    return 0
+
+
 def cmd_downlink_send(args: argparse.Namespace) -> int:
     """Send one station a downlink message and print its ack; exit 1 without an applied ack."""
     from prescreen.signing import DeviceKey
@@ -374,7 +399,11 @@ def add_receiver_commands(sub: Any) -> None:
     gaps.set_defaults(func=cmd_records)
 
     _add_downlink_commands(sub)
+    _add_key_commands(sub)
 
+
+def _add_key_commands(sub: Any) -> None:
+    """key show and key new: the station's signing key."""
     key = sub.add_parser(
         "key",
         help="this station's signing key",
@@ -392,6 +421,21 @@ def add_receiver_commands(sub: Any) -> None:
     )
     show.add_argument("--trust-file", help="add the entry to this trust store file instead of printing it")
     show.set_defaults(func=cmd_key)
+    new = key_what.add_parser(
+        "new",
+        help="replace this station's key: a new identity (the old key is kept aside)",
+        description="For a station whose key or outbox is lost: the agent refuses to start with only "
+        "one of them. Sequence numbers go on from the last one the old key signed. Enrol the new "
+        "key with customs afterwards. "
+        "Example: prescreen key new --config /etc/prescreen/agent.toml --i-know",
+    )
+    new.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"TOML config file of the agent ({DEFAULT_CONFIG})"
+    )
+    new.add_argument(
+        "--i-know", action="store_true", help="yes: records signed by the old key stay the old key's"
+    )
+    new.set_defaults(func=cmd_key_new)
 
 
 def _add_labels_command(what: Any) -> None:

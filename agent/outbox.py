@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -155,10 +156,26 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def seq_file_of(key_path: Path) -> Path:
+    """Where the last sequence number a device key signed is kept: beside the key."""
+    return key_path.with_name(key_path.name + ".seq")
+
+
+def read_seq(path: Path) -> tuple[str, int] | None:
+    """(key id, last sequence number) kept in ``path``, or None if there is none (yet)."""
+    try:
+        key_id, last = path.read_text(encoding="ascii").split()
+        return key_id, int(last)
+    except (OSError, ValueError):
+        return None
+
+
 class Outbox:
     """Thread-safe access to one outbox file (station writes, uplink reads and acks)."""
 
-    def __init__(self, path: str | Path, *, signer: Signer | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, signer: Signer | None = None, seq_file: Path | None = None
+    ) -> None:
         self.path = Path(path)
         # Records are signed at commit, so the stored body is exactly what the receiver verifies.
         self._signer = signer
@@ -171,6 +188,19 @@ class Outbox:
         floor = self._conn.execute("SELECT value FROM meta WHERE key = 'seq_floor'").fetchone()
         # Pruning may empty the table; the last seq is kept in meta so none is ever reused.
         self._last_seq: int = max(row[0], int(floor[0]) if floor else 0)
+        # ... and beside the device key, so an emptied or replaced outbox does not start again at 1
+        # (the receiver would refuse every record as a replay).
+        self._seq_fd: int | None = None
+        if seq_file is not None:
+            kept = read_seq(seq_file)
+            if kept is not None and kept[1] > self._last_seq:
+                log.warning(
+                    "outbox behind its device key: sequence numbers go on after the last one signed",
+                    extra={"outbox_last_seq": self._last_seq, "key_last_seq": kept[1]},
+                )
+                self._last_seq = kept[1]
+            self._seq_fd = os.open(private(seq_file), os.O_WRONLY)
+            self._keep_seq()
 
     def append(self, build: Callable[[int], Record]) -> Record:
         """Assign the next sequence number, build the record with it, and commit it durably.
@@ -229,7 +259,24 @@ class Outbox:
                     raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
                 raise
             self._last_seq += len(records)
+            self._keep_seq()
             return records
+
+    def _keep_seq(self) -> None:
+        """Write the last sequence number beside the key (one page-cache write, no fsync: it guards
+        against an outbox deleted or emptied by hand, which happens long after the OS wrote it)."""
+        if self._seq_fd is not None:
+            key_id = getattr(self._signer, "key_id", "unsigned")
+            os.pwrite(self._seq_fd, f"{key_id} {self._last_seq:<20}\n".encode(), 0)
+
+    def requeue(self, record_ids: list[str] | None = None) -> int:
+        """Put ``rejected`` records (all, or these) back to ``pending`` after an operator's review;
+        returns how many. The running uplink picks them up on its next pass."""
+        where = "" if record_ids is None else f" AND record_id IN ({', '.join('?' * len(record_ids))})"
+        with self._lock:
+            sql = f"UPDATE records SET state = 'pending' WHERE state = 'rejected'{where}"
+            cur = self._conn.execute(sql, tuple(record_ids or ()))
+        return cur.rowcount
 
     def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]:
         """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``."""
@@ -359,3 +406,6 @@ class Outbox:
         """Close the connection; committed records are already on disk."""
         with self._lock:
             self._conn.close()
+            if self._seq_fd is not None:
+                os.close(self._seq_fd)
+                self._seq_fd = None

@@ -215,6 +215,8 @@ class Uplink:
             rows = self.outbox.pending(self.sync.batch_size, after_seq=self._cursor)
             if not rows:
                 self._waiting_since = None
+                if not self._inflight:  # all acked: look from the start again (records re-queued)
+                    self._cursor = 0
                 return
             if len(rows) < self.sync.batch_size:
                 # Let a small batch grow for up to batch_age_ms: fewer, larger messages.
