@@ -330,7 +330,10 @@ class Station:
         return count
 
     def _screen_parcel(self, scan: Scan, barcode: Barcode, *, closing: bool) -> StationEvent:
-        weight = self._weigh()
+        # A label nobody recognises (no tracking number, no SSCC) waits for no weight: it is
+        # REVIEW anyway, and the weight that comes next belongs to the next real parcel.
+        known = barcode.tracking_number is not None or barcode.sscc is not None
+        weight = self._weigh() if known else None
         start = max(scan.at, weight.at if weight else scan.at)
         weight_kg = weight.weight_kg if weight else None
         carton_facts: CartonFacts | None = None

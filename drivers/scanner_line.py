@@ -40,4 +40,4 @@ class LineScanner(ScannerBase):
     def _on_frame(self, frame: bytes, at: float) -> None:
         text = self._take(frame)
         if text is not None:
-            self._scans.put(Scan(text, at))
+            self._enqueue(Scan(text, at))

@@ -130,4 +130,4 @@ class SsiScanner(ScannerBase):
         prefix = (
             "" if barcode_type is None or text.startswith("]") else ssi.AIM_FOR_TYPE.get(barcode_type, "")
         )
-        self._scans.put(Scan(prefix + text, at))
+        self._enqueue(Scan(prefix + text, at))
