@@ -2,7 +2,8 @@
 # Runs inside a fresh Debian 12 root (packaging/in-root.sh), as site IT would on a station:
 #   check-in-root.sh install   /build/NEW.deb PORT  -> dpkg -i, doctor on sim://, units verified, demo
 #   check-in-root.sh upgrade   /build/OLD.deb /build/NEW.deb PORT
-#                              -> old version with a pending outbox and a key, upgraded, then remove/purge
+#                              -> old version with a pending outbox and a key, upgraded, then remove/purge;
+#                                 an outbox from a newer agent fails the upgrade
 # Prints one "ok"/"FAIL" line per check (with figures) and exits non-zero on any FAIL.
 set -uo pipefail
 failed=0
@@ -141,6 +142,19 @@ upgrade)
     contains "purge warns: 5 records not yet acknowledged and the key" "$out" \
         "WARNING: purging prescreen-agent deletes /var/lib/prescreen: 5 record(s) not yet"
     check "purge deleted the outbox and key" test ! -e /var/lib/prescreen
+    # An outbox written by a newer agent: the upgrade stops with the reason and leaves the file be.
+    dpkg_install "$new" "install again"
+    sim_config "$port" >/etc/prescreen/agent.toml
+    install -o prescreen -g prescreen -m 0600 /build/outbox-v1.db /var/lib/prescreen/outbox.db
+    python3 -c 'import sqlite3, sys
+with sqlite3.connect(sys.argv[1]) as conn:
+    conn.execute("UPDATE meta SET value = 99 WHERE key = ?", ("schema_version",))' /var/lib/prescreen/outbox.db
+    if out=$(DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i "$new" 2>&1); then
+        fail "an outbox from a newer agent fails the upgrade"; sed 's/^/      /' <<<"$out"
+    else
+        contains "an outbox from a newer agent fails the upgrade, with the reason" "$out" \
+            "outbox schema v99 is newer than this agent understands"
+    fi
     ;;
 esac
 exit $failed
