@@ -46,6 +46,7 @@ path = "/var/lib/prescreen/outbox.db"
 [sync]
 host = "127.0.0.1"
 port = $1
+allow_insecure = true   # the check's own mosquitto on the root's loopback, without TLS or a login
 TOML
 }
 
