@@ -381,6 +381,9 @@ class Agent:
                 "port": self.config.sync.port,
                 "connected": self.uplink.mqtt.connected.is_set(),
                 "reconnects": max(0, self.uplink.mqtt.connects - 1),
+                # Messages and acks refused as not from customs or a trusted receiver, by why.
+                "downlink_refused": dict(self.downlink.refused),
+                "acks_refused": dict(self.uplink.acks_refused),
             },
             "backlog": self.outbox.backlog(),
             "outbox": {

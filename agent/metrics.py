@@ -14,7 +14,7 @@ from typing import Any
 from prescreen.health import LEVELS
 from prescreen.records import epoch_s
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -63,6 +63,15 @@ class _StateCollector(Collector):
             "MQTT connections made since start, minus the first",
             broker["reconnects"],
         )
+        for name, what in (("downlink_refused", "downlink messages"), ("acks_refused", "acks")):
+            refused = CounterMetricFamily(
+                f"prescreen_{name}",
+                f"{what} refused: not signed by a trusted key, stale or misdirected",
+                labels=["why"],
+            )
+            for why, count in sorted(broker[name].items()):
+                refused.add_metric([why], count)
+            yield refused
         yield GaugeMetricFamily(
             "prescreen_healthy", "1 while every health condition is ok", 1.0 if status["healthy"] else 0
         )

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from prescreen.demo import DemoStation
 from prescreen.drivers.barcodes import decode
@@ -215,6 +216,18 @@ def test_a_replay_is_acked_once_more_but_never_applied_again_and_an_id_reused_is
     other = {**message, "tracking_number": "1ZREPLAY000000002"}  # customs' own bug: one id twice
     reused = seal(other, station.customs_key, site=SITE, device=DEVICE)
     _refused(station, attacker, [reused], "replayed", wait_until)
+
+
+def test_refusals_are_counted_in_status_and_metrics(bench: tuple[DemoStation, list[Step]]) -> None:
+    """After the probes above (same module station): each refusal kind is a counter an operator sees."""
+    station, _ = bench
+    agent = station.agent
+    assert agent is not None
+    assert agent.http is not None
+    refused = agent.status()["broker"]["downlink_refused"]
+    assert refused.get("unsigned", 0) >= len(EVERY_TYPE)
+    metrics = httpx.get(agent.http.url + "/metrics", timeout=5).text
+    assert f'prescreen_downlink_refused_total{{why="unsigned"}} {float(refused["unsigned"])}' in metrics
 
 
 def test_acks_are_signed_by_the_station(bench: tuple[DemoStation, list[Step]]) -> None:
