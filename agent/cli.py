@@ -461,7 +461,9 @@ def _add_operations(sub: Any) -> None:
         "parcels (it then screens rules only; prescreen status says so). Look at the raises first. "
         "Example: prescreen model reinstate --config /etc/prescreen/agent.toml",
     )
-    reinstate.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
+    reinstate.add_argument(
+        "--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})"
+    )
     reinstate.set_defaults(func=cmd_model_reinstate)
 
     doctor = sub.add_parser(
