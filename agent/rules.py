@@ -30,7 +30,6 @@ MISMATCH_MAX_DECLARED = 0.1
 MISMATCH_MIN_GAP = 0.4
 PRECURSOR_SIMILARITY = 0.8  # trigram containment: one wrong letter in a long name still matches
 PRESS_SIMILARITY = 0.85
-CHEMICAL_OWN_FIT = 0.55  # a chapter 28/29/38 line named by a rare word of its own texts is explained
 FORMAL_ENTRY_USD = 2500  # 19 CFR 143.21: informal entry limit
 GIFT_LIMIT_USD = 100  # 19 U.S.C. 1321(a)(2)(B): bona fide gifts
 
@@ -356,7 +355,7 @@ class Rules:
                     f"Item {index}: tariff code {item.hts} is the line of {item.precursor_line}, a listed "
                     "chemical, whatever the description says.",
                 )
-            elif item.chemical_chapter and not names and item.own_fit < CHEMICAL_OWN_FIT:
+            elif item.chemical_unexplained and not names:
                 yield Finding(
                     "CHEMICAL_TARIFF_LINE",
                     "review",

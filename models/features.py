@@ -85,7 +85,7 @@ def vectorize(signals: ParcelSignals) -> list[float]:
         1.0 if any(i.precursor_line for i in items) else 0.0,
         1.0 if any(i.press_line for i in items) else 0.0,
         1.0 if any(i.chemical_chapter for i in items) else 0.0,
-        1.0 if any(i.chemical_chapter and i.own_fit < 0.55 for i in items) else 0.0,
+        1.0 if any(i.chemical_unexplained for i in items) else 0.0,
         min((len(i.description.split()) for i in items), default=0) / 10 if items else 0.0,
         1.0 if value is not None and value > 2500 else 0.0,
         1.0 if value is not None and value > 100 and signals.shipment_category.lower() == "gift" else 0.0,

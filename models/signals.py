@@ -20,7 +20,10 @@ from prescreen.models.lexicon import Lexicon
 from prescreen.models.nomenclature import ChapterFit, HtsTable
 from prescreen.models.text import stems
 
-INVALID_CHAPTERS = ("00", "77", "98", "99")  # not goods chapters (98/99: US special provisions)
+INVALID_CHAPTERS = ("00", "77", "98", "99")
+# A chapter 28/29/38 line whose description names a rare word of the line's own texts is explained
+# ('Citric acid' on 2918.14); below this own-fit it is not ('Food additive' on 2933.39).
+CHEMICAL_OWN_FIT = 0.55  # not goods chapters (98/99: US special provisions)
 
 
 def number(value: Any) -> float | None:
@@ -56,6 +59,11 @@ class ItemSignals:
     def chapter(self) -> str:
         """The declared HS chapter ('' without a usable code)."""
         return self.hts[:2] if len(self.hts) >= 2 else ""
+
+    @property
+    def chemical_unexplained(self) -> bool:
+        """A chapter 28/29/38 chemical that the description does not name (rules and model alike)."""
+        return self.chemical_chapter and self.own_fit < CHEMICAL_OWN_FIT
 
     @property
     def precursor(self) -> float:
