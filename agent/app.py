@@ -317,13 +317,13 @@ class Agent:
             return ("down", "; ".join(dead)) if dead else ("ok", "screening")
 
         def broker() -> tuple[Level, str]:
-            sync = self.config.sync
-            if self.uplink.mqtt.connected.is_set():
-                return "ok", f"connected to {sync.host}:{sync.port}"
-            refused = self.uplink.mqtt.refused
-            why = f"refused: {refused}" if refused else "unreachable"
+            mqtt = self.uplink.mqtt
+            if mqtt.connected.is_set():
+                return "ok", f"connected to {mqtt.broker}"
+            why = f"refused: {mqtt.refused}" if mqtt.refused else "unreachable"
+            tried = "" if len(mqtt.endpoints) == 1 else f" (trying each of {len(mqtt.endpoints)} nodes)"
             pending = self.outbox.backlog()["pending"]
-            return "degraded", f"broker {sync.host}:{sync.port} {why}; {pending} record(s) waiting, none lost"
+            return "degraded", f"broker {mqtt.broker} {why}{tried}; {pending} record(s) waiting, none lost"
 
         def device(name: str, driver: ScaleReader | ScannerBase) -> Callable[[], tuple[Level, str]]:
             def probe() -> tuple[Level, str]:
@@ -377,10 +377,13 @@ class Agent:
             "conditions": [c.as_json() for c in conditions],
             "devices": {"scanner": self.scanner.status(), "scale": self.scale.status()},
             "broker": {
-                "host": self.config.sync.host,
-                "port": self.config.sync.port,
+                # The node connected to (or tried next): one of [sync] hosts when a cluster is set.
+                "host": self.uplink.mqtt.host,
+                "port": self.uplink.mqtt.port,
+                "nodes": [f"{host}:{port}" for host, port in self.uplink.mqtt.endpoints],
                 "connected": self.uplink.mqtt.connected.is_set(),
                 "reconnects": max(0, self.uplink.mqtt.connects - 1),
+                "failovers": self.uplink.mqtt.failovers,
                 # Messages and acks refused as not from customs or a trusted receiver, by why.
                 "downlink_refused": dict(self.downlink.refused),
                 "acks_refused": dict(self.uplink.acks_refused),

@@ -30,6 +30,7 @@ LEVELS = ("debug", "info", "warning", "error")
 # Ids travel in MQTT topics and records: no wildcards, separators or spaces (the record schema's rule).
 ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 PUBLIC_KEY_PATTERN = r"[A-Za-z0-9+/]{43}="  # a raw Ed25519 public key in base64
+BROKER_PATTERN = r"[A-Za-z0-9._-]{1,253}(:[0-9]{1,5})?"  # host or host:port of one broker node
 SIM_SCHEME = "sim://"
 SCANNER_PROTOCOLS = ("line", "ssi")
 SCANNER_SIMULATORS = {"scanner": "line", "ssi": "ssi"}  # sim://<name> -> the protocol it speaks
@@ -304,6 +305,9 @@ class SyncConfig(Section):
 
     host: str = "127.0.0.1"
     port: int = bounded(1883, min=1, max=65_535)
+    # The nodes of one broker cluster, "host" or "host:port" (port defaults to `port`), tried in
+    # order with the reconnect backoff: a lost node costs one attempt. Empty: `host` alone.
+    hosts: tuple[str, ...] = bounded((), pattern=BROKER_PATTERN)
     topic_prefix: str = "prescreen/v1"
     batch_size: int = bounded(200, min=1, max=10_000)
     batch_age_ms: int = bounded(50, min=0, max=60_000)

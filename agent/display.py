@@ -205,6 +205,7 @@ class StationDisplay:
             "scanner": status["devices"]["scanner"]["up"],
             "scale": status["devices"]["scale"]["up"],
             "broker": status["broker"]["connected"],
+            "broker_node": f"{status['broker']['host']}:{status['broker']['port']}",
             "backlog": status["backlog"].get("pending", 0),
             "health": status["health"],
             "problems": status["problems"],

@@ -36,7 +36,8 @@ def status_line(status: dict[str, Any]) -> str:
     """One line for ``systemctl status``: the health level and what is wrong, then devices,
     broker, backlog and model."""
     devices = ", ".join(f"{name} {'up' if d['up'] else 'DOWN'}" for name, d in status["devices"].items())
-    broker = "broker connected" if status["broker"]["connected"] else "broker DOWN"
+    node = f"{status['broker']['host']}:{status['broker']['port']}"
+    broker = f"broker {node} connected" if status["broker"]["connected"] else f"broker DOWN (trying {node})"
     health = status["health"]
     if status["problems"]:
         health = f"{health} ({'; '.join(status['problems'])})"

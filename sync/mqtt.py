@@ -20,6 +20,26 @@ from prescreen.errors import BrokerUnavailable, SyncError
 
 log = logging.getLogger("prescreen.sync")
 MessageHandler = Callable[[str, bytes], None]
+Endpoint = tuple[str, int]
+
+
+def parse_endpoints(hosts: tuple[str, ...] | list[str], default_port: int) -> tuple[Endpoint, ...]:
+    """``("a:8883", "b")`` as (host, port) pairs, with ``default_port`` where none is given.
+
+    Raises:
+        SyncError: an entry without a host, or with a port that is not 1-65535.
+    """
+    endpoints: list[Endpoint] = []
+    for entry in hosts:
+        host, sep, port_text = entry.partition(":")
+        try:
+            port = int(port_text) if sep else default_port
+        except ValueError:
+            raise SyncError(f"broker {entry!r}: the port is not a number") from None
+        if not host or not 1 <= port <= 65_535:
+            raise SyncError(f"broker {entry!r}: give host or host:port (port 1-65535)")
+        endpoints.append((host, port))
+    return tuple(endpoints)
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,12 @@ class MqttConnection:
 
     ``subscriptions`` are (re)made on every connect, because the agent uses clean sessions:
     its durable state is the outbox, not the broker.
+
+    ``endpoints`` (the nodes of one broker cluster, in order) replace ``host``/``port``: a failed
+    attempt or a lost connection moves to the next one, wrapping around, each after the usual
+    backoff delay, so a dead node costs one attempt and the next node is tried within the delay.
+    The client speaks MQTT 3.1.1 with QoS 1 at most, which every broker the project is tested on
+    has (mosquitto, and NATS's MQTT gateway, which has neither MQTT 5 nor QoS 2).
     """
 
     def __init__(
@@ -86,9 +112,15 @@ class MqttConnection:
         on_connect: Callable[[], None] | None = None,
         security: Security | None = None,
         backoff: Backoff | None = None,
+        endpoints: tuple[Endpoint, ...] = (),
     ) -> None:
-        self.host = host
-        self.port = port
+        self.endpoints = endpoints or ((host, port),)
+        self._at = 0  # index of the endpoint being tried or connected to
+        self._attempting = False  # an attempt or its connection is live (its end is handled once)
+        self._stopping = False
+        self.host, self.port = self.endpoints[0]
+        self.failovers = 0  # connections made to another node than the previous one
+        self._last_connected: Endpoint | None = None
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker acked this connection's subscriptions
         self.connects = 0
@@ -110,7 +142,13 @@ class MqttConnection:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_pre_connect = self._on_pre_connect
         self._keepalive = keepalive
+
+    @property
+    def broker(self) -> str:
+        """``host:port`` of the node this client is connected to, or trying next."""
+        return f"{self.host}:{self.port}"
 
     def _secure(self, security: Security) -> None:
         if security.tls:
@@ -143,6 +181,7 @@ class MqttConnection:
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -165,7 +204,7 @@ class MqttConnection:
             self.refused = str(reason)
             log.warning(
                 "broker refused connection",
-                extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
+                extra={"broker": self.broker, "reason": str(reason)},
             )
             return
         for topic in self._subscriptions:
@@ -173,12 +212,32 @@ class MqttConnection:
         self._backoff.reset()
         self.refused = None
         self.connects += 1
+        here = (self.host, self.port)
+        if self._last_connected is not None and self._last_connected != here:
+            self.failovers += 1
+        self._last_connected = here
         self.connected.set()
-        log.info("broker connected", extra={"broker": f"{self.host}:{self.port}", "connects": self.connects})
+        log.info("broker connected", extra={"broker": self.broker, "connects": self.connects})
         if self._on_connect_cb is not None:
             self._on_connect_cb()
 
+    def _on_pre_connect(self, client: paho.Client, userdata: Any) -> None:
+        self._attempting = True
+
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._attempt_over()
+
+    def _attempt_over(self) -> None:
+        """An attempt failed or a connection was lost: the next try goes to the next node, after
+        the backoff delay. paho reports one failure through both callbacks; it counts once."""
+        if not self._attempting or self._stopping:
+            return
+        self._attempting = False
+        if len(self.endpoints) > 1:
+            self._at = (self._at + 1) % len(self.endpoints)
+            self.host, self.port = self.endpoints[self._at]
+            # connect_async only records where to connect; paho's loop makes the attempt itself.
+            self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
         self._schedule_reconnect()
 
     def _on_subscribe(
@@ -191,14 +250,10 @@ class MqttConnection:
     ) -> None:
         if self.connected.is_set():
             level = logging.INFO if not reason.is_failure else logging.WARNING
-            log.log(
-                level,
-                "broker disconnected",
-                extra={"broker": f"{self.host}:{self.port}", "reason": str(reason)},
-            )
+            log.log(level, "broker disconnected", extra={"broker": self.broker, "reason": str(reason)})
         self.connected.clear()
         self.subscribed.clear()
-        self._schedule_reconnect()
+        self._attempt_over()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._on_message_cb is not None:

@@ -22,7 +22,7 @@ from prescreen.config import StationConfig, SyncConfig
 from prescreen.errors import OutboxError, SyncError
 from prescreen.outbox import Outbox
 from prescreen.signing import DeviceKey, KeyRing
-from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security
+from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security, parse_endpoints
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
 
 log = logging.getLogger("prescreen.sync")
@@ -111,6 +111,7 @@ class Uplink:
             on_connect=self._reset.set,
             security=security_of(sync),
             backoff=Backoff(cap_s=sync.reconnect_max_s),
+            endpoints=parse_endpoints(sync.hosts, sync.port),
         )
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
