@@ -56,6 +56,8 @@ MEANING: dict[str, str] = {
     "outbox.housekeeping_s": "how often housekeeping runs (and health goes upstream)",
     "sync.host": "MQTT broker host",
     "sync.port": "MQTT broker port (8883 with TLS)",
+    "sync.hosts": "the nodes of one broker cluster, host or host:port, tried in order with the reconnect "
+    "backoff (a dead node costs one attempt); empty: host and port alone",
     "sync.topic_prefix": "MQTT topic prefix; must match the receiver's --prefix",
     "sync.batch_size": "records per MQTT message",
     "sync.batch_age_ms": "the longest a record waits for its batch to fill",
