@@ -23,6 +23,7 @@ from prescreen._version import __version__
 from prescreen.compliance import ComplianceApi
 from prescreen.config import Config
 from prescreen.display import StationDisplay
+from prescreen.downlink_journal import attach
 from prescreen.drivers import open_scale, open_scanner
 from prescreen.drivers.scale import ScaleReader
 from prescreen.drivers.scanner import ScannerBase
@@ -38,7 +39,6 @@ from prescreen.screening import RiskModel, Screener
 from prescreen.signing import DeviceKey
 from prescreen.simbench import SimBench, Step, load_script, script_of
 from prescreen.station import Station, StationEvent
-from prescreen.sync.downlink import Downlink
 from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
 from prescreen.webserver import (
@@ -158,14 +158,8 @@ class Agent:
         )
         self._restore_quarantine()
         self.uplink = Uplink(self.outbox, config.sync, config.station, signer=self.key)
-        self.downlink = Downlink(
-            self.station,
-            self.uplink.mqtt,
-            config.sync.topic_prefix,
-            update_key=config.sync.update_key,
-            customs_keys=config.sync.customs_keys,
-            signer=self.key,
-        )
+        self.station_downlink = attach(self.station, self.uplink.mqtt, config.sync, self.key)
+        self.downlink = self.station_downlink.downlink
         self.uplink.on_downlink = self.downlink.on_message
         self.metrics = AgentMetrics(self.status)
         self.station.listeners.append(self._committed)
@@ -296,8 +290,7 @@ class Agent:
         quarantine = model_monitor.decode(stored) if stored else None
         model = self.station.screener.model
         if quarantine is not None and model is not None and quarantine.version == model.version:
-            self.station.quarantine = quarantine
-            self.station.screener.quarantined = True
+            self.station.restore_quarantine(quarantine)
             log.warning("model still quarantined", extra={"detail": quarantine.detail()})
 
     def _model_condition(self) -> tuple[Level, str]:

@@ -19,7 +19,7 @@ from typing import Any
 from prescreen import logs
 from prescreen.config import DEFAULT_PATH
 from prescreen.errors import ConfigError, OutboxError
-from prescreen.outbox import read_feedback
+from prescreen.outbox_schema import read_feedback
 
 EXIT_FAILURE = 1
 

@@ -20,7 +20,7 @@ from prescreen.errors import OutboxError
 def cmd_outbox_migrate(args: argparse.Namespace) -> int:
     """Migrate the configured outbox in place; a station that has none yet has nothing to migrate."""
     from prescreen import config
-    from prescreen.outbox import SCHEMA_VERSION, migrate, open_durable
+    from prescreen.outbox_schema import SCHEMA_VERSION, migrate, open_durable
 
     logs.configure("warning")
     path = Path(config.load(args.config).outbox.path)

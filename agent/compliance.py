@@ -211,7 +211,7 @@ def record_outcome(
             note=note,
         )
     )
-    station.awaiting_shelf.pop(verdict["record_id"], None)
+    station.shelf_settled(verdict["record_id"])
     log.info(
         "outcome recorded", extra={"record": verdict["record_id"], "tracking": tracking, "outcome": outcome}
     )

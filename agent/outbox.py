@@ -9,6 +9,7 @@ transaction that stores the record, so sequence numbers have no gaps unless rows
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -19,12 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlite_utils
 from prescreen.errors import OutboxError
 from prescreen.files import private
+from prescreen.outbox_schema import connect, read_feedback
 from prescreen.records import Record, dumps, utc_now
 
 log = logging.getLogger("prescreen.outbox")
+Statement = tuple[str, tuple[Any, ...]]
 
 
 class Signer(Protocol):
@@ -33,127 +35,58 @@ class Signer(Protocol):
     def sign(self, record: Record) -> Record: ...
 
 
-def open_durable(path: str | Path) -> sqlite_utils.Database:
-    """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss.
+@dataclasses.dataclass
+class SideChanges:
+    """Changes to the outbox's side tables, committed in one transaction with a record.
 
-    Shared by the outbox and the receiver's store; autocommit mode, so every write is either in
-    an explicit transaction or committed on its own.
+    A downlink message's effect (holds, settings, feedback) and the record that is its evidence
+    are stored together or not at all; ``message`` (id, type) also stores the message's answer,
+    so a redelivery is acked again, never applied twice.
     """
-    conn = sqlite3.connect(str(private(path)), timeout=10, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return sqlite_utils.Database(conn)
+
+    # tracking number -> (type, reason)
+    holds: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
+    lifted: list[str] = dataclasses.field(default_factory=list)  # tracking numbers no longer held
+    settings: dict[str, str | None] = dataclasses.field(default_factory=dict)  # None deletes the key
+    feedback: list[tuple[str | None, str | None, str]] = dataclasses.field(default_factory=list)
+    message: tuple[str, str] | None = None  # (message_id, type) these changes answer
 
 
-def _create_v1(db: sqlite_utils.Database) -> None:
-    db.table("records").create(
-        {
-            "seq": int,
-            "record_id": str,
-            "kind": str,
-            "created_at": str,
-            "body": str,
-            "state": str,
-            "acked_at": str,
-        },
-        pk="seq",
-        not_null={"record_id", "body", "state"},
-        defaults={"state": "pending"},
-        if_not_exists=True,
-    )
-    db.table("records").create_index(["record_id"], unique=True, if_not_exists=True)
-    db.table("records").create_index(["state", "seq"], if_not_exists=True)
-    db.table("meta").insert({"key": "schema_version", "value": "1"}, pk="key", replace=True)
+@dataclasses.dataclass(frozen=True)
+class Hold:
+    """A tracking number customs asked the station to hold, and the message that asked."""
+
+    tracking_number: str
+    type: str
+    reason: str | None
+    message_id: str | None
 
 
-# Schema migrations, by the version they produce. Each runs in one transaction with the version
-# bump (SQLite DDL is transactional), so a power cut mid-upgrade leaves the old version intact.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: (
-        # record size in bytes, for the outbox's byte limit without reading every body
-        "ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
-        "UPDATE records SET size = length(CAST(body AS BLOB))",
-    ),
-}
-MIGRATIONS[3] = (
-    # Downlink messages from customs, by id: a redelivered message is re-acked, never re-applied.
-    "CREATE TABLE downlink (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, received_at TEXT NOT NULL, "
-    "record_id TEXT, ack TEXT NOT NULL)",
-    # Tracking numbers customs asked to hold (hold, RFI, RFS, DNL, watchlist), kept across restarts.
-    "CREATE TABLE holds (tracking_number TEXT PRIMARY KEY, type TEXT NOT NULL, reason TEXT, "
-    "message_id TEXT, received_at TEXT NOT NULL)",
-    # Customs feedback to the trade, per record or per seller (folded into the seller scorecard).
-    "CREATE TABLE feedback (message_id TEXT PRIMARY KEY, received_at TEXT NOT NULL, record_id TEXT, "
-    "seller TEXT, text TEXT NOT NULL)",
-    # Settings changed from the customs side (screening thresholds, active model), applied at start.
-    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
-)
-MIGRATIONS[4] = (
-    # Set when housekeeping erased the personal data of an acked record (see housekeeping.py).
-    "ALTER TABLE records ADD COLUMN pii_purged INTEGER NOT NULL DEFAULT 0",
-)
-MIGRATIONS[5] = (
-    # The record schema each body follows (v2 adds entry-grade data). Rows before this migration
-    # are v1 by construction; a signed body is never rewritten, so they stay v1 and stay valid.
-    "ALTER TABLE records ADD COLUMN record_schema TEXT NOT NULL DEFAULT 'prescreen.record/v1'",
-)
-SCHEMA_VERSION = max(MIGRATIONS)
-Statement = tuple[str, tuple[Any, ...]]
-
-
-def schema_version(db: sqlite_utils.Database) -> int:
-    """The outbox schema version recorded in the file (0 for an empty file)."""
-    if not db.table("meta").exists():
-        return 0
-    row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def migrate(db: sqlite_utils.Database, path: str | Path) -> int:
-    """Bring the outbox schema up to :data:`SCHEMA_VERSION`; returns the version it started at.
-
-    Raises:
-        OutboxError: the file was written by a newer agent (a downgrade): refuse rather than guess.
-    """
-    found = schema_version(db)
-    if found > SCHEMA_VERSION:
-        raise OutboxError(
-            f"{path}: outbox schema v{found} is newer than this agent understands (v{SCHEMA_VERSION}): "
-            "upgrade the agent instead of downgrading it"
+def _side_statements(changes: SideChanges, now: str) -> list[Statement]:
+    message_id = changes.message[0] if changes.message else None
+    statements: list[Statement] = [  # a newer hold on a tracking number replaces the older one
+        (
+            "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (tracking, kind, reason, message_id, now),
         )
-    if found == 0:  # new file; creation is idempotent, so a crash half-way is simply redone
-        _create_v1(db)
-        found = 1
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[version]:
-                db.conn.execute(statement)
-            db.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-            db.conn.execute("COMMIT")
-        except sqlite3.Error:
-            db.conn.execute("ROLLBACK")
-            raise
-        log.info("outbox migrated", extra={"path": str(path), "schema_version": version})
-    return found
-
-
-def read_feedback(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Customs feedback messages held in an outbox (none in a file older than schema v3)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'").fetchone():
-        return []
-    rows = conn.execute("SELECT record_id, seller, text FROM feedback ORDER BY received_at")
-    return [{"record_id": r, "seller": s, "text": t} for r, s, t in rows]
-
-
-def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating or upgrading if needed) an outbox with the production durability settings."""
-    try:
-        db = open_durable(path)
-        migrate(db, path)
-    except sqlite3.DatabaseError as exc:
-        raise OutboxError(f"{path}: cannot open outbox: {exc}") from exc
-    return db
+        for tracking, (kind, reason) in changes.holds.items()
+    ]
+    statements += [("DELETE FROM holds WHERE tracking_number = ?", (t,)) for t in changes.lifted]
+    statements += [
+        ("DELETE FROM settings WHERE key = ?", (key,))
+        if value is None
+        else ("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)", (key, value, now))
+        for key, value in changes.settings.items()
+    ]
+    statements += [
+        (
+            "INSERT INTO feedback (message_id, received_at, record_id, seller, text) VALUES (?, ?, ?, ?, ?)",
+            (message_id, now, record_id, seller, text),
+        )
+        for record_id, seller, text in changes.feedback
+    ]
+    return statements
 
 
 def seq_file_of(key_path: Path) -> Path:
@@ -261,6 +194,57 @@ class Outbox:
             self._last_seq += len(records)
             self._keep_seq()
             return records
+
+    def append_with(
+        self,
+        build: Callable[[int], Record],
+        changes: SideChanges,
+        answer: Callable[[Record], dict[str, Any]] | None = None,
+    ) -> Record:
+        """Commit one record and ``changes`` together; with ``changes.message``, also the message's
+        ``answer`` (built from the committed record: the ack customs gets, now and on redelivery).
+
+        Raises:
+            OutboxError: nothing was committed.
+        """
+
+        def also(records: list[Record]) -> list[Statement]:
+            now = utc_now()
+            statements = _side_statements(changes, now)
+            if changes.message is not None:
+                message_id, kind = changes.message
+                ack = json.dumps(answer(records[0]) if answer is not None else {})
+                statements.append(
+                    (
+                        "INSERT INTO downlink (message_id, type, received_at, record_id, ack) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (message_id, kind, now, records[0]["record_id"], ack),
+                    )
+                )
+            return statements
+
+        return self.append_many([build], also=also)[0]
+
+    def answer_of(self, message_id: str) -> str | None:
+        """The stored answer (ack JSON) to a downlink message, if it was applied before."""
+        found = self.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
+        return str(found[0][0]) if found else None
+
+    def holds(self) -> list[Hold]:
+        """Every tracking number customs asked this station to hold."""
+        rows = self.rows(
+            "SELECT tracking_number, type, reason, message_id FROM holds ORDER BY tracking_number"
+        )
+        return [Hold(str(t), str(k), r, m) for t, k, r, m in rows]
+
+    def outcomes_of(self, tracking_number: str) -> list[str]:
+        """The station's outcomes (``held_on_shelf``, ...) recorded for a tracking number, oldest first."""
+        rows = self.rows(
+            "SELECT json_extract(body, '$.outcome.outcome') FROM records WHERE kind = 'outcome' "
+            "AND json_extract(body, '$.outcome.tracking_number') = ? ORDER BY seq",
+            (tracking_number,),
+        )
+        return [str(o) for (o,) in rows]
 
     def _keep_seq(self) -> None:
         """Write the last sequence number beside the key (one page-cache write, no fsync: it guards

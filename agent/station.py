@@ -191,6 +191,36 @@ class Station:
         log.info("hold on shelf", extra={"record": record_id, "tracking": tracking, "shelf": shelf})
         return StationEvent("hold_confirmed", raw, record)
 
+    # --- changes decided elsewhere (customs, compliance), applied on the station thread -------
+
+    def set_holds(self, holds: dict[str, str]) -> None:
+        """Replace the tracking numbers held by customs (tracking number -> what the operator reads)."""
+        self.holds.clear()
+        self.holds.update(holds)
+
+    def await_shelf(self, record_id: str, tracking: str | None) -> None:
+        """A parcel held after it left the bench is fetched back: its shelf scan is awaited like a HOLD's."""
+        self.awaiting_shelf[record_id] = tracking
+
+    def shelf_settled(self, record_id: str) -> None:
+        """An outcome was recorded for this verdict: the shelf no longer waits for it."""
+        self.awaiting_shelf.pop(record_id, None)
+
+    def use_screener(self, screener: Screener) -> None:
+        """Screen with ``screener`` from the next parcel on (a new model, shadow or settings)."""
+        self.screener = screener
+
+    def roll_back_model(self, model: Any) -> None:
+        """Go back to ``model`` after the one that replaced it tripped the quarantine: a fresh start."""
+        self.screener = self.screener.with_model(model)
+        self.quarantine = None
+        self.monitor = None
+
+    def restore_quarantine(self, quarantine: model_monitor.Quarantine) -> None:
+        """A model quarantined before a restart stays quarantined (the agent's start-up)."""
+        self.quarantine = quarantine
+        self.screener.quarantined = True
+
     def _notify(self, event: StationEvent) -> None:
         for listener in self.listeners:
             try:

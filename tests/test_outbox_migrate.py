@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from prescreen.cli import main
-from prescreen.outbox import SCHEMA_VERSION, Outbox
+from prescreen.outbox import Outbox
+from prescreen.outbox_schema import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "outbox-v1.db"
 

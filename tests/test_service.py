@@ -23,7 +23,8 @@ from order_fixtures import clean_order
 from prescreen import config as cfg
 from prescreen.app import Agent
 from prescreen.errors import OutboxError
-from prescreen.outbox import SCHEMA_VERSION, Outbox
+from prescreen.outbox import Outbox
+from prescreen.outbox_schema import SCHEMA_VERSION
 from prescreen.records import validate
 from prescreen.service import supervise
 from prescreen.station import StationEvent

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from prescreen.demo import DemoStation
+from prescreen.downlink_journal import attach
 from prescreen.drivers.barcodes import decode
 from prescreen.models.signals import ParcelSignals
 from prescreen.samples import Step, generate
 from prescreen.screening import Screener
 from prescreen.sync.customs import new_message
-from prescreen.sync.downlink import Downlink
 from prescreen.sync.store import Filters
 
 
@@ -66,7 +66,7 @@ def test_a_bad_value_saved_earlier_is_refused_on_load(
         )
     try:
         agent.station.screener = Screener(agent.config.screening, agent.station.screener.model)
-        Downlink(agent.station, agent.uplink.mqtt, agent.config.sync.topic_prefix)  # loads saved state
+        attach(agent.station, agent.uplink.mqtt, agent.config.sync)  # loads saved state
         assert agent.station.screener.config == agent.config.screening
         assert "saved screening settings refused" in caplog.text
     finally:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from prescreen.demo import DemoStation
+from prescreen.downlink_journal import attach
 from prescreen.drivers.barcodes import decode
 from prescreen.samples import Step, generate
 from prescreen.sync.customs import new_message
-from prescreen.sync.downlink import Downlink
 from prescreen.sync.store import Filters
 
 
@@ -149,7 +149,7 @@ def test_config_changes_screening_and_survives_a_restart(bench: tuple[DemoStatio
     assert agent.station.screener.model is not None  # the model stays loaded
     original = agent.station.screener
     agent.station.screener = type(original)(agent.config.screening, original.model)  # as after a restart
-    Downlink(agent.station, agent.uplink.mqtt, agent.config.sync.topic_prefix)  # loads saved state
+    attach(agent.station, agent.uplink.mqtt, agent.config.sync)  # loads saved state
     assert agent.station.screener.config.review_score == 0.3
 
 
@@ -159,7 +159,7 @@ def test_holds_survive_a_restart(bench: tuple[DemoStation, list[Step]]) -> None:
     agent = station.agent
     station.send(new_message("rfi", tracking_number="1ZKEEP00000000001", reason="invoice please"))
     agent.station.holds.clear()  # as after a restart
-    Downlink(agent.station, agent.uplink.mqtt, agent.config.sync.topic_prefix)
+    attach(agent.station, agent.uplink.mqtt, agent.config.sync)
     assert agent.station.holds["1ZKEEP00000000001"] == "RFI: invoice please"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -19,11 +20,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prescreen.demo import DemoStation
+from prescreen.downlink_journal import StationDownlink, attach
 from prescreen.models.runner import default_dir
 from prescreen.records import dumps, rfc3339
 from prescreen.samples import generate
 from prescreen.sync.customs import new_message, seal
-from prescreen.sync.downlink import Downlink
 from prescreen.sync.shadow import shadow_report
 from prescreen.sync.store import Filters
 
@@ -100,29 +101,23 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStation]:
     bench.close()
 
 
-def _apply(station: DemoStation, downlink: Downlink, message: dict[str, Any]) -> dict[str, Any]:
+def _apply(station: DemoStation, downlink: StationDownlink, message: dict[str, Any]) -> dict[str, Any]:
     """Hand the message, signed by customs, to the downlink and wait for the record of its effect."""
     sealed = seal(message, station.customs_key, site="site-01", device="station-01")
-    downlink.on_message("downlink", json.dumps(sealed).encode())
+    downlink.downlink.on_message("downlink", json.dumps(sealed).encode())
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        rows = downlink.outbox.rows("SELECT ack FROM downlink WHERE message_id = ?", (message["message_id"],))
-        if rows:
-            return dict(json.loads(rows[0][0]))
+        answer = downlink.journal.outbox.answer_of(message["message_id"])
+        if answer is not None:
+            return dict(json.loads(answer))
         time.sleep(0.05)
     raise AssertionError("no effect recorded")
 
 
-def _downlink(station: DemoStation, key: str = UPDATE_KEY) -> Downlink:
+def _downlink(station: DemoStation, key: str = UPDATE_KEY) -> StationDownlink:
     agent = station.agent
     assert agent is not None
-    return Downlink(
-        agent.station,
-        agent.uplink.mqtt,
-        agent.config.sync.topic_prefix,
-        update_key=key,
-        customs_keys=agent.config.sync.customs_keys,
-    )
+    return attach(agent.station, agent.uplink.mqtt, dataclasses.replace(agent.config.sync, update_key=key))
 
 
 def _version(station: DemoStation) -> str | None:
@@ -241,7 +236,7 @@ def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
         assert report[0]["shadow_version"] == "risk-v2b"
         assert report[0]["parcels"] == len(records)
         # and a restart keeps the shadow model beside the live one
-        assert "shadow_model_path" in {r[0] for r in downlink.outbox.rows("SELECT key FROM settings")}
+        assert "shadow_model_path" in {r[0] for r in downlink.journal.outbox.rows("SELECT key FROM settings")}
     finally:
         bench.close()
 
@@ -292,11 +287,11 @@ def test_a_signed_manifest_for_elsewhere_expired_or_escaping_the_models_director
 
 def test_one_model_update_at_a_time(station: DemoStation, files: tuple[Path, str]) -> None:
     downlink = _downlink(station)
-    downlink._updating.acquire()  # as while another update is being fetched
+    downlink.models.updating.acquire()  # as while another update is being fetched
     try:
         ack = _apply(station, downlink, _message(*files, "risk-v2b"))
     finally:
-        downlink._updating.release()
+        downlink.models.updating.release()
     assert ack["status"] == "rejected"
     assert "another model update is being installed" in ack["detail"]
 
@@ -348,7 +343,7 @@ def test_a_shadow_model_is_reported_against_outcomes_then_promoted_by_a_signed_m
         assert _version(bench) == "risk-v2b"
         assert bench.agent is not None
         assert bench.agent.station.screener.shadow is None
-        settings = dict(downlink.outbox.rows("SELECT key, value FROM settings"))
+        settings = dict(downlink.journal.outbox.rows("SELECT key, value FROM settings"))
         assert "shadow_model_path" not in settings
         assert json.loads(settings["model_path"]).endswith("risk-v2b")
         assert json.loads(settings["previous_model_path"]) == ""  # the configured model
@@ -400,9 +395,9 @@ def test_a_promoted_model_that_trips_the_quarantine_rolls_back_to_the_previous_o
     orders, steps = generate(40, seed=5)
     bench = DemoStation(tmp_path / "rollback", orders)
     try:
-        downlink = bench.agent.downlink if bench.agent is not None else None
-        assert downlink is not None
-        downlink.update_key = UPDATE_KEY  # the agent's own downlink, reached through the broker
+        assert bench.agent is not None
+        # the agent's own downlink, reached through the broker
+        bench.agent.station_downlink.models.update_key = UPDATE_KEY
         live = _version(bench)
         for tweak in ({"shadow": True}, {"promote": True}):
             message = _message(root, base, "risk-v2b", **tweak)
@@ -461,7 +456,7 @@ def test_the_learning_loop_end_to_end(
     try:
         agent = bench.agent
         assert agent is not None
-        agent.downlink.update_key = UPDATE_KEY
+        agent.station_downlink.models.update_key = UPDATE_KEY
 
         def scan_and_decide(part: list[Any]) -> int:
             decided = 0

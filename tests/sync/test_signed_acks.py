@@ -73,9 +73,7 @@ def keys(tmp_path: Path) -> tuple[DeviceKey, DeviceKey]:
 
 
 @pytest.fixture
-def uplink(
-    broker: LocalBroker, tmp_path: Path, keys: tuple[DeviceKey, DeviceKey]
-) -> Iterator[Uplink]:
+def uplink(broker: LocalBroker, tmp_path: Path, keys: tuple[DeviceKey, DeviceKey]) -> Iterator[Uplink]:
     outbox = Outbox(tmp_path / "outbox.db")
     outbox.append_many([record] * 10)
     outbox.close()
@@ -93,7 +91,10 @@ def uplink(
 
 
 def test_forged_acks_from_the_share_group_mark_nothing_and_the_genuine_receiver_gets_everything(
-    broker: LocalBroker, tmp_path: Path, uplink: Uplink, keys: tuple[DeviceKey, DeviceKey],
+    broker: LocalBroker,
+    tmp_path: Path,
+    uplink: Uplink,
+    keys: tuple[DeviceKey, DeviceKey],
     wait_until: Callable[..., bool],
 ) -> None:
     receiver_key, mallory = keys

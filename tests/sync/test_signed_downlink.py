@@ -7,6 +7,7 @@ its hold list and the acks it publishes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from prescreen.demo import DemoStation
+from prescreen.downlink_journal import attach
 from prescreen.drivers.barcodes import decode
 from prescreen.records import rfc3339
 from prescreen.samples import Step, generate
@@ -271,7 +273,8 @@ def test_keys_rotate_by_a_message_signed_with_the_old_key(
         _applied(station.send(new_message("hold", tracking_number="1ZROT000000000002")))
         agent = station.agent
         assert agent is not None
-        restarted = Downlink(agent.station, agent.uplink.mqtt, PREFIX, customs_keys=(old.public_b64,))
+        sync = dataclasses.replace(agent.config.sync, customs_keys=(old.public_b64,))
+        restarted = attach(agent.station, agent.uplink.mqtt, sync).downlink
         assert restarted.customs.key_ids == KeyRing([new.public_b64]).key_ids
         # A rotation to keys that are not Ed25519 keys is rejected (and answered: it was signed).
         _applied(station.send(new_message("keys", keys=["not a key"])), "rejected")
