@@ -36,6 +36,7 @@ from prescreen.station import StationEvent
 from prescreen.sync.bench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
+from prescreen.sync.delivery import check_delivery, ledger_of
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
 from prescreen.webserver import api_headers, check_listen
@@ -233,19 +234,30 @@ class DemoStation:
             wait_s=wait_s,
         )
 
-    def receiver_counts(self) -> dict[str, int]:
-        """Records the receiver's store holds, and its duplicate and rejected counters."""
+    def delivery(self) -> dict[str, Any]:
+        """Whether every committed record reached the receiver's store exactly once
+        (:func:`prescreen.sync.delivery.check_delivery`), with its counts."""
+        assert self.agent is not None
+        uplink = self.agent.uplink
+        committed = ledger_of(
+            self.agent.config.station.site_id,
+            self.agent.config.station.device_id,
+            self.agent.outbox.sequence(),
+        )
         store = self.receiver.store if self.receiver is not None else open_store(self.workdir / "receiver.db")
         try:
-            stats = store.stats()
-            return {
-                "received": store.count(),
-                "duplicates": stats["duplicates"],
-                "rejected": stats["rejected"],
-            }
+            report = check_delivery(store, [committed], resent=lambda: uplink.copies_sent_again)
         finally:
             if self.receiver is None:
                 store.close()
+        return {
+            "received": report.stored,
+            "duplicates": report.deduplicated,
+            "resent": report.resent,
+            "rejected": report.rejected,
+            "exactly_once": report.ok,
+            "delivery_problems": report.problems,
+        }
 
     def drain(self, timeout_s: float = 30) -> None:
         """Wait until the receiver acked every committed record."""
@@ -383,7 +395,7 @@ def run_demo(
                 "holds_on_shelf": confirmed,
                 "committed": sum(counts.values()),
                 "acked": counts.get("acked", 0),
-                **station.receiver_counts(),
+                **station.delivery(),
                 "latency_ms": {
                     "p50": round(percentile(latencies, 50), 3),
                     "p99": round(percentile(latencies, 99), 3),

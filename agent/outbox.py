@@ -386,6 +386,15 @@ class Outbox:
             rows = self._conn.execute("SELECT body FROM records ORDER BY seq").fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def sequence(self) -> list[tuple[int, str]]:
+        """(seq, record id) of every record held, in seq order: what the delivery check
+        (:mod:`prescreen.sync.delivery`) compares the receiver's store with."""
+        with self._lock:
+            return [
+                (int(s), str(r))
+                for s, r in self._conn.execute("SELECT seq, record_id FROM records ORDER BY seq")
+            ]
+
     def close(self) -> None:
         """Close the connection; committed records are already on disk."""
         with self._lock:

@@ -3,7 +3,8 @@
 Why in the library and not only in the test tree: site IT sizes receivers and outage budgets with
 it on their own machines. It fills an outbox with N schema-valid records (group commits), then
 times the real uplink draining them through a real broker to the real receiver, which validates,
-dedupes, commits and acks each batch. Counts come from the two SQLite files, not from counters.
+dedupes, commits and acks each batch. Whether each record arrived exactly once is decided by
+:func:`prescreen.sync.delivery.check_delivery` on the two SQLite files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +27,8 @@ from prescreen.outbox import Outbox
 from prescreen.records import Record, envelope
 from prescreen.signing import DeviceKey
 from prescreen.sync.broker import LocalBroker
+from prescreen.sync.delivery import DeliveryReport, check_delivery, ledger_of
+from prescreen.sync.store import open_store
 from prescreen.sync.uplink import Uplink
 
 FILL_CHUNK = 5000
@@ -75,11 +77,25 @@ def enrol(workdir: Path, station: StationConfig, key_path: Path | None = None) -
     return key, trust
 
 
-def store_counts(receiver_db: Path) -> tuple[int, int]:
-    """(distinct records stored, rows stored beyond the first copy of a record)."""
-    with sqlite3.connect(receiver_db) as conn:
-        rows, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM records").fetchone()
-    return distinct, rows - distinct
+def delivery(
+    outbox_path: Path,
+    receiver_db: Path | str,
+    station: StationConfig,
+    *,
+    resent: int | None,
+    injected: int = 0,
+) -> DeliveryReport:
+    """The delivery check of one station's outbox against the receiver's store."""
+    outbox = Outbox(outbox_path)
+    try:
+        committed = ledger_of(station.site_id, station.device_id, outbox.sequence())
+    finally:
+        outbox.close()
+    store = open_store(receiver_db)
+    try:
+        return check_delivery(store, [committed], resent=resent, injected=injected)
+    finally:
+        store.close()
 
 
 def run_sync_bench(
@@ -163,6 +179,7 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
         host=broker.host, port=broker.port, receiver_keys=(receiver_key.public_b64,), **settings
     )
     uplink: Uplink | None = None
+    resent: int | None = None
     try:
         started = time.perf_counter()
         uplink = Uplink(outbox_path, sync, station, signer=key).start()
@@ -173,18 +190,17 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
     finally:
         if uplink is not None:
             uplink.stop()
+            resent = uplink.copies_sent_again
         stop_process(receiver)
         broker.stop()
     outbox = Outbox(outbox_path)
     acked = outbox.counts().get("acked", 0)
     outbox.close()
-    stored, duplicates_stored = store_counts(workdir / "receiver.db")
+    report = delivery(outbox_path, workdir / "receiver.db", station, resent=resent)
     return {
         "records": records,
         "acked": acked,
-        "stored": stored,
-        "duplicates_stored": duplicates_stored,
-        "lost": records - stored,
+        **report.as_json(),
         "records_per_s": round(records / elapsed, 1) if elapsed else 0.0,
         "drain_s": round(elapsed, 3),
         "fill_records_per_s": round(records / fill_s, 1) if fill_s else 0.0,

@@ -6,6 +6,7 @@ hand messages to a callable, never block, so the network thread stays responsive
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import ssl
@@ -19,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prescreen.errors import BrokerUnavailable, SyncError
 
 log = logging.getLogger("prescreen.sync")
+_EARLY_ACKS = 1024  # far below the 65535 message ids paho cycles through
 MessageHandler = Callable[[str, bytes], None]
 Endpoint = tuple[str, int]
 
@@ -126,6 +128,14 @@ class MqttConnection:
         self.connects = 0
         self.refused: str | None = None  # the broker's reason, when it refused the last CONNECT
         self._subscriptions = subscriptions
+        # Weight (e.g. records) of QoS 1 publishes the broker has not PUBACKed yet, by message id:
+        # paho sends these again after a reconnect, below any re-send of its caller.
+        self._unacked: dict[int, int] = {}
+        # PUBACKs whose mid was not (yet) recorded: a weighted publish's PUBACK may come before
+        # publish() returns its mid; unweighted ones' mids drop out after _EARLY_ACKS newer.
+        self._early_acks: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._unacked_lock = threading.Lock()
+        self.republished = 0  # total weight paho re-published after reconnects
         self._on_message_cb = on_message
         self._on_connect_cb = on_connect
         self._client = paho.Client(
@@ -143,6 +153,7 @@ class MqttConnection:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._client.on_pre_connect = self._on_pre_connect
+        self._client.on_publish = self._on_publish
         self._keepalive = keepalive
 
     @property
@@ -189,9 +200,19 @@ class MqttConnection:
         """Block until connected or ``timeout``; True if connected."""
         return self.connected.wait(timeout)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
-        """Queue a publish; raises :class:`SyncError` if paho refuses it (not connected)."""
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, weight: int = 0) -> None:
+        """Queue a publish; raises :class:`SyncError` if paho refuses it (not connected).
+
+        ``weight`` (records in a batch) is counted in :attr:`republished` if paho has to send
+        the message again after a reconnect, so a delivery check can account for every copy.
+        """
         info = self._client.publish(topic, payload, qos=qos)
+        if qos and weight and info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):  # paho holds it
+            with self._unacked_lock:
+                if info.mid in self._early_acks:  # acked already: nothing for paho to send again
+                    del self._early_acks[info.mid]
+                else:
+                    self._unacked[info.mid] = weight
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise SyncError(
                 f"publish to {topic} failed: {paho.error_string(info.rc)}", rc=info.rc, topic=topic
@@ -207,6 +228,8 @@ class MqttConnection:
                 extra={"broker": self.broker, "reason": str(reason)},
             )
             return
+        with self._unacked_lock:  # paho sends these again right after this callback
+            self.republished += sum(self._unacked.values())
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._backoff.reset()
@@ -244,6 +267,13 @@ class MqttConnection:
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
     ) -> None:
         self.subscribed.set()
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._unacked_lock:
+            if self._unacked.pop(mid, None) is None:
+                self._early_acks[mid] = None
+                if len(self._early_acks) > _EARLY_ACKS:
+                    self._early_acks.popitem(last=False)
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any

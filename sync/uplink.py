@@ -97,6 +97,10 @@ class Uplink:
         self._waiting_since: float | None = None
         self.batches_sent = 0
         self.records_acked = 0
+        self.records_sent = 0  # record copies handed to the broker, re-sends included
+        self.records_resent = 0  # of those, copies of records this uplink had sent before
+        # The highest seq sent: records go out in seq order, so one at or below it is a re-send.
+        self._high_water = 0
         self.mqtt = MqttConnection(
             client_id=f"station-{station.site_id}-{station.device_id}",
             host=sync.host,
@@ -230,13 +234,22 @@ class Uplink:
                 payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows], self.signer)
                 if self.sync.compress and len(payload) >= self.sync.compress_min_bytes:
                     payload = zlib.compress(payload, 1)
-                self.mqtt.publish(self._records_topic, payload)
+                self.mqtt.publish(self._records_topic, payload, weight=len(rows))
             except SyncError as exc:
                 log.warning("batch not sent", extra={"reason": str(exc)})
                 return
             self._inflight[batch_id] = ({r[1]: r[0] for r in rows}, now)
             self._cursor = rows[-1][0]
             self.batches_sent += 1
+            self.records_sent += len(rows)
+            self.records_resent += sum(1 for r in rows if r[0] <= self._high_water)
+            self._high_water = max(self._high_water, rows[-1][0])
+
+    @property
+    def copies_sent_again(self) -> int:
+        """Record copies sent more than once: this uplink's re-sends, and the batches its MQTT
+        client published again after a reconnect (the receiver can deduplicate no more)."""
+        return self.records_resent + self.mqtt.republished
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,111 @@
+"""The delivery check fails when a record is missing, a seq is stored twice, a record is stored
+under an id the station never committed, or the receiver deduplicated copies nobody sent again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prescreen.sync.delivery import check_delivery, ledger_of
+from prescreen.sync.store import SqliteStore
+
+
+def _row(seq: int, record_id: str, device: str = "dev-1") -> tuple[object, ...]:
+    return (
+        record_id,
+        device,
+        "site",
+        seq,
+        "verdict",
+        "CLEAR",
+        None,
+        "2026-01-01T00:00:00Z",
+        "now",
+        "{}",
+        "v2",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "receiver.db")
+
+
+def _fill(store: SqliteStore, rows: list[tuple[object, ...]], duplicates: int = 0) -> None:
+    with store.transaction() as cur:
+        store.insert_many(cur, rows)
+        store.add_counts(cur, {"stored": len(rows), "duplicates": duplicates})
+
+
+COMMITTED = [(seq, f"rec-{seq}") for seq in range(1, 6)]
+LEDGER = ledger_of("site", "dev-1", COMMITTED)
+
+
+def test_every_committed_record_stored_once_passes(store: SqliteStore) -> None:
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED], duplicates=3)
+    report = check_delivery(store, [LEDGER], resent=3)
+    assert report.ok, report.problems
+    assert (report.committed, report.stored, report.lost, report.deduplicated) == (5, 5, 0, 3)
+    assert report.as_json()["exactly_once"] is True
+
+
+def test_a_gap_fails(store: SqliteStore) -> None:
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED if seq != 3])
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert not report.ok
+    assert report.lost == 1
+    assert any("1 seqs missing in 1..5" in p for p in report.problems), report.problems
+
+
+def test_the_last_records_missing_fails(store: SqliteStore) -> None:
+    """No gap inside what arrived: only the committed range shows the tail is missing."""
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED[:3]])
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert any("stored seqs 1..3, committed 1..5" in p for p in report.problems), report.problems
+
+
+def test_a_seq_stored_twice_under_two_ids_fails(store: SqliteStore) -> None:
+    """The primary key (record id) cannot catch this: a replayed seq under a new id."""
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED] + [_row(3, "rec-3-replayed")])
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert any("1 stored rows reuse another row's seq" in p for p in report.problems), report.problems
+
+
+def test_a_record_stored_under_an_id_never_committed_fails(store: SqliteStore) -> None:
+    _fill(store, [_row(seq, rid if seq != 4 else "forged-4") for seq, rid in COMMITTED])
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert report.problems == ["site/dev-1: stored (seq, record id) pairs differ from the committed ones"]
+
+
+def test_records_of_a_device_nobody_committed_fail(store: SqliteStore) -> None:
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED] + [_row(1, "other-1", device="dev-2")])
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert report.problems == ["site/dev-2: 1 records stored that no station here committed"]
+
+
+def test_a_device_with_nothing_stored_fails(store: SqliteStore) -> None:
+    report = check_delivery(store, [LEDGER], resent=0)
+    assert report.problems == ["site/dev-1: none of 5 committed records stored"]
+    assert report.lost == 5
+
+
+def test_more_deduplicated_than_sent_again_fails(store: SqliteStore) -> None:
+    """Copies lost on the way are never deduplicated, so fewer is fine; more means the counter
+    (or the re-send accounting) is wrong."""
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED], duplicates=4)
+    assert check_delivery(store, [LEDGER], resent=1, injected=3).ok
+    report = check_delivery(store, [LEDGER], resent=1, injected=2)
+    assert report.problems == ["the receiver deduplicated 4 copies, but only 3 were sent again"]
+
+
+def test_an_unknown_resend_count_is_not_compared(store: SqliteStore) -> None:
+    _fill(store, [_row(seq, rid) for seq, rid in COMMITTED], duplicates=4)
+    report = check_delivery(store, [LEDGER], resent=None)
+    assert report.ok
+    assert report.resent is None
+
+
+def test_the_ledger_depends_on_which_id_holds_which_seq() -> None:
+    swapped = [(1, "rec-2"), (2, "rec-1"), *COMMITTED[2:]]
+    assert ledger_of("site", "dev-1", swapped).digest != LEDGER.digest
+    assert ledger_of("site", "dev-1", COMMITTED) == LEDGER
