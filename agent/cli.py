@@ -30,6 +30,25 @@ from prescreen.errors import PrescreenError
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions, but shows an example (an epilog) as written: the default wrapping
+    breaks lines at the hyphens of paths and options, and a wrapped command cannot be pasted."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("Example:"):
+            return indent + text
+        return super()._fill_text(text, width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every command's parser (subparsers are made of the parent's class): the help formatter above."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 _SYMBOL = {"CLEAR": "✔ CLEAR ", "REVIEW": "▲ REVIEW", "HOLD": "✖ HOLD  "}
 
 
@@ -415,20 +434,30 @@ def _add_operations(sub: Any) -> None:
     screen = sub.add_parser(
         "screen",
         help="screen parcel JSON lines from stdin (batch, what-if)",
-        description="One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a "
-        "flat row with the model-eval columns); prints one JSON line each with verdict, score and "
-        'reasons. Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
+        description=(
+            "One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a flat row with "
+            "the model-eval columns); prints one JSON line each with verdict, score and reasons."
+        ),
+        epilog='Example: echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
     )
     model = sub.add_parser(
-        "model", help="risk model tools", description="Example: prescreen model eval --data labelled.csv"
+        "model",
+        help="risk model tools",
+        description=(
+            "Evaluate the on-device risk model, train a new one from customs outcomes, or lift a station's "
+            "quarantine of its model."
+        ),
+        epilog="Example: prescreen model eval --data labelled.csv",
     )
     model_sub = model.add_subparsers(dest="what", required=True, metavar="WHAT")
     evaluate = model_sub.add_parser(
         "eval",
         help="metrics of the model on a labelled CSV",
-        description="CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
-        "measured_weight_kg, origin_country, quantity, label (1 = hold or review). "
-        "Example: prescreen model eval --data labelled.csv --json",
+        description=(
+            "CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
+            "measured_weight_kg, origin_country, quantity, label (1 = hold or review)."
+        ),
+        epilog="Example: prescreen model eval --data labelled.csv --json",
     )
     evaluate.add_argument("--data", required=True, help="labelled CSV file")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -441,9 +470,13 @@ def _add_operations(sub: Any) -> None:
     trainer = model_sub.add_parser(
         "train",
         help="customs side: train a model on outcome labels (training virtualenv only)",
-        description="Time-ordered: trained on the older parcels of the labels table, tested on the "
-        "newer ones against the fleet's model; writes the model, model.json, metrics.json and the card. "
-        "Example: .venv-train/bin/prescreen model train --labels labels.csv --out new --synthetic 2000",
+        description=(
+            "Time-ordered: trained on the older parcels of the labels table, tested on the newer ones "
+            "against the fleet's model; writes the model, model.json, metrics.json and the card."
+        ),
+        epilog=(
+            "Example: .venv-train/bin/prescreen model train --labels labels.csv --out new --synthetic 2000"
+        ),
     )
     trainer.add_argument("--labels", required=True, help="CSV of `prescreen records labels`")
     trainer.add_argument("--out", required=True, help="directory for the new model")
@@ -457,9 +490,11 @@ def _add_operations(sub: Any) -> None:
     reinstate = model_sub.add_parser(
         "reinstate",
         help="lift the running station's quarantine of its model",
-        description="The station quarantines a model that raises more than twice its card's share of "
-        "parcels (it then screens rules only; prescreen status says so). Look at the raises first. "
-        "Example: prescreen model reinstate --config /etc/prescreen/agent.toml",
+        description=(
+            "The station quarantines a model that raises more than twice its card's share of parcels (it "
+            "then screens rules only; prescreen status says so). Look at the raises first."
+        ),
+        epilog="Example: prescreen model reinstate --config /etc/prescreen/agent.toml",
     )
     reinstate.add_argument(
         "--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})"
@@ -469,8 +504,11 @@ def _add_operations(sub: Any) -> None:
     doctor = sub.add_parser(
         "doctor",
         help="check an installation: one line per check, what to do on failure",
-        description="Checks config, serial ports, order source, disk, model, broker, outbox backlog "
-        "and clock. Exit 1 if any check fails. Example: prescreen doctor --config /etc/prescreen/agent.toml",
+        description=(
+            "Checks config, serial ports, order source, disk, model, broker, outbox backlog and clock. Exit "
+            "1 if any check fails."
+        ),
+        epilog="Example: prescreen doctor --config /etc/prescreen/agent.toml",
     )
     doctor.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config file ({DEFAULT_PATH})")
     doctor.set_defaults(func=cmd_doctor)
@@ -478,8 +516,8 @@ def _add_operations(sub: Any) -> None:
     page_url = sub.add_parser(
         "page-url",
         help="the station page's address with the local API token (for the bench screen's kiosk)",
-        description="Run as the station's user or root (the token file is 0600). Example: "
-        'chromium --kiosk "$(prescreen page-url --config /etc/prescreen/agent.toml)"',
+        description="Run as the station's user or root (the token file is 0600).",
+        epilog='Example: chromium --kiosk "$(prescreen page-url --config /etc/prescreen/agent.toml)"',
     )
     page_url.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
     page_url.set_defaults(func=cmd_page_url)
@@ -487,23 +525,32 @@ def _add_operations(sub: Any) -> None:
     status = sub.add_parser(
         "status",
         help="health, devices, backlog, last ack, model and uptime of the running agent",
-        description="Asks the running agent over its local HTTP endpoint. Exit 0 when every health "
-        "condition is ok, 1 when one is degraded or down or the agent does not answer. "
-        "Example: prescreen status --config /etc/prescreen/agent.toml --json",
+        description=(
+            "Asks the running agent over its local HTTP endpoint. Exit 0 when every health condition is ok, "
+            "1 when one is degraded or down or the agent does not answer."
+        ),
+        epilog="Example: prescreen status --config /etc/prescreen/agent.toml --json",
     )
     status.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config of the agent ({DEFAULT_PATH})")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
 
     bench = sub.add_parser(
-        "bench", help="measure this machine", description="Example: prescreen bench sync --records 10000"
+        "bench",
+        help="measure this machine",
+        description=(
+            "Benchmarks that size a deployment on this machine, with real processes (broker, receiver)."
+        ),
+        epilog="Example: prescreen bench sync --records 10000",
     )
     bench_sub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
     bench_sync = bench_sub.add_parser(
         "sync",
         help="drain N records through a local broker to the receiver; count lost and duplicates",
-        description="Starts its own broker and receiver process. Exit 1 if any record was lost or "
-        "stored twice. Example: prescreen bench sync --records 100000 --json",
+        description=(
+            "Starts its own broker and receiver process. Exit 1 if any record was lost or stored twice."
+        ),
+        epilog="Example: prescreen bench sync --records 100000 --json",
     )
     bench_sync.add_argument("--records", type=int, default=100_000, help="records (default 100000)")
     bench_sync.add_argument("--batch-size", type=int, default=500, help="records per MQTT message")
@@ -516,14 +563,24 @@ def _add_operations(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so tests can check every command has help)."""
-    parser = argparse.ArgumentParser(prog="prescreen", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser = _Parser(
+        prog="prescreen",
+        description=__doc__.splitlines()[0],
+        epilog="Example: prescreen demo --parcels 20   (then prescreen COMMAND --help on each command)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log line written to stderr (default info)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
         help="run a packing station from a config file",
-        description="Run a station until stopped. Example: prescreen run --config /etc/prescreen/agent.toml",
+        description="Run a station until stopped.",
+        epilog="Example: prescreen run --config /etc/prescreen/agent.toml",
     )
     run.add_argument("--config", default=DEFAULT_PATH, help=f"TOML config file ({DEFAULT_PATH})")
     run.set_defaults(func=cmd_run)
@@ -531,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run a whole simulated packing station end to end",
-        description="Simulated scanner and scale on ptys, sample orders, a local "
-        "broker and receiver. Example: prescreen demo --parcels 200 --json",
+        description="Simulated scanner and scale on ptys, sample orders, a local broker and receiver.",
+        epilog="Example: prescreen demo --parcels 200 --json",
     )
     demo.add_argument("--parcels", type=int, default=100, help="parcels to screen (default 100)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -556,13 +613,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_operations(sub)
 
-    version = sub.add_parser("version", help="print the version", description="Example: prescreen version")
+    version = sub.add_parser(
+        "version",
+        help="print the version",
+        description="Print the installed version of prescreen-agent.",
+        epilog="Example: prescreen version",
+    )
     version.set_defaults(func=cmd_version)
 
     detect = sub.add_parser(
         "detect",
         help="find which scale or scanner protocol answers on a port",
-        description="Example: prescreen detect /dev/ttyUSB0",
+        description=(
+            "Try every scale and scanner protocol at 9600, 19200, 4800 and 2400 baud with its own data "
+            "format, and say what answered."
+        ),
+        epilog="Example: prescreen detect /dev/ttyUSB0",
     )
     detect.add_argument("port", help="device path or pyserial URL")
     detect.add_argument("--baud", type=int, action="append", help="baud rate to try (repeatable)")
@@ -572,20 +638,31 @@ def build_parser() -> argparse.ArgumentParser:
     decode = sub.add_parser(
         "decode",
         help="decode raw device data from stdin",
-        description="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
+        description=(
+            "Decode what a device sends, read from stdin, with the same parsers the station uses: for "
+            "checking a captured trace."
+        ),
+        epilog="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
     )
     what = decode.add_subparsers(dest="what", required=True, metavar="WHAT")
     scale = what.add_parser(
         "scale",
         help="scale bytes → one JSON object per frame",
-        description="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
+        description=(
+            "Read scale bytes from stdin and print one JSON object per frame (status, stable, weight_kg)."
+        ),
+        epilog="Example: printf 'S S      1.250 kg\\r\\n' | prescreen decode scale --protocol mt-sics",
     )
     scale.add_argument("--protocol", required=True, help="mt-sics, nci, toledo-8213, toledo-continuous")
     scale.set_defaults(func=cmd_decode_scale)
     barcode = what.add_parser(
         "barcode",
         help="one scan per line → one JSON object per line",
-        description="Example: echo 1Z5R89390357567127 | prescreen decode barcode",
+        description=(
+            "Read one scan per line from stdin and print what the station would make of it (carrier, "
+            "tracking number, GS1 fields)."
+        ),
+        epilog="Example: echo 1Z5R89390357567127 | prescreen decode barcode",
     )
     barcode.set_defaults(func=cmd_decode_barcode)
     return parser

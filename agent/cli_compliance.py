@@ -180,11 +180,19 @@ def add_compliance_commands(sub: Any) -> None:
         help="correct a parcel's order data; the agent re-screens it and sends a new version",
         description="RECORD is a record id or a tracking number (its newest verdict). Fields: "
         + ", ".join(CORRECTABLE)
-        + ". Example: prescreen correct --config /etc/prescreen/agent.toml 1Z999AA10123456784 "
+        + ".",
+        epilog="Example: prescreen correct --config /etc/prescreen/agent.toml 1Z999AA10123456784 "
         "--set description='brake pads for cars' --set hts_code=8708301050",
     )
     correct.add_argument("record", help="record id or tracking number")
-    correct.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", required=True)
+    correct.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        required=True,
+        help="a corrected field (repeatable)",
+    )
     correct.add_argument("--line", type=int, default=1, help="item line for item fields (default 1)")
     correct.add_argument("--by", default="compliance", help="who corrects (kept in the record)")
     correct.add_argument(
@@ -196,13 +204,22 @@ def add_compliance_commands(sub: Any) -> None:
     outcome = sub.add_parser(
         "outcome",
         help="record what became of a held or referred parcel",
-        description="Example: prescreen outcome --config agent.toml 1Z999AA10123456784 returned_to_seller",
+        description=(
+            "Record a compliance outcome (returned to seller, destroyed, released, ...) for a parcel's "
+            "newest verdict; the running agent commits it as an outcome record that goes to customs."
+        ),
+        epilog="Example: prescreen outcome --config agent.toml 1Z999AA10123456784 returned_to_seller",
     )
     outcome.add_argument("record", help="record id or tracking number")
-    outcome.add_argument("outcome", choices=OUTCOMES)
-    outcome.add_argument("--decided-by", default="compliance", choices=["station", "compliance", "customs"])
+    outcome.add_argument("outcome", choices=OUTCOMES, help="what became of the parcel")
+    outcome.add_argument(
+        "--decided-by",
+        default="compliance",
+        choices=["station", "compliance", "customs"],
+        help="who decided (default compliance)",
+    )
     outcome.add_argument("--customs-reference", help="needed for handed_to_carrier")
-    outcome.add_argument("--note")
+    outcome.add_argument("--note", help="free text kept in the outcome record")
     outcome.add_argument(
         "--config", default=DEFAULT_PATH, help=f"TOML config file of the running agent ({DEFAULT_PATH})"
     )
@@ -212,23 +229,32 @@ def add_compliance_commands(sub: Any) -> None:
     report = sub.add_parser(
         "report",
         help="reports from the station's outbox",
-        description="Example: prescreen report sellers --outbox /var/lib/prescreen/outbox.db --since 7d",
+        description="Reports built from the station's outbox, for compliance and the trade.",
+        epilog="Example: prescreen report sellers --outbox /var/lib/prescreen/outbox.db --since 7d",
     )
     report_sub = report.add_subparsers(dest="what", required=True, metavar="WHAT")
     sellers = report_sub.add_parser(
         "sellers",
         help="per-seller data-quality scorecard",
-        description="Example: prescreen report sellers --config agent.toml --since 7d --format csv",
+        description=(
+            "One row per seller: parcels, verdicts, the data-quality findings that were the seller's doing, "
+            "corrections and customs feedback, over a time window."
+        ),
+        epilog="Example: prescreen report sellers --config agent.toml --since 7d --format csv",
     )
     sellers.add_argument("--since", default="7d", help="7d, 24h, 90m or an ISO date (default 7d)")
-    sellers.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    sellers.add_argument(
+        "--format", default="table", choices=["table", "csv", "json"], help="output shape (default table)"
+    )
     sellers.add_argument("--language", default="en", choices=["en", "es"], help="of the advice to sellers")
     export = sub.add_parser(
         "export",
         help="export the station's records (NDJSON, CSV, or mapped for a filer)",
-        description="Formats and field tables: docs/data-mapping.md. A parcel missing a mandatory "
-        "element is refused (listed on stderr, exit 1). Example: prescreen export --config agent.toml "
-        "--format us-informal > type11.csv",
+        description=(
+            "Formats and field tables: docs/data-mapping.md. A parcel missing a mandatory element is "
+            "refused (listed on stderr, exit 1)."
+        ),
+        epilog="Example: prescreen export --config agent.toml --format us-informal > type11.csv",
     )
     add_export_options(export)
     for each in (sellers, export):

@@ -59,14 +59,19 @@ def add_outbox_commands(sub: Any) -> None:
     outbox = sub.add_parser(
         "outbox",
         help="station outbox maintenance",
-        description="Example: sudo -u prescreen prescreen outbox migrate",
+        description=(
+            "Maintenance of the station's outbox: schema upgrades and re-sending records the receiver "
+            "rejected."
+        ),
+        epilog="Example: sudo -u prescreen prescreen outbox migrate",
     )
     what = outbox.add_subparsers(dest="what", required=True, metavar="WHAT")
     migrate = what.add_parser(
         "migrate",
         help="upgrade the outbox schema in place (the package runs this on upgrade)",
-        description="Each migration runs in one transaction; an outbox written by a newer agent is "
-        f"refused. Example: prescreen outbox migrate --config {DEFAULT_PATH}",
+        description="Upgrade the outbox schema in place. Each migration runs in one transaction; an "
+        "outbox written by a newer agent is refused.",
+        epilog=f"Example: prescreen outbox migrate --config {DEFAULT_PATH}",
     )
     migrate.add_argument(
         "--config", default=DEFAULT_PATH, help=f"TOML config file of the station ({DEFAULT_PATH})"
@@ -75,8 +80,8 @@ def add_outbox_commands(sub: Any) -> None:
     requeue = what.add_parser(
         "requeue",
         help="send records the receiver rejected again, after review (all, or --record ID)",
-        description="Puts rejected records back to pending; the running uplink sends them on its "
-        f"next pass. Example: prescreen outbox requeue --config {DEFAULT_PATH} --record 3f0c...",
+        description="Puts rejected records back to pending; the running uplink sends them on its next pass.",
+        epilog=f"Example: prescreen outbox requeue --config {DEFAULT_PATH} --record 3f0c...",
     )
     requeue.add_argument(
         "--config", default=DEFAULT_PATH, help=f"TOML config file of the station ({DEFAULT_PATH})"

@@ -323,9 +323,11 @@ def add_receiver_commands(sub: Any) -> None:
     receiver = sub.add_parser(
         "receiver",
         help="run the reference receiver (customs side)",
-        description="Verify signatures, dedupe, store and ack records. --db takes a SQLite path or a "
-        "postgresql:// URL (several receivers may share one). Example: "
-        "prescreen receiver --db receiver.db --trust trust.json --port 1883",
+        description=(
+            "Verify signatures, dedupe, store and ack records. --db takes a SQLite path or a postgresql:// "
+            "URL (several receivers may share one)."
+        ),
+        epilog="Example: prescreen receiver --db receiver.db --trust trust.json --port 1883",
     )
     receiver.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     receiver.add_argument("--trust", help='trust store JSON: {"keys": [output of `prescreen key show`, ...]}')
@@ -344,7 +346,11 @@ def add_receiver_commands(sub: Any) -> None:
     records = sub.add_parser(
         "records",
         help="query, export or check a receiver store",
-        description="Example: prescreen records export --db receiver.db --verdict HOLD --format csv",
+        description=(
+            "Customs side: read the receiver's store (query, export, gaps), re-check signatures, and build "
+            "the model's training labels and shadow reports."
+        ),
+        epilog="Example: prescreen records export --db receiver.db --verdict HOLD --format csv",
     )
     what = records.add_subparsers(dest="what", required=True, metavar="WHAT")
     for name, text in (
@@ -353,22 +359,27 @@ def add_receiver_commands(sub: Any) -> None:
     ):
         example = f"prescreen records {name} --db receiver.db --device station-01 --since 2026-11-01"
         each = what.add_parser(
-            name, help=text, description=f"{text}. Filters combine with AND. Example: {example}"
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}, in device sequence order. Filters combine with AND.",
+            epilog=f"Example: {example}",
         )
         each.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
         each.add_argument("--tracking", help="tracking number")
         each.add_argument("--device", help="device id")
-        each.add_argument("--verdict", choices=["CLEAR", "REVIEW", "HOLD"])
+        each.add_argument(
+            "--verdict", choices=["CLEAR", "REVIEW", "HOLD"], help="only records with this verdict"
+        )
         each.add_argument("--since", help="created at or after (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
         each.add_argument("--until", help="created before (RFC 3339)")
-        each.add_argument("--limit", type=int)
+        each.add_argument("--limit", type=int, help="at most this many records")
         add_export_options(each)
         each.set_defaults(func=cmd_records)
     verify = what.add_parser(
         "verify",
         help="re-check every stored record's own signature against the trust store (exit 1 if any fails)",
-        description="Evidence check of a store: every record against the station keys in --trust. "
-        "Example: prescreen records verify --db receiver.db --trust trust.json",
+        description="Evidence check of a store: every record against the station keys in --trust.",
+        epilog="Example: prescreen records verify --db receiver.db --trust trust.json",
     )
     verify.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     verify.add_argument("--trust", required=True, help="trust store JSON")
@@ -377,25 +388,29 @@ def add_receiver_commands(sub: Any) -> None:
     shadow = what.add_parser(
         "shadow-report",
         help="per station: how a shadow model's raises compare with the live model's",
-        description="Reads verdict records that carry a shadow score (a model sent with "
-        "`downlink send --type model --shadow`). Example: prescreen records shadow-report --db receiver.db "
-        "--since 2026-11-01T00:00:00Z --json",
+        description=(
+            "Reads verdict records that carry a shadow score (a model sent with `downlink send --type model "
+            "--shadow`)."
+        ),
+        epilog=(
+            "Example: prescreen records shadow-report --db receiver.db --since 2026-11-01T00:00:00Z --json"
+        ),
     )
     shadow.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     shadow.add_argument("--device", help="only this device")
     shadow.add_argument("--since", help="created at or after (RFC 3339)")
     shadow.add_argument("--until", help="created before (RFC 3339)")
-    shadow.add_argument("--json", action="store_true")
+    shadow.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     shadow.set_defaults(func=cmd_records)
     _add_labels_command(what)
     gaps = what.add_parser(
         "gaps",
         help="missing sequence numbers per device (exit 1 if any)",
-        description="A gap is a record a station committed that the store never got. "
-        "Example: prescreen records gaps --db receiver.db",
+        description="A gap is a record a station committed that the store never got.",
+        epilog="Example: prescreen records gaps --db receiver.db",
     )
     gaps.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
-    gaps.add_argument("--json", action="store_true")
+    gaps.add_argument("--json", action="store_true", help="one JSON object listing the gaps")
     gaps.set_defaults(func=cmd_records)
 
     _add_downlink_commands(sub)
@@ -407,14 +422,18 @@ def _add_key_commands(sub: Any) -> None:
     key = sub.add_parser(
         "key",
         help="this station's signing key",
-        description="Example: prescreen key show --config /etc/prescreen/agent.toml --trust-file trust.json",
+        description=(
+            "The station's Ed25519 signing key: print its trust-store entry for customs, or replace it "
+            "after a loss."
+        ),
+        epilog="Example: prescreen key show --config /etc/prescreen/agent.toml --trust-file trust.json",
     )
     key_what = key.add_subparsers(dest="what", required=True, metavar="WHAT")
     show = key_what.add_parser(
         "show",
         help="print the trust-store entry (creates the key if new)",
-        description="Prints the entry a receiver's trust store needs, or adds it to --trust-file. "
-        "Example: prescreen key show | prescreen trust add --file trust.json",
+        description="Prints the entry a receiver's trust store needs, or adds it to --trust-file.",
+        epilog="Example: prescreen key show | prescreen trust add --file trust.json",
     )
     show.add_argument(
         "--config", default=DEFAULT_CONFIG, help=f"TOML config file of the agent ({DEFAULT_CONFIG})"
@@ -424,10 +443,12 @@ def _add_key_commands(sub: Any) -> None:
     new = key_what.add_parser(
         "new",
         help="replace this station's key: a new identity (the old key is kept aside)",
-        description="For a station whose key or outbox is lost: the agent refuses to start with only "
-        "one of them. Sequence numbers go on from the last one the old key signed. Enrol the new "
-        "key with customs afterwards. "
-        "Example: prescreen key new --config /etc/prescreen/agent.toml --i-know",
+        description=(
+            "For a station whose key or outbox is lost: the agent refuses to start with only one of them. "
+            "Sequence numbers go on from the last one the old key signed. Enrol the new key with customs "
+            "afterwards."
+        ),
+        epilog="Example: prescreen key new --config /etc/prescreen/agent.toml --i-know",
     )
     new.add_argument(
         "--config", default=DEFAULT_CONFIG, help=f"TOML config file of the agent ({DEFAULT_CONFIG})"
@@ -443,10 +464,15 @@ def _add_labels_command(what: Any) -> None:
     labels = what.add_parser(
         "labels",
         help="training table: verdicts joined with their customs outcomes (one CSV row per parcel)",
-        description="Label rule: seized, denied_entry, penalty, destroyed -> 1; released, "
-        "assessment_complete -> 0; abandoned, returned or no outcome -> no row; the final version of a "
-        "corrected record counts. Columns: the `model eval` ones plus station, time, outcome. Example: "
-        "prescreen records labels --db receiver.db --since 2026-06-01T00:00:00Z --format csv > labels.csv",
+        description=(
+            "Label rule: seized, denied_entry, penalty, destroyed -> 1; released, assessment_complete -> 0; "
+            "abandoned, returned or no outcome -> no row; the final version of a corrected record counts. "
+            "Columns: the `model eval` ones plus station, time, outcome."
+        ),
+        epilog=(
+            "Example: prescreen records labels --db receiver.db --since 2026-06-01T00:00:00Z --format csv > "
+            "labels.csv"
+        ),
     )
     labels.add_argument("--db", default="receiver.db", help="SQLite path or postgresql:// URL")
     labels.add_argument("--device", help="only this device")
@@ -463,21 +489,32 @@ def _add_downlink_commands(sub: Any) -> None:
     downlink = sub.add_parser(
         "downlink",
         help="customs side: send a station a message",
-        description="Example: prescreen downlink send --site site-01 --device station-01 --type hold "
-        "--tracking 1Z5R89390357567127",
+        description=(
+            "Customs side: send one station a signed message (hold, rfi, rfs, dnl, release, watchlist, "
+            "feedback, config, model, outcome) and wait for its ack."
+        ),
+        epilog=(
+            "Example: prescreen downlink send --site site-01 --device station-01 --type hold --tracking "
+            "1Z5R89390357567127"
+        ),
     )
     downlink_what = downlink.add_subparsers(dest="what", required=True, metavar="WHAT")
     send = downlink_what.add_parser(
         "send",
         help="send one message and wait for the station's ack",
-        description="Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), "
-        "feedback (--text with --record or --seller), config (--set review_score=0.4), "
-        "model (--manifest, --signing-key), outcome (--outcome, --reason-code, --customs-reference with "
-        "--tracking or --record). Example: "
-        "prescreen downlink send --site site-01 --device station-01 --type rfs --tracking 1Z999AA10123456784",
+        description=(
+            "Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), feedback "
+            "(--text with --record or --seller), config (--set review_score=0.4), model (--manifest, "
+            "--signing-key), outcome (--outcome, --reason-code, --customs-reference with --tracking or "
+            "--record)."
+        ),
+        epilog=(
+            "Example: prescreen downlink send --site site-01 --device station-01 --type rfs --tracking "
+            "1Z999AA10123456784"
+        ),
     )
-    send.add_argument("--site", required=True)
-    send.add_argument("--device", required=True)
+    send.add_argument("--site", required=True, help="the station's site id")
+    send.add_argument("--device", required=True, help="the station's device id")
     send.add_argument(
         "--type",
         required=True,
@@ -493,6 +530,7 @@ def _add_downlink_commands(sub: Any) -> None:
             "model",
             "outcome",
         ],
+        help="the message type (see above)",
     )
     send.add_argument("--manifest", help='model: JSON {"version", "files": [{"name", "url", "sha256"}]}')
     send.add_argument("--signing-key", help="model: the customs update key (PEM, created if missing)")
@@ -506,8 +544,8 @@ def _add_downlink_commands(sub: Any) -> None:
         action="store_true",
         help="model: make the station's shadow model (the one this manifest names) live; nothing fetched",
     )
-    send.add_argument("--tracking", dest="tracking_number")
-    send.add_argument("--reason")
+    send.add_argument("--tracking", dest="tracking_number", help="the parcel's tracking number")
+    send.add_argument("--reason", help="hold, rfi, rfs, dnl: why (kept with the hold)")
     send.add_argument("--text", help="feedback text")
     send.add_argument("--record", dest="record_id", help="record the feedback or outcome is about")
     send.add_argument("--outcome", choices=CUSTOMS_OUTCOMES, help="outcome: what customs decided")
@@ -524,7 +562,7 @@ def _add_downlink_commands(sub: Any) -> None:
         "--customs-key", action="append", default=[], help="keys: a new customs public key (base64)"
     )
     send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
-    send.add_argument("--json", action="store_true")
+    send.add_argument("--json", action="store_true", help="print the ack as JSON")
     _add_broker_options(send)
     send.set_defaults(func=cmd_downlink_send)
     update_key = downlink_what.add_parser(
@@ -532,8 +570,11 @@ def _add_downlink_commands(sub: Any) -> None:
         aliases=["update-key"],
         help="print the public half of a customs-side key, for the stations' [sync] customs_keys "
         "(downlink key), receiver_keys (receiver ack key) or update_key (model update key)",
-        description="Example: "
-        "prescreen downlink public-key --signing-key /etc/prescreen-customs/downlink.key",
+        description=(
+            "Print the base64 public half of a customs-side Ed25519 key (created if missing), for a "
+            "station's [sync] settings. update-key is the same command."
+        ),
+        epilog="Example: prescreen downlink public-key --signing-key /etc/prescreen-customs/downlink.key",
     )
     update_key.add_argument("--signing-key", required=True, help="the key (PEM, created if missing)")
     update_key.set_defaults(func=cmd_update_key)

@@ -76,20 +76,27 @@ def add_setup_commands(sub: Any) -> None:
     conf = sub.add_parser(
         "config",
         help="start a config file, or check one the way prescreen run will",
-        description="Example: prescreen config example > agent.toml && prescreen config check agent.toml",
+        description=(
+            "Write a config file to start from, or check one with the same validation as prescreen run."
+        ),
+        epilog="Example: prescreen config example > agent.toml && prescreen config check agent.toml",
     )
     conf_what = conf.add_subparsers(dest="what", required=True, metavar="WHAT")
     example = conf_what.add_parser(
         "example",
         help="print a commented config with every key, its default, allowed values and meaning",
-        description="Generated from the schema, so it always matches what the agent accepts. "
-        "Example: prescreen config example | sudo tee /etc/prescreen/agent.toml",
+        description="Generated from the schema, so it always matches what the agent accepts.",
+        epilog="Example: prescreen config example | sudo tee /etc/prescreen/agent.toml",
     )
     example.set_defaults(func=cmd_config_example)
     check = conf_what.add_parser(
         "check",
         help="validate a config file exactly as prescreen run does (exit 1 if refused)",
-        description="Example: prescreen config check /etc/prescreen/agent.toml",
+        description=(
+            "Validate a config file exactly as prescreen run does: a refused value is named with its file, "
+            "line, key and rule (exit 1)."
+        ),
+        epilog="Example: prescreen config check /etc/prescreen/agent.toml",
     )
     check.add_argument("file", help="TOML config file")
     check.set_defaults(func=cmd_config_check)
@@ -97,25 +104,32 @@ def add_setup_commands(sub: Any) -> None:
     trust = sub.add_parser(
         "trust",
         help="manage a receiver's trust store (station keys)",
-        description='The file is {"keys": [entries]}, each entry what `prescreen key show` prints. '
-        "Example: prescreen key show --config agent.toml | prescreen trust add --file trust.json",
+        description='The file is {"keys": [entries]}, each entry what `prescreen key show` prints.',
+        epilog="Example: prescreen key show --config agent.toml | prescreen trust add --file trust.json",
     )
     trust_what = trust.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = trust_what.add_parser(
         "add",
         help="add a station's key (the output of prescreen key show)",
-        description="Reads the entry from ENTRY (a file) or stdin; creates the file if needed; replaces an "
-        "entry with the same key id. Example: prescreen key show | prescreen trust add --file trust.json",
+        description=(
+            "Reads the entry from ENTRY (a file) or stdin; creates the file if needed; replaces an entry "
+            "with the same key id."
+        ),
+        epilog="Example: prescreen key show | prescreen trust add --file trust.json",
     )
     add.add_argument("entry", nargs="?", help="file with one `prescreen key show` entry (default: stdin)")
     remove = trust_what.add_parser(
         "remove",
         help="remove a key (by key id, or every key of SITE/DEVICE)",
-        description="Example: prescreen trust remove --file trust.json site-01/station-07",
+        description="Remove a key from a receiver's trust store, by key id or every key of one SITE/DEVICE.",
+        epilog="Example: prescreen trust remove --file trust.json site-01/station-07",
     )
     remove.add_argument("key", help="key id, or SITE/DEVICE")
     listing = trust_what.add_parser(
-        "list", help="list the trusted keys", description="Example: prescreen trust list --file trust.json"
+        "list",
+        help="list the trusted keys",
+        description="List the keys a receiver's trust store holds: site, device, key id.",
+        epilog="Example: prescreen trust list --file trust.json",
     )
     listing.add_argument("--json", action="store_true", help="print the whole store as one JSON object")
     for parser in (add, remove, listing):

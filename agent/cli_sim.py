@@ -96,31 +96,47 @@ def add_sim_commands(sub: Any) -> None:
     sim = sub.add_parser(
         "sim",
         help="drive the simulated scanner and scale of a running station (sim:// devices)",
-        description="Talks to the station's local HTTP server, which offers these controls only when "
-        "a device url is sim://... Example: prescreen sim scan 1Z5R89390357567127 --weight 1.25",
+        description=(
+            "Talks to the station's local HTTP server, which offers these controls only when a device url "
+            "is sim://..."
+        ),
+        epilog="Example: prescreen sim scan 1Z5R89390357567127 --weight 1.25",
     )
     what = sim.add_subparsers(dest="action", required=True, metavar="ACTION")
     scan = what.add_parser(
         "scan",
         help="scan a code (after putting --weight on the pan) and print the verdict",
-        description="Puts the weight on the simulated scale (if given), scans CODE, waits for the "
-        "verdict and lifts the parcel off. Example: prescreen sim scan 1Z5R89390357567127 --weight 1.25",
+        description=(
+            "Puts the weight on the simulated scale (if given), scans CODE, waits for the verdict and lifts "
+            "the parcel off."
+        ),
+        epilog="Example: prescreen sim scan 1Z5R89390357567127 --weight 1.25",
     )
     scan.add_argument("code", help="the label's barcode text (GS1: use a real GS, \\x1d, between fields)")
     scan.add_argument("--weight", help="kg to put on the pan before the scan")
     scan.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the verdict")
     weight = what.add_parser(
-        "weight", help="put a weight on the simulated pan", description="Example: prescreen sim weight 1.25"
+        "weight",
+        help="put a weight on the simulated pan",
+        description="Put a weight on the simulated scale's pan of a running station (sim:// scale only).",
+        epilog="Example: prescreen sim weight 1.25",
     )
     weight.add_argument("kg", help="kilograms (0 empties the pan)")
-    what.add_parser("lift", help="take the parcel off the pan", description="Example: prescreen sim lift")
+    what.add_parser(
+        "lift",
+        help="take the parcel off the pan",
+        description="Take the parcel off the simulated scale's pan (the weight goes back to zero).",
+        epilog="Example: prescreen sim lift",
+    )
     for action, text in (("unplug", "pull the cable of"), ("replug", "plug back in")):
         device = what.add_parser(
             action,
             help=f"{text} the simulated scanner or scale",
-            description=f"Rehearse a device fault. Example: prescreen sim {action} scale",
+            description=f"Rehearse a device fault: {text} the simulated scanner or scale of a running "
+            "station (sim:// devices only).",
+            epilog=f"Example: prescreen sim {action} scale",
         )
-        device.add_argument("device", choices=["scanner", "scale"])
+        device.add_argument("device", choices=["scanner", "scale"], help="which simulated device")
     for parser in what.choices.values():
         parser.add_argument("--station", help=f"the station's local URL (default {DEFAULT_STATION})")
         parser.add_argument(

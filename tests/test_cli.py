@@ -19,23 +19,79 @@ def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, each parser once (an alias such as ``update-key`` is its command's)."""
     found = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            seen: set[int] = set()
             for name, sub in action.choices.items():
-                found.append((*prefix, name))
-                found += commands(sub, (*prefix, name))
+                if id(sub) not in seen:
+                    seen.add(id(sub))
+                    found.append((*prefix, name))
+                    found += commands(sub, (*prefix, name))
     return found
 
 
-@pytest.mark.parametrize("command", commands(build_parser()))
-def test_every_command_has_useful_help(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+def parser_of(command: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in command:
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = action.choices[name]
+    return parser
+
+
+COMMANDS = commands(build_parser())
+
+
+def test_the_walk_finds_every_command() -> None:
+    """The tree the other tests walk is the whole CLI (a walk that found nothing would pass them)."""
+    assert len(COMMANDS) >= 50
+    assert {("run",), ("records", "gaps"), ("downlink", "public-key"), ("bench", "sync")} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", [(), *COMMANDS], ids=lambda c: " ".join(c) or "prescreen")
+def test_every_command_has_a_description_of_its_own(command: tuple[str, ...]) -> None:
+    """A sentence saying what the command does, not just its usage or an example."""
+    description = parser_of(command).description or ""
+    assert len(description) >= 25, f"prescreen {' '.join(command)}: no description"
+    assert not description.startswith("Example"), (
+        f"prescreen {' '.join(command)}: the example is the description"
+    )
+    assert description[0].isupper(), description
+
+
+@pytest.mark.parametrize("command", [(), *COMMANDS], ids=lambda c: " ".join(c) or "prescreen")
+def test_every_command_has_an_example_of_itself(command: tuple[str, ...]) -> None:
+    """The epilog shows one way to run this very command (a subcommand's parent may show a child)."""
+    epilog = parser_of(command).epilog or ""
+    assert epilog.startswith("Example: "), f"prescreen {' '.join(command)}: no example"
+    assert f"prescreen {' '.join(command)}".strip() in epilog, epilog
+
+
+@pytest.mark.parametrize("command", [(), *COMMANDS], ids=lambda c: " ".join(c) or "prescreen")
+def test_every_command_has_a_one_line_help_and_every_argument_a_help(command: tuple[str, ...]) -> None:
+    parser = parser_of(command)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            missing = [c.dest for c in action._choices_actions if not c.help]
+            assert not missing, f"prescreen {' '.join(command)}: no help line for {missing}"
+        elif not isinstance(action, argparse._HelpAction):
+            assert action.help, (
+                f"prescreen {' '.join(command)}: {action.option_strings or action.dest} has no help"
+            )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_shows_the_description_and_the_example(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    assert len(text) > 80
-    assert "Example:" in text  # every page shows one way to use it
+    parser = parser_of(command)
+    assert " ".join((parser.description or "-").split()) in " ".join(text.split())  # re-wrapped
+    assert f"\n{parser.epilog}\n" in text  # as written, on one line: it can be pasted
 
 
 def test_version() -> None:
