@@ -49,7 +49,7 @@ lint: $(STAMP)
 # ...); mypy checks that package through a tree of symlinks with the installed layout.
 typecheck: $(STAMP)
 	@rm -rf .build/typecheck && mkdir -p .build/typecheck/prescreen
-	@for f in agent/*.py agent/py.typed; do ln -s "$(CURDIR)/$$f" .build/typecheck/prescreen/; done
+	@for f in agent/*; do case "$$f" in *__pycache__*) continue;; esac; ln -s "$(CURDIR)/$$f" .build/typecheck/prescreen/; done
 	@for d in drivers models sync; do ln -s "$(CURDIR)/$$d" .build/typecheck/prescreen/$$d; done
 	cd .build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p prescreen
 

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from prescreen._version import __version__
-from prescreen.errors import PrescreenError
+from prescreen.core.errors import PrescreenError
 
 __all__ = ["PrescreenError", "__version__"]

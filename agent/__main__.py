@@ -2,6 +2,6 @@
 
 import sys
 
-from prescreen.cli import main
+from prescreen.commands.main import main
 
 sys.exit(main())

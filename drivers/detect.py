@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from prescreen.drivers import ssi
+from prescreen.core.errors import FrameError
 from prescreen.drivers.base import ScaleProtocol, SerialSettings
 from prescreen.drivers.port import open_serial
 from prescreen.drivers.registry import scale_protocols
-from prescreen.errors import FrameError
+from prescreen.drivers.scanners import ssi_packets as ssi
 
 BAUDRATES = (9600, 19200, 4800, 2400)
 SSI_SCANNER = "ssi-scanner"

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 import serial
+from prescreen.core.errors import DeviceError, DeviceNotFound
 from prescreen.drivers.base import SerialSettings
 from prescreen.drivers.framing import FrameSplitter
-from prescreen.errors import DeviceError, DeviceNotFound
 
 if TYPE_CHECKING:
     from prescreen.drivers.sim import PtyDevice

@@ -1,7 +1,9 @@
 """Open devices by URL, the way pyserial's ``serial_for_url`` picks a handler by scheme.
 
-Scale protocols are discovered from the modules named ``scale_<name>.py`` in this package, each
-exposing ``PROTOCOL``: adding a protocol means adding a module, nothing else. ``sim://<protocol>``
+Scale protocols are the modules of :mod:`prescreen.drivers.scales` that expose ``PROTOCOL``
+(as pyserial keeps its URL handlers in ``urlhandler/``): adding a protocol means adding a module,
+nothing else. Modules are imported only when a device is opened or the list is asked for, so
+importing the drivers costs nothing until then. ``sim://<protocol>``
 and ``sim://scanner`` start a simulator on a pty and open its slave end with the real driver.
 """
 
@@ -13,15 +15,15 @@ import pkgutil
 from decimal import Decimal
 from typing import Any
 
-from prescreen import drivers
+from prescreen.core.errors import UnsupportedDevice
+from prescreen.drivers import scales
 from prescreen.drivers.base import ScaleProtocol
-from prescreen.drivers.scale import ScaleReader
-from prescreen.drivers.scanner import ScannerBase
-from prescreen.drivers.scanner_line import TERMINATORS, LineScanner
-from prescreen.drivers.scanner_ssi import SsiScanner
-from prescreen.drivers.settle import Settler
+from prescreen.drivers.scales.reader import ScaleReader
+from prescreen.drivers.scales.settle import Settler
+from prescreen.drivers.scanners.base import ScannerBase
+from prescreen.drivers.scanners.line import TERMINATORS, LineScanner
+from prescreen.drivers.scanners.ssi import SsiScanner
 from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator, SsiScannerSimulator
-from prescreen.errors import UnsupportedDevice
 
 SIM_SCHEME = "sim://"
 
@@ -30,12 +32,11 @@ SIM_SCHEME = "sim://"
 def scale_protocols() -> dict[str, ScaleProtocol]:
     """Every scale protocol shipped, by name."""
     found: dict[str, ScaleProtocol] = {}
-    for info in pkgutil.iter_modules(drivers.__path__):
-        if info.name.startswith("scale_"):
-            module = importlib.import_module(f"{drivers.__name__}.{info.name}")
-            protocol = getattr(module, "PROTOCOL", None)
-            if protocol is not None:
-                found[protocol.name] = protocol
+    for info in pkgutil.iter_modules(scales.__path__):
+        module = importlib.import_module(f"{scales.__name__}.{info.name}")
+        protocol = getattr(module, "PROTOCOL", None)
+        if protocol is not None:
+            found[protocol.name] = protocol
     return found
 
 

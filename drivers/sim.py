@@ -18,8 +18,8 @@ import time
 import tty
 from decimal import Decimal
 
-from prescreen.drivers import ssi
 from prescreen.drivers.base import ScaleProtocol, WeightReading
+from prescreen.drivers.scanners import ssi_packets as ssi
 
 log = logging.getLogger("prescreen.drivers")
 

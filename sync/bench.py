@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.errors import SyncError
-from prescreen.outbox import Outbox
-from prescreen.records import Record, envelope
-from prescreen.signing import DeviceKey
+from prescreen.core.errors import SyncError
+from prescreen.core.records import Record, envelope
+from prescreen.core.signing import DeviceKey
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.delivery import DeliveryReport, check_delivery, ledger_of
 from prescreen.sync.store import open_store

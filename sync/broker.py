@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from prescreen.errors import BrokerUnavailable
+from prescreen.core.errors import BrokerUnavailable
 
 log = logging.getLogger("prescreen.sync")
 

@@ -12,8 +12,8 @@ import queue
 import uuid
 from typing import Any
 
-from prescreen.records import epoch_s, rfc3339, utc_now
-from prescreen.signing import DeviceKey
+from prescreen.core.records import epoch_s, rfc3339, utc_now
+from prescreen.core.signing import DeviceKey
 from prescreen.sync.mqtt import MqttConnection, Security
 from prescreen.sync.topics import downlink_acks_topic, downlink_topic
 

@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from prescreen.errors import SyncError
-from prescreen.records import epoch_s
-from prescreen.signing import KeyRing, signed_bytes
+from prescreen.core.errors import SyncError
+from prescreen.core.records import epoch_s
+from prescreen.core.signing import KeyRing, signed_bytes
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.topics import addressed_to, downlink_acks_topic
 

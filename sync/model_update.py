@@ -26,9 +26,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from prescreen.errors import ModelError, SyncError
-from prescreen.records import dumps, epoch_s
-from prescreen.screening import RiskModel
+from prescreen.core.errors import ModelError, SyncError
+from prescreen.core.records import dumps, epoch_s
+from prescreen.risk.screening import RiskModel
 from prescreen.sync.topics import addressed_to
 
 log = logging.getLogger("prescreen.downlink")

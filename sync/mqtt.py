@@ -17,7 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from prescreen.errors import BrokerUnavailable, SyncError
+from prescreen.core.errors import BrokerUnavailable, SyncError
 
 log = logging.getLogger("prescreen.sync")
 _EARLY_ACKS = 1024  # far below the 65535 message ids paho cycles through

@@ -17,9 +17,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import RecordError, SyncError
-from prescreen.records import dumps, utc_now, validate
-from prescreen.signing import DeviceKey, Rejection, TrustStore
+from prescreen.core.errors import RecordError, SyncError
+from prescreen.core.records import dumps, utc_now, validate
+from prescreen.core.signing import DeviceKey, Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import Store, open_store
 from prescreen.sync.topics import (

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from prescreen.errors import ConfigError
-from prescreen.files import private
+from prescreen.core.errors import ConfigError
+from prescreen.core.files import private
 
 COUNTERS = (
     "stored",

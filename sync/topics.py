@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from prescreen.errors import SyncError
+from prescreen.core.errors import SyncError
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SHARE_GROUP = "receivers"

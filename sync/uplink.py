@@ -18,10 +18,10 @@ import uuid
 import zlib
 from pathlib import Path
 
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.errors import OutboxError, SyncError
-from prescreen.outbox import Outbox
-from prescreen.signing import DeviceKey, KeyRing
+from prescreen.core.errors import OutboxError, SyncError
+from prescreen.core.signing import DeviceKey, KeyRing
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security, parse_endpoints
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
 

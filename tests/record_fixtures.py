@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from prescreen.config import StationConfig
-from prescreen.records import envelope
+from prescreen.core.records import envelope
+from prescreen.ops.config import StationConfig
 
 
 def record(seq: int, device: str = "dev-1") -> dict:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from prescreen.cli import build_parser, main
+from prescreen.commands.main import build_parser, main
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from prescreen.demo import run_demo
-from prescreen.records import validate
+from prescreen.core.records import validate
+from prescreen.sim.demo import run_demo
 
 
 def stored_ids(db: Path) -> list[str]:
@@ -118,8 +118,8 @@ def test_the_demo_page_moves_to_a_free_port_when_its_port_is_taken_at_start(tmp_
     serves its page on a free port instead of failing."""
     import socket
 
-    from prescreen.demo import DemoStation
-    from prescreen.samples import generate
+    from prescreen.sim.demo import DemoStation
+    from prescreen.sim.samples import generate
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

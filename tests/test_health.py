@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 from order_fixtures import clean_order
-from prescreen import app
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.cli import main
-from prescreen.health import CLOCK_FLOOR, Health, clock_condition
-from prescreen.service import supervise
-from prescreen.station import StationEvent
+from prescreen.commands.main import main
+from prescreen.ops import config as cfg
+from prescreen.ops.health import CLOCK_FLOOR, Health, clock_condition
+from prescreen.packing import app
+from prescreen.packing.app import Agent
+from prescreen.packing.service import supervise
+from prescreen.packing.station import StationEvent
 from prescreen.sync.broker import LocalBroker, free_port
 from test_service import NotifySocket
 
@@ -347,7 +347,7 @@ def test_verdicts_that_cannot_be_recorded_make_the_station_down_until_one_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A full disk is at the edge of the world: the outbox's append is made to fail as SQLite would."""
-    from prescreen.errors import OutboxError
+    from prescreen.core.errors import OutboxError
 
     agent = agents(toml(tmp_path, broker.port, 0))
     events: queue.Queue[StationEvent] = queue.Queue()

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prescreen.app import Agent
-from prescreen.cli import main
-from prescreen.demo import DemoStation
-from prescreen.errors import ConfigError
-from prescreen.samples import Step, generate
+from prescreen.commands.main import main
+from prescreen.core.errors import ConfigError
+from prescreen.packing.app import Agent
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.store import Filters
 
 
@@ -105,7 +105,7 @@ def test_a_missing_outbox_or_key_stops_the_start_until_told(
 
 
 def _outcome_like(seq: int, agent: Agent) -> dict[str, object]:
-    from prescreen.outcomes import outcome_record
+    from prescreen.packing.outcomes import outcome_record
 
     return outcome_record(
         seq, agent.config.station, refers_to="none", tracking_number=None, outcome="held_on_shelf", shelf="A"

@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.demo import DemoStation
-from prescreen.samples import generate
-from prescreen.webserver import TOKEN_HEADER, LocalServer, json_response
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import generate
+from prescreen.web.server import TOKEN_HEADER, LocalServer, json_response
 
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium",) if Path(p).exists()), None)
 

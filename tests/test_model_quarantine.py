@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prescreen import model_monitor
-from prescreen.demo import DemoStation
 from prescreen.drivers.barcodes import decode
 from prescreen.models.signals import ParcelSignals
-from prescreen.samples import Step, generate
-from prescreen.screening import Screener
+from prescreen.risk import model_monitor
+from prescreen.risk.screening import Screener
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 
 
 class _AlarmistModel:
@@ -93,7 +93,7 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
 
 
 def test_the_monitor_needs_more_than_its_card_rate_to_trip() -> None:
-    from prescreen.screening import Screening
+    from prescreen.risk.screening import Screening
 
     monitor = model_monitor.ModelMonitor("m", 100, 0.05)
     calm = Screening("CLEAR", 0.1, "m", (), model_raised=False)

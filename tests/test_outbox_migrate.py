@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from prescreen.cli import main
-from prescreen.outbox import Outbox
-from prescreen.outbox_schema import SCHEMA_VERSION
+from prescreen.commands.main import main
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.outbox_schema import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "outbox-v1.db"
 

@@ -28,10 +28,12 @@ def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
     assert top_level == {"prescreen"}
     for required in (
         "prescreen/py.typed",
-        "prescreen/schemas/record-v1.schema.json",
-        "prescreen/schemas/record-v2.schema.json",
-        "prescreen/data/reference.json",
-        "prescreen/drivers/scale_mtsics.py",
+        "prescreen/core/schemas/record-v1.schema.json",
+        "prescreen/core/schemas/record-v2.schema.json",
+        "prescreen/risk/data/reference.json",
+        "prescreen/web/static/station.html",
+        "prescreen/models/data/screening.json",
+        "prescreen/drivers/scales/mtsics.py",
         "prescreen/sync/receiver.py",
         "prescreen/models/runner.py",
     ):

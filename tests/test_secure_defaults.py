@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prescreen.outbox import Outbox
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.wms import OrderCache
 from prescreen.sync.store import open_store
-from prescreen.wms import OrderCache
 from record_fixtures import record
 
 

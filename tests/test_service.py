@@ -20,14 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 from order_fixtures import clean_order
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.errors import OutboxError
-from prescreen.outbox import Outbox
-from prescreen.outbox_schema import SCHEMA_VERSION
-from prescreen.records import validate
-from prescreen.service import supervise
-from prescreen.station import StationEvent
+from prescreen.core.errors import OutboxError
+from prescreen.core.records import validate
+from prescreen.ops import config as cfg
+from prescreen.packing.app import Agent
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.outbox_schema import SCHEMA_VERSION
+from prescreen.packing.service import supervise
+from prescreen.packing.station import StationEvent
 from prescreen.sync.broker import LocalBroker, free_port
 
 ORDER = clean_order()
@@ -325,7 +325,7 @@ def test_a_notify_socket_nobody_reads_never_blocks_the_agent(
 ) -> None:
     """Found by the benchmark: a full notify queue once froze the service loop (and SIGTERM),
     and later filled the log with one warning per STATUS update."""
-    from prescreen.sdnotify import notify
+    from prescreen.packing.sdnotify import notify
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unread:
         unread.bind(str(tmp_path / "n.sock"))

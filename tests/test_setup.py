@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from prescreen import config as cfg
-from prescreen.cli import main
-from prescreen.configdoc import MEANING, example
-from prescreen.signing import DeviceKey, TrustStore
+from prescreen.commands.main import main
+from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.ops import config as cfg
+from prescreen.ops.configdoc import MEANING, example
 
 
 def prescreen(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -187,7 +187,7 @@ def test_doctor_says_connection_refused_at_once(tmp_path: Path) -> None:
 
 def test_the_documented_orders_examples_are_read_as_documented(tmp_path: Path) -> None:
     """docs/orders-format.md shows both formats; its examples must be what the station reads."""
-    from prescreen.orders import read_orders, to_record
+    from prescreen.packing.orders import read_orders, to_record
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "orders-format.md").read_text()
     blocks = dict(re.findall(r"```(json|csv)\n(.*?)```", doc, re.DOTALL))

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 from order_fixtures import clean_order
-from prescreen import config as cfg
-from prescreen.errors import ConfigError
-from prescreen.simbench import Step, parse_script
+from prescreen.core.errors import ConfigError
+from prescreen.ops import config as cfg
+from prescreen.sim.simbench import Step, parse_script
 from prescreen.sync.bench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
-from prescreen.webserver import TOKEN_HEADER, api_headers
+from prescreen.web.server import TOKEN_HEADER, api_headers
 
 ORDER = clean_order()
 TRACKING = ORDER["tracking_number"]
@@ -222,9 +222,9 @@ def test_a_bad_script_names_its_file_and_line() -> None:
 
 
 def test_the_sim_endpoints_exist_only_with_simulated_devices(tmp_path: Path, broker: LocalBroker) -> None:
-    from prescreen.app import Agent
     from prescreen.drivers.registry import scale_protocol
     from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
+    from prescreen.packing.app import Agent
 
     scale, scanner = ScaleSimulator(scale_protocol("mt-sics")), ScannerSimulator()
     config = cfg.load(write_config(tmp_path, broker, 0))

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.demo import DemoStation
-from prescreen.samples import generate
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prescreen.cli import main
+from prescreen.commands.main import main
 from prescreen.sync.broker import LocalBroker, free_port
 
 BASE = {

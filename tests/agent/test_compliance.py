@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.cli import main
-from prescreen.compliance import ComplianceError, corrected_order, kept_parcel_entry
-from prescreen.demo import DemoStation
-from prescreen.entry import EntrySettings, complete_order
-from prescreen.outcomes import OUTCOMES
-from prescreen.records import SCHEMA_ID, SCHEMA_V1
-from prescreen.samples import Step, generate
+from prescreen.commands.main import main
+from prescreen.core.records import SCHEMA_ID, SCHEMA_V1
+from prescreen.packing.outcomes import OUTCOMES
+from prescreen.risk.entry import EntrySettings, complete_order
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.store import Filters
+from prescreen.trade.compliance import ComplianceError, corrected_order, kept_parcel_entry
 
 
 @pytest.fixture(scope="module")

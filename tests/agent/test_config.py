@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prescreen import config
-from prescreen.errors import ConfigError
+from prescreen.core.errors import ConfigError
+from prescreen.ops import config
 
 GOOD = """
 [station]

@@ -9,11 +9,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prescreen.config import EntryConfig, parse
+from prescreen.core.errors import ConfigError
 from prescreen.drivers.barcodes import decode
-from prescreen.entry import EntrySettings, UsdRates, agency_needs, complete_order, decide_channel, hs6, mid
-from prescreen.errors import ConfigError
-from prescreen.orders import to_record
+from prescreen.ops.config import EntryConfig, parse
+from prescreen.packing.orders import to_record
+from prescreen.risk.entry import (
+    EntrySettings,
+    UsdRates,
+    agency_needs,
+    complete_order,
+    decide_channel,
+    hs6,
+    mid,
+)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +202,9 @@ def test_which_agencies_a_line_needs() -> None:
     assert agency_needs({"description": "Wireless earbuds", "hts_code": "8518300000"}) == set()
 
 
-@pytest.mark.parametrize("module", ["prescreen.entry", "prescreen.exports", "prescreen.filer"])
+@pytest.mark.parametrize(
+    "module", ["prescreen.risk.entry", "prescreen.trade.exports", "prescreen.risk.filer"]
+)
 def test_each_entry_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
     """The config checks the rate table through prescreen.entry, which builds on the config: the
     cycle must hold whichever side is imported first (it once did not)."""
@@ -252,12 +262,12 @@ def test_whatever_the_wms_sends_the_v2_record_validates(
     """The projection is total: a record the receiver would reject is a record lost to customs."""
     from decimal import Decimal
 
-    from prescreen import filer
-    from prescreen.config import StationConfig
-    from prescreen.records import validate
-    from prescreen.rules import ParcelFacts
-    from prescreen.screening import Screening
-    from prescreen.station import verdict_record
+    from prescreen.core.records import validate
+    from prescreen.ops.config import StationConfig
+    from prescreen.packing.station import verdict_record
+    from prescreen.risk import filer
+    from prescreen.risk.rules import ParcelFacts
+    from prescreen.risk.screening import Screening
 
     order = {"consignee": {"name": "A B", "address": {"line1": "1 St", "country": "US"}}, **order_values}
     order["items"] = [{"description": "Mug", "hts_code": "6912004400", **item_values}]

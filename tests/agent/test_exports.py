@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 from order_fixtures import clean_order
-from prescreen import exports
-from prescreen.config import ScreeningConfig, StationConfig
-from prescreen.demo import run_demo
+from prescreen.core.records import SCHEMA_V1, validate
 from prescreen.drivers.barcodes import decode
-from prescreen.entry import PARCEL_FIELDS, EntrySettings
-from prescreen.records import SCHEMA_V1, validate
-from prescreen.rules import ParcelFacts
-from prescreen.screening import Screener
-from prescreen.station import verdict_record
+from prescreen.ops.config import ScreeningConfig, StationConfig
+from prescreen.packing.station import verdict_record
+from prescreen.risk.entry import PARCEL_FIELDS, EntrySettings
+from prescreen.risk.rules import ParcelFacts
+from prescreen.risk.screening import Screener
+from prescreen.sim.demo import run_demo
+from prescreen.trade import exports
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "data-mapping.md"
 HEADINGS = {
@@ -66,7 +66,7 @@ def test_the_record_csv_table_is_what_the_code_exports() -> None:
 def demo_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     workdir = tmp_path_factory.mktemp("exports")
     run_demo(40, workdir=workdir)
-    from prescreen.cli_compliance import read_outbox
+    from prescreen.commands.compliance import read_outbox
 
     records, _ = read_outbox(workdir / "outbox.db")
     for record in records:
@@ -343,8 +343,8 @@ def test_a_superseded_record_is_left_out_and_v1_records_are_refused_with_what_th
 def test_the_export_command_lists_refusals_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
-    from prescreen.outbox import Outbox
+    from prescreen.commands.main import main
+    from prescreen.packing.outbox import Outbox
 
     outbox = Outbox(tmp_path / "outbox.db")
     complete = _record("1Z5R89390357567127", port_of_entry="4196", transport_mode="air")

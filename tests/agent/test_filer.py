@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from order_fixtures import clean_order
-from prescreen import filer, scorecard
-from prescreen.config import ScreeningConfig, StationConfig
 from prescreen.drivers.barcodes import decode
-from prescreen.entry import EntrySettings, press_on_line
-from prescreen.rules import ParcelFacts
-from prescreen.screening import Screener
-from prescreen.station import verdict_record
+from prescreen.ops.config import ScreeningConfig, StationConfig
+from prescreen.packing.station import verdict_record
+from prescreen.risk import filer
+from prescreen.risk.entry import EntrySettings, press_on_line
+from prescreen.risk.rules import ParcelFacts
+from prescreen.risk.screening import Screener
+from prescreen.trade import scorecard
 
 SETTINGS = EntrySettings(account_channels={"CNPOST-EPACKET": "postal"})
 UPS = "1Z5R89390357567127"

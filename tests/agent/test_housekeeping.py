@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.config import OutboxConfig, StationConfig
-from prescreen.errors import OutboxError
-from prescreen.housekeeping import housekeep
-from prescreen.outbox import Outbox
-from prescreen.outcomes import outcome_record
-from prescreen.records import validate
+from prescreen.core.errors import OutboxError
+from prescreen.core.records import validate
+from prescreen.ops.config import OutboxConfig, StationConfig
+from prescreen.packing.housekeeping import housekeep
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.outcomes import outcome_record
 from record_fixtures import record
 
 LATER = datetime.now(timezone.utc) + timedelta(days=40)

@@ -8,10 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from prescreen.config import StationConfig
-from prescreen.errors import OutboxError
-from prescreen.outbox import Outbox
-from prescreen.records import SCHEMA_ID, SCHEMA_V1, envelope, validate
+from prescreen.core.errors import OutboxError
+from prescreen.core.records import SCHEMA_ID, SCHEMA_V1, envelope, validate
+from prescreen.ops.config import StationConfig
+from prescreen.packing.outbox import Outbox
 
 
 def add(outbox: Outbox) -> dict:

@@ -9,9 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from prescreen.config import StationConfig
-from prescreen.errors import RecordError
-from prescreen.records import SCHEMA_ID, SCHEMA_V1, schema, validate
+from prescreen.core.errors import RecordError
+from prescreen.core.records import SCHEMA_ID, SCHEMA_V1, schema, validate
+from prescreen.ops.config import StationConfig
 from prescreen.sync.bench import synthetic_record
 
 MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from order_fixtures import clean_order
-from prescreen.config import ScreeningConfig
 from prescreen.drivers.barcodes import decode
-from prescreen.rules import CartonFacts, ParcelFacts
-from prescreen.screening import Screener
+from prescreen.ops.config import ScreeningConfig
+from prescreen.risk.rules import CartonFacts, ParcelFacts
+from prescreen.risk.screening import Screener
 
 CLEAN = clean_order()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.cli import main
-from prescreen.config import StationConfig
-from prescreen.outbox import Outbox
-from prescreen.records import envelope
+from prescreen.commands.main import main
+from prescreen.core.records import envelope
+from prescreen.ops.config import StationConfig
+from prescreen.packing.outbox import Outbox
 
 NOW = datetime.now(timezone.utc)
 STATION = StationConfig(device_id="dev-1", site_id="site-a")

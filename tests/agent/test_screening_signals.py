@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.batch import facts_from_json
-from prescreen.config import EntryConfig, ScreeningConfig
-from prescreen.entry import EntrySettings
 from prescreen.models import lexicon
 from prescreen.models.nomenclature import load_hts_table
-from prescreen.screening import Screener
-from prescreen.strings import CUSTOMS_ONLY_FINDINGS, seller_advice
+from prescreen.ops.config import EntryConfig, ScreeningConfig
+from prescreen.packing.batch import facts_from_json
+from prescreen.risk.entry import EntrySettings
+from prescreen.risk.screening import Screener
+from prescreen.risk.strings import CUSTOMS_ONLY_FINDINGS, seller_advice
 
 SELLER = {"name": "Acme Trading Co.", "address": {"line1": "1 Keji Rd", "city": "Shenzhen", "country": "CN"}}
 BUYER = {"name": "Jo Doe", "address": {"line1": "2 Oak St", "city": "Austin", "country": "US"}}
@@ -178,8 +178,8 @@ def test_measured_weight_as_decimal_or_float_gives_the_same_verdict() -> None:
 
 
 def test_doctor_reports_the_hts_tables_revision_and_age(tmp_path: Path) -> None:
-    from prescreen import doctor
-    from prescreen.config import Config
+    from prescreen.ops import doctor
+    from prescreen.ops.config import Config
 
     table = tmp_path / "hts_2026_revision_3.json"
     table.write_text(json.dumps([{"htsno": "8518.30.20.00"}, {"htsno": ""}, {"htsno": "8518.30"}]))

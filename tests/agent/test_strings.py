@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prescreen import strings
+from prescreen.risk import strings
 
-AGENT = Path(strings.__file__).resolve().parent
+AGENT = Path(strings.__file__).resolve().parents[1]
 
 
 def test_every_reason_code_the_rules_emit_has_words_in_every_language() -> None:
     source = "".join(
-        (AGENT / name).read_text() for name in ("rules.py", "screening.py", "station.py", "filer.py")
+        (AGENT / name).read_text()
+        for name in ("risk/rules.py", "risk/screening.py", "packing/station.py", "risk/filer.py")
     )
     codes = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))
     codes.discard("CHECK_DIGIT_FAILED")  # the barcode's reason, reported as BARCODE_CHECK_FAILED
@@ -50,7 +51,8 @@ def test_weight_reason_uses_the_parcels_own_figures() -> None:
 
 def _rule_codes() -> set[str]:
     source = "".join(
-        (AGENT / name).read_text() for name in ("rules.py", "screening.py", "station.py", "filer.py")
+        (AGENT / name).read_text()
+        for name in ("risk/rules.py", "risk/screening.py", "packing/station.py", "risk/filer.py")
     )
     codes = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))
     codes.discard("CHECK_DIGIT_FAILED")

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from order_fixtures import TRACKING, clean_order
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.errors import OrderError
-from prescreen.orders import FileOrderSource, to_record
-from prescreen.records import validate
-from prescreen.station import StationEvent
+from prescreen.core.errors import OrderError
+from prescreen.core.records import validate
+from prescreen.ops import config as cfg
+from prescreen.packing.app import Agent
+from prescreen.packing.orders import FileOrderSource, to_record
+from prescreen.packing.station import StationEvent
+from prescreen.packing.wms import WmsOrderSource
 from prescreen.sync.broker import LocalBroker
-from prescreen.wms import WmsOrderSource
 
 TOKEN = "Bearer s3cret"
 

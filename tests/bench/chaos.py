@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prescreen import logs
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
+from prescreen.ops import logs
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.bench import delivery, enrol, fill, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.delivery import DeliveryReport

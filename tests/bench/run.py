@@ -25,26 +25,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from prescreen import logs
-from prescreen.app import device_key_path
-from prescreen.config import ScreeningConfig, StationConfig, SyncConfig
-from prescreen.config import load as load_config
-from prescreen.demo import run_demo
-from prescreen.drivers import open_scale, ssi
+from prescreen.core.records import dumps
 from prescreen.drivers.base import SerialSettings, WeightReading
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
-from prescreen.drivers.registry import scale_protocol, scale_protocols
-from prescreen.drivers.scanner import parse_line
-from prescreen.drivers.scanner_line import TERMINATORS
+from prescreen.drivers.registry import open_scale, scale_protocol, scale_protocols
+from prescreen.drivers.scanners import ssi_packets as ssi
+from prescreen.drivers.scanners.base import parse_line
+from prescreen.drivers.scanners.line import TERMINATORS
 from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator
 from prescreen.models.runner import load_risk_model
-from prescreen.outbox import Outbox
-from prescreen.records import dumps
-from prescreen.rules import ParcelFacts
-from prescreen.samples import generate
-from prescreen.screening import Screener
-from prescreen.station import verdict_record
+from prescreen.ops import logs
+from prescreen.ops.config import ScreeningConfig, StationConfig, SyncConfig
+from prescreen.ops.config import load as load_config
+from prescreen.packing.app import device_key_path
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.station import verdict_record
+from prescreen.risk.rules import ParcelFacts
+from prescreen.risk.screening import Screener
+from prescreen.sim.demo import run_demo
+from prescreen.sim.samples import generate
 from prescreen.sync.bench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import inflate

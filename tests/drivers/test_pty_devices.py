@@ -14,9 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from prescreen.drivers import WeightReading, open_scale, open_scanner
+from prescreen.drivers.base import WeightReading
 from prescreen.drivers.detect import best, detect
-from prescreen.drivers.registry import scale_protocol, scale_protocols
+from prescreen.drivers.registry import open_scale, open_scanner, scale_protocol, scale_protocols
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator, SsiScannerSimulator
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prescreen.core.errors import FrameError, UnsupportedDevice
 from prescreen.drivers.base import WeightReading, to_kg
 from prescreen.drivers.registry import scale_protocol, scale_protocols
-from prescreen.errors import FrameError, UnsupportedDevice
 
 
 def parse(protocol: str, data: bytes) -> list[WeightReading | None]:

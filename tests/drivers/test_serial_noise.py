@@ -7,10 +7,10 @@ import random
 from collections.abc import Callable
 
 import pytest
-from prescreen.demo import DemoStation
 from prescreen.drivers.registry import open_scanner
-from prescreen.drivers.scanner import MAX_QUEUED_SCANS
-from prescreen.samples import generate
+from prescreen.drivers.scanners.base import MAX_QUEUED_SCANS
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import generate
 
 
 def test_a_megabyte_of_noise_makes_no_scan(wait_until: Callable[..., bool]) -> None:

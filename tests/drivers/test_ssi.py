@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.drivers import open_scanner, ssi
-from prescreen.drivers.registry import scale_protocol
-from prescreen.drivers.scanner_ssi import SsiScanner
+from prescreen.drivers.registry import open_scanner, scale_protocol
+from prescreen.drivers.scanners import ssi_packets as ssi
+from prescreen.drivers.scanners.ssi import SsiScanner
 from prescreen.drivers.sim import ScaleSimulator, SsiScannerSimulator
-from prescreen.samples import generate
+from prescreen.ops import config as cfg
+from prescreen.packing.app import Agent
+from prescreen.sim.samples import generate
 
 VECTORS = [
     b"\x04\xd0\x04\x00\xff\x28",  # host CMD_ACK

@@ -9,14 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from prescreen.config import ScreeningConfig
+from prescreen.core.errors import ModelLoadError
 from prescreen.drivers.barcodes import decode
-from prescreen.errors import ModelLoadError
 from prescreen.models import features, lexicon
 from prescreen.models.runner import default_dir, load_risk_model
 from prescreen.models.signals import measure
-from prescreen.rules import ParcelFacts
-from prescreen.screening import Screener
+from prescreen.ops.config import ScreeningConfig
+from prescreen.risk.rules import ParcelFacts
+from prescreen.risk.screening import Screener
 
 ORDER = {
     "declared_weight_kg": 0.5,
@@ -140,8 +140,8 @@ def test_missing_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_agent_runs_rules_only_when_the_model_is_bad(tmp_path: Path) -> None:
-    from prescreen import config
-    from prescreen.app import load_model
+    from prescreen.ops import config
+    from prescreen.packing.app import load_model
 
     conf = config.replace(config.Config(), "screening", model_path=str(tmp_path))
     assert load_model(conf) is None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fleet_history import fleet_rows, write
-from prescreen.errors import ModelError
+from prescreen.core.errors import ModelError
 from prescreen.models import features
 from prescreen.models.evaluation import average_precision, evaluate
 from prescreen.models.outcome_train import compare, outcome_card, read_label_table, time_split
@@ -84,7 +84,7 @@ def test_the_card_shows_both_models_on_the_same_newer_rows() -> None:
 def test_model_train_without_tensorflow_says_where_it_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     labels = write(tmp_path / "labels.csv", fleet_rows(50))
     assert main(["model", "train", "--labels", str(labels), "--out", str(tmp_path / "new")]) == 1

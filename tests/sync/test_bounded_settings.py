@@ -9,12 +9,12 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from prescreen.demo import DemoStation
-from prescreen.downlink_journal import attach
 from prescreen.drivers.barcodes import decode
 from prescreen.models.signals import ParcelSignals
-from prescreen.samples import Step, generate
-from prescreen.screening import Screener
+from prescreen.packing.downlink_journal import attach
+from prescreen.risk.screening import Screener
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters
 

@@ -20,8 +20,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pki import Authority
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.mqtt import Security
 from prescreen.sync.receiver import Receiver
@@ -222,7 +222,7 @@ def test_password_listener_takes_the_right_password_only(secure: SecureBroker, t
 
 
 def _doctor(tmp_path: Path, port: int, sync: str) -> dict[str, Any]:
-    from prescreen.doctor import run_checks
+    from prescreen.ops.doctor import run_checks
 
     tmp_path.mkdir(parents=True)
     config = tmp_path / "agent.toml"

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.demo import DemoStation
+from prescreen.core.records import validate
 from prescreen.drivers.barcodes import decode
-from prescreen.records import validate
-from prescreen.samples import Step, generate
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters
 
@@ -185,7 +185,7 @@ def test_an_outcome_on_a_record_of_another_tracking_number_is_rejected(
 def test_the_customs_cli_sends_an_outcome(
     bench: tuple[DemoStation, list[Step]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     station, steps = bench
     cleared = _scan(station, steps, "CLEAR")

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prescreen.demo import DemoStation
-from prescreen.downlink_journal import attach
 from prescreen.drivers.barcodes import decode
-from prescreen.samples import Step, generate
+from prescreen.packing.downlink_journal import attach
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters
 

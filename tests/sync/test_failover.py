@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.demo import demo_config
-from prescreen.errors import ConfigError, SyncError
-from prescreen.service import status_line
+from prescreen.core.errors import ConfigError, SyncError
+from prescreen.ops import config as cfg
+from prescreen.packing.app import Agent
+from prescreen.packing.service import status_line
+from prescreen.sim.demo import demo_config
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.mqtt import MqttConnection, parse_endpoints
 

@@ -6,9 +6,9 @@ import json
 import queue
 from pathlib import Path
 
-from prescreen import config as cfg
-from prescreen.app import Agent
-from prescreen.demo import demo_config
+from prescreen.ops import config as cfg
+from prescreen.packing.app import Agent
+from prescreen.sim.demo import demo_config
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.topics import health_topic

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prescreen.compliance import correct
-from prescreen.demo import DemoStation
 from prescreen.drivers.barcodes import decode
 from prescreen.models.evaluation import evaluate, read_labelled_rows
 from prescreen.models.runner import load_risk_model
-from prescreen.samples import generate
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.labels import COLUMNS, label_for
+from prescreen.trade.compliance import correct
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _outcome(station: DemoStation, record: dict[str, Any], outcome: str, referen
 
 
 def _labels(station: DemoStation, capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, str]]:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     assert main(["records", "labels", "--db", str(station.workdir / "receiver.db"), *extra]) == 0
     return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

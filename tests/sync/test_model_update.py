@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from prescreen.demo import DemoStation
-from prescreen.downlink_journal import StationDownlink, attach
+from prescreen.core.records import dumps, rfc3339
 from prescreen.models.runner import default_dir
-from prescreen.records import dumps, rfc3339
-from prescreen.samples import generate
+from prescreen.packing.downlink_journal import StationDownlink, attach
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.shadow import shadow_report
 from prescreen.sync.store import Filters
@@ -187,7 +187,7 @@ def test_a_good_update_is_swapped_in_recorded_and_kept_across_a_restart(
 def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
     station: DemoStation, files: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     key_file = tmp_path / "update.key"
     assert main(["downlink", "update-key", "--signing-key", str(key_file)]) == 0
@@ -388,8 +388,8 @@ def test_a_promotion_of_a_model_not_in_shadow_changed_or_forged_is_refused(
 def test_a_promoted_model_that_trips_the_quarantine_rolls_back_to_the_previous_one(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:
-    from prescreen import model_monitor
-    from prescreen.records import validate
+    from prescreen.core.records import validate
+    from prescreen.risk import model_monitor
 
     root, base = files
     orders, steps = generate(40, seed=5)
@@ -447,7 +447,7 @@ def test_the_learning_loop_end_to_end(
     promoted and used: a real broker, receiver, station and HTTP server, and the real CLI."""
     import subprocess
 
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     root, base = files
     orders, steps = generate(80, seed=21)

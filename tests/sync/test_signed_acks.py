@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
-from prescreen.signing import DeviceKey
+from prescreen.core.signing import DeviceKey
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.receiver import Receiver

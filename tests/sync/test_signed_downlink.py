@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.demo import DemoStation
-from prescreen.downlink_journal import attach
+from prescreen.core.records import rfc3339
+from prescreen.core.signing import DeviceKey, KeyRing
 from prescreen.drivers.barcodes import decode
-from prescreen.records import rfc3339
-from prescreen.samples import Step, generate
-from prescreen.signing import DeviceKey, KeyRing
+from prescreen.packing.downlink_journal import attach
+from prescreen.sim.demo import DemoStation
+from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.downlink import Downlink
 from prescreen.sync.mqtt import MqttConnection

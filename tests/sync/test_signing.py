@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.errors import ConfigError
-from prescreen.outbox import Outbox
-from prescreen.records import dumps, validate
-from prescreen.signing import DeviceKey, TrustStore
+from prescreen.core.errors import ConfigError
+from prescreen.core.records import dumps, validate
+from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.uplink import Uplink, batch_payload
@@ -201,7 +201,7 @@ def test_a_batch_signature_stands_for_its_records_and_a_bad_one_falls_back_to_ea
 def test_records_verify_audits_every_stored_signature(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
     from prescreen.sync.store import open_store
 
     key = DeviceKey.load_or_create(tmp_path / "station.key")

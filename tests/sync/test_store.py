@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.errors import ConfigError
-from prescreen.outbox import Outbox
-from prescreen.records import dumps, validate
-from prescreen.signing import DeviceKey, TrustStore
+from prescreen.core.errors import ConfigError
+from prescreen.core.records import dumps, validate
+from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
@@ -148,7 +148,7 @@ def test_two_receivers_share_the_load_through_one_postgres_and_store_nothing_twi
 def test_records_cli_exports_queries_and_reports_gaps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prescreen.cli import main
+    from prescreen.commands.main import main
 
     store = open_store(tmp_path / "rx.db")
     _store_rows(store, [("dev-1", 1, "CLEAR"), ("dev-1", 2, "HOLD"), ("dev-1", 4, "HOLD")])

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.receiver import MAX_BATCH_BYTES, Receiver, inflate
 from prescreen.sync.uplink import Uplink, batch_payload

@@ -1,0 +1,1 @@
+"""The ``prescreen`` command line, one module per audience (station, customs, compliance, ops)."""

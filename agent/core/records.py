@@ -1,0 +1,113 @@
+"""Preclearance records: building them, and validating them against the shipped JSON Schemas.
+
+The schema files (``schemas/record-v2.schema.json``, and ``record-v1`` for records written before
+it) are the contract with the customs side; the receiver validates every record against the
+version the record names, and the test suite validates every record the agent writes, so the two
+cannot drift apart. A station writes v2 only; v1 records (in an outbox or a store from before the
+upgrade, or from a station not yet upgraded) stay valid, because a signed record is never rewritten.
+Validation is done by jsonschema-rs (Rust, draft 2020-12 as the schema declares, formats checked):
+11 µs per record on the reference machine, against 107 µs for fastjsonschema's generated Python and
+~1 ms for the reference ``jsonschema`` package, either of which would bound the receiver; the test
+suite checks it agrees with the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from prescreen._version import __version__
+from prescreen.core.errors import RecordError
+from prescreen.ops.config import StationConfig
+
+SCHEMA_V1 = "prescreen.record/v1"
+SCHEMA_ID = "prescreen.record/v2"  # what this agent writes
+# Every record schema this agent accepts, by the id a record names in its ``schema`` field.
+SCHEMA_FILES = {SCHEMA_V1: "schemas/record-v1.schema.json", SCHEMA_ID: "schemas/record-v2.schema.json"}
+Record = dict[str, Any]
+
+
+@functools.cache
+def schema(schema_id: str = SCHEMA_ID) -> dict[str, Any]:
+    """A record JSON Schema as shipped in the package (the current one by default)."""
+    text = resources.files("prescreen.core").joinpath(SCHEMA_FILES[schema_id]).read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@functools.cache
+def _validator(schema_id: str) -> Any:
+    import jsonschema_rs  # the receiver and the tests validate; a station only builds records
+
+    return jsonschema_rs.validator_for(schema(schema_id), validate_formats=True)
+
+
+def validate(record: Record) -> None:
+    """Raise :class:`RecordError` naming the first violation if ``record`` breaks the schema
+    version it names (v1 or v2); a record naming no known version is refused as such."""
+    schema_id = record.get("schema") if isinstance(record, dict) else None
+    if schema_id not in SCHEMA_FILES:
+        raise RecordError(
+            f"record names schema {schema_id!r}; this agent accepts {', '.join(sorted(SCHEMA_FILES))}"
+        )
+    seq = record.get("seq")
+    if isinstance(seq, float):  # JSON Schema calls 3.0 an integer; a sequence number is not a float
+        raise RecordError(f"record does not match {schema_id} at seq: {seq!r} is not an integer")
+    validator = _validator(schema_id)
+    if validator.is_valid(record):  # the common case, without building an error
+        return
+    error = next(iter(validator.iter_errors(record)))
+    where = "/".join(str(p) for p in error.instance_path) or "(record)"
+    raise RecordError(f"record does not match {schema_id} at {where}: {error.message}")
+
+
+def new_record_id() -> str:
+    """A random UUID: unique across devices even if two stations share an id by mistake."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> str:
+    """Current time as RFC 3339 UTC with milliseconds."""
+    return rfc3339(time.time())
+
+
+def rfc3339(epoch: float) -> str:
+    """An epoch time as :func:`utc_now` writes times."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_s(timestamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as :func:`utc_now` writes it."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def kg(value: Decimal | None) -> float | None:
+    """Weights leave Decimal only here, at the JSON edge, rounded to the gram."""
+    return None if value is None else float(value.quantize(Decimal("0.001")))
+
+
+def envelope(kind: str, seq: int, station: StationConfig) -> Record:
+    """The identity fields every record from ``station`` starts with."""
+    return {
+        "schema": SCHEMA_ID,
+        "record_id": new_record_id(),
+        "kind": kind,
+        "device_id": station.device_id,
+        "site_id": station.site_id,
+        "seq": seq,
+        "created_at": utc_now(),
+        "agent_version": __version__,
+        "filer": {"code": station.filer_code, "type": "fulfillment"},
+    }
+
+
+def dumps(record: Record) -> str:
+    """Compact, key-sorted JSON: the exact bytes stored and sent (and, later, signed)."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

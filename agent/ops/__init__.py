@@ -1,0 +1,1 @@
+"""Running a site: configuration, its documentation, health conditions, doctor checks and logging."""

@@ -1,0 +1,476 @@
+"""Assemble a running agent from a :class:`Config`: devices, orders, outbox, screening, uplink.
+
+The agent owns everything it opens and closes it in reverse order. Start-up problems with the
+model only degrade it to rules-only (logged once); problems with config, outbox or order source
+stop it with a clear error, because running without them would lose records or mislead operators.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from prescreen._version import __version__
+from prescreen.core.errors import ConfigError, ModelError, SyncError
+from prescreen.core.records import epoch_s
+from prescreen.core.signing import DeviceKey
+from prescreen.drivers.registry import open_scale, open_scanner
+from prescreen.drivers.scales.reader import ScaleReader
+from prescreen.drivers.scanners.base import ScannerBase
+from prescreen.ops.config import Config
+from prescreen.ops.health import Health, Level, clock_condition, worst
+from prescreen.packing.downlink_journal import attach
+from prescreen.packing.housekeeping import Report, housekeep
+from prescreen.packing.orders import FileOrderSource, OrderSource
+from prescreen.packing.outbox import Outbox, read_seq, seq_file_of
+from prescreen.packing.station import Station, StationEvent
+from prescreen.risk import model_monitor
+from prescreen.risk.entry import EntrySettings
+from prescreen.risk.screening import RiskModel, Screener
+from prescreen.sim.simbench import SimBench, Step, load_script, script_of
+from prescreen.sync.topics import health_topic
+from prescreen.sync.uplink import Uplink
+from prescreen.trade.compliance import ComplianceApi
+from prescreen.web.display import StationDisplay
+from prescreen.web.metrics import AgentMetrics
+from prescreen.web.server import (
+    LocalServer,
+    PostRoute,
+    Route,
+    check_listen,
+    json_response,
+    load_or_create_token,
+)
+from prometheus_client import CONTENT_TYPE_LATEST
+
+log = logging.getLogger("prescreen.agent")
+HEARTBEAT_STALE_S = 5.0
+HEALTH_TICK_S = 1.0  # how often conditions are evaluated (and their changes logged)
+SWITCH_INTERVAL_S = 0.0005
+SIM_ANSWER_SLACK_S = 5.0  # POST /sim/scan waits up to weight_timeout_s + this for the verdict
+
+
+def load_model(config: Config) -> RiskModel | None:
+    """The risk model, or None (rules-only) when disabled or unusable."""
+    if not config.screening.use_model:
+        return None
+    from prescreen.models.runner import load_risk_model
+
+    try:
+        return load_risk_model(config.screening.model_path or None)
+    except ModelError as exc:
+        log.error("model not loaded, screening rules-only", extra={"reason": str(exc)})
+        return None
+
+
+def check_identity(key_path: Path, outbox_path: Path) -> None:
+    """Refuse to start when only one half of the station's identity is there.
+
+    A missing key with an outbox would silently become a new key, and every record a forgery to
+    the receiver; a key that has signed records without its outbox means the records not yet
+    sent are gone and nobody was told. Either needs a person: restore the missing file, or start
+    a new identity on purpose with ``prescreen key new --i-know``.
+
+    Raises:
+        ConfigError: which half is missing and what to do.
+    """
+    fix = "restore it from backup, or start a new identity on purpose: prescreen key new --i-know"
+    if outbox_path.exists() and not key_path.exists():
+        raise ConfigError(
+            f"the outbox {outbox_path} exists but its device key {key_path} does not "
+            f"(a new key would make every record a forgery to the receiver): {fix}"
+        )
+    kept = read_seq(seq_file_of(key_path))
+    used = key_path.exists() and kept is not None and kept[1] > 0
+    if used and not outbox_path.exists() and kept and kept[0] == DeviceKey.load_or_create(key_path).key_id:
+        raise ConfigError(
+            f"the device key {key_path} signed records up to seq {kept[1]} but the outbox "
+            f"{outbox_path} is missing (its unsent records are lost): {fix}"
+        )
+
+
+def device_key_path(config: Config) -> Path:
+    """Where the station's signing key lives (``[station] key_path`` or next to the outbox)."""
+    return Path(config.station.key_path or Path(config.outbox.path).parent / "device.key")
+
+
+def order_source(config: Config) -> OrderSource:
+    """The configured order source: a file export, or the WMS (cache beside the outbox)."""
+    orders = config.orders
+    if orders.source == "file":
+        return FileOrderSource(orders.path)
+    if orders.source == "wms":
+        from prescreen.packing.wms import WmsOrderSource  # httpx only where a WMS is used (~11 MB)
+
+        cache = orders.cache_path or str(Path(config.outbox.path).with_name("orders-cache.db"))
+        return WmsOrderSource(orders, cache)
+    raise ConfigError(f"orders.source must be 'file' or 'wms', got {orders.source!r}")
+
+
+class Agent:
+    """A whole packing station: call :meth:`start`, later :meth:`stop`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        http = config.http
+        if http.enabled and http.port and (busy := check_listen(http.host, http.port)):
+            raise ConfigError(busy)  # before any device or file is opened
+        self.orders = order_source(config)
+        key_path = device_key_path(config)
+        check_identity(key_path, Path(config.outbox.path))
+        self.key = DeviceKey.load_or_create(key_path)
+        self.outbox = Outbox(config.outbox.path, signer=self.key, seq_file=seq_file_of(key_path))
+        screener = Screener(
+            config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
+        )
+        scale_cfg = config.scale
+        self.scale: ScaleReader = open_scale(
+            scale_cfg.url,
+            scale_cfg.protocol,
+            baudrate=scale_cfg.baudrate,
+            poll_s=scale_cfg.poll_interval_ms / 1000,
+            settle_readings=scale_cfg.settle_readings,
+            settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
+            settle_s=scale_cfg.settle_ms / 1000,
+        )
+        scanner_cfg = config.scanner
+        self.scanner: ScannerBase = open_scanner(
+            scanner_cfg.url,
+            protocol=scanner_cfg.protocol,
+            baudrate=scanner_cfg.baudrate,
+            suffix=scanner_cfg.suffix,
+        )
+        self.station = Station(
+            config=config,
+            scanner=self.scanner,
+            scale=self.scale,
+            orders=self.orders,
+            outbox=self.outbox,
+            screener=screener,
+        )
+        self._restore_quarantine()
+        self.uplink = Uplink(self.outbox, config.sync, config.station, signer=self.key)
+        self.station_downlink = attach(self.station, self.uplink.mqtt, config.sync, self.key)
+        self.downlink = self.station_downlink.downlink
+        self.uplink.on_downlink = self.downlink.on_message
+        self.metrics = AgentMetrics(self.status)
+        self.station.listeners.append(self._committed)
+        self.display = StationDisplay(
+            language=config.http.language,
+            status=self.status,
+            weight=lambda: self.scale.latest,
+            confirm=self.station.request_hold_confirmation,
+        )
+        self.station.listeners.append(self.display.on_event)
+        self._sim_script: tuple[list[Step], str] | None = None
+        self.sim = self._sim_bench()
+        self.http: LocalServer | None = None
+        if config.http.enabled:
+            sim_get, sim_post = self._sim_routes()
+            self.http = LocalServer(
+                config.http.host,
+                config.http.port,
+                {
+                    "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
+                    "/healthz": self._healthz,
+                    "/livez": self._livez,
+                    "/status": lambda: json_response(self.status()),
+                    **self.display.routes(),
+                    **sim_get,
+                },
+                {
+                    **self.display.post_routes(),
+                    **ComplianceApi(self.station).post_routes(),
+                    "/api/model/reinstate": self._reinstate_model,
+                    **sim_post,
+                },
+                token=load_or_create_token(config.api_token_path()),
+                timeout_s=config.http.timeout_s,
+                max_connections=config.http.max_connections,
+            )
+        self.started_at = time.monotonic()
+        self._stop = threading.Event()
+        self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path
+        self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
+        self._health_topic = health_topic(
+            config.sync.topic_prefix, config.station.site_id, config.station.device_id
+        )
+        self._thread = threading.Thread(
+            target=self.station.run, args=(self._stop,), name="station", daemon=True
+        )
+        self.health = Health(log_every_s=config.health.log_every_s)
+        self._recording_ok = True
+        self._watch_health()
+        self._health_thread = threading.Thread(target=self._tick_health, name="health", daemon=True)
+
+    def _sim_bench(self) -> SimBench | None:
+        """The simulated devices' controls (None with real devices); reads a ``?script=`` now, so a
+        bad script stops the start like any bad config."""
+        if self.scanner.simulator is None and self.scale.simulator is None:
+            return None
+        bench = SimBench(self.scanner.simulator, self.scale.simulator)
+        self.station.listeners.append(bench.on_event)
+        for url in (self.config.scanner.url, self.config.scale.url):
+            path = script_of(url)
+            if path is not None:
+                self._sim_script = (load_script(path), str(path))
+        return bench
+
+    def _sim_routes(self) -> tuple[dict[str, Route], dict[str, PostRoute]]:
+        if self.sim is None:
+            return {}, {}
+        wait_s = self.config.station.weight_timeout_s + SIM_ANSWER_SLACK_S
+        return self.sim.routes(), self.sim.post_routes(lambda: wait_s)
+
+    @property
+    def screener(self) -> Screener:
+        """The station's current screener (a config or model update from customs replaces it)."""
+        return self.station.screener
+
+    def _housekeep(self) -> None:
+        """Every ``housekeeping_s``: outbox housekeeping, then a health message upstream.
+
+        Health telemetry is never queued in the outbox: it is sent at QoS 0 when the broker is
+        there and dropped when not, so it is the first thing shed and never competes with records.
+        """
+        while True:
+            self.housekeeping = housekeep(self.outbox, self.config.outbox)
+            if self.uplink.mqtt.connected.is_set():
+                try:
+                    self.uplink.mqtt.publish(self._health_topic, json.dumps(self.status()).encode(), qos=0)
+                except SyncError as exc:
+                    log.debug("health not sent", extra={"reason": str(exc)})
+            if self._stop.wait(self.config.outbox.housekeeping_s):
+                return
+
+    def _committed(self, event: StationEvent) -> None:
+        if event.kind == "verdict" and event.record is not None:
+            self.scanner.signal(event.record["screening"]["verdict"])
+        if event.kind in ("verdict", "verdict_update", "not_recorded"):
+            self.metrics.observe(event.record, event.latency_ms if event.kind == "verdict" else None)
+        if event.record is not None:
+            self.uplink.notify()
+        self._note_recording(event)
+
+    def _note_recording(self, event: StationEvent) -> None:
+        """Condition ``recording``: down while verdicts cannot be committed (the operator sees NOT
+        RECORDED: a full disk, a broken outbox), back to ok with the next committed verdict. Told to
+        the health set only when it changes, so the verdict path pays nothing for it."""
+        if event.kind == "not_recorded" and self._recording_ok:
+            self._recording_ok = False
+            self.health.report("recording", "down", f"verdicts are not being recorded: {event.message}")
+        elif event.kind == "verdict" and event.record is not None and not self._recording_ok:
+            self._recording_ok = True
+            self.health.report("recording", "ok", "verdicts are committed again")
+
+    def liveness(self) -> list[str]:
+        """Why the pipeline is not alive (empty when it is): the station loop or the uplink thread
+        died or hangs. Only this withholds the systemd watchdog, because only this a restart fixes;
+        waiting for an operator or a weight never stalls the loop (see ``Station._weigh``)."""
+        found = []
+        if not self._thread.is_alive():
+            found.append("station thread is not running")
+        elif time.monotonic() - self.station.heartbeat > HEARTBEAT_STALE_S:
+            found.append(f"station loop stalled for more than {HEARTBEAT_STALE_S:.0f} s")
+        if not self.uplink.alive:
+            found.append("uplink thread is not running")
+        return found
+
+    def _restore_quarantine(self) -> None:
+        """A model quarantined before a restart stays quarantined; a new model version lifts it."""
+        stored = self.outbox.setting(model_monitor.SETTING)
+        quarantine = model_monitor.decode(stored) if stored else None
+        model = self.station.screener.model
+        if quarantine is not None and model is not None and quarantine.version == model.version:
+            self.station.restore_quarantine(quarantine)
+            log.warning("model still quarantined", extra={"detail": quarantine.detail()})
+
+    def _model_condition(self) -> tuple[Level, str]:
+        screener, quarantine = self.station.screener, self.station.quarantine
+        if screener.quarantined and quarantine is not None:
+            return "degraded", quarantine.detail()
+        if screener.model is None:
+            return "ok", "rules only (no model configured or loadable)"
+        return "ok", f"model {screener.model.version}, review line {screener.threshold:.3f}"
+
+    def _watch_health(self) -> None:
+        """The agent's own conditions (others add theirs with ``agent.health.report``)."""
+        grace = self.config.health
+
+        def pipeline() -> tuple[Level, str]:
+            dead = self.liveness()
+            return ("down", "; ".join(dead)) if dead else ("ok", "screening")
+
+        def broker() -> tuple[Level, str]:
+            mqtt = self.uplink.mqtt
+            if mqtt.connected.is_set():
+                return "ok", f"connected to {mqtt.broker}"
+            why = f"refused: {mqtt.refused}" if mqtt.refused else "unreachable"
+            tried = "" if len(mqtt.endpoints) == 1 else f" (trying each of {len(mqtt.endpoints)} nodes)"
+            pending = self.outbox.backlog()["pending"]
+            return "degraded", f"broker {mqtt.broker} {why}{tried}; {pending} record(s) waiting, none lost"
+
+        def device(name: str, driver: ScaleReader | ScannerBase) -> Callable[[], tuple[Level, str]]:
+            def probe() -> tuple[Level, str]:
+                if driver.up:
+                    return "ok", f"{driver.url} up"
+                state = driver.status()
+                return "degraded", f"{name} missing: {state['last_error'] or driver.url + ' silent'}"
+
+            return probe
+
+        def outbox() -> tuple[Level, str]:
+            report = self.housekeeping
+            if report.alarm:
+                return "degraded", report.alarm
+            if report.shed:
+                return (
+                    "degraded",
+                    f"disk at its floor ({report.free_mb:.0f} MB free): refusing {', '.join(report.shed)}",
+                )
+            return "ok", f"{report.rows} rows, {report.free_mb:.0f} MB free"
+
+        (newest_at,) = self.outbox.rows("SELECT MAX(created_at) FROM records")[0]
+        newest = epoch_s(newest_at) if newest_at else None  # the clock must not be behind it
+        self.health.watch("pipeline", pipeline)
+        self.health.watch("broker", broker, grace_s=grace.broker_grace_s)
+        self.health.watch("scanner", device("scanner", self.scanner), grace_s=grace.device_grace_s)
+        self.health.watch("scale", device("scale", self.scale), grace_s=grace.device_grace_s)
+        self.health.watch("outbox", outbox)
+        self.health.watch("clock", lambda: clock_condition(time.time(), newest))
+        self.health.watch("model", self._model_condition)
+
+    def _tick_health(self) -> None:
+        """Evaluate health every second, so a change is logged when it happens, not when asked."""
+        while not self._stop.wait(HEALTH_TICK_S):
+            self.health.conditions()
+
+    def status(self) -> dict[str, Any]:
+        """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
+        model = self.screener.model
+        quarantine = self.station.quarantine if self.screener.quarantined else None
+        conditions = self.health.conditions()
+        level = worst([c.level for c in conditions])
+        return {
+            "device_id": self.config.station.device_id,
+            "site_id": self.config.station.site_id,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "health": level,
+            "healthy": level == "ok",
+            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
+            "conditions": [c.as_json() for c in conditions],
+            "devices": {"scanner": self.scanner.status(), "scale": self.scale.status()},
+            "broker": {
+                # The node connected to (or tried next): one of [sync] hosts when a cluster is set.
+                "host": self.uplink.mqtt.host,
+                "port": self.uplink.mqtt.port,
+                "nodes": [f"{host}:{port}" for host, port in self.uplink.mqtt.endpoints],
+                "connected": self.uplink.mqtt.connected.is_set(),
+                "reconnects": max(0, self.uplink.mqtt.connects - 1),
+                "failovers": self.uplink.mqtt.failovers,
+                # Messages and acks refused as not from customs or a trusted receiver, by why.
+                "downlink_refused": dict(self.downlink.refused),
+                "acks_refused": dict(self.uplink.acks_refused),
+            },
+            "backlog": self.outbox.backlog(),
+            "outbox": {
+                "rows": self.housekeeping.rows,
+                "mb": round(self.housekeeping.mb, 1),
+                "free_mb": round(self.housekeeping.free_mb),
+                "shedding": list(self.housekeeping.shed),
+            },
+            "model": {
+                "version": getattr(model, "version", None),
+                "runtime": getattr(model, "runtime", None),
+                "mode": "rules+model" if model is not None and quarantine is None else "rules-only",
+                "review_threshold": round(self.screener.threshold, 4),
+                "quarantined": quarantine.detail() if quarantine is not None else None,
+                "shadow": getattr(self.screener.shadow, "version", None),
+            },
+        }
+
+    def _healthz(self) -> tuple[int, str, bytes]:
+        """200 when every condition is ok, 503 otherwise (a monitoring probe alerts on both
+        degraded and down; the body says which and why)."""
+        conditions = self.health.conditions()
+        level = worst([c.level for c in conditions])
+        body = {
+            "health": level,
+            "healthy": level == "ok",
+            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
+            "conditions": [c.as_json() for c in conditions],
+        }
+        return json_response(body, 200 if level == "ok" else 503)
+
+    def _reinstate_model(self, data: bytes) -> tuple[int, str, bytes]:
+        """``prescreen model reinstate``: lift the model's quarantine (200), or say there is none (409)."""
+        try:
+            event = self.station.submit(self.station.reinstate_model).result(10)
+        except TimeoutError:
+            return json_response({"error": "the station did not answer in time"}, 503)
+        status = 200 if event.kind == "model_reinstated" else 409
+        return json_response({"result": event.message}, status)
+
+    def _livez(self) -> tuple[int, str, bytes]:
+        """200 while the pipeline is alive (what the watchdog goes by), 503 when it is not."""
+        dead = self.liveness()
+        return json_response({"alive": not dead, "problems": dead}, 503 if dead else 200)
+
+    def start(self) -> Agent:
+        """Start the uplink, the station thread and the local HTTP server."""
+        # A thread that wants the GIL waits up to the switch interval (5 ms by default) while
+        # another runs Python code: a verdict would wait on the uplink's or the page's JSON work.
+        weak = self.config.sync.insecurities()
+        if weak and self.config.sync.allow_insecure:
+            log.warning("broker link not secure: allow_insecure is set", extra={"why": "; ".join(weak)})
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Everything loaded so far (model, rules, reference tables, libraries) lives as long as the
+        # process: keep it out of the cyclic collector, whose full passes over it paused verdicts.
+        gc.collect()
+        gc.freeze()
+        self.uplink.start()
+        self._thread.start()
+        self._housekeeper.start()
+        self._health_thread.start()
+        if self.http is not None:
+            self.display.start()
+            self.http.start()
+        if self.sim is not None and self._sim_script is not None:
+            self.sim.play(*self._sim_script)
+        log.info(
+            "agent started",
+            extra={
+                "device": self.config.station.device_id,
+                "key_id": self.key.key_id,
+                "model": getattr(self.screener.model, "version", None),
+            },
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop scanning, then sync, then close devices and the outbox."""
+        self._stop.set()
+        if self.sim is not None:
+            self.sim.stop()
+        self._thread.join(timeout=5)
+        for thread in (self._housekeeper, self._health_thread):
+            if thread.is_alive():
+                thread.join(timeout=5)
+        self.display.stop()
+        if self.http is not None:
+            self.http.stop()
+        self.uplink.stop()
+        self.scanner.close()
+        self.scale.close()
+        self.orders.close()
+        self.outbox.close()
+        log.info("agent stopped")

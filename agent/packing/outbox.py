@@ -1,0 +1,404 @@
+"""The durable outbox: every record is committed here before anyone is told its verdict.
+
+SQLite in WAL mode with ``synchronous=FULL``: a committed record survives power loss. A record
+stays ``pending`` until the receiver's application-level ack for its id arrives; only then is it
+``acked`` (and later pruned). The per-device sequence number is assigned inside the same
+transaction that stores the record, so sequence numbers have no gaps unless rows are lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from prescreen.core.errors import OutboxError
+from prescreen.core.files import private
+from prescreen.core.records import Record, dumps, utc_now
+from prescreen.packing.outbox_schema import connect, read_feedback
+
+log = logging.getLogger("prescreen.outbox")
+Statement = tuple[str, tuple[Any, ...]]
+
+
+class Signer(Protocol):
+    """Adds a signature to a record (:class:`prescreen.signing.DeviceKey`)."""
+
+    def sign(self, record: Record) -> Record: ...
+
+
+@dataclasses.dataclass
+class SideChanges:
+    """Changes to the outbox's side tables, committed in one transaction with a record.
+
+    A downlink message's effect (holds, settings, feedback) and the record that is its evidence
+    are stored together or not at all; ``message`` (id, type) also stores the message's answer,
+    so a redelivery is acked again, never applied twice.
+    """
+
+    # tracking number -> (type, reason)
+    holds: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
+    lifted: list[str] = dataclasses.field(default_factory=list)  # tracking numbers no longer held
+    settings: dict[str, str | None] = dataclasses.field(default_factory=dict)  # None deletes the key
+    feedback: list[tuple[str | None, str | None, str]] = dataclasses.field(default_factory=list)
+    message: tuple[str, str] | None = None  # (message_id, type) these changes answer
+
+
+@dataclasses.dataclass(frozen=True)
+class Hold:
+    """A tracking number customs asked the station to hold, and the message that asked."""
+
+    tracking_number: str
+    type: str
+    reason: str | None
+    message_id: str | None
+
+
+def _side_statements(changes: SideChanges, now: str) -> list[Statement]:
+    message_id = changes.message[0] if changes.message else None
+    statements: list[Statement] = [  # a newer hold on a tracking number replaces the older one
+        (
+            "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (tracking, kind, reason, message_id, now),
+        )
+        for tracking, (kind, reason) in changes.holds.items()
+    ]
+    statements += [("DELETE FROM holds WHERE tracking_number = ?", (t,)) for t in changes.lifted]
+    statements += [
+        ("DELETE FROM settings WHERE key = ?", (key,))
+        if value is None
+        else ("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)", (key, value, now))
+        for key, value in changes.settings.items()
+    ]
+    statements += [
+        (
+            "INSERT INTO feedback (message_id, received_at, record_id, seller, text) VALUES (?, ?, ?, ?, ?)",
+            (message_id, now, record_id, seller, text),
+        )
+        for record_id, seller, text in changes.feedback
+    ]
+    return statements
+
+
+def seq_file_of(key_path: Path) -> Path:
+    """Where the last sequence number a device key signed is kept: beside the key."""
+    return key_path.with_name(key_path.name + ".seq")
+
+
+def read_seq(path: Path) -> tuple[str, int] | None:
+    """(key id, last sequence number) kept in ``path``, or None if there is none (yet)."""
+    try:
+        key_id, last = path.read_text(encoding="ascii").split()
+        return key_id, int(last)
+    except (OSError, ValueError):
+        return None
+
+
+class Outbox:
+    """Thread-safe access to one outbox file (station writes, uplink reads and acks)."""
+
+    def __init__(
+        self, path: str | Path, *, signer: Signer | None = None, seq_file: Path | None = None
+    ) -> None:
+        self.path = Path(path)
+        # Records are signed at commit, so the stored body is exactly what the receiver verifies.
+        self._signer = signer
+        self.db = connect(self.path)
+        self._conn = self.db.conn
+        self._lock = threading.Lock()
+        # Kinds refused while the disk is at its floor (set by housekeeping; verdicts never are).
+        self.shed: frozenset[str] = frozenset()
+        row = self._conn.execute("SELECT IFNULL(MAX(seq), 0) FROM records").fetchone()
+        floor = self._conn.execute("SELECT value FROM meta WHERE key = 'seq_floor'").fetchone()
+        # Pruning may empty the table; the last seq is kept in meta so none is ever reused.
+        self._last_seq: int = max(row[0], int(floor[0]) if floor else 0)
+        # ... and beside the device key, so an emptied or replaced outbox does not start again at 1
+        # (the receiver would refuse every record as a replay).
+        self._seq_fd: int | None = None
+        if seq_file is not None:
+            kept = read_seq(seq_file)
+            if kept is not None and kept[1] > self._last_seq:
+                log.warning(
+                    "outbox behind its device key: sequence numbers go on after the last one signed",
+                    extra={"outbox_last_seq": self._last_seq, "key_last_seq": kept[1]},
+                )
+                self._last_seq = kept[1]
+            self._seq_fd = os.open(private(seq_file), os.O_WRONLY)
+            self._keep_seq()
+
+    def append(self, build: Callable[[int], Record]) -> Record:
+        """Assign the next sequence number, build the record with it, and commit it durably.
+
+        Returns the record as committed. Raises :class:`OutboxError` if it could not be
+        stored (disk full, read-only file): then nothing was committed and the seq is reused.
+        """
+        return self.append_many([build])[0]
+
+    def append_many(
+        self,
+        builds: list[Callable[[int], Record]],
+        *,
+        also: Callable[[list[Record]], list[Statement]] | None = None,
+    ) -> list[Record]:
+        """Group commit: like :meth:`append` for each builder, in one durable transaction.
+
+        For batch work (replays, benchmarks, imports) where one fsync per record would bound the
+        rate; either every record is committed or none is. ``also`` gives SQL statements (from the
+        built records) committed in the same transaction: a downlink message's effect and its
+        record are stored together or not at all.
+        """
+        with self._lock:
+            records: list[Record] = []
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for offset, build in enumerate(builds, start=1):
+                    record = build(self._last_seq + offset)
+                    if record["kind"] in self.shed:
+                        raise OutboxError(f"{self.path}: disk at its floor: {record['kind']} record shed")
+                    if self._signer is not None:
+                        record = self._signer.sign(record)
+                    body = dumps(record)
+                    self._conn.execute(
+                        "INSERT INTO records (seq, record_id, kind, created_at, body, state, size, "
+                        "record_schema) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                        (
+                            record["seq"],
+                            record["record_id"],
+                            record["kind"],
+                            record["created_at"],
+                            body,
+                            len(body),
+                            record["schema"],
+                        ),
+                    )
+                    records.append(record)
+                for sql, params in also(records) if also is not None else ():
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"{self.path}: record not committed: {exc}") from exc
+                raise
+            self._last_seq += len(records)
+            self._keep_seq()
+            return records
+
+    def append_with(
+        self,
+        build: Callable[[int], Record],
+        changes: SideChanges,
+        answer: Callable[[Record], dict[str, Any]] | None = None,
+    ) -> Record:
+        """Commit one record and ``changes`` together; with ``changes.message``, also the message's
+        ``answer`` (built from the committed record: the ack customs gets, now and on redelivery).
+
+        Raises:
+            OutboxError: nothing was committed.
+        """
+
+        def also(records: list[Record]) -> list[Statement]:
+            now = utc_now()
+            statements = _side_statements(changes, now)
+            if changes.message is not None:
+                message_id, kind = changes.message
+                ack = json.dumps(answer(records[0]) if answer is not None else {})
+                statements.append(
+                    (
+                        "INSERT INTO downlink (message_id, type, received_at, record_id, ack) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (message_id, kind, now, records[0]["record_id"], ack),
+                    )
+                )
+            return statements
+
+        return self.append_many([build], also=also)[0]
+
+    def answer_of(self, message_id: str) -> str | None:
+        """The stored answer (ack JSON) to a downlink message, if it was applied before."""
+        found = self.rows("SELECT ack FROM downlink WHERE message_id = ?", (message_id,))
+        return str(found[0][0]) if found else None
+
+    def holds(self) -> list[Hold]:
+        """Every tracking number customs asked this station to hold."""
+        rows = self.rows(
+            "SELECT tracking_number, type, reason, message_id FROM holds ORDER BY tracking_number"
+        )
+        return [Hold(str(t), str(k), r, m) for t, k, r, m in rows]
+
+    def outcomes_of(self, tracking_number: str) -> list[str]:
+        """The station's outcomes (``held_on_shelf``, ...) recorded for a tracking number, oldest first."""
+        rows = self.rows(
+            "SELECT json_extract(body, '$.outcome.outcome') FROM records WHERE kind = 'outcome' "
+            "AND json_extract(body, '$.outcome.tracking_number') = ? ORDER BY seq",
+            (tracking_number,),
+        )
+        return [str(o) for (o,) in rows]
+
+    def _keep_seq(self) -> None:
+        """Write the last sequence number beside the key (one page-cache write, no fsync: it guards
+        against an outbox deleted or emptied by hand, which happens long after the OS wrote it)."""
+        if self._seq_fd is not None:
+            key_id = getattr(self._signer, "key_id", "unsigned")
+            os.pwrite(self._seq_fd, f"{key_id} {self._last_seq:<20}\n".encode(), 0)
+
+    def requeue(self, record_ids: list[str] | None = None) -> int:
+        """Put ``rejected`` records (all, or these) back to ``pending`` after an operator's review;
+        returns how many. The running uplink picks them up on its next pass."""
+        where = "" if record_ids is None else f" AND record_id IN ({', '.join('?' * len(record_ids))})"
+        with self._lock:
+            sql = f"UPDATE records SET state = 'pending' WHERE state = 'rejected'{where}"
+            cur = self._conn.execute(sql, tuple(record_ids or ()))
+        return cur.rowcount
+
+    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]:
+        """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, record_id, body FROM records WHERE state = 'pending' AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def mark_acked(self, record_ids: Iterable[str], *, state: str = "acked") -> int:
+        """Mark records acknowledged by the receiver; returns how many changed state."""
+        return self._mark("record_id", list(record_ids), state)
+
+    def mark_acked_seqs(self, seqs: Iterable[int], *, state: str = "acked") -> int:
+        """Like :meth:`mark_acked` by sequence number: a primary-key lookup, ~3x cheaper."""
+        return self._mark("seq", list(seqs), state)
+
+    def _mark(self, column: str, keys: list[Any], state: str) -> int:
+        if not keys:
+            return 0
+        now = utc_now()
+        changed = 0
+        with self._lock:
+            # An ack mark needs no fsync of its own: if a power cut takes it back, the record is
+            # pending again, is re-sent and the receiver dedupes it. The next record commit (FULL)
+            # makes it durable anyway. Without its fsync it holds the write lock for far less.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    cursor = self._conn.execute(
+                        f"UPDATE records SET state = ?, acked_at = ? "
+                        f"WHERE state = 'pending' AND {column} IN ({marks})",
+                        (state, now, *chunk),
+                    )
+                    changed += cursor.rowcount
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+        return changed
+
+    def counts(self) -> dict[str, int]:
+        """Rows by state, e.g. ``{"pending": 3, "acked": 120}``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state")
+            return dict(rows)
+
+    def backlog(self) -> dict[str, Any]:
+        """Pending count, the oldest pending record's creation time and the last ack time."""
+        with self._lock:
+            pending, oldest = self._conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM records WHERE state = 'pending'"
+            ).fetchone()
+            (last_ack,) = self._conn.execute("SELECT MAX(acked_at) FROM records").fetchone()
+        return {"pending": pending, "oldest_pending_at": oldest, "last_ack_at": last_ack}
+
+    def get(self, record_id: str) -> Record | None:
+        """The stored record with this id, if the outbox still holds it."""
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM records WHERE record_id = ?", (record_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def latest_verdict(self, tracking_number: str) -> Record | None:
+        """The newest verdict record for a tracking number (a scan over the bodies: for
+        compliance actions, not for the hot path)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM records WHERE kind = 'verdict' "
+                "AND json_extract(body, '$.parcel.tracking_number') = ? ORDER BY seq DESC LIMIT 1",
+                (tracking_number,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def feedback(self) -> list[dict[str, Any]]:
+        """Customs feedback messages to the trade, oldest first."""
+        with self._lock:
+            return read_feedback(self._conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one durable write transaction (for housekeeping)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the outbox's side tables (holds, feedback, settings)."""
+        with self._lock:
+            return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    def setting(self, key: str) -> str | None:
+        """A value of the settings table (state that must survive a restart), or None."""
+        found = self.rows("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(found[0][0]) if found else None
+
+    def put_setting(self, key: str, value: str | None) -> None:
+        """Store (or with None, delete) a settings value durably."""
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                    (key, value, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                )
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every stored record body, oldest first (for tests, exports and reports)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT body FROM records ORDER BY seq").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def sequence(self) -> list[tuple[int, str]]:
+        """(seq, record id) of every record held, in seq order: what the delivery check
+        (:mod:`prescreen.sync.delivery`) compares the receiver's store with."""
+        with self._lock:
+            return [
+                (int(s), str(r))
+                for s, r in self._conn.execute("SELECT seq, record_id FROM records ORDER BY seq")
+            ]
+
+    def close(self) -> None:
+        """Close the connection; committed records are already on disk."""
+        with self._lock:
+            self._conn.close()
+            if self._seq_fd is not None:
+                os.close(self._seq_fd)
+                self._seq_fd = None

@@ -1,0 +1,140 @@
+"""The outbox file itself: opened durably, created, and migrated from older schema versions.
+
+Kept apart from :mod:`prescreen.outbox` (reading and writing records) because it runs once per
+start (and in ``prescreen outbox migrate``), where the outbox's access methods run all day.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from prescreen.core.errors import OutboxError
+from prescreen.core.files import private
+
+log = logging.getLogger("prescreen.outbox")
+
+
+def open_durable(path: str | Path) -> sqlite_utils.Database:
+    """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss.
+
+    Shared by the outbox and the receiver's store; autocommit mode, so every write is either in
+    an explicit transaction or committed on its own.
+    """
+    conn = sqlite3.connect(str(private(path)), timeout=10, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return sqlite_utils.Database(conn)
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db.table("records").create(
+        {
+            "seq": int,
+            "record_id": str,
+            "kind": str,
+            "created_at": str,
+            "body": str,
+            "state": str,
+            "acked_at": str,
+        },
+        pk="seq",
+        not_null={"record_id", "body", "state"},
+        defaults={"state": "pending"},
+        if_not_exists=True,
+    )
+    db.table("records").create_index(["record_id"], unique=True, if_not_exists=True)
+    db.table("records").create_index(["state", "seq"], if_not_exists=True)
+    db.table("meta").insert({"key": "schema_version", "value": "1"}, pk="key", replace=True)
+
+
+# Schema migrations, by the version they produce. Each runs in one transaction with the version
+# bump (SQLite DDL is transactional), so a power cut mid-upgrade leaves the old version intact.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # record size in bytes, for the outbox's byte limit without reading every body
+        "ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE records SET size = length(CAST(body AS BLOB))",
+    ),
+}
+MIGRATIONS[3] = (
+    # Downlink messages from customs, by id: a redelivered message is re-acked, never re-applied.
+    "CREATE TABLE downlink (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, received_at TEXT NOT NULL, "
+    "record_id TEXT, ack TEXT NOT NULL)",
+    # Tracking numbers customs asked to hold (hold, RFI, RFS, DNL, watchlist), kept across restarts.
+    "CREATE TABLE holds (tracking_number TEXT PRIMARY KEY, type TEXT NOT NULL, reason TEXT, "
+    "message_id TEXT, received_at TEXT NOT NULL)",
+    # Customs feedback to the trade, per record or per seller (folded into the seller scorecard).
+    "CREATE TABLE feedback (message_id TEXT PRIMARY KEY, received_at TEXT NOT NULL, record_id TEXT, "
+    "seller TEXT, text TEXT NOT NULL)",
+    # Settings changed from the customs side (screening thresholds, active model), applied at start.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
+)
+MIGRATIONS[4] = (
+    # Set when housekeeping erased the personal data of an acked record (see housekeeping.py).
+    "ALTER TABLE records ADD COLUMN pii_purged INTEGER NOT NULL DEFAULT 0",
+)
+MIGRATIONS[5] = (
+    # The record schema each body follows (v2 adds entry-grade data). Rows before this migration
+    # are v1 by construction; a signed body is never rewritten, so they stay v1 and stay valid.
+    "ALTER TABLE records ADD COLUMN record_schema TEXT NOT NULL DEFAULT 'prescreen.record/v1'",
+)
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The outbox schema version recorded in the file (0 for an empty file)."""
+    if not db.table("meta").exists():
+        return 0
+    row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database, path: str | Path) -> int:
+    """Bring the outbox schema up to :data:`SCHEMA_VERSION`; returns the version it started at.
+
+    Raises:
+        OutboxError: the file was written by a newer agent (a downgrade): refuse rather than guess.
+    """
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise OutboxError(
+            f"{path}: outbox schema v{found} is newer than this agent understands (v{SCHEMA_VERSION}): "
+            "upgrade the agent instead of downgrading it"
+        )
+    if found == 0:  # new file; creation is idempotent, so a crash half-way is simply redone
+        _create_v1(db)
+        found = 1
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                db.conn.execute(statement)
+            db.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+            db.conn.execute("COMMIT")
+        except sqlite3.Error:
+            db.conn.execute("ROLLBACK")
+            raise
+        log.info("outbox migrated", extra={"path": str(path), "schema_version": version})
+    return found
+
+
+def read_feedback(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Customs feedback messages held in an outbox (none in a file older than schema v3)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'").fetchone():
+        return []
+    rows = conn.execute("SELECT record_id, seller, text FROM feedback ORDER BY received_at")
+    return [{"record_id": r, "seller": s, "text": t} for r, s, t in rows]
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating or upgrading if needed) an outbox with the production durability settings."""
+    try:
+        db = open_durable(path)
+        migrate(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise OutboxError(f"{path}: cannot open outbox: {exc}") from exc
+    return db

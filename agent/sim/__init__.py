@@ -1,0 +1,1 @@
+"""Simulated packing stations: the demo, sample orders and parcels, and the station benchmark."""

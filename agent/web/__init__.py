@@ -1,0 +1,1 @@
+"""The station page, the local HTTP API and the Prometheus metrics."""
