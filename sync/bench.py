@@ -118,27 +118,23 @@ def start_receiver(
 ) -> subprocess.Popen[bytes]:
     """The receiver as deployed: its own process, verifying signatures against ``trust``,
     READY once its subscription is acked."""
+    where = ("--host", broker.host, "--port", str(broker.port))
+    options = ("--db", str(db), *where, "--trust", str(trust), *(extra or ("--no-share",)))
+    return spawn_receiver(options, ready)
+
+
+def spawn_receiver(options: tuple[str, ...], ready: Path) -> subprocess.Popen[bytes]:
+    """``prescreen receiver OPTIONS`` in its own process, returned once it tells systemd's notify
+    socket (here a datagram socket at ``ready``) READY=1.
+
+    Raises:
+        SyncError: not ready within 30 s (the process is killed).
+    """
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(ready))
-        notify.settimeout(15)
+        notify.settimeout(30)
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prescreen",
-                "--log-level",
-                "warning",
-                "receiver",
-                "--db",
-                str(db),
-                "--host",
-                broker.host,
-                "--port",
-                str(broker.port),
-                "--trust",
-                str(trust),
-                *(extra or ("--no-share",)),
-            ],
+            [sys.executable, "-m", "prescreen", "--log-level", "warning", "receiver", *options],
             env={**os.environ, "NOTIFY_SOCKET": str(ready)},
         )
         try:
@@ -146,7 +142,7 @@ def start_receiver(
                 pass
         except TimeoutError:
             process.kill()
-            raise SyncError("receiver did not become ready within 15 s") from None
+            raise SyncError("receiver did not become ready within 30 s") from None
     return process
 
 

@@ -6,15 +6,18 @@ the station's record of the effect, which also reaches the receiver's store thro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import time
 import uuid
 from typing import Any
 
+from prescreen.core.errors import SyncError
 from prescreen.core.records import epoch_s, rfc3339, utc_now
 from prescreen.core.signing import DeviceKey
-from prescreen.sync.mqtt import MqttConnection, Security
+from prescreen.sync.mqtt import Endpoint, MqttConnection, Security
 from prescreen.sync.topics import downlink_acks_topic, downlink_topic
 
 DEFAULT_LIFETIME_S = 3600.0
@@ -60,11 +63,17 @@ def send_downlink(
     security: Security | None = None,
     wait_s: float = 10.0,
     key: DeviceKey | None = None,
+    endpoints: tuple[Endpoint, ...] = (),
+    resend_s: float = 2.0,
 ) -> dict[str, Any] | None:
     """Publish ``message`` to one station and return its ack (None if none came in ``wait_s``).
 
     With ``key`` the message is sealed (addressed, given a lifetime and signed) first; without
-    one it goes as given (already sealed, or a test of what a station refuses).
+    one it goes as given (already sealed, or a test of what a station refuses). ``endpoints``
+    are the nodes of a broker cluster, tried in order. Until the ack comes the message is
+    published again every ``resend_s``: a station between two nodes (its node died, it has not
+    reconnected yet) has no session to queue it in, and the station answers a message id it has
+    seen with its first answer, never applying it twice.
     """
     if key is not None:
         message = seal(message, key, site=site, device=device)
@@ -76,17 +85,32 @@ def send_downlink(
         on_message=lambda topic, payload: acks.put(payload),
         subscriptions=(downlink_acks_topic(prefix, site, device),),
         security=security,
+        endpoints=endpoints,
     ).start()
+    deadline = time.monotonic() + wait_s
     try:
         if not connection.subscribed.wait(wait_s):
             return None
-        connection.publish(downlink_topic(prefix, site, device), json.dumps(message).encode())
-        while True:
-            try:
-                ack: dict[str, Any] = json.loads(acks.get(timeout=wait_s))
-            except queue.Empty:
-                return None
-            if ack.get("message_id") == message["message_id"]:
+        payload = json.dumps(message).encode()
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(SyncError):  # between nodes: the next round publishes it
+                connection.publish(downlink_topic(prefix, site, device), payload)
+            ack = _ack_for(message["message_id"], acks, min(resend_s, left))
+            if ack is not None:
                 return ack
+        return None
     finally:
         connection.stop()
+
+
+def _ack_for(message_id: str, acks: queue.Queue[bytes], wait_s: float) -> dict[str, Any] | None:
+    """The station's ack of ``message_id`` if it comes within ``wait_s`` (others are skipped)."""
+    deadline = time.monotonic() + wait_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            ack: dict[str, Any] = json.loads(acks.get(timeout=left))
+        except queue.Empty:
+            return None
+        if ack.get("message_id") == message_id:
+            return ack
+    return None

@@ -115,6 +115,7 @@ class Receiver:
         shared: bool = True,
         mqtt_options: dict[str, Any] | None = None,
         signer: DeviceKey | None = None,
+        records_via_mqtt: bool = True,
     ) -> None:
         self.prefix = prefix
         self.signer = signer
@@ -134,8 +135,10 @@ class Receiver:
             host=host,
             port=port,
             on_message=self._enqueue,
-            subscriptions=(records_subscription(prefix, shared=shared),),
-            on_connect=self._announce,
+            # Batches from a replicated stream (sync.jetstream) wait there for a receiver, so a
+            # receiver reading them neither subscribes nor asks stations to re-send on connect.
+            subscriptions=(records_subscription(prefix, shared=shared),) if records_via_mqtt else (),
+            on_connect=self._announce if records_via_mqtt else None,
             **(mqtt_options or {}),
         )
 
@@ -194,10 +197,12 @@ class Receiver:
             except Exception:  # a bug on one batch must not stop the receiver
                 log.exception("batch not handled", extra={"topic": item[0]})
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes) -> bool:
         """Process one batch message: check, store new records, then ack all of them.
 
-        If the store fails the batch is not acked, so the station sends it again.
+        If the store fails the batch is not acked, so the station sends it again. Returns whether
+        the batch is done with (committed, or refused whole for good): a replicated stream keeps
+        a batch until then.
         """
         try:
             site, device = parse_records_topic(self.prefix, topic)
@@ -217,13 +222,13 @@ class Receiver:
                 batch_key = None
         except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
             self._reject_batch(topic, payload, exc)
-            return
+            return True
         self.batches_verified += batch_key is not None
         try:
             acked, rejected = self._store(site, device, records, bodies, batch_key)
         except Exception as exc:  # the store is down or a race aborted the transaction
             log.error("batch not stored, not acked", extra={"topic": topic, "reason": str(exc)[:300]})
-            return
+            return False
         ack: dict[str, Any] = {"batch_id": batch.get("batch_id"), "acked": acked, "rejected": rejected}
         if self.signer is not None:  # the station takes an ack only from a receiver key it trusts
             ack = self.signer.sign(ack)
@@ -231,6 +236,7 @@ class Receiver:
             self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
         except SyncError as exc:  # stored already; the station re-sends and gets the ack then
             log.warning("ack not sent", extra={"topic": topic, "reason": str(exc)})
+        return True
 
     def _reject_batch(self, topic: str, payload: bytes, exc: Exception) -> None:
         """One log line and the durable ``rejected_batches`` counter for a batch refused whole."""

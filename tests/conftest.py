@@ -1,4 +1,5 @@
-"""Shared fixtures: a real mosquitto on a free port per session, started by the suite itself."""
+"""Shared fixtures: a real mosquitto on a free port per session, started by the suite itself, and a
+3-node NATS cluster (JetStream + MQTT) for the tests that need one."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from prescreen.sync.broker import LocalBroker
+from prescreen.sync.cluster import NatsCluster
+
+NATS_NODE = Path(__file__).with_name("nats") / "node.conf"
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +24,18 @@ def broker() -> Iterator[LocalBroker]:
     started = LocalBroker.start(prefer="mosquitto")
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """One 3-node NATS cluster (tests/nats/node.conf) on free ports for the whole session; each
+    test uses its own topic prefix and stream, so they do not see each other's batches."""
+    why = NatsCluster.available()
+    if why:
+        pytest.skip(why)
+    cluster = NatsCluster.start(3, template=NATS_NODE.read_text())
+    yield cluster
+    cluster.stop()
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

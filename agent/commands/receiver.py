@@ -37,7 +37,6 @@ def cmd_receiver(args: argparse.Namespace) -> int:
             "prescreen: warning: acks are unsigned (no --key): stations with receiver_keys refuse them",
             file=sys.stderr,
         )
-    security = _security(args)
     stop = _stop_on_signal()
     receiver = Receiver(
         args.db,
@@ -46,19 +45,40 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         port=args.port,
         prefix=args.prefix,
         shared=not args.no_share,
-        mqtt_options={"security": security},
+        mqtt_options={"security": _security(args), "endpoints": _endpoints(args)},
         signer=DeviceKey.load_or_create(args.key) if args.key else None,
-    ).start()
+        records_via_mqtt=not args.jetstream,
+    )
+    if args.jetstream:
+        return _receive_from_stream(receiver, args, stop)
+    receiver.start()
     try:
         if not receiver.mqtt.subscribed.wait(10):
             print(
-                f"prescreen: warning: broker {args.host}:{args.port} not reachable yet; receiving once it is",
+                f"prescreen: warning: broker {receiver.mqtt.broker} not reachable yet; receiving once it is",
                 file=sys.stderr,
             )
-        notify(READY="1", STATUS=f"receiving from {args.host}:{args.port}")
+        notify(READY="1", STATUS=f"receiving from {receiver.mqtt.broker}")
         stop.wait()
     finally:
         receiver.stop()
+    return 0
+
+
+def _receive_from_stream(receiver: Any, args: argparse.Namespace, stop: Any) -> int:
+    """Batches from the JetStream stream (replicated, work queue), acks over the cluster's MQTT."""
+    from prescreen.sdnotify import notify
+    from prescreen.sync.jetstream import JetStreamReceiver, StreamSettings
+
+    settings = StreamSettings(stream=args.stream, ack_wait_s=args.ack_wait, replicas=args.replicas)
+    consumer = JetStreamReceiver(receiver, args.jetstream.split(","), settings).start()
+    try:
+        if not consumer.wait_ready(30):
+            print(f"prescreen: warning: JetStream at {args.jetstream} not ready yet", file=sys.stderr)
+        notify(READY="1", STATUS=f"receiving from stream {settings.stream}")
+        stop.wait()
+    finally:
+        consumer.stop()
     return 0
 
 
@@ -243,6 +263,7 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         security=_security(args),
         wait_s=args.wait,
         key=DeviceKey.load_or_create(args.key),
+        endpoints=_endpoints(args),
     )
     if ack is None:
         print(
@@ -303,9 +324,20 @@ def _security(args: argparse.Namespace) -> Any:
     )
 
 
+def _endpoints(args: argparse.Namespace) -> Any:
+    from prescreen.sync.mqtt import parse_endpoints
+
+    return parse_endpoints([h for h in args.hosts.split(",") if h], args.port)
+
+
 def _add_broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="broker host")
     parser.add_argument("--port", type=int, default=1883, help="broker port")
+    parser.add_argument(
+        "--hosts",
+        default="",
+        help="the nodes of one broker cluster, comma-separated host:port, tried in order (instead of --host)",
+    )
     parser.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
     parser.add_argument("--cafile", help="CA bundle: TLS with server verification")
     parser.add_argument("--certfile", help="client certificate (mTLS)")
@@ -340,6 +372,16 @@ def add_receiver_commands(sub: Any) -> None:
     _add_broker_options(receiver)
     receiver.add_argument(
         "--no-share", action="store_true", help="plain subscription instead of a shared one"
+    )
+    receiver.add_argument(
+        "--jetstream",
+        help="NATS URLs, comma-separated: take batches from the replicated JetStream stream (work queue, "
+        "shared by every receiver) instead of an MQTT subscription; acks still go over MQTT (--hosts)",
+    )
+    receiver.add_argument("--stream", default="PRESCREEN_RECORDS", help="JetStream stream name")
+    receiver.add_argument("--replicas", type=int, default=3, help="stream replicas when it is created")
+    receiver.add_argument(
+        "--ack-wait", type=float, default=10.0, help="seconds before a batch a receiver holds goes to another"
     )
     receiver.set_defaults(func=cmd_receiver)
 
