@@ -119,19 +119,32 @@ class JetStreamReceiver:
             reconnected_cb=_reconnected,
         )
         try:
-            js = client.jetstream(timeout=5)
-            await self._ensure_stream(js)
-            pull = await js.pull_subscribe(
-                self.subject,
-                durable=self.settings.durable,
-                stream=self.settings.stream,
-                config=self._consumer(),
-            )
+            pull = await self._subscribe(client.jetstream(timeout=5))
             self.ready.set()
             while not self._stop.is_set():
                 await self._pull_once(pull)
         finally:
             await client.close()
+
+    async def _subscribe(self, js: Any) -> Any:
+        """The stream and the shared consumer, made if missing. A cluster that has just started
+        (or lost its quorum) answers "unavailable" for a while: tried again every second."""
+        import nats.errors
+
+        while True:
+            try:
+                await self._ensure_stream(js)
+                return await js.pull_subscribe(
+                    self.subject,
+                    durable=self.settings.durable,
+                    stream=self.settings.stream,
+                    config=self._consumer(),
+                )
+            except (nats.errors.Error, TimeoutError) as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("stream not ready, trying again", extra={"reason": str(exc)[:200]})
+                await asyncio.sleep(1)
 
     def _consumer(self) -> Any:
         from nats.js.api import AckPolicy, ConsumerConfig

@@ -99,7 +99,7 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
             for path, (station, sync, key) in zip(outboxes, stations, strict=True)
         ]
         assert wait_until(lambda: all(u.records_acked == 300 for u in uplinks), 60)
-        assert {u.mqtt.port for u in uplinks} == {int(h.split(":")[1]) for h in nats_cluster.mqtt_hosts}
+        assert all(u.mqtt.broker in nats_cluster.mqtt_hosts for u in uplinks)
         assert _stream_replicas(nats_cluster, settings.stream) == 3
         assert all(r.batches > 0 for r in receivers)  # both took a share
     finally:
