@@ -6,8 +6,8 @@ loopback ports, 1-3 receiver processes on a PostgreSQL database of their own rea
 replicated stream, and worker processes each running a slice of the stations (own outbox, own
 key, the real uplink). Phases: every station fills a backlog (an outage before the cluster was
 reachable), then all connect and drain it, then each commits parcels at its pace for a while.
-Counts come from the outboxes and from PostgreSQL, per device by seq (distinct seq = rows =
-committed), not from counters.
+Counts come from the outboxes and from PostgreSQL through the delivery check, per device by seq
+(rows = distinct seqs = committed, no gaps, the same record ids), not from counters.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from prescreen.errors import ConfigError, SyncError
 from prescreen.signing import DeviceKey
 from prescreen.sync.bench import spawn_receiver, stop_process
 from prescreen.sync.cluster import NatsCluster
+from prescreen.sync.delivery import DeliveryReport, check_delivery
 from prescreen.sync.fleet_station import StationSpec, key_path, run_slice, station_config
-from prescreen.sync.store import Store, open_store
+from prescreen.sync.store import open_store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -72,16 +73,6 @@ def scratch_database(admin_url: str = PG_ADMIN) -> Iterator[str]:
             yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
         finally:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def per_device(store: Store) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """(site, device) → (distinct seqs, rows, highest seq) as stored."""
-    with store.transaction() as cur:
-        cur.execute(
-            "SELECT site_id, device_id, COUNT(DISTINCT seq), COUNT(*), MAX(seq) FROM records "
-            "GROUP BY site_id, device_id"
-        )
-        return {(r[0], r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in cur.fetchall()}
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -205,38 +196,28 @@ def _phases(fleet: _Fleet, db_url: str) -> dict[str, Any]:
     fleet.receivers.clear()
     store = open_store(db_url)
     try:
-        stored, duplicates_resent = per_device(store), store.stats().get("duplicates", 0)
+        ledgers = [ledger for d in done for ledger in d["ledgers"]]
+        delivery = check_delivery(store, ledgers, resent=sum(d["resent"] for d in done))
     finally:
         store.close()
     reports = {"filled": filled, "drained": drained, "done": done}
-    return _summary(plan, reports, stored, duplicates_resent, {"fill": fill_s, "drain": drain_s})
+    return _summary(plan, reports, delivery, {"fill": fill_s, "drain": drain_s})
 
 
 def _summary(
     plan: FleetPlan,
     reports: dict[str, list[dict[str, Any]]],
-    stored: dict[tuple[str, str], tuple[int, int, int]],
-    duplicates_resent: int,
+    delivery: DeliveryReport,
     seconds: dict[str, float],
 ) -> dict[str, Any]:
     done = reports["done"]
-    committed = {device: n for d in done for device, n in d["committed"].items()}
-    sites = {s.device_id: s.site_id for s in map(station_config, range(plan.stations))}
-    by_device = {device: stored.get((sites[device], device), (0, 0, 0)) for device in committed}
-    records = sum(committed.values())
-    distinct = sum(v[0] for v in by_device.values())
-    rows = sum(v[1] for v in by_device.values())
     latencies = [ms for d in done for ms in d["latencies_ms"]]
     return {
         "stations": plan.stations,
         "nodes": 3,
         "receivers": plan.receivers,
-        "records": records,
-        "stored": distinct,
-        "lost": records - distinct,
-        "duplicates_stored": rows - distinct,
-        "duplicates_resent": duplicates_resent,
-        "per_device_ok": all(v[0] == v[1] == committed[d] for d, v in by_device.items()),
+        "records": delivery.committed,
+        **delivery.as_json(),  # per device: rows = distinct seqs = committed, no gaps, same ids
         "commit_to_ack_p50_ms": _percentile(latencies, 0.50),
         "commit_to_ack_p99_ms": _percentile(latencies, 0.99),
         "commit_to_ack_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,

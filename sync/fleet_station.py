@@ -23,6 +23,7 @@ from prescreen.outbox import Outbox
 from prescreen.records import epoch_s
 from prescreen.signing import DeviceKey
 from prescreen.sync.bench import fill, synthetic_record
+from prescreen.sync.delivery import Ledger, ledger_of
 from prescreen.sync.uplink import Uplink
 
 log = logging.getLogger("prescreen.sync")
@@ -137,6 +138,13 @@ class Slice:
             found += [(epoch_s(acked) - epoch_s(created)) * 1000 for created, acked in rows]
         return found
 
+    def ledgers(self) -> list[Ledger]:
+        """What each station committed, for the delivery check against the receivers' store."""
+        return [
+            ledger_of(station.site_id, station.device_id, outbox.sequence())
+            for station, outbox in zip(self.stations, self.outboxes, strict=True)
+        ]
+
     def stop(self) -> None:
         """Stop the uplinks and close the outboxes (pending records stay for a next run)."""
         for uplink in self.uplinks:
@@ -166,7 +174,8 @@ def run_slice(spec: StationSpec, go: Any, report: Any) -> None:
                 {
                     "parcels": parcels,
                     "settled": settled,
-                    "committed": {s.device_id: c for s, c in zip(part.stations, part.committed, strict=True)},
+                    "ledgers": part.ledgers(),
+                    "resent": sum(u.copies_sent_again for u in part.uplinks),
                     "latencies_ms": part.latencies_ms(),
                     "failovers": sum(u.mqtt.failovers for u in part.uplinks),
                     "acks_refused": sum(sum(u.acks_refused.values()) for u in part.uplinks),

@@ -14,7 +14,8 @@ from prescreen.outbox import Outbox
 from prescreen.signing import DeviceKey, TrustStore
 from prescreen.sync.bench import fill
 from prescreen.sync.cluster import NatsCluster
-from prescreen.sync.fleet import per_device, scratch_database
+from prescreen.sync.delivery import check_delivery, ledger_of
+from prescreen.sync.fleet import scratch_database
 from prescreen.sync.jetstream import JetStreamReceiver, StreamSettings, subject_of, topic_of
 from prescreen.sync.mqtt import parse_endpoints
 from prescreen.sync.receiver import Receiver
@@ -107,11 +108,17 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
             uplink.stop()
         for receiver in receivers:
             receiver.stop()
+    ledgers = []
+    for path, (station, _, _) in zip(outboxes, stations, strict=True):
+        outbox = Outbox(path)
+        ledgers.append(ledger_of(station.site_id, station.device_id, outbox.sequence()))
+        outbox.close()
     store = open_store(pg_url)
     try:
-        counts = per_device(store)
+        report = check_delivery(store, ledgers, resent=sum(u.copies_sent_again for u in uplinks))
     finally:
         store.close()
-    # Per device: distinct seqs = rows = the highest seq = committed.
-    assert counts == {("site-a", f"st-{i}"): (300, 300, 300) for i in range(3)}
+    # Per device: rows = distinct seqs = committed, no gaps, the same record ids.
+    assert report.problems == []
+    assert report.committed == report.stored == 900
 
