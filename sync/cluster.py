@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prescreen.errors import BrokerUnavailable
+from prescreen.core.errors import BrokerUnavailable
 from prescreen.sync.broker import free_port, wait_listening
 
 log = logging.getLogger("prescreen.sync")

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from prescreen.errors import BrokerUnavailable, SyncError
+from prescreen.core.errors import BrokerUnavailable, SyncError
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.topics import records_subscription
 

@@ -432,7 +432,7 @@ def cmd_bench_sync(args: argparse.Namespace) -> int:
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
     """Run a fleet of stations against a local 3-node cluster; one JSON line."""
-    from prescreen.sync.fleet import FleetPlan, run_fleet
+    from prescreen.sim.fleet import FleetPlan, run_fleet
 
     logs.configure("warning")
     plan = FleetPlan(

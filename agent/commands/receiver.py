@@ -67,7 +67,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 def _receive_from_stream(receiver: Any, args: argparse.Namespace, stop: Any) -> int:
     """Batches from the JetStream stream (replicated, work queue), acks over the cluster's MQTT."""
-    from prescreen.sdnotify import notify
+    from prescreen.packing.sdnotify import notify
     from prescreen.sync.jetstream import JetStreamReceiver, StreamSettings
 
     settings = StreamSettings(stream=args.stream, ack_wait_s=args.ack_wait, replicas=args.replicas)

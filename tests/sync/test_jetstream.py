@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
-from prescreen.signing import DeviceKey, TrustStore
+from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
+from prescreen.sim.fleet import scratch_database
 from prescreen.sync.bench import fill
 from prescreen.sync.cluster import NatsCluster
 from prescreen.sync.delivery import check_delivery, ledger_of
-from prescreen.sync.fleet import scratch_database
 from prescreen.sync.jetstream import JetStreamReceiver, StreamSettings, subject_of, topic_of
 from prescreen.sync.mqtt import parse_endpoints
 from prescreen.sync.receiver import Receiver

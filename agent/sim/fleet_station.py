@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prescreen.config import StationConfig, SyncConfig
-from prescreen.outbox import Outbox
-from prescreen.records import epoch_s
-from prescreen.signing import DeviceKey
+from prescreen.core.records import epoch_s
+from prescreen.core.signing import DeviceKey
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
 from prescreen.sync.bench import fill, synthetic_record
 from prescreen.sync.delivery import Ledger, ledger_of
 from prescreen.sync.uplink import Uplink

@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from prescreen.errors import ConfigError, SyncError
-from prescreen.signing import DeviceKey
+from prescreen.core.errors import ConfigError, SyncError
+from prescreen.core.signing import DeviceKey
+from prescreen.sim.fleet_station import StationSpec, key_path, run_slice, station_config
 from prescreen.sync.bench import spawn_receiver, stop_process
 from prescreen.sync.cluster import NatsCluster
 from prescreen.sync.delivery import DeliveryReport, check_delivery
-from prescreen.sync.fleet_station import StationSpec, key_path, run_slice, station_config
 from prescreen.sync.store import open_store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
