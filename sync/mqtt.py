@@ -13,7 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -42,6 +42,31 @@ def parse_endpoints(hosts: tuple[str, ...] | list[str], default_port: int) -> tu
             raise SyncError(f"broker {entry!r}: give host or host:port (port 1-65535)")
         endpoints.append((host, port))
     return tuple(endpoints)
+
+
+class BrokerSettings(Protocol):
+    """Where the broker is and how to log in: the ``[sync]`` section satisfies it."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def hosts(self) -> tuple[str, ...]: ...
+    @property
+    def keepalive_s(self) -> int: ...
+    @property
+    def reconnect_max_s(self) -> float: ...
+    @property
+    def cafile(self) -> str: ...
+    @property
+    def certfile(self) -> str: ...
+    @property
+    def keyfile(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
 
 
 @dataclass(frozen=True)

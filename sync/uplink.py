@@ -16,13 +16,20 @@ import threading
 import time
 import uuid
 import zlib
-from pathlib import Path
+from collections.abc import Iterable
+from typing import Protocol
 
 from prescreen.core.errors import OutboxError, SyncError
+from prescreen.core.records import StationIdentity
 from prescreen.core.signing import DeviceKey, KeyRing
-from prescreen.ops.config import StationConfig, SyncConfig
-from prescreen.packing.outbox import Outbox
-from prescreen.sync.mqtt import Backoff, MessageHandler, MqttConnection, Security, parse_endpoints
+from prescreen.sync.mqtt import (
+    Backoff,
+    BrokerSettings,
+    MessageHandler,
+    MqttConnection,
+    Security,
+    parse_endpoints,
+)
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
 
 log = logging.getLogger("prescreen.sync")
@@ -50,7 +57,35 @@ def batch_payload(batch_id: str, device_id: str, bodies: list[str], signer: Devi
     return (json.dumps(head)[:-1] + ',"records":[' + joined + "]}").encode("utf-8")
 
 
-def security_of(sync: SyncConfig) -> Security:
+class RecordQueue(Protocol):
+    """What the uplink needs of the station's outbox (the outbox is the queue: nothing waits in RAM)."""
+
+    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]: ...
+    def mark_acked_seqs(self, seqs: Iterable[int], *, state: str = "acked") -> int: ...
+
+
+class UplinkSettings(BrokerSettings, Protocol):
+    """The ``[sync]`` settings the uplink reads (the agent's config section satisfies it)."""
+
+    @property
+    def topic_prefix(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def batch_age_ms(self) -> int: ...
+    @property
+    def inflight_batches(self) -> int: ...
+    @property
+    def ack_timeout_s(self) -> float: ...
+    @property
+    def compress(self) -> bool: ...
+    @property
+    def compress_min_bytes(self) -> int: ...
+    @property
+    def receiver_keys(self) -> tuple[str, ...]: ...
+
+
+def security_of(sync: BrokerSettings) -> Security:
     """The broker security settings from the ``[sync]`` section."""
     return Security(sync.cafile, sync.certfile, sync.keyfile, sync.username, sync.password)
 
@@ -60,20 +95,20 @@ class Uplink:
 
     def __init__(
         self,
-        outbox: str | Path | Outbox,
-        sync: SyncConfig,
-        station: StationConfig,
+        outbox: RecordQueue,
+        sync: UplinkSettings,
+        station: StationIdentity,
         *,
         signer: DeviceKey | None = None,
     ) -> None:
         self.sync = sync
         self.signer = signer
         self.station = station
-        # Given the station's own Outbox, the uplink shares its connection and lock: a verdict's
-        # commit then waits at most for one ack transaction, woken at once, instead of SQLite's
-        # busy handler, which sleeps 10-100 ms between retries on a second connection.
-        self._owns_outbox = not isinstance(outbox, Outbox)
-        self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
+        # The caller owns the queue. Given the station's own outbox, the uplink shares its
+        # connection and lock: a verdict's commit then waits at most for one ack transaction, woken
+        # at once, instead of SQLite's busy handler, which sleeps 10-100 ms between retries on a
+        # second connection.
+        self.outbox = outbox
         self._records_topic = records_topic(sync.topic_prefix, station.site_id, station.device_id)
         self._downlink_topic = downlink_topic(sync.topic_prefix, station.site_id, station.device_id)
         self._presence_prefix = receiver_presence_subscription(sync.topic_prefix)[:-1]
@@ -131,8 +166,6 @@ class Uplink:
         self._wake.set()
         self._thread.join(timeout=5)
         self.mqtt.stop()
-        if self._owns_outbox:
-            self.outbox.close()
 
     @property
     def alive(self) -> bool:

@@ -67,15 +67,8 @@ def violations() -> list[str]:
 
 # Arrows still pointing the wrong way while issue 19 removes them; the list may only shrink.
 KNOWN_DEBT = {
-    "prescreen.core.records imports prescreen.ops.config.StationConfig",
-    "prescreen.sync.bench imports prescreen.ops.config.StationConfig",
-    "prescreen.sync.bench imports prescreen.ops.config.SyncConfig",
-    "prescreen.sync.bench imports prescreen.packing.outbox.Outbox",
     "prescreen.sync.model_update imports prescreen.models.runner.load_risk_model",
     "prescreen.sync.model_update imports prescreen.risk.screening.RiskModel",
-    "prescreen.sync.uplink imports prescreen.ops.config.StationConfig",
-    "prescreen.sync.uplink imports prescreen.ops.config.SyncConfig",
-    "prescreen.sync.uplink imports prescreen.packing.outbox.Outbox",
 }
 
 

@@ -23,7 +23,7 @@ from order_fixtures import clean_order
 from prescreen.core.errors import ConfigError
 from prescreen.ops import config as cfg
 from prescreen.sim.simbench import Step, parse_script
-from prescreen.sync.bench import enrol, start_receiver, stop_process
+from prescreen.sim.syncbench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.web.server import TOKEN_HEADER, api_headers
 

@@ -412,7 +412,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_bench_sync(args: argparse.Namespace) -> int:
     """Fill an outbox with N records and drain them to a local broker and receiver."""
-    from prescreen.sync.bench import run_sync_bench
+    from prescreen.sim.syncbench import run_sync_bench
 
     logs.configure("warning")
     summary = run_sync_bench(

@@ -20,11 +20,10 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from prescreen._version import __version__
 from prescreen.core.errors import RecordError
-from prescreen.ops.config import StationConfig
 
 SCHEMA_V1 = "prescreen.record/v1"
 SCHEMA_ID = "prescreen.record/v2"  # what this agent writes
@@ -93,7 +92,18 @@ def kg(value: Decimal | None) -> float | None:
     return None if value is None else float(value.quantize(Decimal("0.001")))
 
 
-def envelope(kind: str, seq: int, station: StationConfig) -> Record:
+class StationIdentity(Protocol):
+    """Who wrote a record: the ``[station]`` section satisfies it, and so does any bench's own."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def filer_code(self) -> str: ...
+
+
+def envelope(kind: str, seq: int, station: StationIdentity) -> Record:
     """The identity fields every record from ``station`` starts with."""
     return {
         "schema": SCHEMA_ID,

@@ -30,7 +30,7 @@ from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
 from prescreen.packing.station import StationEvent
 from prescreen.sim.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
-from prescreen.sync.bench import enrol, start_receiver, stop_process
+from prescreen.sim.syncbench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.delivery import check_delivery, ledger_of

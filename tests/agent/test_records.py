@@ -12,7 +12,7 @@ import pytest
 from prescreen.core.errors import RecordError
 from prescreen.core.records import SCHEMA_ID, SCHEMA_V1, schema, validate
 from prescreen.ops.config import StationConfig
-from prescreen.sync.bench import synthetic_record
+from prescreen.sim.syncbench import synthetic_record
 
 MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "unchanged": lambda r: None,

@@ -33,7 +33,7 @@ from typing import Any
 from prescreen.ops import logs
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
-from prescreen.sync.bench import delivery, enrol, fill, start_receiver, stop_process
+from prescreen.sim.syncbench import delivery, enrol, fill, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.delivery import DeliveryReport
 from prescreen.sync.uplink import Uplink, batch_payload
@@ -143,7 +143,8 @@ def _scenario(
         reconnect_max_s=0.5,
     )
     started = time.monotonic()
-    uplink = Uplink(outbox_path, sync, STATION, signer=key).start()
+    queue = Outbox(outbox_path)
+    uplink = Uplink(queue, sync, STATION, signer=key).start()
     parts["uplink"] = uplink
     parts["injected"] = 0
     try:
@@ -152,6 +153,7 @@ def _scenario(
         done = _wait(lambda: _acked(outbox_path) >= records, 120)
     finally:
         uplink.stop()
+        queue.close()
         stop_process(parts["receiver"])
         if proxy is not None:
             proxy.close()

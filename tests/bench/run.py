@@ -45,7 +45,7 @@ from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screener
 from prescreen.sim.demo import run_demo
 from prescreen.sim.samples import generate
-from prescreen.sync.bench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
+from prescreen.sim.syncbench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import inflate
 from prescreen.sync.uplink import Uplink, batch_payload
@@ -303,9 +303,7 @@ def reconnect(outage_s: float, workdir: Path) -> dict[str, Any]:
     outbox = Outbox(workdir / "rc-outbox.db", signer=key)
     broker = LocalBroker.start()
     receiver = start_receiver(workdir / "rc-receiver.db", broker, workdir / "rc-notify.sock", trust)
-    uplink = Uplink(
-        workdir / "rc-outbox.db", SyncConfig(host=broker.host, port=broker.port), station, signer=key
-    ).start()
+    uplink = Uplink(outbox, SyncConfig(host=broker.host, port=broker.port), station, signer=key).start()
     try:
         fill(outbox, 10, station)
         uplink.notify()

@@ -103,7 +103,7 @@ def _mtls_receiver(secure: SecureBroker, tmp_path: Path) -> Receiver:
 def _drain(
     outbox: Outbox, sync: SyncConfig, station: StationConfig, until: Callable[[], bool], timeout: float
 ) -> bool:
-    uplink = Uplink(outbox.path, sync, station).start()
+    uplink = Uplink(Outbox(outbox.path), sync, station).start()
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -187,7 +187,7 @@ def test_broker_refuses_stations_it_cannot_verify_or_that_cannot_verify_it(
     else:
         security = {"cafile": str(secure.ca.cafile)}
     outbox = Outbox(tmp_path / "outbox.db")
-    uplink = Uplink(outbox.path, secure.station_sync(**security), STATION).start()
+    uplink = Uplink(Outbox(outbox.path), secure.station_sync(**security), STATION).start()
     try:
         assert not uplink.mqtt.wait_connected(3)
     finally:
@@ -210,7 +210,7 @@ def test_password_listener_takes_the_right_password_only(secure: SecureBroker, t
             secure.station_sync(cafile=str(secure.ca.cafile), username="dev-1", password="guess"),
             port=secure.password_port,
         )
-        uplink = Uplink(outbox.path, wrong, STATION).start()
+        uplink = Uplink(Outbox(outbox.path), wrong, STATION).start()
         try:
             assert not uplink.mqtt.wait_connected(2)
         finally:

@@ -85,7 +85,7 @@ def uplink(broker: LocalBroker, tmp_path: Path, keys: tuple[DeviceKey, DeviceKey
         ack_timeout_s=0.5,
         receiver_keys=(keys[0].public_b64,),
     )
-    started = Uplink(tmp_path / "outbox.db", sync, STATION).start()
+    started = Uplink(Outbox(tmp_path / "outbox.db"), sync, STATION).start()
     yield started
     started.stop()
 

@@ -148,7 +148,7 @@ def test_signed_records_travel_end_to_end_and_counters_survive_a_receiver_restar
     receiver.start()
     assert receiver.mqtt.subscribed.wait(5)
     uplink = Uplink(
-        outbox.path, SyncConfig(host=broker.host, port=broker.port, topic_prefix="sg2/v1"), STATION
+        Outbox(outbox.path), SyncConfig(host=broker.host, port=broker.port, topic_prefix="sg2/v1"), STATION
     )
     uplink.start()
     try:

@@ -119,7 +119,7 @@ def test_two_receivers_share_the_load_through_one_postgres_and_store_nothing_twi
     sync = SyncConfig(
         host=broker.host, port=broker.port, topic_prefix="pg/v1", batch_size=50, inflight_batches=8
     )
-    uplink = Uplink(outbox.path, sync, station).start()
+    uplink = Uplink(Outbox(outbox.path), sync, station).start()
     try:
         assert wait_until(lambda: outbox.counts() == {"acked": 2000}, 30)
         # Duplicate deliveries: every batch published again, straight to the shared subscription.

@@ -31,7 +31,7 @@ def test_records_leave_pending_only_after_the_receivers_ack(
 ) -> None:
     outbox = fill(tmp_path / "outbox.db", 250)
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t1/v1", batch_size=100)
-    uplink = Uplink(outbox.path, sync, STATION).start()
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()
     try:
         # No receiver yet: the broker takes the publishes (PUBACK) but nothing is acked.
         assert uplink.mqtt.wait_connected(5)
@@ -55,7 +55,7 @@ def test_broker_down_then_up_drains_everything(tmp_path: Path, wait_until: Calla
     port = free_port()
     outbox = fill(tmp_path / "outbox.db", 120)
     sync = SyncConfig(host="127.0.0.1", port=port, topic_prefix="t2/v1", batch_size=50)
-    uplink = Uplink(outbox.path, sync, STATION).start()  # the broker is not there yet
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()  # the broker is not there yet
     try:
         time.sleep(0.5)
         assert not uplink.mqtt.connected.is_set()
@@ -122,7 +122,7 @@ def test_rejected_records_are_not_resent_forever(
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t5/v1")
     receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t5/v1").start()
     assert receiver.mqtt.wait_connected(5)
-    uplink = Uplink(outbox.path, sync, STATION).start()
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()
     try:
         assert wait_until(lambda: outbox.counts() == {"acked": 1, "rejected": 1}, 10)
     finally:
@@ -139,7 +139,7 @@ def test_compressed_batches_drain_and_store_like_plain_ones(
     )
     receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="tz/v1").start()
     assert receiver.mqtt.subscribed.wait(5)
-    uplink = Uplink(outbox.path, sync, STATION).start()
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()
     try:
         assert wait_until(lambda: outbox.counts() == {"acked": 300}, 15)
         assert receiver.count() == 300
@@ -164,7 +164,7 @@ def test_a_receiver_coming_back_gets_what_was_sent_while_it_was_away_at_once(
     re-sends them when a receiver announces itself, not after its (here 60 s) ack timeout."""
     outbox = fill(tmp_path / "outbox.db", 50)
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="tp/v1", ack_timeout_s=60)
-    uplink = Uplink(outbox.path, sync, STATION).start()
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()
     try:
         assert uplink.mqtt.wait_connected(5)
         assert wait_until(lambda: uplink.batches_sent > 0, 5)  # sent into the void
@@ -196,7 +196,7 @@ def test_an_upgraded_v1_outbox_delivers_its_pending_v1_records_beside_new_v2_one
     new = outbox.append(lambda seq: {**record(seq, "station-07"), "site_id": "site-01"})
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t9/v1", ack_timeout_s=1.0)
     receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t9/v1").start()
-    uplink = Uplink(outbox.path, sync, station).start()
+    uplink = Uplink(Outbox(outbox.path), sync, station).start()
     try:
         assert wait_until(lambda: outbox.counts() == {"acked": 9}, 15)
         stored = {row["record_id"]: row for row in receiver.store.query(Filters())}

@@ -176,9 +176,10 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
     )
     uplink: Uplink | None = None
     resent: int | None = None
+    queue = Outbox(outbox_path)
     try:
         started = time.perf_counter()
-        uplink = Uplink(outbox_path, sync, station, signer=key).start()
+        uplink = Uplink(queue, sync, station, signer=key).start()
         deadline = time.monotonic() + timeout_s
         while uplink.records_acked < records and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -187,6 +188,7 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
         if uplink is not None:
             uplink.stop()
             resent = uplink.copies_sent_again
+        queue.close()
         stop_process(receiver)
         broker.stop()
     outbox = Outbox(outbox_path)
