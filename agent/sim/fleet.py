@@ -27,7 +27,7 @@ from typing import Any
 from prescreen.core.errors import ConfigError, SyncError
 from prescreen.core.signing import DeviceKey
 from prescreen.sim.fleet_station import StationSpec, key_path, run_slice, station_config
-from prescreen.sync.bench import spawn_receiver, stop_process
+from prescreen.sim.syncbench import spawn_receiver, stop_process
 from prescreen.sync.cluster import NatsCluster
 from prescreen.sync.delivery import DeliveryReport, check_delivery
 from prescreen.sync.store import open_store

@@ -22,7 +22,7 @@ from prescreen.core.records import epoch_s
 from prescreen.core.signing import DeviceKey
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
-from prescreen.sync.bench import fill, synthetic_record
+from prescreen.sim.syncbench import fill, synthetic_record
 from prescreen.sync.delivery import Ledger, ledger_of
 from prescreen.sync.uplink import Uplink
 

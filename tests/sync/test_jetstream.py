@@ -13,7 +13,7 @@ from prescreen.core.signing import DeviceKey, TrustStore
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sim.fleet import scratch_database
-from prescreen.sync.bench import fill
+from prescreen.sim.syncbench import fill
 from prescreen.sync.cluster import NatsCluster
 from prescreen.sync.delivery import check_delivery, ledger_of
 from prescreen.sync.jetstream import JetStreamReceiver, StreamSettings, subject_of, topic_of
@@ -96,7 +96,7 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
     try:
         assert all(r.wait_ready(20) for r in receivers)
         uplinks = [
-            Uplink(path, sync, station, signer=key).start()
+            Uplink(Outbox(path), sync, station, signer=key).start()
             for path, (station, sync, key) in zip(outboxes, stations, strict=True)
         ]
         assert wait_until(lambda: all(u.records_acked == 300 for u in uplinks), 60)
