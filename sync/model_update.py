@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prescreen.core.errors import ModelError, SyncError
 from prescreen.core.records import dumps, epoch_s
+from prescreen.core.signing import verify_detached
 from prescreen.risk.screening import RiskModel
 from prescreen.sync.topics import addressed_to
 
@@ -65,11 +65,10 @@ def verify_manifest(
         raise UpdateError("a model message needs a manifest object")
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(update_key, validate=True))
-        public.verify(
-            base64.b64decode(str(message.get("manifest_signature")), validate=True), dumps(manifest).encode()
-        )
-    except (InvalidSignature, ValueError, binascii.Error):
-        raise UpdateError("manifest signature is not valid for the configured update key") from None
+    except (ValueError, binascii.Error):
+        raise UpdateError("[sync] update_key is not an Ed25519 public key in base64") from None
+    if not verify_detached(public, dumps(manifest).encode(), str(message.get("manifest_signature"))):
+        raise UpdateError("manifest signature is not valid for the configured update key")
     if not addressed_to(manifest.get("target"), site, device):
         raise UpdateError(f"manifest is for {str(manifest.get('target'))[:120]}, not {site}/{device}")
     try:

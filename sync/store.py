@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from prescreen.core.db import chunked, connect_durable, immediate, marks
 from prescreen.core.errors import ConfigError
-from prescreen.core.files import private
 
 COUNTERS = (
     "stored",
@@ -166,12 +165,11 @@ class Store(abc.ABC):
         """{seq: record id} of the records already stored under these device sequence numbers
         (one query per 500, not one per record)."""
         owners: dict[int, str] = {}
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start : start + 500]
+        for chunk in chunked(seqs):
             cur.execute(
                 self._sql(
                     "SELECT seq, record_id FROM records WHERE site_id = ? AND device_id = ? "
-                    f"AND seq IN ({', '.join('?' * len(chunk))})"
+                    f"AND seq IN ({marks(len(chunk))})"
                 ),
                 (site_id, device_id, *chunk),
             )
@@ -258,25 +256,14 @@ class SqliteStore(Store):
     """One SQLite file in WAL mode with ``synchronous=FULL``, like the outbox."""
 
     def __init__(self, path: str | Path) -> None:
-        self.conn = sqlite3.connect(
-            str(private(path)), timeout=10, isolation_level=None, check_same_thread=False
-        )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn = connect_durable(path)
         self._lock = threading.Lock()
         self._setup()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        with self._lock:
-            cur = self.conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+        with self._lock, immediate(self.conn) as cur:
+            yield cur
 
     def close(self) -> None:
         with self._lock:

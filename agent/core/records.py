@@ -82,9 +82,20 @@ def rfc3339(epoch: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_time(timestamp: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset; Python 3.10's ``fromisoformat`` takes no ``Z``),
+    taken as UTC when it names no zone.
+
+    Raises:
+        ValueError: not such a time.
+    """
+    parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def epoch_s(timestamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 time as :func:`utc_now` writes it."""
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    return parse_time(timestamp).timestamp()
 
 
 def kg(value: Decimal | None) -> float | None:

@@ -137,6 +137,19 @@ def _signing_key_id(document: dict[str, Any]) -> str:
     return str(signature.get("key_id")) if isinstance(signature, dict) else ""
 
 
+def verify_detached(public: Ed25519PublicKey, data: bytes, signature_b64: str) -> bool:
+    """True if ``signature_b64`` (base64 Ed25519) signs exactly ``data`` by ``public``.
+
+    The one verifier: records, batches, acks, downlink messages and model manifests all end here,
+    so a malformed signature (bad base64, wrong length) is a refusal everywhere, never a crash.
+    """
+    try:
+        public.verify(base64.b64decode(signature_b64, validate=True), data)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
 def verify_document(
     document: dict[str, Any], public: Ed25519PublicKey | None, unknown: str
 ) -> Rejection | None:
@@ -147,9 +160,7 @@ def verify_document(
         return Rejection("unsigned", "not signed")
     if public is None:
         return Rejection("forged", f"key {_signing_key_id(document)[:40]!r} {unknown}")
-    try:
-        public.verify(base64.b64decode(str(signature.get("value"))), signed_bytes(document))
-    except (InvalidSignature, ValueError, binascii.Error):
+    if not verify_detached(public, signed_bytes(document), str(signature.get("value"))):
         return Rejection("tampered", "signature does not match the content")
     return None
 
@@ -231,11 +242,7 @@ class TrustStore:
         trusted = self._keys.get(key_id)
         if trusted is None or (trusted.site_id, trusted.device_id) != (site_id, device_id):
             return False
-        try:
-            trusted.public.verify(base64.b64decode(signature), data)
-        except (InvalidSignature, ValueError, binascii.Error):
-            return False
-        return True
+        return verify_detached(trusted.public, data, signature)
 
     def check(self, record: Record) -> Rejection | None:
         """None if ``record`` carries a valid signature by the key of the station it names."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from prescreen.core.records import dumps
 from prescreen.ops.config import OutboxConfig
 from prescreen.packing.outbox import Outbox
 
@@ -114,7 +115,7 @@ def _purge(outbox: Outbox, before: str) -> int:
         return 0
     with outbox.transaction() as conn:
         for seq, body in rows:
-            text = json.dumps(purge_personal_data(json.loads(body)), separators=(",", ":"), sort_keys=True)
+            text = dumps(purge_personal_data(json.loads(body)))
             conn.execute(
                 "UPDATE records SET body = ?, size = ?, pii_purged = 1 WHERE seq = ?", (text, len(text), seq)
             )

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from prescreen.core.db import chunked, immediate, marks
 from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
 from prescreen.core.records import Record, dumps, utc_now
@@ -256,7 +257,7 @@ class Outbox:
     def requeue(self, record_ids: list[str] | None = None) -> int:
         """Put ``rejected`` records (all, or these) back to ``pending`` after an operator's review;
         returns how many. The running uplink picks them up on its next pass."""
-        where = "" if record_ids is None else f" AND record_id IN ({', '.join('?' * len(record_ids))})"
+        where = "" if record_ids is None else f" AND record_id IN ({marks(len(record_ids))})"
         with self._lock:
             sql = f"UPDATE records SET state = 'pending' WHERE state = 'rejected'{where}"
             cur = self._conn.execute(sql, tuple(record_ids or ()))
@@ -291,20 +292,15 @@ class Outbox:
             # makes it durable anyway. Without its fsync it holds the write lock for far less.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(keys), 500):
-                    chunk = keys[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    cursor = self._conn.execute(
-                        f"UPDATE records SET state = ?, acked_at = ? "
-                        f"WHERE state = 'pending' AND {column} IN ({marks})",
-                        (state, now, *chunk),
-                    )
-                    changed += cursor.rowcount
-                self._conn.execute("COMMIT")
+                with immediate(self._conn) as cur:
+                    for chunk in chunked(keys):
+                        cur.execute(
+                            f"UPDATE records SET state = ?, acked_at = ? "
+                            f"WHERE state = 'pending' AND {column} IN ({marks(len(chunk))})",
+                            (state, now, *chunk),
+                        )
+                        changed += cur.rowcount
             except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
                 raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
             finally:
                 self._conn.execute("PRAGMA synchronous=FULL")
@@ -350,14 +346,8 @@ class Outbox:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """The connection inside one durable write transaction (for housekeeping)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn):
+            yield self._conn
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query on the outbox's side tables (holds, feedback, settings)."""

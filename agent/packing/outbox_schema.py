@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from prescreen.core.db import connect_durable
 from prescreen.core.errors import OutboxError
-from prescreen.core.files import private
 
 log = logging.getLogger("prescreen.outbox")
 
@@ -24,10 +24,7 @@ def open_durable(path: str | Path) -> sqlite_utils.Database:
     Shared by the outbox and the receiver's store; autocommit mode, so every write is either in
     an explicit transaction or committed on its own.
     """
-    conn = sqlite3.connect(str(private(path)), timeout=10, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return sqlite_utils.Database(conn)
+    return sqlite_utils.Database(connect_durable(path))
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 import queue
 import random
-import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,8 +28,8 @@ from urllib.parse import quote
 
 import httpx
 import sqlite_utils
+from prescreen.core.db import connect_durable
 from prescreen.core.errors import ConfigError, OrderError
-from prescreen.core.files import private
 from prescreen.ops.config import OrdersConfig
 from prescreen.packing.orders import (
     ORDER_MALFORMED,
@@ -48,9 +47,8 @@ class OrderCache:
     """Orders fetched from the WMS, kept in SQLite so a restart does not empty them."""
 
     def __init__(self, path: str | Path, ttl_s: float) -> None:
-        conn = sqlite3.connect(str(private(path)), timeout=5, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        # A lost cache costs a refetch, not a record: no fsync per write.
+        self.db = sqlite_utils.Database(connect_durable(path, timeout_s=5, synchronous="NORMAL"))
         self.db.table("orders").create(
             {"key": str, "body": str, "fetched_at": float}, pk="key", if_not_exists=True
         )

@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from prescreen.core.records import Record
+from prescreen.core.records import Record, parse_time
 from prescreen.risk import strings
 
 NO_SELLER = "(no order data)"
@@ -39,12 +39,11 @@ def parse_since(text: str, now: datetime) -> datetime:
     if match:
         amount, unit = int(match.group(1)), match.group(2)
         return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_time(text)
 
 
 def _when(record: Record) -> datetime:
-    return datetime.fromisoformat(str(record["created_at"]).replace("Z", "+00:00"))
+    return parse_time(str(record["created_at"]))
 
 
 def seller_of(record: Record) -> str:
