@@ -1,14 +1,17 @@
-"""Shared fixtures: a real mosquitto on a free port per session, started by the suite itself, and a
-3-node NATS cluster (JetStream + MQTT) for the tests that need one."""
+"""Shared fixtures: a real mosquitto on a free port per session, started by the suite itself, a
+3-node NATS cluster (JetStream + MQTT) for the tests that need one, and PostgreSQL (the machine's,
+or one the suite starts) with a fresh database per test."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import postgres
 import pytest
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.cluster import NatsCluster
@@ -36,6 +39,32 @@ def nats_cluster() -> Iterator[NatsCluster]:
     cluster = NatsCluster.start(3, template=NATS_NODE.read_text())
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    """A PostgreSQL server: the machine's on 127.0.0.1:5432, or one started for this session;
+    the tests that need one are skipped, with the reason, when neither is possible."""
+    server, why_not = postgres.find_or_start()
+    if server is None:
+        pytest.skip(f"PostgreSQL tests skipped: {why_not}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: postgres.Server) -> Iterator[str]:
+    """A new, empty database on that server (``postgresql://`` URL), dropped afterwards."""
+    import psycopg
+
+    name = f"prescreen_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(postgres_server.admin_url, autocommit=True)
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

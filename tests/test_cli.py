@@ -94,12 +94,14 @@ def test_help_shows_the_description_and_the_example(
     assert f"\n{parser.epilog}\n" in text  # as written, on one line: it can be pasted
 
 
+@pytest.mark.slow
 def test_version() -> None:
     result = run("version")
     assert result.returncode == 0
     assert result.stdout.startswith(b"prescreen-agent ")
 
 
+@pytest.mark.slow
 def test_decode_scale_prints_one_object_per_frame() -> None:
     result = run(
         "decode",
@@ -117,6 +119,7 @@ def test_decode_scale_prints_one_object_per_frame() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_decode_barcode_prints_one_object_per_line() -> None:
     result = run(
         "decode", "barcode", stdin=b"]C01Z5R89390357567127\nRB123456786US\n]C100106141411234567897\x1d\n"
@@ -132,6 +135,7 @@ def test_decode_barcode_prints_one_object_per_line() -> None:
     assert third["symbology"] == "gs1-code128"
 
 
+@pytest.mark.slow
 def test_bad_config_exits_non_zero_with_one_clear_line(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_text("[scale]\nbaud = 9600\n")
@@ -143,6 +147,7 @@ def test_bad_config_exits_non_zero_with_one_clear_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_unknown_protocol_is_an_error_not_a_traceback() -> None:
     result = run("decode", "scale", "--protocol", "acme")
     assert result.returncode == 1

@@ -19,6 +19,7 @@ def stored_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT record_id FROM records")]
 
 
+@pytest.mark.slow
 def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None:
     summary = run_demo(60, workdir=tmp_path)
     assert summary["parcels"] == 60
@@ -78,6 +79,7 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
     assert carton[0]["parcel"]["carton"]["scanned_count"] == 4
 
 
+@pytest.mark.slow
 def test_cli_demo_json_200_parcels(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "prescreen", "demo", "--parcels", "200", "--json"],
@@ -104,6 +106,7 @@ def test_cli_demo_json_200_parcels(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_demo_on_the_embedded_broker(tmp_path: Path) -> None:
     pytest.importorskip("amqtt")
     summary = run_demo(12, workdir=tmp_path, broker_kind="amqtt")

@@ -208,6 +208,7 @@ def levels(body: dict[str, object]) -> dict[str, str]:
     return {c["name"]: c["level"] for c in body["conditions"]}  # type: ignore[attr-defined, index]
 
 
+@pytest.mark.slow
 def test_broker_down_is_degraded_after_the_grace_time_logged_as_it_goes_and_status_says_so(
     tmp_path: Path,
     agents: Callable[[Path], Agent],
@@ -249,6 +250,7 @@ def test_broker_down_is_degraded_after_the_grace_time_logged_as_it_goes_and_stat
     assert "record(s) waiting" in records[0].detail  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_waiting_for_a_weight_longer_than_the_stall_limit_is_healthy_and_the_watchdog_is_petted(
     tmp_path: Path,
     broker: LocalBroker,
@@ -283,6 +285,7 @@ def test_waiting_for_a_weight_longer_than_the_stall_limit_is_healthy_and_the_wat
         loop.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_outbox_over_its_limit_with_the_broker_down_is_degraded_and_the_watchdog_still_petted(
     tmp_path: Path,
     agents: Callable[[Path], Agent],
@@ -317,6 +320,7 @@ def test_outbox_over_its_limit_with_the_broker_down_is_degraded_and_the_watchdog
         loop.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_the_metrics_give_each_condition_its_level(
     tmp_path: Path, agents: Callable[[Path], Agent], wait_until: Callable[..., bool]
 ) -> None:
@@ -329,6 +333,7 @@ def test_the_metrics_give_each_condition_its_level(
     assert "prescreen_healthy 0.0" in text
 
 
+@pytest.mark.slow
 def test_the_station_page_snapshot_carries_the_health(
     tmp_path: Path, agents: Callable[[Path], Agent], wait_until: Callable[..., bool]
 ) -> None:

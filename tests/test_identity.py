@@ -45,6 +45,7 @@ def _stored_seqs(station: DemoStation) -> list[int]:
     return sorted(int(r["seq"]) for r in station.receiver.store.query(Filters(device_id="station-01")))
 
 
+@pytest.mark.slow
 def test_an_emptied_outbox_goes_on_after_the_last_seq_and_the_receiver_takes_it(
     bench: tuple[DemoStation, list[Step]],
 ) -> None:

@@ -60,6 +60,7 @@ def _port(station: DemoStation) -> int:
     return station.agent.http.port
 
 
+@pytest.mark.slow
 def test_the_token_file_is_private_and_a_post_needs_it(station: DemoStation) -> None:
     assert station.agent is not None
     path = station.agent.config.api_token_path()
@@ -76,6 +77,7 @@ def test_the_token_file_is_private_and_a_post_needs_it(station: DemoStation) -> 
     assert _committed(station) == before
 
 
+@pytest.mark.slow
 def test_a_rebinding_host_is_refused_even_for_reads(station: DemoStation) -> None:
     port = _port(station)
     for path in ("/status", "/station/snapshot"):
@@ -89,6 +91,7 @@ def test_a_rebinding_host_is_refused_even_for_reads(station: DemoStation) -> Non
     assert _committed(station) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("length", "status"), [("-1", 400), ("300000000", 413), ("x", 400)])
 def test_a_bad_content_length_is_refused_without_reading_the_body(
     station: DemoStation, length: str, status: int
@@ -104,6 +107,7 @@ def test_a_bad_content_length_is_refused_without_reading_the_body(
     assert httpx.get(f"http://127.0.0.1:{port}/status").status_code == 200
 
 
+@pytest.mark.slow
 def test_idle_connections_are_capped_and_time_out() -> None:
     server = LocalServer(
         "127.0.0.1",
@@ -144,6 +148,7 @@ window.attempts = (async (agent, record) => {
 </script>"""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 def test_a_page_of_another_origin_in_the_stations_browser_commits_nothing(
     station: DemoStation, tmp_path: Path

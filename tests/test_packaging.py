@@ -7,7 +7,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     built = subprocess.run(

@@ -53,6 +53,7 @@ def test_an_outbox_readable_by_others_is_tightened(tmp_path: Path, caplog: pytes
     assert "readable by others" in caplog.text
 
 
+@pytest.mark.slow
 def test_run_refuses_a_broker_link_without_tls_login_and_receiver_keys(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text('[station]\nfiler_code = "ACME01"\n[sync]\nhost = "127.0.0.1"\n')

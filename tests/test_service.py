@@ -126,6 +126,7 @@ def prescreen(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow
 def test_run_under_notify_socket_reports_ready_status_watchdog_and_stopping(
     tmp_path: Path, broker: LocalBroker, notify_socket: NotifySocket
 ) -> None:
@@ -176,6 +177,7 @@ def test_run_under_notify_socket_reports_ready_status_watchdog_and_stopping(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_status_of_a_stopped_agent_says_so(tmp_path: Path, broker: LocalBroker) -> None:
     result = prescreen("status", "--config", str(station_toml(tmp_path, broker, free_port())), "--json")
     assert result.returncode == 1
@@ -187,6 +189,7 @@ def start_agent(tmp_path: Path, broker: LocalBroker) -> Agent:
     return Agent(conf).start()
 
 
+@pytest.mark.slow
 def test_metrics_count_verdicts_rule_hits_and_latency(tmp_path: Path, broker: LocalBroker) -> None:
     agent = start_agent(tmp_path, broker)
     events: queue.Queue[StationEvent] = queue.Queue()
@@ -209,6 +212,7 @@ def test_metrics_count_verdicts_rule_hits_and_latency(tmp_path: Path, broker: Lo
     assert "prescreen_disk_free_megabytes" in text
 
 
+@pytest.mark.slow
 def test_watchdog_is_withheld_while_the_pipeline_is_broken(
     tmp_path: Path, broker: LocalBroker, notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +248,7 @@ def test_watchdog_is_withheld_while_the_pipeline_is_broken(
         agent.stop()
 
 
+@pytest.mark.slow
 def test_doctor_passes_on_a_good_install_and_names_the_fix_on_a_bad_one(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
@@ -278,6 +283,7 @@ def test_doctor_passes_on_a_good_install_and_names_the_fix_on_a_bad_one(
     assert "2 failed" in bad.stdout
 
 
+@pytest.mark.slow
 def test_doctor_reports_a_malformed_config_on_one_line(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text("[scale]\nbaud = 9600\n")

@@ -40,6 +40,7 @@ def test_every_key_has_a_meaning_and_no_meaning_is_for_a_key_that_is_gone() -> N
     assert sorted(MEANING) == sorted(every_key())
 
 
+@pytest.mark.slow
 def test_the_example_uncommented_is_a_valid_config_of_the_defaults(tmp_path: Path) -> None:
     text = example()
     for key in every_key():
@@ -61,6 +62,7 @@ def test_the_example_uncommented_is_a_valid_config_of_the_defaults(tmp_path: Pat
         cfg.load_station(as_printed, environ={})
 
 
+@pytest.mark.slow
 def test_config_example_and_check_on_the_command_line(tmp_path: Path) -> None:
     printed = prescreen("config", "example")
     assert printed.returncode == 0
@@ -82,6 +84,7 @@ def station_entry(tmp_path: Path, device: str) -> dict[str, str]:
     return DeviceKey.load_or_create(tmp_path / f"{device}.key").trust_entry("site-01", device)
 
 
+@pytest.mark.slow
 def test_trust_add_list_remove_builds_a_file_the_receiver_loads(tmp_path: Path) -> None:
     store = tmp_path / "trust.json"
     first, second = station_entry(tmp_path, "station-01"), station_entry(tmp_path, "station-02")
@@ -106,6 +109,7 @@ def test_trust_add_list_remove_builds_a_file_the_receiver_loads(tmp_path: Path) 
     assert "no key 'site-01/station-09'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_trust_errors_name_the_expected_format(tmp_path: Path) -> None:
     """The old way (`key show >> entries.json`) made a file the receiver rejected with KeyError('keys')."""
     entry = station_entry(tmp_path, "station-01")
@@ -125,6 +129,7 @@ def test_trust_errors_name_the_expected_format(tmp_path: Path) -> None:
     assert "trust entry without site_id, device_id, public_key" in partial.stderr
 
 
+@pytest.mark.slow
 def test_key_show_adds_the_station_to_a_trust_file(tmp_path: Path) -> None:
     conf = tmp_path / "agent.toml"
     conf.write_text(f'[station]\ndevice_id = "station-05"\nkey_path = "{tmp_path / "device.key"}"\n')
@@ -143,6 +148,7 @@ def test_no_command_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> No
         assert re.search(rf"^\s+{command}\s", err, re.MULTILINE), command
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """`prescreen doctor | head -1`, here `prescreen config example | head -1`: no traceback."""
     result = subprocess.run(
@@ -158,6 +164,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert "BrokenPipeError" not in result.stderr
 
 
+@pytest.mark.slow
 def test_decode_barcode_keeps_a_group_separator_inside_a_scan() -> None:
     scan = "]C1010950600013435210ABC123\x1d3103001250"
     result = prescreen("decode", "barcode", stdin=scan + "\r\n1Z5R89390357567127\n")
@@ -166,6 +173,7 @@ def test_decode_barcode_keeps_a_group_separator_inside_a_scan() -> None:
     assert second["tracking_number"] == "1Z5R89390357567127"
 
 
+@pytest.mark.slow
 def test_doctor_says_connection_refused_at_once(tmp_path: Path) -> None:
     from prescreen.sync.broker import free_port
 
@@ -205,6 +213,7 @@ def test_the_documented_orders_examples_are_read_as_documented(tmp_path: Path) -
     assert row["seller"]["name"] == "Shenzhen Bright Star Trading"
 
 
+@pytest.mark.slow
 def test_the_demo_says_where_its_page_lives_and_its_scorecard_command_works(tmp_path: Path) -> None:
     demo = prescreen("demo", "--parcels", "5", "--workdir", str(tmp_path))
     assert demo.returncode == 0, demo.stderr

@@ -143,6 +143,7 @@ def station(tmp_path: Path, broker: LocalBroker) -> Iterator[RunningStation]:
     running.close()
 
 
+@pytest.mark.slow
 def test_a_scan_and_weight_from_prescreen_sim_reach_the_receiver(station: RunningStation) -> None:
     result = prescreen("sim", "scan", TRACKING, "--weight", "1.9", "--config", str(station.config))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -158,6 +159,7 @@ def test_a_scan_and_weight_from_prescreen_sim_reach_the_receiver(station: Runnin
     assert "NO_WEIGHT" not in {r["code"] for r in record["screening"]["reasons"]}
 
 
+@pytest.mark.slow
 def test_sim_commands_refuse_bad_values_and_say_why(station: RunningStation) -> None:
     bad_weight = prescreen("sim", "weight", "heavy", "--config", str(station.config))
     assert bad_weight.returncode == 1
@@ -173,6 +175,7 @@ def test_sim_commands_refuse_bad_values_and_say_why(station: RunningStation) -> 
     assert "no station answering" in nobody.stdout
 
 
+@pytest.mark.slow
 def test_an_unplugged_scale_is_degraded_and_status_says_so_until_replugged(
     station: RunningStation, wait_until: Callable[..., bool]
 ) -> None:
@@ -198,6 +201,7 @@ def test_an_unplugged_scale_is_degraded_and_status_says_so_until_replugged(
     assert station.stored()[0]["parcel"]["measured_weight_kg"] == 2.2
 
 
+@pytest.mark.slow
 def test_a_script_on_the_sim_url_replays_scans_and_weights(tmp_path: Path, broker: LocalBroker) -> None:
     script = tmp_path / "bench.txt"
     script.write_text(f"# a parcel\n0.5 weight 1.250\n0.2 scan {TRACKING}\n1.0 lift\n")
@@ -221,6 +225,7 @@ def test_a_bad_script_names_its_file_and_line() -> None:
         parse_script("1 jump 3", "s.txt")
 
 
+@pytest.mark.slow
 def test_the_sim_endpoints_exist_only_with_simulated_devices(tmp_path: Path, broker: LocalBroker) -> None:
     from prescreen.drivers.registry import scale_protocol
     from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
@@ -241,6 +246,7 @@ def test_the_sim_endpoints_exist_only_with_simulated_devices(tmp_path: Path, bro
         scanner.close()
 
 
+@pytest.mark.slow
 def test_doctor_on_a_running_station_finds_its_port_held_by_that_station(station: RunningStation) -> None:
     """The port check must not fail a healthy install just because its own agent is running."""
     result = prescreen("doctor", "--config", str(station.config))

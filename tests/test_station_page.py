@@ -29,7 +29,10 @@ CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
     None,
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
+    pytest.mark.slow,
+]
 if os.environ.get("PRESCREEN_SCREENSHOTS"):  # make screenshots: into docs/screenshots/
     SCREENSHOTS = Path(os.environ["PRESCREEN_SCREENSHOTS"])
 else:  # a test run leaves neither the tree nor /tmp changed

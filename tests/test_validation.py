@@ -157,6 +157,7 @@ def refusals(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str, 
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "expected"), [row[1:] for row in BAD], ids=[row[0] for row in BAD])
 def test_every_config_run_refuses_doctor_and_check_refuse_the_same_way(
     tmp_path: Path,
@@ -174,6 +175,7 @@ def test_every_config_run_refuses_doctor_and_check_refuse_the_same_way(
     assert __import__("re").search(expected, run), run
 
 
+@pytest.mark.slow
 def test_a_bad_sim_script_is_refused_by_both_with_its_line(
     tmp_path: Path, good: dict[str, dict[str, object]], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -196,6 +198,7 @@ def held_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_http_port_in_use_is_refused_by_run_and_failed_by_doctor(
     tmp_path: Path, good: dict[str, dict[str, object]], capsys: pytest.CaptureFixture[str], held_port: int
 ) -> None:
@@ -213,6 +216,7 @@ def test_an_http_port_in_use_is_refused_by_run_and_failed_by_doctor(
     assert "→ set [http] port to a free port" in out
 
 
+@pytest.mark.slow
 def test_the_good_config_is_accepted_by_all_three(
     tmp_path: Path, good: dict[str, dict[str, object]], capsys: pytest.CaptureFixture[str]
 ) -> None:

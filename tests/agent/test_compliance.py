@@ -46,6 +46,7 @@ def _post(station: DemoStation, route: str, body: Any) -> httpx.Response:
     return httpx.post(station.agent.http.url + route, json=body, headers=station.api_headers(), timeout=15)
 
 
+@pytest.mark.slow
 def test_a_correction_is_rescreened_sent_as_a_new_version_and_both_are_stored(
     bench: tuple[DemoStation, list[Step]],
 ) -> None:
@@ -77,6 +78,7 @@ def test_a_correction_is_rescreened_sent_as_a_new_version_and_both_are_stored(
     assert {row["record_id"] for row in stored} >= {vague["record_id"], fixed["record_id"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outcome", [o for o in OUTCOMES if o != "held_on_shelf"])
 def test_each_outcome_is_a_record_tied_to_the_held_parcel(
     bench: tuple[DemoStation, list[Step]], outcome: str
@@ -110,6 +112,7 @@ def test_each_outcome_is_a_record_tied_to_the_held_parcel(
     assert station.receiver.count() == len(station.agent.outbox.records())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("route", "body", "status", "words"),
     [

@@ -250,6 +250,7 @@ _ITEM_KEYS = (
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     order_values=st.fixed_dictionaries({}, optional=dict.fromkeys(_V2_KEYS, _ANY)),

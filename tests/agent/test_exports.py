@@ -141,6 +141,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(exports.MAPPED))
 def test_every_element_holds_what_its_table_says_on_demo_records(
     fmt: str, demo_records: list[dict[str, Any]]
@@ -176,6 +177,7 @@ def test_every_element_holds_what_its_table_says_on_demo_records(
     assert checked >= 2 * len(spec.elements)
 
 
+@pytest.mark.slow
 def test_refused_parcels_are_listed_and_allow_incomplete_marks_them(
     demo_records: list[dict[str, Any]],
 ) -> None:
@@ -210,6 +212,7 @@ def _verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r["kind"] == "verdict"]
 
 
+@pytest.mark.slow
 def test_demo_parcels_go_to_the_export_of_their_network(demo_records: list[dict[str, Any]]) -> None:
     verdicts = _verdicts(demo_records)
     s10 = next(r for r in verdicts if r["parcel"]["carrier"] == "upu" and r["order"])
@@ -367,12 +370,14 @@ def test_the_export_command_lists_refusals_and_exits_1(
     assert [bool(r["incomplete"]) for r in rows] == [False, True]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", *sorted(exports.MAPPED)])
 def test_csv_formats_parse_back_with_their_header(demo_records: list[dict[str, Any]], fmt: str) -> None:
     rows, result = _rows(demo_records, fmt)
     assert len(rows) == result.written > 0
 
 
+@pytest.mark.slow
 def test_ndjson_is_the_records_themselves(demo_records: list[dict[str, Any]]) -> None:
     out = io.StringIO()
     exports.write_records(demo_records, "ndjson", out)

@@ -194,6 +194,7 @@ def test_doctor_reports_the_hts_tables_revision_and_age(tmp_path: Path) -> None:
     assert doctor._hts_table(conf).level == "FAIL"
 
 
+@pytest.mark.slow
 def test_false_mismatch_rate_on_clean_parcels_of_every_generator() -> None:
     """The description-vs-code rule on the held-out clean parcels of all four generators (the
     README states the measured rates: 0 % on three, 2.6 % on marketplace)."""

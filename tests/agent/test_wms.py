@@ -191,6 +191,7 @@ def test_a_wms_that_is_down_is_unavailable(tmp_path: Path) -> None:
     assert "unreachable" in message
 
 
+@pytest.mark.slow
 def test_a_late_order_is_handed_over_once_it_arrives(source: Any, wait_until: Any) -> None:
     orders = source(budget_ms=100)
     assert reason_of(orders, "SLOW")[0] == "ORDER_UNAVAILABLE"
@@ -214,6 +215,7 @@ def test_the_cache_survives_a_restart(source: Any, wms: Wms) -> None:
     assert source().lookup(TRACKING)["tracking_number"] == TRACKING
 
 
+@pytest.mark.slow
 def test_a_slow_wms_gives_review_then_a_completed_record(
     wms: Wms, tmp_path: Path, broker: LocalBroker
 ) -> None:

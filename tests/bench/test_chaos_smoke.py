@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CHAOS = Path(__file__).with_name("chaos.py")
 
 
+@pytest.mark.slow
 def test_every_fault_scenario_stores_each_committed_record_once() -> None:
     result = subprocess.run(
         [sys.executable, str(CHAOS), "--smoke"], capture_output=True, text=True, timeout=300, check=False

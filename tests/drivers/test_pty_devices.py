@@ -130,6 +130,7 @@ def test_unplug_and_replug_through_a_by_id_symlink(tmp_path: Path, wait_until: C
         sim.close()
 
 
+@pytest.mark.slow
 def test_unplug_cycles_leak_no_threads_or_descriptors(
     tmp_path: Path, wait_until: Callable[..., bool]
 ) -> None:
@@ -158,6 +159,7 @@ def test_unplug_cycles_leak_no_threads_or_descriptors(
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
 def test_detect_names_the_scale_on_the_port(name: str) -> None:
     sim = ScaleSimulator(scale_protocol(name))
@@ -172,6 +174,7 @@ def test_detect_names_the_scale_on_the_port(name: str) -> None:
     assert [a.protocol for a in attempts if a.answered] == [name]  # no other parser was fooled
 
 
+@pytest.mark.slow
 def test_detect_finds_an_ssi_scanner_and_reports_a_silent_port() -> None:
     sim = SsiScannerSimulator()
     try:
@@ -187,6 +190,7 @@ def test_detect_finds_an_ssi_scanner_and_reports_a_silent_port() -> None:
         silent.close()
 
 
+@pytest.mark.slow
 def test_detect_cli_prints_what_answered(tmp_path: Path) -> None:
     sim = ScaleSimulator(scale_protocol("nci"))
     try:
@@ -254,6 +258,7 @@ class _DeviceServer:
         self._server.close()
 
 
+@pytest.mark.slow
 def test_socket_url_device_server_unplug_and_back(wait_until: Callable[..., bool]) -> None:
     proto = scale_protocol("toledo-continuous")
     server = _DeviceServer(proto.encode(WeightReading("ok", True, Decimal("3.250")), "kg"))
@@ -279,6 +284,7 @@ def test_socket_url_device_server_unplug_and_back(wait_until: Callable[..., bool
         server.close()
 
 
+@pytest.mark.slow
 def test_detect_on_a_missing_port_says_so(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "prescreen", "detect", str(tmp_path / "ttyUSB9")],

@@ -151,6 +151,7 @@ def test_unknown_protocol_lists_known_ones() -> None:
         scale_protocol("acme")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_a_parser(name: str, data: bytes) -> None:
@@ -170,6 +171,7 @@ def test_arbitrary_bytes_never_crash_a_parser(name: str, data: bytes) -> None:
 _RESYNC = {"mt-sics": b"\r\n", "nci": b"\x03", "toledo-8213": b"\r", "toledo-continuous": b""}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(scale_protocols()))
 @given(noise=st.binary(max_size=50))
 def test_line_noise_then_a_frame_reads_that_frame(name: str, noise: bytes) -> None:

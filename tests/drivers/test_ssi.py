@@ -84,6 +84,7 @@ def test_scan_arrives_acked_with_its_aim_identifier(
     assert wait_until(lambda: sim._in_flight is None)  # the host ACKed it
 
 
+@pytest.mark.slow
 def test_a_garbled_packet_is_nakked_resent_and_read_once(
     ssi_scanner: tuple[SsiScanner, SsiScannerSimulator],
 ) -> None:

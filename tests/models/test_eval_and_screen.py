@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from order_fixtures import clean_order
 
 HOLDOUT = Path(__file__).parents[2] / "models" / "holdout.csv"
@@ -25,6 +26,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_eval_on_the_held_out_set_reports_the_model_card_figures() -> None:
     result = run("model", "eval", "--data", str(HOLDOUT), "--json")
     assert result.returncode == 0, result.stderr
@@ -39,6 +41,7 @@ def test_eval_on_the_held_out_set_reports_the_model_card_figures() -> None:
     assert set(report["raised_share_by_kind"]) >= {"clean", "precursor", "vague", "tariff_mismatch"}
 
 
+@pytest.mark.slow
 def test_eval_with_shuffled_labels_collapses_to_chance(tmp_path: Path) -> None:
     rows = list(csv.DictReader(HOLDOUT.open()))
     labels = [r["label"] for r in rows]
@@ -53,6 +56,7 @@ def test_eval_with_shuffled_labels_collapses_to_chance(tmp_path: Path) -> None:
     assert report["pr_auc"] < base_rate + 0.1
 
 
+@pytest.mark.slow
 def test_eval_ignores_extra_columns_and_allows_missing_optional_ones(tmp_path: Path) -> None:
     data = tmp_path / "site.csv"
     data.write_text(
@@ -70,6 +74,7 @@ def test_eval_ignores_extra_columns_and_allows_missing_optional_ones(tmp_path: P
     assert set(report) >= {"n", "pr_auc", "precision_at_5pct", "recall_at_hold"}
 
 
+@pytest.mark.slow
 def test_eval_rejects_a_bad_label_naming_the_line(tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
     data.write_text("description,label\nshirt,0\nspoon,yes\n")
@@ -78,6 +83,7 @@ def test_eval_rejects_a_bad_label_naming_the_line(tmp_path: Path) -> None:
     assert f"{data}:3: label must be 0 or 1" in result.stderr
 
 
+@pytest.mark.slow
 def test_screen_prints_one_verdict_per_parcel_in_every_shape() -> None:
     order = clean_order()
     lines = [
@@ -101,6 +107,7 @@ def test_screen_prints_one_verdict_per_parcel_in_every_shape() -> None:
     }
 
 
+@pytest.mark.slow
 def test_screen_rules_only_says_so() -> None:
     result = run("screen", "--rules-only", stdin=json.dumps({"description": "gift"}) + "\n")
     out = json.loads(result.stdout)

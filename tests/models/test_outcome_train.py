@@ -49,6 +49,7 @@ def test_a_labels_table_needs_times(tmp_path: Path) -> None:
         read_label_table(write(tmp_path / "labels.csv", rows))
 
 
+@pytest.mark.slow
 def test_the_card_shows_both_models_on_the_same_newer_rows() -> None:
     _, newer = time_split(fleet_rows(200))
     shipped = load_risk_model(None)

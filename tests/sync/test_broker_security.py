@@ -128,6 +128,7 @@ def test_mtls_station_publishes_under_its_own_id_and_gets_acks(secure: SecureBro
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_acl_stops_a_station_publishing_as_another_device(secure: SecureBroker, tmp_path: Path) -> None:
     cert, key = secure.ca.issue("dev-2")  # a real station, but configured with dev-1's id
     receiver = _mtls_receiver(secure, tmp_path)
@@ -157,6 +158,7 @@ def _spy(secure: SecureBroker, cn: str, topics: list[str]) -> tuple[paho.Client,
     return spy, got, subscribed
 
 
+@pytest.mark.slow
 def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBroker, tmp_path: Path) -> None:
     topics = ["prescreen/v1/site-a/dev-1/downlink", "prescreen/v1/site-a/dev-2/downlink"]
     spy, got, subscribed = _spy(secure, "dev-2", topics)
@@ -176,6 +178,7 @@ def test_acl_stops_a_station_reading_another_devices_downlink(secure: SecureBrok
         receiver.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["wrong CA", "no client certificate"])
 def test_broker_refuses_stations_it_cannot_verify_or_that_cannot_verify_it(
     secure: SecureBroker, tmp_path: Path, case: str
@@ -194,6 +197,7 @@ def test_broker_refuses_stations_it_cannot_verify_or_that_cannot_verify_it(
         uplink.stop()
 
 
+@pytest.mark.slow
 def test_password_listener_takes_the_right_password_only(secure: SecureBroker, tmp_path: Path) -> None:
     receiver = _receiver(
         secure,
@@ -254,6 +258,7 @@ def test_doctor_names_the_tls_or_login_problem(secure: SecureBroker, tmp_path: P
     assert "refused the connection" in login["broker"].detail
 
 
+@pytest.mark.slow
 def test_acl_keeps_stations_out_of_the_receivers_share_group(secure: SecureBroker, tmp_path: Path) -> None:
     """A station's credential can neither read other stations' batches nor ack them.
 

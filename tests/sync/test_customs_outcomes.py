@@ -80,6 +80,7 @@ class PageEvents:
         raise AssertionError(f"no {name} event on the page")
 
 
+@pytest.mark.slow
 def test_a_release_of_a_parcel_on_the_hold_shelf_is_told_to_the_operator(
     bench: tuple[DemoStation, list[Step]],
 ) -> None:
@@ -182,6 +183,7 @@ def test_an_outcome_on_a_record_of_another_tracking_number_is_rejected(
     assert "not 1ZOTHER0000000001" in ack["detail"]
 
 
+@pytest.mark.slow
 def test_the_customs_cli_sends_an_outcome(
     bench: tuple[DemoStation, list[Step]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,6 +63,7 @@ def test_the_label_rule() -> None:
     assert label_for(["abandoned"]) is label_for(["returned"]) is label_for([]) is None
 
 
+@pytest.mark.slow
 def test_labels_join_outcomes_to_the_final_version_of_each_parcel(
     history: tuple[DemoStation, list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]
 ) -> None:

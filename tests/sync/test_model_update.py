@@ -135,6 +135,7 @@ def test_without_an_update_key_model_updates_are_refused(
     assert _version(station) == "risk-v2"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "words"),
     [
@@ -205,6 +206,7 @@ def test_the_customs_cli_signs_manifests_with_the_key_stations_trust(
     assert json.loads(capsys.readouterr().out)["detail"].startswith("model updates are off")
 
 
+@pytest.mark.slow
 def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:
@@ -241,6 +243,7 @@ def test_a_shadow_model_scores_every_parcel_and_changes_no_verdict(
         bench.close()
 
 
+@pytest.mark.slow
 def test_an_old_manifest_replayed_does_not_roll_the_model_back(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:
@@ -305,6 +308,7 @@ def _outcome(bench: DemoStation, record: dict[str, Any], outcome: str) -> None:
     assert ack["status"] == "applied", ack
 
 
+@pytest.mark.slow
 def test_a_shadow_model_is_reported_against_outcomes_then_promoted_by_a_signed_message(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:
@@ -358,6 +362,7 @@ def test_a_shadow_model_is_reported_against_outcomes_then_promoted_by_a_signed_m
         bench.close()
 
 
+@pytest.mark.slow
 def test_a_promotion_of_a_model_not_in_shadow_changed_or_forged_is_refused(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:
@@ -385,6 +390,7 @@ def test_a_promotion_of_a_model_not_in_shadow_changed_or_forged_is_refused(
         bench.close()
 
 
+@pytest.mark.slow
 def test_a_promoted_model_that_trips_the_quarantine_rolls_back_to_the_previous_one(
     tmp_path: Path, files: tuple[Path, str]
 ) -> None:

@@ -97,6 +97,7 @@ def test_a_million_tiny_records_are_refused_whole_with_one_line_and_a_durable_co
         store.close()
 
 
+@pytest.mark.slow
 def test_batches_over_the_byte_limits_are_refused_whole(
     receiver: Receiver, sender: Sender, wait_until: Callable[..., bool]
 ) -> None:

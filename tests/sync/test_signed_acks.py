@@ -90,6 +90,7 @@ def uplink(broker: LocalBroker, tmp_path: Path, keys: tuple[DeviceKey, DeviceKey
     started.stop()
 
 
+@pytest.mark.slow
 def test_forged_acks_from_the_share_group_mark_nothing_and_the_genuine_receiver_gets_everything(
     broker: LocalBroker,
     tmp_path: Path,

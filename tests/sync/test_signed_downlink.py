@@ -173,6 +173,7 @@ def test_messages_signed_by_another_key_or_changed_after_signing_are_refused(
     _refused(station, attacker, tampered, "tampered", wait_until)
 
 
+@pytest.mark.slow
 def test_stale_future_and_overlong_messages_are_refused(
     bench: tuple[DemoStation, list[Step]], attacker: Attacker, wait_until: Callable[..., bool]
 ) -> None:
@@ -256,6 +257,7 @@ def test_a_forged_hold_does_not_hold_a_clean_parcel(
     assert event.record["screening"]["verdict"] == "CLEAR"
 
 
+@pytest.mark.slow
 def test_keys_rotate_by_a_message_signed_with_the_old_key(
     tmp_path_factory: pytest.TempPathFactory, wait_until: Callable[..., bool]
 ) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,6 @@ from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
 from prescreen.sync.uplink import Uplink, batch_payload
 from record_fixtures import record
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _store_rows(store: Store, rows: list[tuple[str, int, str]]) -> None:
@@ -76,23 +73,6 @@ def test_sqlite_store_reports_gaps_per_device_and_filters_queries(tmp_path: Path
         store.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database on this machine's server, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
-    name = f"prescreen_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
 def test_postgres_store_gives_the_same_answers_as_sqlite(pg_url: str) -> None:
     store = open_store(pg_url)
     assert isinstance(store, PostgresStore)
@@ -102,6 +82,7 @@ def test_postgres_store_gives_the_same_answers_as_sqlite(pg_url: str) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_two_receivers_share_the_load_through_one_postgres_and_store_nothing_twice(
     tmp_path: Path, broker: LocalBroker, pg_url: str, wait_until: Callable[..., bool]
 ) -> None:
@@ -267,3 +248,24 @@ def test_a_v1_postgres_receiver_store_upgrades_with_nothing_lost(pg_url: str) ->
         _check_upgraded(store, v1_records, dict(v1_stats))
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_where_the_machine_has_no_postgres_the_suite_starts_its_own() -> None:
+    """The fallback of the ``postgres_server`` fixture, exercised even where 5432 answers."""
+    import postgres
+
+    server, why_not = postgres.start_private()
+    if server is None:
+        pytest.skip(f"cannot start a PostgreSQL server here: {why_not}")
+    try:
+        assert postgres.reachable(server.admin_url) is None
+        store = open_store(server.admin_url)
+        assert isinstance(store, PostgresStore)
+        assert store.count() == 0
+        store.close()
+    finally:
+        server.stop()
+    assert postgres.reachable(server.admin_url) is not None  # stopped, and its files are gone
+    assert server.data_dir is not None
+    assert not server.data_dir.exists()

@@ -26,6 +26,7 @@ def fill(path: Path, count: int) -> Outbox:
     return outbox
 
 
+@pytest.mark.slow
 def test_records_leave_pending_only_after_the_receivers_ack(
     tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
 ) -> None:
@@ -51,6 +52,7 @@ def test_records_leave_pending_only_after_the_receivers_ack(
         uplink.stop()
 
 
+@pytest.mark.slow
 def test_broker_down_then_up_drains_everything(tmp_path: Path, wait_until: Callable[..., bool]) -> None:
     port = free_port()
     outbox = fill(tmp_path / "outbox.db", 120)
@@ -130,6 +132,7 @@ def test_rejected_records_are_not_resent_forever(
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_compressed_batches_drain_and_store_like_plain_ones(
     tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
 ) -> None:
@@ -148,6 +151,7 @@ def test_compressed_batches_drain_and_store_like_plain_ones(
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_inflate_refuses_garbage_and_bombs() -> None:
     assert inflate(b'{"records": []}') == b'{"records": []}'
     assert inflate(zlib.compress(b'{"a": 1}')) == b'{"a": 1}'
