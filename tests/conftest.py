@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import postgres
 import pytest
+from prescreen.sim.fleet import scratch_database
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.cluster import NatsCluster
 
@@ -55,16 +55,8 @@ def postgres_server() -> Iterator[postgres.Server]:
 @pytest.fixture
 def pg_url(postgres_server: postgres.Server) -> Iterator[str]:
     """A new, empty database on that server (``postgresql://`` URL), dropped afterwards."""
-    import psycopg
-
-    name = f"prescreen_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(postgres_server.admin_url, autocommit=True)
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield postgres_server.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with scratch_database(postgres_server.admin_url) as url:
+        yield url
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

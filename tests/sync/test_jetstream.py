@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prescreen.core.signing import DeviceKey, TrustStore
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
-from prescreen.sim.fleet import scratch_database
 from prescreen.sim.syncbench import fill
 from prescreen.sync.cluster import NatsCluster
 from prescreen.sync.delivery import check_delivery, ledger_of
@@ -21,16 +20,6 @@ from prescreen.sync.mqtt import parse_endpoints
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
 from prescreen.sync.uplink import Uplink
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A database of its own on this machine's PostgreSQL, dropped afterwards."""
-    pytest.importorskip("psycopg")
-    with scratch_database(PG_ADMIN) as url:
-        yield url
 
 
 def test_topics_map_to_the_subjects_nats_gives_them_and_dots_are_refused() -> None:
@@ -121,4 +110,3 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
     # Per device: rows = distinct seqs = committed, no gaps, the same record ids.
     assert report.problems == []
     assert report.committed == report.stored == 900
-
