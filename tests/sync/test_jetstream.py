@@ -43,6 +43,7 @@ def _stream_replicas(cluster: NatsCluster, stream: str) -> int:
     return asyncio.run(ask())
 
 
+@pytest.mark.slow
 def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_record_once(
     nats_cluster: NatsCluster, pg_url: str, tmp_path: Path, wait_until: Callable[..., bool]
 ) -> None:
