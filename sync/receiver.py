@@ -13,7 +13,7 @@ import logging
 import os
 import queue
 import threading
-import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +21,21 @@ from prescreen.core.errors import RecordError, SyncError
 from prescreen.core.records import dumps, utc_now, validate
 from prescreen.core.signing import DeviceKey, Rejection, TrustStore
 from prescreen.sync.mqtt import MqttConnection
-from prescreen.sync.store import Store, open_store
+from prescreen.sync.store import Cursor, Store, open_store
 from prescreen.sync.topics import (
     acks_topic,
     parse_records_topic,
     receiver_presence_topic,
     records_subscription,
 )
+from prescreen.sync.wire import Batch, decode_batch, decode_record, encode_ack
 
 log = logging.getLogger("prescreen.receiver")
 
 
-# A batch is refused whole beyond these (a station's batch_size is at most 10,000): a cheap batch
-# must not buy expensive work, memory or a huge ack.
-MAX_BATCH_RECORDS = 10_000
 MAX_SEQ = 2**53 - 1  # the record schema's maximum: exact in JSON and in a signed 64-bit column
-MAX_RAW_BYTES = 16 * 2**20  # as received (compressed or not)
-MAX_BATCH_BYTES = 64 * 2**20  # inflated
 QUEUED_BATCHES = 32  # waiting for the worker; beyond, a batch is dropped and the station re-sends it
-_RECORDS = ',"records":['
-_DECODER = json.JSONDecoder()
+GROUP_BATCHES = 8  # batches waiting together are stored in one transaction (one fsync), then acked
 
 
 def _is_seq(value: object) -> bool:
@@ -48,53 +43,19 @@ def _is_seq(value: object) -> bool:
     return type(value) is int and 1 <= value <= MAX_SEQ
 
 
-class BatchRefused(ValueError):
-    """A batch refused whole, before any record in it is looked at."""
+@dataclass
+class _Checked:
+    """A batch read and checked, waiting for its transaction."""
 
-
-def split_records(joined: str, limit: int = MAX_BATCH_RECORDS) -> tuple[list[Any], list[str]]:
-    """Parse comma-joined JSON records, keeping each record's exact text.
-
-    Raises:
-        ValueError: not a comma-separated sequence of JSON values.
-        BatchRefused: more than ``limit`` records.
-    """
-    records: list[Any] = []
-    bodies: list[str] = []
-    pos, end = 0, len(joined)
-    while pos < end:
-        if len(records) == limit:
-            raise BatchRefused(f"more than {limit} records in one batch")
-        record, stop = _DECODER.raw_decode(joined, pos)
-        records.append(record)
-        bodies.append(joined[pos:stop])
-        pos = stop
-        if pos < end:
-            if joined[pos] != ",":
-                raise ValueError(f"records are not comma-separated at {pos}")
-            pos += 1
-    return records, bodies
-
-
-def inflate(payload: bytes) -> bytes:
-    """A batch as JSON bytes: zlib-compressed batches (``[sync] compress``) are inflated, with a
-    size cap so a hostile payload cannot exhaust memory.
-
-    Raises:
-        ValueError: not JSON-looking, corrupt, or larger than :data:`MAX_BATCH_BYTES` inflated.
-    """
-    if len(payload) > MAX_RAW_BYTES:
-        raise BatchRefused(f"batch of {len(payload)} bytes, more than {MAX_RAW_BYTES}")
-    if payload[:1] in (b"{", b" ", b"\n"):
-        return payload
-    try:
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(payload, MAX_BATCH_BYTES)
-    except zlib.error as exc:
-        raise ValueError(f"neither JSON nor a zlib batch: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise BatchRefused(f"batch inflates beyond {MAX_BATCH_BYTES} bytes")
-    return data
+    topic: str
+    site: str
+    device: str
+    batch_id: Any
+    records: list[Any]
+    bodies: list[str]
+    batch_key: str | None
+    acked: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
 
 
 class Receiver:
@@ -191,52 +152,95 @@ class Receiver:
             log.warning("receiver busy, batch dropped: its station re-sends it", extra={"topic": topic})
 
     def _work(self) -> None:
-        while (item := self._inbox.get()) is not None:
+        stopping = False
+        while not stopping:
+            group: list[tuple[str, bytes]] = []
+            item = self._inbox.get()
+            while item is not None:  # take the batches already waiting, up to GROUP_BATCHES
+                group.append(item)
+                if len(group) == GROUP_BATCHES:
+                    break
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                stopping = True
             try:
-                self.handle(*item)
+                self.handle_many(group)
             except Exception:  # a bug on one batch must not stop the receiver
-                log.exception("batch not handled", extra={"topic": item[0]})
+                log.exception("batches not handled", extra={"batches": len(group)})
 
     def handle(self, topic: str, payload: bytes) -> bool:
-        """Process one batch message: check, store new records, then ack all of them.
+        """Process one batch message (see :meth:`handle_many`); True when it is done with (committed,
+        or refused whole for good): a replicated stream keeps a batch until then."""
+        return self.handle_many([(topic, payload)])[0]
 
-        If the store fails the batch is not acked, so the station sends it again. Returns whether
-        the batch is done with (committed, or refused whole for good): a replicated stream keeps
-        a batch until then.
+    def handle_many(self, messages: list[tuple[str, bytes]]) -> list[bool]:
+        """Check batch messages, store their new records in one transaction, then ack each.
+
+        One commit (one fsync) for the batches that waited together, and no ack before it. Per
+        message, True when it is done for good (stored and acked, or refused whole); False when
+        the store failed: nothing is acked, so the stations send those batches again.
         """
+        results = [True] * len(messages)
+        checked: list[tuple[int, _Checked]] = []
+        for index, (topic, payload) in enumerate(messages):
+            batch = self._read(topic, payload)
+            if batch is not None:
+                checked.append((index, batch))
+        if not checked:
+            return results
+        try:
+            self._store([batch for _, batch in checked])
+        except Exception as exc:  # the store is down or a race aborted the transaction
+            log.error(
+                "batch not stored, not acked",
+                extra={"topic": checked[0][1].topic, "batches": len(checked), "reason": str(exc)[:300]},
+            )
+            for index, _ in checked:
+                results[index] = False
+            return results
+        for _, batch in checked:
+            self._ack(batch)
+        return results
+
+    def _read(self, topic: str, payload: bytes) -> _Checked | None:
+        """A batch decoded for storing, or None if it was refused whole (logged and counted)."""
         try:
             site, device = parse_records_topic(self.prefix, topic)
-            text = inflate(payload).decode("utf-8")
-            signed = self._signed_batch(text, site, device)
-            if signed is not None:
-                batch, records, bodies = signed
-                batch_key: str | None = str(batch["key_id"])
+            batch = decode_batch(payload)
+            records = [decode_record(text) for text in batch.texts]
+            batch_key: str | None = None
+            if self._verified(batch, site, device):
+                batch_key = str(batch.key_id)
+                bodies = [text.decode("utf-8") for text in batch.texts]  # exactly as signed
             else:
-                batch = json.loads(text)
-                records = batch["records"]
-                if not isinstance(records, list):
-                    raise TypeError("records is not a list")
-                if len(records) > MAX_BATCH_RECORDS:
-                    raise BatchRefused(f"{len(records)} records in one batch, more than {MAX_BATCH_RECORDS}")
-                bodies = [dumps(r) for r in records]  # canonical text, as a signature covers it
-                batch_key = None
+                bodies = [dumps(r) for r in records]  # canonical text, as a record's signature covers it
         except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
             self._reject_batch(topic, payload, exc)
-            return True
+            return None
         self.batches_verified += batch_key is not None
-        try:
-            acked, rejected = self._store(site, device, records, bodies, batch_key)
-        except Exception as exc:  # the store is down or a race aborted the transaction
-            log.error("batch not stored, not acked", extra={"topic": topic, "reason": str(exc)[:300]})
+        return _Checked(topic, site, device, batch.batch_id, records, bodies, batch_key)
+
+    def _verified(self, batch: Batch, site: str, device: str) -> bool:
+        """True if the batch signature by this station's key covers its records exactly as sent:
+        one signature check stands for the whole batch, and each text is stored as signed."""
+        if self.trust is None or batch.signed is None:
             return False
-        ack: dict[str, Any] = {"batch_id": batch.get("batch_id"), "acked": acked, "rejected": rejected}
-        if self.signer is not None:  # the station takes an ack only from a receiver key it trusts
-            ack = self.signer.sign(ack)
+        if not isinstance(batch.key_id, str) or not isinstance(batch.signature, str):
+            return False
+        if not batch.signed_texts:
+            return False
+        return self.trust.verify_batch(batch.key_id, site, device, batch.signed, batch.signature)
+
+    def _ack(self, batch: _Checked) -> None:
+        """Publish the ack of a committed batch (signed when the receiver has a key)."""
+        payload = encode_ack(batch.batch_id, batch.acked, batch.rejected, self.signer)
         try:
-            self.mqtt.publish(acks_topic(self.prefix, site, device), json.dumps(ack).encode())
+            self.mqtt.publish(acks_topic(self.prefix, batch.site, batch.device), payload)
         except SyncError as exc:  # stored already; the station re-sends and gets the ack then
-            log.warning("ack not sent", extra={"topic": topic, "reason": str(exc)})
-        return True
+            log.warning("ack not sent", extra={"topic": batch.topic, "reason": str(exc)})
 
     def _reject_batch(self, topic: str, payload: bytes, exc: Exception) -> None:
         """One log line and the durable ``rejected_batches`` counter for a batch refused whole."""
@@ -248,33 +252,6 @@ class Receiver:
                 self.store.add_counts(cur, {"rejected_batches": 1})
         except Exception as error:  # the store is down: the log line stands
             log.error("rejected batch not counted", extra={"reason": str(error)[:300]})
-
-    def _signed_batch(
-        self, text: str, site: str, device: str
-    ) -> tuple[dict[str, Any], list[Any], list[str]] | None:
-        """(head, records, their exact texts) of a batch whose signature by this station's key
-        verifies over the records as sent; None for any other batch (checked record by record).
-
-        The fast path: one signature check for the whole batch, and each record's text is stored
-        exactly as signed, without serialising it again.
-        """
-        if self.trust is None:
-            return None
-        at = text.find(_RECORDS)
-        if at < 0 or not text.endswith("]}"):
-            return None
-        try:
-            head = json.loads(text[:at] + "}")
-        except ValueError:
-            return None
-        key_id, signature = head.get("key_id"), head.get("signature")
-        joined = text[at + len(_RECORDS) : -2]
-        if not isinstance(key_id, str) or not isinstance(signature, str):
-            return None
-        if not self.trust.verify_batch(key_id, site, device, joined.encode("utf-8"), signature):
-            return None
-        records, bodies = split_records(joined)
-        return head, records, bodies
 
     def _check(self, record: Any, site: str, device: str, batch_key: str | None) -> Rejection | None:
         if not isinstance(record, dict):
@@ -304,56 +281,60 @@ class Receiver:
             "outbox restored from a backup or cloned to a second station",
         )
 
-    def _store(
-        self, site: str, device: str, records: list[Any], bodies: list[str], batch_key: str | None
-    ) -> tuple[list[str], list[dict[str, str]]]:
-        acked: list[str] = []
-        rejected: list[dict[str, str]] = []
+    def _store(self, batches: list[_Checked]) -> None:
+        """Store the batches' new records and the counters in one transaction."""
         now = utc_now()
         counts: dict[str, int] = {}
-        rows: list[tuple[Any, ...]] = []
         with self.store.transaction() as cur:
-            seqs = [r["seq"] for r in records if isinstance(r, dict) and _is_seq(r.get("seq"))]
-            owners = self.store.seq_owners(cur, site, device, seqs)
-            for record, body in zip(records, bodies, strict=True):
-                record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
-                problem = self._check(record, site, device, batch_key) or self._replayed(owners, record)
-                if problem is not None:
-                    for key in ("rejected", f"rejected_{problem.kind}"):
-                        counts[key] = counts.get(key, 0) + 1
-                    log.warning(
-                        "record rejected",
-                        extra={"record_id": record_id, "why": problem.kind, "reason": problem.reason[:300]},
-                    )
-                    rejected.append(
-                        {"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"}
-                    )
-                    continue
-                rows.append(
-                    (
-                        record_id,
-                        device,
-                        site,
-                        record["seq"],
-                        record["kind"],
-                        (record.get("screening") or {}).get("verdict"),
-                        (record.get("parcel") or record.get("outcome") or record.get("downlink") or {}).get(
-                            "tracking_number"
-                        ),
-                        record["created_at"],
-                        now,
-                        body,
-                        record["schema"],
-                    )
-                )
-                owners.setdefault(record["seq"], record_id)
-                acked.append(record_id)
-            stored = self.store.insert_many(cur, rows)
-            counts["stored"], counts["duplicates"] = stored, len(rows) - stored
+            for batch in batches:
+                rows = self._rows(cur, batch, now, counts)
+                stored = self.store.insert_many(cur, rows)
+                counts["stored"] = counts.get("stored", 0) + stored
+                counts["duplicates"] = counts.get("duplicates", 0) + len(rows) - stored
             self.store.add_counts(cur, counts)
         for key in self.counts:
             self.counts[key] += counts.get(key, 0)
-        return acked, rejected
+
+    def _rows(self, cur: Cursor, batch: _Checked, now: str, counts: dict[str, int]) -> list[tuple[Any, ...]]:
+        """The store rows of a batch's good records; fills its ``acked`` and ``rejected``."""
+        site, device = batch.site, batch.device
+        rows: list[tuple[Any, ...]] = []
+        seqs = [r["seq"] for r in batch.records if isinstance(r, dict) and _is_seq(r.get("seq"))]
+        owners = self.store.seq_owners(cur, site, device, seqs)
+        for record, body in zip(batch.records, batch.bodies, strict=True):
+            record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
+            problem = self._check(record, site, device, batch.batch_key) or self._replayed(owners, record)
+            if problem is not None:
+                for key in ("rejected", f"rejected_{problem.kind}"):
+                    counts[key] = counts.get(key, 0) + 1
+                log.warning(
+                    "record rejected",
+                    extra={"record_id": record_id, "why": problem.kind, "reason": problem.reason[:300]},
+                )
+                batch.rejected.append(
+                    {"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"}
+                )
+                continue
+            rows.append(
+                (
+                    record_id,
+                    device,
+                    site,
+                    record["seq"],
+                    record["kind"],
+                    (record.get("screening") or {}).get("verdict"),
+                    (record.get("parcel") or record.get("outcome") or record.get("downlink") or {}).get(
+                        "tracking_number"
+                    ),
+                    record["created_at"],
+                    now,
+                    body,
+                    record["schema"],
+                )
+            )
+            owners.setdefault(record["seq"], record_id)
+            batch.acked.append(record_id)
+        return rows
 
     def count(self) -> int:
         """How many distinct records the store holds."""

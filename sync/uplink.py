@@ -9,7 +9,6 @@ RAM: the outbox is the queue, and the uplink can die at any moment without losin
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import queue
 import threading
@@ -31,6 +30,7 @@ from prescreen.sync.mqtt import (
     parse_endpoints,
 )
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
+from prescreen.sync.wire import decode_ack, encode_batch
 
 log = logging.getLogger("prescreen.sync")
 _RETIRED_BATCHES = 256  # batches re-sent whose late ack is still taken for their own records
@@ -42,19 +42,6 @@ class AckRefused(SyncError):
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
         self.kind = kind
-
-
-def batch_payload(batch_id: str, device_id: str, bodies: list[str], signer: DeviceKey | None = None) -> bytes:
-    """A batch message; record bodies are spliced in as stored (no re-serialisation).
-
-    With a ``signer`` the batch carries one signature over the records exactly as spliced in
-    (``",".join(bodies)``), so the receiver verifies a batch with one signature check.
-    """
-    joined = ",".join(bodies)
-    head: dict[str, str] = {"batch_id": batch_id, "device_id": device_id}
-    if signer is not None:
-        head |= {"key_id": signer.key_id, "signature": signer.sign_bytes(joined.encode("utf-8"))}
-    return (json.dumps(head)[:-1] + ',"records":[' + joined + "]}").encode("utf-8")
 
 
 class RecordQueue(Protocol):
@@ -219,14 +206,12 @@ class Uplink:
             AckRefused: why (malformed, unsigned, forged, tampered, unknown_batch, foreign_records).
         """
         try:
-            ack = json.loads(payload)
-            batch_id = str(ack["batch_id"])
-            acked = [str(i) for i in ack["acked"]]
-            rejected = [str(r["record_id"]) for r in ack["rejected"]]
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise AckRefused("malformed", f"not an ack ({len(payload)} bytes)") from None
+            ack = decode_ack(payload)
+        except ValueError as exc:
+            raise AckRefused("malformed", str(exc)) from None
+        batch_id, acked, rejected = ack.batch_id, ack.acked, ack.rejected
         if self._receivers is not None:
-            problem = self._receivers.check(ack)
+            problem = self._receivers.check(ack.document)
             if problem is not None:
                 raise AckRefused(problem.kind, f"batch {batch_id[:64]}: {problem.reason}")
         sent = self._inflight[batch_id][0] if batch_id in self._inflight else self._retired.get(batch_id)
@@ -264,7 +249,7 @@ class Uplink:
             self._waiting_since = None
             batch_id = uuid.uuid4().hex
             try:
-                payload = batch_payload(batch_id, self.station.device_id, [r[2] for r in rows], self.signer)
+                payload = encode_batch(batch_id, self.station.device_id, [r[2] for r in rows], self.signer)
                 if self.sync.compress and len(payload) >= self.sync.compress_min_bytes:
                     payload = zlib.compress(payload, 1)
                 self.mqtt.publish(self._records_topic, payload, weight=len(rows))

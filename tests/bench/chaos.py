@@ -36,7 +36,8 @@ from prescreen.packing.outbox import Outbox
 from prescreen.sim.syncbench import delivery, enrol, fill, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.delivery import DeliveryReport
-from prescreen.sync.uplink import Uplink, batch_payload
+from prescreen.sync.uplink import Uplink
+from prescreen.sync.wire import encode_batch
 from run import kill9
 
 STATION = StationConfig(device_id="chaos-01", site_id="chaos")
@@ -205,7 +206,7 @@ def duplicates(parts: dict[str, Any]) -> None:
     topic = f"prescreen/v1/{STATION.site_id}/{STATION.device_id}/records"
     for start in range(0, len(bodies), 200):
         uplink.mqtt.publish(
-            topic, batch_payload(f"dup-{start}", STATION.device_id, bodies[start : start + 200])
+            topic, encode_batch(f"dup-{start}", STATION.device_id, bodies[start : start + 200])
         )
         parts["injected"] += len(bodies[start : start + 200])
         time.sleep(0.002)

@@ -47,8 +47,8 @@ from prescreen.sim.demo import run_demo
 from prescreen.sim.samples import generate
 from prescreen.sim.syncbench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
-from prescreen.sync.receiver import inflate
-from prescreen.sync.uplink import Uplink, batch_payload
+from prescreen.sync.uplink import Uplink
+from prescreen.sync.wire import encode_batch, inflate
 
 TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "min")
     "scan_to_verdict_p99_ms": (5, "ms", "max"),
@@ -266,7 +266,7 @@ def compression(batches: int) -> dict[str, Any]:
     station = StationConfig(device_id="bench-zlib")
     facts = _facts(400)[:200]
     bodies = [dumps(verdict_record(i + 1, station, f, screener.screen(f))) for i, f in enumerate(facts)]
-    payload = batch_payload("b" * 32, station.device_id, bodies)
+    payload = encode_batch("b" * 32, station.device_id, bodies)
     started = time.perf_counter()
     for _ in range(batches):
         packed = zlib.compress(payload, 1)

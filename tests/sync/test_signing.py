@@ -17,7 +17,8 @@ from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
-from prescreen.sync.uplink import Uplink, batch_payload
+from prescreen.sync.uplink import Uplink
+from prescreen.sync.wire import encode_batch
 from record_fixtures import record
 
 STATION = StationConfig(device_id="dev-1", site_id="site-a")
@@ -117,7 +118,7 @@ def test_receiver_rejects_unsigned_forged_tampered_and_replayed_records_and_coun
     receiver.mqtt.start()
     assert receiver.mqtt.wait_connected(5)
     with caplog.at_level(logging.WARNING, logger="prescreen.receiver"):
-        receiver.handle(topic, batch_payload("b1", "dev-1", [dumps(r) for r in batch]))
+        receiver.handle(topic, encode_batch("b1", "dev-1", [dumps(r) for r in batch]))
     try:
         assert receiver.count() == 1
         stats = receiver.store.stats()
@@ -176,13 +177,13 @@ def test_a_batch_signature_stands_for_its_records_and_a_bad_one_falls_back_to_ea
     topic = "sg3/v1/site-a/dev-1/records"
     try:
         good = [dumps(key.sign(record(seq))) for seq in (1, 2, 3)]
-        receiver.handle(topic, batch_payload("b1", "dev-1", good, key))
+        receiver.handle(topic, encode_batch("b1", "dev-1", good, key))
         assert receiver.batches_verified == 1
         assert receiver.count() == 3
         # One record altered after signing: the batch signature fails, each record is checked,
         # and only the altered one is refused.
         records = [key.sign(record(seq)) for seq in (4, 5, 6)]
-        signed = batch_payload("b2", "dev-1", [dumps(r) for r in records], key)
+        signed = encode_batch("b2", "dev-1", [dumps(r) for r in records], key)
         tampered = signed.replace(b'"measured_weight_kg":0.5', b'"measured_weight_kg":0.1', 1)
         assert tampered != signed
         receiver.handle(topic, tampered)
@@ -191,7 +192,7 @@ def test_a_batch_signature_stands_for_its_records_and_a_bad_one_falls_back_to_ea
         assert receiver.store.stats()["rejected_tampered"] == 1
         # A batch signed by a key that is not this station's proves nothing: records are checked one by one.
         stranger = DeviceKey.load_or_create(tmp_path / "stranger.key")
-        receiver.handle(topic, batch_payload("b3", "dev-1", [dumps(stranger.sign(record(7)))], stranger))
+        receiver.handle(topic, encode_batch("b3", "dev-1", [dumps(stranger.sign(record(7)))], stranger))
         assert receiver.batches_verified == 1
         assert receiver.store.stats()["rejected_forged"] == 1
     finally:

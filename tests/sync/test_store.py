@@ -17,7 +17,8 @@ from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
-from prescreen.sync.uplink import Uplink, batch_payload
+from prescreen.sync.uplink import Uplink
+from prescreen.sync.wire import encode_batch
 from record_fixtures import record
 
 
@@ -108,7 +109,7 @@ def test_two_receivers_share_the_load_through_one_postgres_and_store_nothing_twi
         for start in range(0, len(bodies), 100):
             uplink.mqtt.publish(
                 "pg/v1/site-a/dev-1/records",
-                batch_payload(f"dup-{start}", "dev-1", bodies[start : start + 100]),
+                encode_batch(f"dup-{start}", "dev-1", bodies[start : start + 100]),
             )
         assert wait_until(lambda: sum(r.duplicates for r in receivers) >= 2000, 15)
     finally:

@@ -12,8 +12,9 @@ import pytest
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
-from prescreen.sync.receiver import MAX_BATCH_BYTES, Receiver, inflate
-from prescreen.sync.uplink import Uplink, batch_payload
+from prescreen.sync.receiver import Receiver
+from prescreen.sync.uplink import Uplink
+from prescreen.sync.wire import MAX_BATCH_BYTES, encode_batch, inflate
 from record_fixtures import record
 
 STATION = StationConfig(device_id="dev-1", site_id="site-a")
@@ -81,7 +82,7 @@ def test_receiver_stores_a_duplicate_batch_once_and_acks_it_again(
 ) -> None:
     receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix="t3/v1")
     bodies = [json.dumps(record(seq)) for seq in (1, 2, 3)]
-    payload = batch_payload("b1", "dev-1", bodies)
+    payload = encode_batch("b1", "dev-1", bodies)
     receiver.mqtt.start()
     try:
         assert receiver.mqtt.wait_connected(5)
@@ -104,7 +105,7 @@ def test_receiver_rejects_tampered_and_misaddressed_records(tmp_path: Path, brok
         assert receiver.mqtt.wait_connected(5)
         receiver.handle(
             "t4/v1/site-a/dev-1/records",
-            batch_payload("b", "dev-1", [json.dumps(r) for r in (broken, other_device, good)]),
+            encode_batch("b", "dev-1", [json.dumps(r) for r in (broken, other_device, good)]),
         )
         receiver.handle("t4/v1/site-a/dev-1/records", b"not json at all")
         assert receiver.count() == 1
