@@ -20,6 +20,7 @@ from typing import Any
 from prescreen.core.errors import RecordError, SyncError
 from prescreen.core.records import dumps, utc_now, validate
 from prescreen.core.signing import DeviceKey, Rejection, TrustStore
+from prescreen.core.wire import Batch, decode_batch, decode_record, encode_ack
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import Cursor, Store, open_store
 from prescreen.sync.topics import (
@@ -28,7 +29,6 @@ from prescreen.sync.topics import (
     receiver_presence_topic,
     records_subscription,
 )
-from prescreen.sync.wire import Batch, decode_batch, decode_record, encode_ack
 
 log = logging.getLogger("prescreen.receiver")
 

@@ -21,6 +21,7 @@ from typing import Protocol
 from prescreen.core.errors import OutboxError, SyncError
 from prescreen.core.records import StationIdentity
 from prescreen.core.signing import DeviceKey, KeyRing
+from prescreen.core.wire import decode_ack, encode_batch
 from prescreen.sync.mqtt import (
     Backoff,
     BrokerSettings,
@@ -30,7 +31,6 @@ from prescreen.sync.mqtt import (
     parse_endpoints,
 )
 from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_subscription, records_topic
-from prescreen.sync.wire import decode_ack, encode_batch
 
 log = logging.getLogger("prescreen.sync")
 _RETIRED_BATCHES = 256  # batches re-sent whose late ack is still taken for their own records

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prescreen.core.wire import encode_batch
 from prescreen.ops import logs
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
@@ -37,7 +38,6 @@ from prescreen.sim.syncbench import delivery, enrol, fill, start_receiver, stop_
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.delivery import DeliveryReport
 from prescreen.sync.uplink import Uplink
-from prescreen.sync.wire import encode_batch
 from run import kill9
 
 STATION = StationConfig(device_id="chaos-01", site_id="chaos")

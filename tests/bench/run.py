@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.core.records import dumps
+from prescreen.core.wire import encode_batch, inflate
 from prescreen.drivers.base import SerialSettings, WeightReading
 from prescreen.drivers.framing import Framer
 from prescreen.drivers.port import PortReader
@@ -48,7 +49,6 @@ from prescreen.sim.samples import generate
 from prescreen.sim.syncbench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.uplink import Uplink
-from prescreen.sync.wire import encode_batch, inflate
 
 TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "min")
     "scan_to_verdict_p99_ms": (5, "ms", "max"),

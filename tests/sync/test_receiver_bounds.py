@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prescreen.core.wire import MAX_BATCH_BYTES, MAX_RAW_BYTES
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
-from prescreen.sync.wire import MAX_BATCH_BYTES, MAX_RAW_BYTES
 from record_fixtures import record
 
 PREFIX = "rb/v1"

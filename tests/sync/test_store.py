@@ -12,13 +12,13 @@ import pytest
 from prescreen.core.errors import ConfigError
 from prescreen.core.records import dumps, validate
 from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.core.wire import encode_batch
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
 from prescreen.sync.uplink import Uplink
-from prescreen.sync.wire import encode_batch
 from record_fixtures import record
 
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prescreen.core.wire import MAX_BATCH_BYTES, encode_batch, inflate
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.uplink import Uplink
-from prescreen.sync.wire import MAX_BATCH_BYTES, encode_batch, inflate
 from record_fixtures import record
 
 STATION = StationConfig(device_id="dev-1", site_id="site-a")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import msgspec
-from prescreen.records import dumps
+from prescreen.core.records import dumps
 
 # A batch is refused whole beyond these (a station's batch_size is at most 10,000): a cheap batch
 # must not buy expensive work, memory or a huge ack.
