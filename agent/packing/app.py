@@ -13,20 +13,18 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from prescreen._version import __version__
 from prescreen.core.errors import ConfigError, ModelError, SyncError
-from prescreen.core.records import epoch_s
 from prescreen.core.signing import DeviceKey
 from prescreen.drivers.registry import open_scale, open_scanner
 from prescreen.drivers.scales.reader import ScaleReader
 from prescreen.drivers.scanners.base import ScannerBase
 from prescreen.ops.config import Config
-from prescreen.ops.health import Health, Level, clock_condition, worst
+from prescreen.ops.health import Health
+from prescreen.packing.agent_status import healthz, livez, status_of, watch_conditions
 from prescreen.packing.downlink_journal import attach
 from prescreen.packing.housekeeping import Report, housekeep
 from prescreen.packing.orders import FileOrderSource, OrderSource
@@ -115,6 +113,27 @@ def order_source(config: Config) -> OrderSource:
     raise ConfigError(f"orders.source must be 'file' or 'wms', got {orders.source!r}")
 
 
+def open_devices(config: Config) -> tuple[ScannerBase, ScaleReader]:
+    """The scanner and the scale of ``[scanner]`` and ``[scale]``, started (the caller closes them)."""
+    scale_cfg, scanner_cfg = config.scale, config.scanner
+    scale = open_scale(
+        scale_cfg.url,
+        scale_cfg.protocol,
+        baudrate=scale_cfg.baudrate,
+        poll_s=scale_cfg.poll_interval_ms / 1000,
+        settle_readings=scale_cfg.settle_readings,
+        settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
+        settle_s=scale_cfg.settle_ms / 1000,
+    )
+    scanner = open_scanner(
+        scanner_cfg.url,
+        protocol=scanner_cfg.protocol,
+        baudrate=scanner_cfg.baudrate,
+        suffix=scanner_cfg.suffix,
+    )
+    return scanner, scale
+
+
 class Agent:
     """A whole packing station: call :meth:`start`, later :meth:`stop`."""
 
@@ -131,23 +150,7 @@ class Agent:
         screener = Screener(
             config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
         )
-        scale_cfg = config.scale
-        self.scale: ScaleReader = open_scale(
-            scale_cfg.url,
-            scale_cfg.protocol,
-            baudrate=scale_cfg.baudrate,
-            poll_s=scale_cfg.poll_interval_ms / 1000,
-            settle_readings=scale_cfg.settle_readings,
-            settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
-            settle_s=scale_cfg.settle_ms / 1000,
-        )
-        scanner_cfg = config.scanner
-        self.scanner: ScannerBase = open_scanner(
-            scanner_cfg.url,
-            protocol=scanner_cfg.protocol,
-            baudrate=scanner_cfg.baudrate,
-            suffix=scanner_cfg.suffix,
-        )
+        self.scanner, self.scale = open_devices(config)
         self.station = Station(
             config=config,
             scanner=self.scanner,
@@ -172,30 +175,7 @@ class Agent:
         self.station.listeners.append(self.display.on_event)
         self._sim_script: tuple[list[Step], str] | None = None
         self.sim = self._sim_bench()
-        self.http: LocalServer | None = None
-        if config.http.enabled:
-            sim_get, sim_post = self._sim_routes()
-            self.http = LocalServer(
-                config.http.host,
-                config.http.port,
-                {
-                    "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
-                    "/healthz": self._healthz,
-                    "/livez": self._livez,
-                    "/status": lambda: json_response(self.status()),
-                    **self.display.routes(),
-                    **sim_get,
-                },
-                {
-                    **self.display.post_routes(),
-                    **ComplianceApi(self.station).post_routes(),
-                    "/api/model/reinstate": self._reinstate_model,
-                    **sim_post,
-                },
-                token=load_or_create_token(config.api_token_path()),
-                timeout_s=config.http.timeout_s,
-                max_connections=config.http.max_connections,
-            )
+        self.http = self._local_server() if config.http.enabled else None
         self.started_at = time.monotonic()
         self._stop = threading.Event()
         self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path
@@ -208,8 +188,34 @@ class Agent:
         )
         self.health = Health(log_every_s=config.health.log_every_s)
         self._recording_ok = True
-        self._watch_health()
+        watch_conditions(self)
         self._health_thread = threading.Thread(target=self._tick_health, name="health", daemon=True)
+
+    def _local_server(self) -> LocalServer:
+        """The station page, the local API and the probes on ``[http]`` (token-protected posts)."""
+        config = self.config
+        sim_get, sim_post = self._sim_routes()
+        return LocalServer(
+            config.http.host,
+            config.http.port,
+            {
+                "/metrics": lambda: (200, CONTENT_TYPE_LATEST, self.metrics.exposition()),
+                "/healthz": lambda: healthz(self),
+                "/livez": lambda: livez(self),
+                "/status": lambda: json_response(self.status()),
+                **self.display.routes(),
+                **sim_get,
+            },
+            {
+                **self.display.post_routes(),
+                **ComplianceApi(self.station).post_routes(),
+                "/api/model/reinstate": self._reinstate_model,
+                **sim_post,
+            },
+            token=load_or_create_token(config.api_token_path()),
+            timeout_s=config.http.timeout_s,
+            max_connections=config.http.max_connections,
+        )
 
     def _sim_bench(self) -> SimBench | None:
         """The simulated devices' controls (None with real devices); reads a ``?script=`` now, so a
@@ -293,61 +299,6 @@ class Agent:
             self.station.restore_quarantine(quarantine)
             log.warning("model still quarantined", extra={"detail": quarantine.detail()})
 
-    def _model_condition(self) -> tuple[Level, str]:
-        screener, quarantine = self.station.screener, self.station.quarantine
-        if screener.quarantined and quarantine is not None:
-            return "degraded", quarantine.detail()
-        if screener.model is None:
-            return "ok", "rules only (no model configured or loadable)"
-        return "ok", f"model {screener.model.version}, review line {screener.threshold:.3f}"
-
-    def _watch_health(self) -> None:
-        """The agent's own conditions (others add theirs with ``agent.health.report``)."""
-        grace = self.config.health
-
-        def pipeline() -> tuple[Level, str]:
-            dead = self.liveness()
-            return ("down", "; ".join(dead)) if dead else ("ok", "screening")
-
-        def broker() -> tuple[Level, str]:
-            mqtt = self.uplink.mqtt
-            if mqtt.connected.is_set():
-                return "ok", f"connected to {mqtt.broker}"
-            why = f"refused: {mqtt.refused}" if mqtt.refused else "unreachable"
-            tried = "" if len(mqtt.endpoints) == 1 else f" (trying each of {len(mqtt.endpoints)} nodes)"
-            pending = self.outbox.backlog()["pending"]
-            return "degraded", f"broker {mqtt.broker} {why}{tried}; {pending} record(s) waiting, none lost"
-
-        def device(name: str, driver: ScaleReader | ScannerBase) -> Callable[[], tuple[Level, str]]:
-            def probe() -> tuple[Level, str]:
-                if driver.up:
-                    return "ok", f"{driver.url} up"
-                state = driver.status()
-                return "degraded", f"{name} missing: {state['last_error'] or driver.url + ' silent'}"
-
-            return probe
-
-        def outbox() -> tuple[Level, str]:
-            report = self.housekeeping
-            if report.alarm:
-                return "degraded", report.alarm
-            if report.shed:
-                return (
-                    "degraded",
-                    f"disk at its floor ({report.free_mb:.0f} MB free): refusing {', '.join(report.shed)}",
-                )
-            return "ok", f"{report.rows} rows, {report.free_mb:.0f} MB free"
-
-        (newest_at,) = self.outbox.rows("SELECT MAX(created_at) FROM records")[0]
-        newest = epoch_s(newest_at) if newest_at else None  # the clock must not be behind it
-        self.health.watch("pipeline", pipeline)
-        self.health.watch("broker", broker, grace_s=grace.broker_grace_s)
-        self.health.watch("scanner", device("scanner", self.scanner), grace_s=grace.device_grace_s)
-        self.health.watch("scale", device("scale", self.scale), grace_s=grace.device_grace_s)
-        self.health.watch("outbox", outbox)
-        self.health.watch("clock", lambda: clock_condition(time.time(), newest))
-        self.health.watch("model", self._model_condition)
-
     def _tick_health(self) -> None:
         """Evaluate health every second, so a change is logged when it happens, not when asked."""
         while not self._stop.wait(HEALTH_TICK_S):
@@ -355,61 +306,7 @@ class Agent:
 
     def status(self) -> dict[str, Any]:
         """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
-        model = self.screener.model
-        quarantine = self.station.quarantine if self.screener.quarantined else None
-        conditions = self.health.conditions()
-        level = worst([c.level for c in conditions])
-        return {
-            "device_id": self.config.station.device_id,
-            "site_id": self.config.station.site_id,
-            "version": __version__,
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "health": level,
-            "healthy": level == "ok",
-            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
-            "conditions": [c.as_json() for c in conditions],
-            "devices": {"scanner": self.scanner.status(), "scale": self.scale.status()},
-            "broker": {
-                # The node connected to (or tried next): one of [sync] hosts when a cluster is set.
-                "host": self.uplink.mqtt.host,
-                "port": self.uplink.mqtt.port,
-                "nodes": [f"{host}:{port}" for host, port in self.uplink.mqtt.endpoints],
-                "connected": self.uplink.mqtt.connected.is_set(),
-                "reconnects": max(0, self.uplink.mqtt.connects - 1),
-                "failovers": self.uplink.mqtt.failovers,
-                # Messages and acks refused as not from customs or a trusted receiver, by why.
-                "downlink_refused": dict(self.downlink.refused),
-                "acks_refused": dict(self.uplink.acks_refused),
-            },
-            "backlog": self.outbox.backlog(),
-            "outbox": {
-                "rows": self.housekeeping.rows,
-                "mb": round(self.housekeeping.mb, 1),
-                "free_mb": round(self.housekeeping.free_mb),
-                "shedding": list(self.housekeeping.shed),
-            },
-            "model": {
-                "version": getattr(model, "version", None),
-                "runtime": getattr(model, "runtime", None),
-                "mode": "rules+model" if model is not None and quarantine is None else "rules-only",
-                "review_threshold": round(self.screener.threshold, 4),
-                "quarantined": quarantine.detail() if quarantine is not None else None,
-                "shadow": getattr(self.screener.shadow, "version", None),
-            },
-        }
-
-    def _healthz(self) -> tuple[int, str, bytes]:
-        """200 when every condition is ok, 503 otherwise (a monitoring probe alerts on both
-        degraded and down; the body says which and why)."""
-        conditions = self.health.conditions()
-        level = worst([c.level for c in conditions])
-        body = {
-            "health": level,
-            "healthy": level == "ok",
-            "problems": [f"{c.name}: {c.detail}" for c in conditions if c.level != "ok"],
-            "conditions": [c.as_json() for c in conditions],
-        }
-        return json_response(body, 200 if level == "ok" else 503)
+        return status_of(self)
 
     def _reinstate_model(self, data: bytes) -> tuple[int, str, bytes]:
         """``prescreen model reinstate``: lift the model's quarantine (200), or say there is none (409)."""
@@ -419,11 +316,6 @@ class Agent:
             return json_response({"error": "the station did not answer in time"}, 503)
         status = 200 if event.kind == "model_reinstated" else 409
         return json_response({"result": event.message}, status)
-
-    def _livez(self) -> tuple[int, str, bytes]:
-        """200 while the pipeline is alive (what the watchdog goes by), 503 when it is not."""
-        dead = self.liveness()
-        return json_response({"alive": not dead, "problems": dead}, 503 if dead else 200)
 
     def start(self) -> Agent:
         """Start the uplink, the station thread and the local HTTP server."""
