@@ -51,14 +51,14 @@ def test_a_model_that_raises_too_often_is_quarantined_and_says_so(
     agent = demo.agent
     assert agent is not None
     agent.station.screener = Screener(agent.config.screening, _AlarmistModel())
-    agent.station.monitor = model_monitor.ModelMonitor("alarmist-1", 20, 0.02)  # a short window
+    agent.station.guard.monitor = model_monitor.ModelMonitor("alarmist-1", 20, 0.02)  # a short window
     verdicts = [demo.run(step)[0].record for step in clean[:10]]
     assert all(r is not None for r in verdicts)
     raised = [r for r in verdicts if r and r["screening"]["mode"] == "rules+model"]
     assert raised
     assert agent.station.screener.quarantined
-    assert agent.station.quarantine is not None
-    assert agent.station.quarantine.version == "alarmist-1"
+    assert agent.station.guard.quarantine is not None
+    assert agent.station.guard.quarantine.version == "alarmist-1"
     # later parcels are screened rules-only and the record names the quarantined model
     after = demo.run(clean[10])[0].record
     assert after is not None

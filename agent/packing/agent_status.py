@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def model_condition(agent: Agent) -> tuple[Level, str]:
-    screener, quarantine = agent.station.screener, agent.station.quarantine
+    screener, quarantine = agent.station.screener, agent.station.guard.quarantine
     if screener.quarantined and quarantine is not None:
         return "degraded", quarantine.detail()
     if screener.model is None:
@@ -83,7 +83,7 @@ def watch_conditions(agent: Agent) -> None:
 def status_of(agent: Agent) -> dict[str, Any]:
     """Devices, broker, backlog, last ack, model and uptime: ``prescreen status --json``."""
     model = agent.screener.model
-    quarantine = agent.station.quarantine if agent.screener.quarantined else None
+    quarantine = agent.station.guard.quarantine if agent.screener.quarantined else None
     conditions = agent.health.conditions()
     level = worst([c.level for c in conditions])
     return {

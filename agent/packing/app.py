@@ -296,7 +296,7 @@ class Agent:
         quarantine = model_monitor.decode(stored) if stored else None
         model = self.station.screener.model
         if quarantine is not None and model is not None and quarantine.version == model.version:
-            self.station.restore_quarantine(quarantine)
+            self.station.guard.restore(self.station.screener, quarantine)
             log.warning("model still quarantined", extra={"detail": quarantine.detail()})
 
     def _tick_health(self) -> None:

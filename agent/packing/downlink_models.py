@@ -54,7 +54,7 @@ class ModelMessages:
     def register(self, downlink: Downlink) -> None:
         """Handle model messages on ``downlink``; roll a promoted model back on a quarantine."""
         downlink.register("model", self.apply, self.prepare)
-        self.station.on_quarantine.append(self.roll_back)
+        self.station.guard.on_quarantine.append(self.roll_back)
 
     def load(self) -> None:
         """The live and shadow models installed by customs survive restarts (kept in the outbox)."""

@@ -20,25 +20,24 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from prescreen.core.errors import OrderError, OutboxError
-from prescreen.core.records import Record, envelope, kg
+from prescreen.core.records import Record
 from prescreen.drivers.barcodes import Barcode, decode
 from prescreen.drivers.base import Scan
 from prescreen.drivers.scales.settle import StableWeight
-from prescreen.ops.config import Config, StationConfig
-from prescreen.packing.orders import ORDER_UNAVAILABLE, Order, OrderSource, to_record
+from prescreen.ops.config import Config
+from prescreen.packing.cartons import OpenCarton, RecentConsignees, carton_order_of
+from prescreen.packing.model_guard import ModelGuard
+from prescreen.packing.orders import ORDER_UNAVAILABLE, Order, OrderSource
 from prescreen.packing.outbox import Outbox
 from prescreen.packing.outcomes import outcome_record
-from prescreen.risk import model_monitor
-from prescreen.risk.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
-from prescreen.risk.rules import CartonFacts, Finding, ParcelFacts
+from prescreen.packing.verdicts import internal_error, verdict_record
+from prescreen.risk.rules import CartonFacts, ParcelFacts
 from prescreen.risk.screening import Screener, Screening
 
 log = logging.getLogger("prescreen.station")
 
 HEARTBEAT_SLICE_S = 0.2  # the longest the station loop goes without a heartbeat
 _MAX_INCOMPLETE = 1000  # parcels remembered while their late order is awaited
-# The finding of a parcel the agent failed to screen (a bug, a broken model): a person looks at it.
-INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class Scanner(Protocol):
@@ -68,16 +67,6 @@ class StationEvent:
     message: str = ""
 
 
-@dataclasses.dataclass
-class _OpenCarton:
-    carton_id: str
-    manifest: frozenset[str]
-    tare_kg: float
-    order: Order  # the carton's own order: its master bill, port and mode hold for every parcel
-    scanned: list[str] = dataclasses.field(default_factory=list)
-    weight_kg: Decimal = Decimal(0)
-
-
 class Station:
     """Turns scans into committed, screened records. Owns none of the devices it is given."""
 
@@ -97,22 +86,19 @@ class Station:
         self.orders = orders
         self.outbox = outbox
         self.screener = screener
-        # The model's live guardrail (made for each model version it sees), see model_monitor.py.
-        self.monitor: model_monitor.ModelMonitor | None = None
-        self.quarantine: model_monitor.Quarantine | None = None
-        # Called on the station thread when the monitor trips (the downlink rolls a promoted model back).
-        self.on_quarantine: list[Callable[[model_monitor.Quarantine], None]] = []
         self.listeners: list[Callable[[StationEvent], None]] = []
+        # The live model's guardrail: trips a quarantine when it raises far more than it should.
+        self.guard = ModelGuard(outbox, config.screening.model_monitor_window)
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
         self.heartbeat = time.monotonic()
         self._last_settle: int | None = None
         # HOLD verdicts the operator has not yet confirmed on the hold shelf: record_id -> tracking.
         self.awaiting_shelf: collections.OrderedDict[str, str | None] = collections.OrderedDict()
         self._tasks: queue.Queue[tuple[Callable[[], StationEvent], Future[StationEvent]]] = queue.Queue()
-        self._carton: _OpenCarton | None = None
-        self._recent: collections.deque[tuple[float, str]] = collections.deque()
+        self._carton: OpenCarton | None = None
+        self._recent = RecentConsignees(config.screening.split_window_s)
         # Parcels screened without their order (WMS too slow), waiting for it to arrive.
-        self._incomplete: collections.OrderedDict[str, tuple[ParcelFacts, Record, _OpenCarton | None]] = (
+        self._incomplete: collections.OrderedDict[str, tuple[ParcelFacts, Record, OpenCarton | None]] = (
             collections.OrderedDict()
         )
 
@@ -213,13 +199,7 @@ class Station:
     def roll_back_model(self, model: Any) -> None:
         """Go back to ``model`` after the one that replaced it tripped the quarantine: a fresh start."""
         self.screener = self.screener.with_model(model)
-        self.quarantine = None
-        self.monitor = None
-
-    def restore_quarantine(self, quarantine: model_monitor.Quarantine) -> None:
-        """A model quarantined before a restart stays quarantined (the agent's start-up)."""
-        self.quarantine = quarantine
-        self.screener.quarantined = True
+        self.guard.reset()
 
     def _notify(self, event: StationEvent) -> None:
         for listener in self.listeners:
@@ -277,7 +257,7 @@ class Station:
             return event
         barcode = decode(scan.raw)
         try:
-            carton_order = self._carton_order(barcode)
+            carton_order = carton_order_of(self.orders, barcode)
             if carton_order is not None and (self._carton is None or self._carton.carton_id != barcode.sscc):
                 event = self._open_carton(scan, barcode, carton_order)
             else:
@@ -291,30 +271,18 @@ class Station:
 
     # --- master cartons ---------------------------------------------------------------------
 
-    def _carton_order(self, barcode: Barcode) -> Order | None:
-        if barcode.sscc is None:
-            return None
-        try:
-            order = self.orders.lookup(barcode.sscc)
-        except OrderError:
-            return None
-        return order if isinstance(order.get("master_carton"), dict) else None
-
     def _open_carton(self, scan: Scan, barcode: Barcode, order: Order) -> StationEvent:
-        carton = order["master_carton"]
-        manifest = frozenset(str(t) for t in carton.get("manifest") or [])
-        assert barcode.sscc is not None
         if self._carton is not None:
             log.warning("master carton left open", extra={"carton": self._carton.carton_id})
-        tare = carton.get("tare_kg")
-        self._carton = _OpenCarton(
-            barcode.sscc, manifest, float(tare) if isinstance(tare, (int, float)) else 0.0, order
+        self._carton = OpenCarton.of(barcode, order)
+        log.info(
+            "master carton open",
+            extra={"carton": self._carton.carton_id, "manifest": len(self._carton.manifest)},
         )
-        log.info("master carton open", extra={"carton": barcode.sscc, "manifest": len(manifest)})
         return StationEvent(
             "carton_open",
             scan.raw,
-            message=f"Master carton open: scan the {len(manifest)} parcels inside, "
+            message=f"Master carton open: scan the {len(self._carton.manifest)} parcels inside, "
             "then the master label again.",
         )
 
@@ -344,21 +312,6 @@ class Station:
         except OrderError as exc:
             return None, exc.reason
 
-    def _consignee_recent(self, order: Order | None, now: float) -> int:
-        consignee = (order or {}).get("consignee") or {}
-        if not isinstance(consignee, dict):
-            return 0
-        address = consignee.get("address") or {}
-        key = f"{consignee.get('name')}|{address.get('line1') if isinstance(address, dict) else ''}"
-        key = key.lower().strip()
-        window = self.config.screening.split_window_s
-        while self._recent and now - self._recent[0][0] > window:
-            self._recent.popleft()
-        count = sum(1 for _, k in self._recent if k == key)
-        if key != "none|none":
-            self._recent.append((now, key))
-        return count
-
     def _screen_parcel(self, scan: Scan, barcode: Barcode, *, closing: bool) -> StationEvent:
         # A label nobody recognises (no tracking number, no SSCC) waits for no weight: it is
         # REVIEW anyway, and the weight that comes next belongs to the next real parcel.
@@ -369,8 +322,8 @@ class Station:
         carton_facts: CartonFacts | None = None
         order: Order | None = None
         problem: str | None = None
-        inside: _OpenCarton | None = None
-        closed: _OpenCarton | None = None
+        inside: OpenCarton | None = None
+        closed: OpenCarton | None = None
         if closing and self._carton is not None:
             carton = closed = self._carton
             self._carton = None
@@ -389,12 +342,12 @@ class Station:
             carton=carton_facts,
             inside_carton=inside.carton_id if inside else None,
             inside_manifest=inside is None or tracking in inside.manifest,
-            consignee_recent=self._consignee_recent(order, time.monotonic()),
+            consignee_recent=self._recent.count_then_add(order, time.monotonic()),
             watchlisted=self.holds.get(tracking) if tracking else None,
         )
         screening = self._screen(facts)
         event = self._commit(scan.raw, facts, screening, inside, start=start, closed=closed)
-        self._watch_model(screening)
+        self.guard.observe(self.screener, screening)
         if event.record is not None and screening.verdict == "HOLD":
             self.awaiting_shelf[event.record["record_id"]] = tracking
             while len(self.awaiting_shelf) > _MAX_INCOMPLETE:
@@ -409,48 +362,24 @@ class Station:
                     self._incomplete.popitem(last=False)
         return event
 
-    def _watch_model(self, screening: Screening) -> None:
-        """Feed the quarantine monitor; on a trip, screen rules-only from the next parcel on."""
-        model = self.screener.model
-        if model is None or self.screener.quarantined:
-            return
-        if self.monitor is None or self.monitor.version != model.version:  # a new model starts afresh
-            self.monitor = model_monitor.ModelMonitor(
-                model.version,
-                self.config.screening.model_monitor_window,
-                model.expected_raise_rate(self.screener.threshold),
-            )
-        quarantine = self.monitor.observe(screening)
-        if quarantine is not None:
-            self.quarantine = quarantine
-            self.outbox.put_setting(model_monitor.SETTING, model_monitor.encode(quarantine))
-            self.screener.quarantined = True
-            for react in self.on_quarantine:
-                react(quarantine)
-
     def reinstate_model(self) -> StationEvent:
         """Lift a quarantine (an operator's decision after looking at the model's raises); runs on
         the station thread like any change to the screener."""
-        quarantine = self.quarantine
-        if quarantine is None or not self.screener.quarantined:
+        lifted = self.guard.reinstate(self.screener)
+        if lifted is None:
             return StationEvent("ignored", "", message="no model is quarantined")
-        self.outbox.put_setting(model_monitor.SETTING, None)
-        self.screener.quarantined = False
-        self.quarantine = None
-        self.monitor = None  # a fresh window: the old raises do not trip it again at once
-        log.warning("quarantined model reinstated by an operator", extra={"model": quarantine.version})
-        return StationEvent("model_reinstated", "", message=f"model {quarantine.version} reinstated")
+        return StationEvent("model_reinstated", "", message=f"model {lifted.version} reinstated")
 
     def _commit(
         self,
         raw: str,
         facts: ParcelFacts,
         screening: Screening,
-        inside: _OpenCarton | None,
+        inside: OpenCarton | None,
         *,
         start: float,
         supersedes: dict[str, str] | None = None,
-        closed: _OpenCarton | None = None,
+        closed: OpenCarton | None = None,
     ) -> StationEvent:
         carton = inside or closed
         try:
@@ -483,65 +412,3 @@ class Station:
             },
         )
         return StationEvent("verdict", raw, record, latency_ms)
-
-
-def internal_error(exc: BaseException) -> Screening:
-    """The screening of a parcel the agent failed to screen: REVIEW, saying so (never CLEAR)."""
-    finding = Finding(
-        INTERNAL_ERROR,
-        "review",
-        f"The agent could not screen this parcel ({type(exc).__name__}): check it by hand.",
-    )
-    return Screening("REVIEW", None, None, (finding,))
-
-
-def verdict_record(
-    seq: int,
-    station: StationConfig,
-    facts: ParcelFacts,
-    screening: Screening,
-    *,
-    carton_id: str | None = None,
-    supersedes: dict[str, str] | None = None,
-    entry: EntrySettings = NO_SETTINGS,
-    carton_order: Order | None = None,
-    parcel_entry: dict[str, Any] | None = None,
-) -> Record:
-    """The verdict record for one screened parcel (also used by replays, outside a station).
-
-    ``carton_order`` is the master carton's order (for the carton and the parcels inside it);
-    ``parcel_entry`` keeps a corrected record's entry-grade parcel fields as they were.
-    """
-    record = envelope("verdict", seq, station)
-    barcode = facts.barcode
-    parcel: dict[str, Any] = {
-        "tracking_number": barcode.tracking_number,
-        "carrier": barcode.carrier,
-        "barcode": {
-            "raw": barcode.raw,
-            "symbology": barcode.symbology,
-            "check_ok": barcode.check_ok,
-            "reason": barcode.reason,
-            "gs1": barcode.gs1,
-        },
-        "sscc": barcode.sscc,
-        "postal_item_id": barcode.tracking_number if barcode.carrier == "upu" else None,
-        "master_carton_id": carton_id,
-        "measured_weight_kg": kg(facts.weight_kg),
-    }
-    if parcel_entry is None:
-        parcel_entry = parcel_fields(barcode, facts.order, carton_order, entry)
-    parcel.update({k: parcel_entry.get(k) for k in PARCEL_FIELDS})
-    if facts.carton is not None:
-        parcel["carton"] = {
-            "manifest_count": len(facts.carton.manifest),
-            "scanned_count": len(facts.carton.scanned),
-            "unmanifested": facts.carton.unmanifested,
-            "parcels_weight_kg": kg(facts.carton.parcels_weight_kg),
-        }
-    record["parcel"] = parcel
-    record["order"] = None if facts.order is None else complete_order(to_record(facts.order), entry)
-    record["screening"] = screening.as_json()
-    if supersedes is not None:
-        record["supersedes"] = supersedes
-    return record

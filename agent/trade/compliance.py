@@ -22,7 +22,8 @@ from prescreen.core.records import SCHEMA_ID, Record
 from prescreen.drivers.barcodes import decode
 from prescreen.packing.orders import to_record
 from prescreen.packing.outcomes import OUTCOMES, outcome_record
-from prescreen.packing.station import Station, StationEvent, verdict_record
+from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.rules import ParcelFacts
 from prescreen.web.server import PostRoute, Response, json_response
 

@@ -265,7 +265,7 @@ def test_whatever_the_wms_sends_the_v2_record_validates(
 
     from prescreen.core.records import validate
     from prescreen.ops.config import StationConfig
-    from prescreen.packing.station import verdict_record
+    from prescreen.packing.verdicts import verdict_record
     from prescreen.risk import filer
     from prescreen.risk.rules import ParcelFacts
     from prescreen.risk.screening import Screening

@@ -17,7 +17,7 @@ from order_fixtures import clean_order
 from prescreen.core.records import SCHEMA_V1, validate
 from prescreen.drivers.barcodes import decode
 from prescreen.ops.config import ScreeningConfig, StationConfig
-from prescreen.packing.station import verdict_record
+from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.entry import PARCEL_FIELDS, EntrySettings
 from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screener

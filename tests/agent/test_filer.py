@@ -12,7 +12,7 @@ import pytest
 from order_fixtures import clean_order
 from prescreen.drivers.barcodes import decode
 from prescreen.ops.config import ScreeningConfig, StationConfig
-from prescreen.packing.station import verdict_record
+from prescreen.packing.verdicts import verdict_record
 from prescreen.risk import filer
 from prescreen.risk.entry import EntrySettings, press_on_line
 from prescreen.risk.rules import ParcelFacts

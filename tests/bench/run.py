@@ -41,7 +41,7 @@ from prescreen.ops.config import ScreeningConfig, StationConfig, SyncConfig
 from prescreen.ops.config import load as load_config
 from prescreen.packing.app import device_key_path
 from prescreen.packing.outbox import Outbox
-from prescreen.packing.station import verdict_record
+from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screener
 from prescreen.sim.demo import run_demo

@@ -417,7 +417,7 @@ def test_a_promoted_model_that_trips_the_quarantine_rolls_back_to_the_previous_o
         ] == "applied"
         agent = bench.agent
         assert agent is not None
-        agent.station.monitor = model_monitor.ModelMonitor("risk-v2b", 20, 0.02)  # a short window
+        agent.station.guard.monitor = model_monitor.ModelMonitor("risk-v2b", 20, 0.02)  # a short window
         for step in (s for s in steps if s.kind == "parcel"):
             bench.run(step)
             if _version(bench) != "risk-v2b":
