@@ -8,6 +8,8 @@ module (imports inside functions count too: a lazy import is still a dependency)
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,27 @@ def test_the_check_sees_a_wrong_arrow(module: str, source: str, expected: int, t
     assert layer is not None
     wrong = [t for t in imported_modules(path) if not any(t.startswith(ok) for ok in ALLOWED[layer])]
     assert len(wrong) == expected
+
+
+def test_the_receiver_side_runs_on_core_and_sync_alone() -> None:
+    """Importing every sync module (receiver, store, labels, customs sender, JetStream) loads no
+    module of the station: a customs site can run the receiver without the station's code."""
+    indebted = {debt.split()[0] for debt in KNOWN_DEBT}  # checked once their wrong arrows are gone
+    modules = sorted(
+        p.stem
+        for p in (ROOT / "sync").glob("*.py")
+        if p.stem != "__init__" and f"prescreen.sync.{p.stem}" not in indebted
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module('prescreen.sync.' + name)\n"
+        "print('\\n'.join(m for m in sys.modules if m.startswith('prescreen')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    outside = [
+        m
+        for m in loaded.split()
+        if not m.startswith(("prescreen.core", "prescreen.sync", "prescreen._version"))
+    ]
+    assert outside == ["prescreen"]
