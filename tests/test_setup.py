@@ -32,7 +32,7 @@ def every_key() -> list[str]:
     return [
         f"{section.name}.{key.name}"
         for section in dataclasses.fields(cfg.Config)
-        for key in dataclasses.fields(section.default)  # type: ignore[arg-type]
+        for key in dataclasses.fields(getattr(cfg.Config(), section.name))
     ]
 
 

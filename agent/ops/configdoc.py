@@ -14,6 +14,7 @@ import typing
 from typing import Any
 
 from prescreen.ops import config as cfg
+from prescreen.ops.bounds import Section, bounds_of, describe
 
 MEANING: dict[str, str] = {
     "station.device_id": "this station's id in every record and MQTT topic",
@@ -121,16 +122,16 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _allowed(section: type[cfg.Section], key: str) -> str:
+def _allowed(section: type[Section], key: str) -> str:
     """The key's type and bounds in words, from the schema."""
     hint = typing.get_type_hints(section)[key]
     if typing.get_origin(hint) is dict:
         return "a table of CURRENCY = number"
     if typing.get_origin(hint) in (tuple, list):
-        bounds = cfg.bounds_of(section, key)
+        bounds = bounds_of(section, key)
         return "a list of strings" + (f" matching {bounds.pattern}" if bounds.pattern else "")
-    kind = cfg._describe(hint)
-    bounds = cfg.bounds_of(section, key)
+    kind = describe(hint)
+    bounds = bounds_of(section, key)
     parts = []
     if bounds.allowed():
         return "one of: " + ", ".join(bounds.allowed())
@@ -156,7 +157,7 @@ def example() -> str:
     ]
     hints = typing.get_type_hints(cfg.Config)
     for field in dataclasses.fields(cfg.Config):
-        section: type[cfg.Section] = hints[field.name]
+        section: type[Section] = hints[field.name]
         doc = (section.__doc__ or "").strip().splitlines()[0]
         out += ["", f"[{field.name}]", f"# {doc}"]
         defaults: Any = section()

@@ -25,33 +25,17 @@ from prescreen.packing.outcomes import OUTCOMES, outcome_record
 from prescreen.packing.station import Station, StationEvent
 from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.rules import ParcelFacts
+from prescreen.trade.correctable import (
+    CORRECTABLE,
+    ITEM_FIELDS,
+    MANUFACTURER_FIELDS,
+    ORDER_FIELDS,
+    PARTY_FIELDS,
+)
 from prescreen.web.server import PostRoute, Response, json_response
 
 log = logging.getLogger("prescreen.compliance")
 
-ITEM_FIELDS = (
-    "description",
-    "hts_code",
-    "unit_value",
-    "quantity",
-    "origin_country",
-    "cpsc_certificate",
-    "dea_452_transaction_id",
-)
-ORDER_FIELDS = ("total_declared_value", "declared_weight_kg", "shipment_category", "currency")
-PARTY_FIELDS = ("seller", "shipper", "consignee", "final_recipient", "importer_of_record")
-_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
-# The line's manufacturer (the MID is built again from the corrected name and address).
-MANUFACTURER_FIELDS = tuple(f"manufacturer_{part}" for part in ("name", *_ADDRESS_PARTS))
-CORRECTABLE = (
-    *ITEM_FIELDS,
-    *MANUFACTURER_FIELDS,
-    *ORDER_FIELDS,
-    *(f"{party}_name" for party in PARTY_FIELDS),
-    *(f"{party}_{part}" for party in PARTY_FIELDS for part in _ADDRESS_PARTS),
-    "importer_of_record_id",
-    "importer_of_record_id_type",
-)
 _NUMBERS = {"unit_value", "quantity", "total_declared_value", "declared_weight_kg"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DECIDERS = ("station", "compliance", "customs")

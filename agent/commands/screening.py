@@ -1,0 +1,194 @@
+"""Commands for whoever answers for the screening itself: ``screen`` (parcels in, verdicts out: batch
+and what-if) and ``model eval|train|reinstate`` (measure a model, train one on customs outcomes,
+lift a station's quarantine of its model).
+
+Kept together because they share one question (what would the rules and the model say?) and the
+options that choose the thresholds and the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from prescreen.commands.helpers import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    LOG_FROM_OPTION,
+    add_command,
+    add_config_option,
+    add_json_option,
+    load_config,
+    post_to_agent,
+    print_json,
+    subcommands,
+)
+
+
+def _screening_config(args: argparse.Namespace) -> Any:
+    """The config ``--config`` names (defaults without it), with ``--model`` and ``--rules-only``."""
+    from prescreen.ops import config
+
+    conf = config.load(args.config) if args.config else config.Config()
+    changes: dict[str, Any] = {}
+    if args.model:
+        changes["model_path"] = args.model
+    if args.rules_only:
+        changes["use_model"] = False
+    return config.replace(conf, "screening", **changes) if changes else conf
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    """Screen parcel JSON lines from stdin; one verdict JSON line each; exit 1 if a line was bad."""
+    from prescreen.packing.app import load_model
+    from prescreen.packing.batch import screen_lines
+    from prescreen.risk.entry import EntrySettings
+    from prescreen.risk.screening import Screener
+
+    conf = _screening_config(args)
+    screener = Screener(conf.screening, load_model(conf), entry=EntrySettings.from_config(conf.entry))
+    bad = 0
+    for result in screen_lines(sys.stdin, screener):
+        bad += "error" in result
+        print_json(result, flush=True)
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def cmd_model_eval(args: argparse.Namespace) -> int:
+    """Score a labelled CSV with the model and print PR-AUC, precision@5 %, recall at HOLD."""
+    from prescreen.models.evaluation import evaluate, read_labelled_rows
+    from prescreen.models.runner import load_risk_model
+
+    conf = _screening_config(args).screening
+    model = load_risk_model(args.model or conf.model_path or None)
+    review = conf.review_score
+    if review is None:
+        review = model.threshold_for(conf.model_review_budget)
+    rows = read_labelled_rows(args.data)
+    report: dict[str, Any] = evaluate(model.score, rows, review=review, hold=conf.hold_score)
+    report["model_version"] = model.version
+    if args.json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            print(f"{key:<20} {value}")
+    return EXIT_OK
+
+
+def cmd_model_train(args: argparse.Namespace) -> int:
+    """Train a model on outcome labels (customs side, training virtualenv) and print its comparison."""
+    from prescreen.core.errors import ModelError
+    from prescreen.models.outcome_train import train_on_outcomes
+
+    try:
+        import tensorflow  # noqa: F401  (only to say clearly where training runs)
+    except ImportError:
+        raise ModelError(
+            "model train needs TensorFlow, which is never installed on a station: run it in the "
+            "training virtualenv (make train-venv; .venv-train/bin/prescreen model train ...)"
+        ) from None
+    report = train_on_outcomes(
+        args.labels,
+        Path(args.out),
+        synthetic=args.synthetic,
+        test_share=args.test_share,
+        version=args.version,
+        shipped=args.shipped,
+    )
+    newer = report["newer"]
+    print(
+        f"{report['version']} written to {args.out}: PR-AUC on the newer {report['split']['test_rows']} "
+        f"parcels {newer['outcome_trained']['pr_auc']} (the fleet's {report['shipped_version']}: "
+        f"{newer['shipped']['pr_auc']})"
+    )
+    return EXIT_OK
+
+
+def cmd_model_reinstate(args: argparse.Namespace) -> int:
+    """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
+    status, answer = post_to_agent(load_config(args.config), "/api/model/reinstate", {})
+    print(answer.get("result") or answer.get("error"))
+    return EXIT_OK if status == 200 else EXIT_FAILURE
+
+
+def add_screening_commands(sub: Any) -> None:
+    """screen and model."""
+    screen = add_command(
+        sub,
+        "screen",
+        help="screen parcel JSON lines from stdin (batch, what-if)",
+        description=(
+            "One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a flat row with "
+            "the model-eval columns); prints one JSON line each with verdict, score and reasons."
+        ),
+        example='echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
+        run=cmd_screen,
+        log_level=LOG_FROM_OPTION,
+    )
+    model = add_command(
+        sub,
+        "model",
+        help="risk model tools",
+        description=(
+            "Evaluate the on-device risk model, train a new one from customs outcomes, or lift a station's "
+            "quarantine of its model."
+        ),
+        example="prescreen model eval --data labelled.csv",
+    )
+    what = subcommands(model)
+    evaluate = add_command(
+        what,
+        "eval",
+        help="metrics of the model on a labelled CSV",
+        description=(
+            "CSV columns: description, hts_code, declared_value_usd, declared_weight_kg, "
+            "measured_weight_kg, origin_country, quantity, label (1 = hold or review)."
+        ),
+        example="prescreen model eval --data labelled.csv --json",
+        run=cmd_model_eval,
+        log_level=LOG_FROM_OPTION,
+    )
+    evaluate.add_argument("--data", required=True, help="labelled CSV file")
+    add_json_option(evaluate)
+    for each in (screen, evaluate):
+        each.add_argument("--config", help="take thresholds and model path from this TOML config")
+        each.add_argument("--model", help="model directory (default: the shipped model)")
+        each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
+    _add_train_command(what)
+    reinstate = add_command(
+        what,
+        "reinstate",
+        help="lift the running station's quarantine of its model",
+        description=(
+            "The station quarantines a model that raises more than twice its card's share of parcels (it "
+            "then screens rules only; prescreen status says so). Look at the raises first."
+        ),
+        example="prescreen model reinstate --config /etc/prescreen/agent.toml",
+        run=cmd_model_reinstate,
+    )
+    add_config_option(reinstate)
+
+
+def _add_train_command(what: Any) -> None:
+    trainer = add_command(
+        what,
+        "train",
+        help="customs side: train a model on outcome labels (training virtualenv only)",
+        description=(
+            "Time-ordered: trained on the older parcels of the labels table, tested on the newer ones "
+            "against the fleet's model; writes the model, model.json, metrics.json and the card."
+        ),
+        example=".venv-train/bin/prescreen model train --labels labels.csv --out new --synthetic 2000",
+        run=cmd_model_train,
+        log_level=LOG_FROM_OPTION,
+    )
+    trainer.add_argument("--labels", required=True, help="CSV of `prescreen records labels`")
+    trainer.add_argument("--out", required=True, help="directory for the new model")
+    trainer.add_argument("--synthetic", type=int, default=0, help="synthetic rows per generator to mix in")
+    trainer.add_argument(
+        "--test-share", type=float, default=0.3, help="newest share of parcels kept for test"
+    )
+    trainer.add_argument("--version", help="model version (default risk-outcomes-<newest date>)")
+    trainer.add_argument("--shipped", help="the fleet's model directory to compare with (default: shipped)")

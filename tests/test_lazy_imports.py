@@ -1,0 +1,57 @@
+"""``prescreen version`` and ``--help`` load no numpy, SQLite helpers, drivers, paho or model runtime.
+
+Every command imports its heavy modules when it runs (issue 19 item 4): a box that only asks the
+agent its version or its commands should not pay for the model runtime or the serial drivers, and a
+stray top-level import in one command module would put them back in every command. Read from
+``python -X importtime``, which lists every module the interpreter really imported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# A module counts when its name is one of these or starts with one of them and a dot.
+HEAVY = (
+    "numpy",
+    "sqlite_utils",
+    "paho",
+    "tflite_runtime",
+    "ai_edge_litert",
+    "prescreen.drivers",
+    "prescreen.models",
+)
+
+
+def imported(*args: str) -> list[str]:
+    """The modules ``python -X importtime ARGS`` imported, in the order it reports them."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = []
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":  # the header line
+                names.append(name)
+    return names
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+@pytest.mark.parametrize("command", [("version",), ("--help",)], ids=" ".join)
+def test_the_light_commands_import_nothing_heavy(command: tuple[str, ...]) -> None:
+    modules = imported("-m", "prescreen", *command)
+    assert "prescreen.commands.main" in modules  # the CLI was really imported (a walk over nothing passes)
+    assert heavy(modules) == []
+
+
+def test_the_check_sees_a_heavy_import() -> None:
+    """The same reading of the same report finds a heavy module when one is imported (it can fail)."""
+    modules = imported("-c", "import prescreen.commands.main, prescreen.drivers.registry")
+    assert "prescreen.drivers.registry" in heavy(modules)
