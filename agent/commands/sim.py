@@ -299,8 +299,13 @@ def _add_device_commands(sub: Any) -> None:
         )
         device.add_argument("device", choices=["scanner", "scale"], help="which simulated device")
     for parser in what.choices.values():
-        parser.add_argument("--station", help=f"the station's local URL (default {DEFAULT_STATION})")
-        parser.add_argument(
-            "--config", help="take the station's URL and API token file from its TOML config ([http])"
-        )
-        add_json_option(parser, "print the station's JSON answer")
+        _add_station_options(parser)
+
+
+def _add_station_options(parser: argparse.ArgumentParser) -> None:
+    """Which station a ``sim`` command drives, and how it prints the answer."""
+    parser.add_argument("--station", help=f"the station's local URL (default {DEFAULT_STATION})")
+    parser.add_argument(
+        "--config", help="take the station's URL and API token file from its TOML config ([http])"
+    )
+    add_json_option(parser, "print the station's JSON answer")
