@@ -7,14 +7,16 @@ campaign). Optionally the synthetic generators are mixed into the training part,
 customs has not labelled yet are not forgotten. The card compares, on the same newer rows, the
 new model with the model the fleet runs now, each at its own review-budget threshold.
 
-Fitting, int8 conversion and the manifest (spec features-v2, logit output, calibration) are
-those of :mod:`prescreen.models.train`, so an outcome-trained model is shaped exactly like the
-shipped one. TensorFlow is needed only for the fit (the training virtualenv, ``make train-venv``);
-the split, the mix, the comparison and the card are plain Python.
+The network, features (spec features-v2), logit output, int8 conversion and calibration are those
+of :mod:`prescreen.models.train`, so an outcome-trained model is shaped exactly like the shipped
+one. Two trainers fit it: TensorFlow (the training virtualenv, ``make train-venv``) and numpy with
+a hand-written TFLite writer (:mod:`prescreen.models.tiny_train`, seconds, no TensorFlow), which the
+demo and CI use; ``auto`` takes TensorFlow where it is installed. The card says which one ran.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,11 @@ from prescreen.models import features, generators, train
 from prescreen.models.evaluation import metrics, read_labelled_rows
 
 TEST_SHARE = 0.3
+TRAINERS = ("auto", "tensorflow", "numpy")
+TRAINED_BY = {
+    "tensorflow": "TensorFlow (Keras, TFLite converter)",
+    "numpy": "numpy and the TFLite writer of `prescreen.models.tiny_train` (no TensorFlow)",
+}
 Row = Mapping[str, Any]
 Scorer = Callable[[list[float]], float]
 
@@ -78,6 +85,27 @@ def compare(newer: Sequence[Row], models: Mapping[str, tuple[Scorer, float]]) ->
     }
 
 
+def fit_int8(x: Any, y: Any, trainer: str = "auto") -> tuple[bytes, str]:
+    """(the int8 TFLite model fitted to ``x``, ``y``; the trainer that fitted it).
+
+    Raises:
+        ModelError: an unknown trainer, or TensorFlow asked for where it is not installed.
+    """
+    if trainer not in TRAINERS:
+        raise ModelError(f"trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
+    has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+    if trainer == "tensorflow" and not has_tensorflow:
+        raise ModelError(
+            "--trainer tensorflow needs TensorFlow, which is never installed on a station: run it in "
+            "the training virtualenv (make train-venv; .venv-train/bin/prescreen model train ...)"
+        )
+    if trainer == "numpy" or not has_tensorflow:
+        from prescreen.models import tiny_train
+
+        return tiny_train.to_int8_tflite(tiny_train.fit(x, y), x), "numpy"
+    return train.to_int8_tflite(train._fit(x, y), x), "tensorflow"  # pragma: no cover - TensorFlow
+
+
 def train_on_outcomes(
     labels_path: str | Path,
     out: Path,
@@ -86,7 +114,8 @@ def train_on_outcomes(
     test_share: float = TEST_SHARE,
     version: str | None = None,
     shipped: str | Path | None = None,
-) -> dict[str, Any]:  # pragma: no cover - the fit needs TensorFlow (tests/models: run with .venv-train)
+    trainer: str = "auto",
+) -> dict[str, Any]:
     """Train, write the model, ``model.json``, ``metrics.json`` and ``MODEL_CARD.md`` into ``out``."""
     import numpy as np
     from prescreen.models.runner import load_risk_model
@@ -97,13 +126,14 @@ def train_on_outcomes(
     training = [*older, *mix]
     x = np.array([features.vectorize_row(r) for r in training], dtype=np.float32)
     y = np.array([int(str(r["label"])) for r in training], dtype=np.float32)
-    model = train._fit(x, y)
+    content, used = fit_int8(x, y, trainer)
     version = version or "risk-outcomes-" + str(newer[-1]["time"])[:10].replace("-", "")
-    train.write_model(out, version, train.to_int8_tflite(model, x), x)
+    train.write_model(out, version, content, x)
     new, live = load_risk_model(out), load_risk_model(shipped)
     report = {
         "version": version,
         "shipped_version": live.version,
+        "trainer": used,
         "split": {
             "train_outcome_rows": len(older),
             "train_synthetic_rows": len(mix),
@@ -144,7 +174,7 @@ def outcome_card(report: Mapping[str, Any]) -> str:
 destroyed = 1; released, assessment complete = 0), the older {split["train_outcome_rows"]} parcels
 (until {split["train_until"]}), mixed with {split["train_synthetic_rows"]} synthetic rows. Same
 model shape, features (`{features.SPEC_VERSION}`), int8 conversion and calibration as the shipped
-model (`prescreen.models.train`).
+model (`prescreen.models.train`); fitted by {TRAINED_BY[report.get("trainer", "tensorflow")]}.
 
 **Tested on the newer {split["test_rows"]} parcels** ({split["test_from"]} to {split["test_until"]}),
 never seen in training, against the model in the fleet on the same rows; each at the threshold

@@ -7,15 +7,17 @@ the station's record of the effect, which also reaches the receiver's store thro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import queue
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prescreen.core.errors import SyncError
-from prescreen.core.records import epoch_s, rfc3339, utc_now
+from prescreen.core.records import dumps, epoch_s, rfc3339, utc_now
 from prescreen.core.signing import DeviceKey
 from prescreen.sync.mqtt import Endpoint, MqttConnection, Security
 from prescreen.sync.topics import downlink_acks_topic, downlink_topic
@@ -26,6 +28,51 @@ DEFAULT_LIFETIME_S = 3600.0
 def new_message(kind: str, **fields: Any) -> dict[str, Any]:
     """A downlink message with a fresh id and the time it was issued."""
     return {"message_id": uuid.uuid4().hex, "type": kind, "issued_at": utc_now(), **fields}
+
+
+def model_manifest(directory: Path, base_url: str, version: str) -> dict[str, Any]:
+    """The manifest of a model directory published at ``base_url``: its version, and each file
+    with its URL and SHA-256 (what the station fetches and checks)."""
+    files = [
+        {
+            "name": path.name,
+            "url": f"{base_url.rstrip('/')}/{path.name}",
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        for path in sorted(directory.iterdir())
+        if path.is_file()
+    ]
+    return {"version": version, "files": files}
+
+
+def model_message(
+    manifest: dict[str, Any],
+    update_key: DeviceKey,
+    *,
+    site: str,
+    device: str,
+    shadow: bool = False,
+    promote: bool = False,
+    serial: int | None = None,
+) -> dict[str, Any]:
+    """A ``model`` message: ``manifest`` bound to the station (``target``), for an hour, newer than
+    any before (``serial``, default now), in shadow or as a promotion (both *inside* the signed
+    manifest, so nobody can flip them on the way), signed by the model update key.
+
+    Raises:
+        ValueError: both shadow and promote (one delivers beside the live model, one makes it live).
+    """
+    if shadow and promote:
+        raise ValueError(
+            "--shadow delivers a model beside the live one, --promote makes it live: one of them"
+        )
+    manifest = {**manifest, **({"shadow": True} if shadow else {}), **({"promote": True} if promote else {})}
+    manifest.setdefault("target", {"site_id": site, "device_id": device})
+    manifest.setdefault("expires_at", rfc3339(time.time() + DEFAULT_LIFETIME_S))
+    manifest.setdefault("serial", serial if serial is not None else int(time.time()))
+    return new_message(
+        "model", manifest=manifest, manifest_signature=update_key.sign_bytes(dumps(manifest).encode())
+    )
 
 
 def seal(

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from prescreen.core.errors import ModelError, SyncError
+from prescreen.core.errors import SyncError
 from prescreen.core.records import dumps, epoch_s
 from prescreen.core.signing import verify_detached
-from prescreen.risk.screening import RiskModel
 from prescreen.sync.topics import addressed_to
 
 log = logging.getLogger("prescreen.downlink")
@@ -181,18 +180,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def load(directory: Path) -> RiskModel:
-    """Load a fetched model; a model that does not load is removed (nothing half-installed stays).
-
-    Raises:
-        UpdateError: the runtime refused the model.
-    """
-    from prescreen.models.runner import load_risk_model
-
-    try:
-        return load_risk_model(directory)
-    except ModelError as exc:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise UpdateError(f"model {directory.name} does not load, kept the running model: {exc}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.core.errors import RecordError, SyncError
-from prescreen.core.records import dumps, utc_now, validate
+from prescreen.core.records import dumps, tracking_number_of, utc_now, validate
 from prescreen.core.signing import DeviceKey, Rejection, TrustStore
 from prescreen.core.wire import Batch, decode_batch, decode_record, encode_ack
 from prescreen.sync.mqtt import MqttConnection
@@ -323,9 +323,7 @@ class Receiver:
                     record["seq"],
                     record["kind"],
                     (record.get("screening") or {}).get("verdict"),
-                    (record.get("parcel") or record.get("outcome") or record.get("downlink") or {}).get(
-                        "tracking_number"
-                    ),
+                    tracking_number_of(record),
                     record["created_at"],
                     now,
                     body,

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prescreen.core.records import validate
@@ -17,6 +18,14 @@ from prescreen.sim.demo import run_demo
 def stored_ids(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [row[0] for row in conn.execute("SELECT record_id FROM records")]
+
+
+def learning_records(loop: dict[str, Any]) -> int:
+    """Records the demo's learning loop commits: one downlink record per customs outcome, the second
+    shift's verdicts and shelf confirmations, and the shadow delivery's and the promotion's."""
+    if not loop["trained"]:
+        return int(loop["outcomes"])
+    return int(loop["outcomes"] + loop["parcels"] + loop["holds_on_shelf"] + 2)
 
 
 @pytest.mark.slow
@@ -29,8 +38,14 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
     assert compliance["correction"]["verdict_before"] == "HOLD"
     assert compliance["late_hold"]["status"] == "applied"
     assert compliance["feedback"] == "applied"
-    extra = 4  # the correction, its outcome, and the records of two downlink messages
-    assert summary["committed"] == summary["acked"] == summary["received"] == 60 + holds + extra
+    extra = 5  # the correction, its outcome, two downlink messages' records, the late hold's shelving
+    # The learning loop: a downlink record per customs outcome, the second shift's verdicts and
+    # shelf confirmations, and the records of the shadow delivery and the promotion.
+    loop = summary["learning"]
+    assert loop["trained"], loop
+    assert (loop["shadow"], loop["promoted"], loop["used_by"]) == ("applied", "applied", "risk-demo-outcomes")
+    total = 60 + holds + extra + learning_records(loop)
+    assert summary["committed"] == summary["acked"] == summary["received"] == total
     assert summary["exactly_once"], summary["delivery_problems"]
     assert sum(summary["verdicts"].values()) == 60
     assert all(summary["verdicts"][v] > 0 for v in ("CLEAR", "REVIEW", "HOLD"))
@@ -41,7 +56,7 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
         bodies = [json.loads(r[0]) for r in conn.execute("SELECT body FROM records ORDER BY seq")]
     for body in bodies:
         validate(body)
-    assert [b["seq"] for b in bodies] == list(range(1, 61 + holds + extra))
+    assert [b["seq"] for b in bodies] == list(range(1, total + 1))
     received = stored_ids(tmp_path / "receiver.db")
     assert sorted(received) == sorted(b["record_id"] for b in bodies)
     outcomes = [b for b in bodies if b["kind"] == "outcome" and b["outcome"]["outcome"] == "held_on_shelf"]
@@ -50,7 +65,9 @@ def test_every_record_arrives_exactly_once_and_validates(tmp_path: Path) -> None
         for b in bodies
         if b["kind"] == "verdict" and b["screening"]["verdict"] == "HOLD" and "supersedes" not in b
     }
-    assert {o["outcome"]["refers_to"] for o in outcomes} == held
+    assert compliance["late_hold"]["shelved"]  # the parcel customs held late, fetched back and shelved
+    late = compliance["late_hold"]["parcel_state"]["verdict_record_id"]
+    assert {o["outcome"]["refers_to"] for o in outcomes} == held | {late}
     assert {o["outcome"]["shelf"] for o in outcomes} == {"SHELF-A1"}
     # The held parcel's correction: a new version, linked to the old, both in the receiver's store.
     (fixed,) = [b for b in bodies if (b.get("supersedes") or {}).get("reason") == "correction"]
@@ -92,7 +109,8 @@ def test_cli_demo_json_200_parcels(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)  # exactly one JSON object on stdout
     assert summary["parcels"] == 200
-    assert summary["received"] == summary["committed"] == 200 + summary["verdicts"]["HOLD"] + 4
+    records = 200 + summary["verdicts"]["HOLD"] + 5 + learning_records(summary["learning"])
+    assert summary["received"] == summary["committed"] == records
     assert summary["exactly_once"], summary["delivery_problems"]
     assert set(summary["latency_ms"]) >= {"p50", "p99"}
     assert set(summary) >= {

@@ -1,8 +1,10 @@
-"""Commands for the seller's compliance team: ``correct``, ``outcome``, ``report sellers``, ``export``.
+"""Commands for the seller's compliance team: ``correct``, ``outcome``, ``rfi answer``,
+``rfs screened``, ``report sellers``, ``export``.
 
-``correct`` and ``outcome`` ask the running agent (its localhost API), so the station thread
-commits them in order with the scans and the agent's own rules re-screen a correction. ``report``
-and ``export`` only read the outbox, so they also work while the agent is stopped.
+``correct``, ``outcome`` and the answers to customs referrals ask the running agent (its localhost
+API), so the station thread commits them in order with the scans and the agent's own rules
+re-screen a correction. ``report`` and ``export`` only read the outbox, so they also work while the
+agent is stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from prescreen.core.errors import ConfigError, OutboxError
 
 
 def _ask_agent(config_path: str, route: str, body: dict[str, Any], as_json: bool) -> int:
-    """POST a correction or outcome to the running agent; print the record it committed."""
+    """POST a correction, outcome or referral answer to the running agent; print its record."""
     status, answer = post_to_agent(load_config(config_path), route, body)
     if status != 201:
         error(str(answer.get("error", answer)))
@@ -53,20 +55,38 @@ def _summary(record: dict[str, Any]) -> str:
     if record["kind"] == "outcome":
         o = record["outcome"]
         return f"outcome {o['outcome']} recorded for {o['tracking_number']} (record {record['record_id']})"
+    if record["kind"] == "rfi_response":
+        r = record["rfi_response"]
+        answered = ", ".join(r["fields"])
+        return f"RFI on {r['tracking_number']} answered: {answered} (record {record['record_id']})"
+    if record["kind"] == "screening":
+        s = record["screened"]
+        done = f"{s['method']}: {s['result']}"
+        return f"{s['tracking_number']} screened by {done} (record {record['record_id']})"
     return (
         f"corrected: {record['parcel']['tracking_number']} is now {record['screening']['verdict']} "
         f"(record {record['record_id']} supersedes {record['supersedes']['record_id']})"
     )
 
 
-def cmd_correct(args: argparse.Namespace) -> int:
-    """Correct an order's data; the agent re-screens it and sends the new version."""
-    changes = {}
-    for pair in args.set:
+def name_values(pairs: list[str], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` arguments (``--set``, ``--field``) as a dict.
+
+    Raises:
+        ConfigError: one without ``=``.
+    """
+    found = {}
+    for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
-            raise ConfigError(f"--set takes FIELD=VALUE, got {pair!r}")
-        changes[name.strip()] = value
+            raise ConfigError(f"{option} takes NAME=VALUE, got {pair!r}")
+        found[name.strip()] = value
+    return found
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    """Correct an order's data; the agent re-screens it and sends the new version."""
+    changes = name_values(args.set, "--set")
     body = {"record": args.record, "changes": changes, "line": args.line, "by": args.by}
     return _ask_agent(args.config, "/api/correct", body, args.json)
 
@@ -81,6 +101,26 @@ def cmd_outcome(args: argparse.Namespace) -> int:
         "note": args.note,
     }
     return _ask_agent(args.config, "/api/outcome", body, args.json)
+
+
+def cmd_rfi_answer(args: argparse.Namespace) -> int:
+    """Answer the open RFI on a tracking number with the fields it asked for."""
+    fields = name_values(args.field, "--field")
+    body = {"tracking_number": args.tracking, "fields": fields, "answered_by": args.by, "note": args.note}
+    return _ask_agent(args.config, "/api/rfi", body, args.json)
+
+
+def cmd_rfs_screened(args: argparse.Namespace) -> int:
+    """Record that a parcel was screened by a high-risk method, and the result."""
+    body = {
+        "tracking_number": args.tracking,
+        "method": args.method,
+        "operator": args.operator,
+        "result": args.result,
+        "screened_at": args.at,
+        "note": args.note,
+    }
+    return _ask_agent(args.config, "/api/screening", body, args.json)
 
 
 def read_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -131,9 +171,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_compliance_commands(sub: Any) -> None:
-    """correct, outcome, report sellers and export."""
+    """correct, outcome, rfi answer, rfs screened, report sellers and export."""
     _add_correct_command(sub)
     _add_outcome_command(sub)
+    _add_referral_commands(sub)
     report = add_command(
         sub,
         "report",
@@ -233,3 +274,76 @@ def _add_outcome_command(sub: Any) -> None:
     outcome.add_argument("--note", help="free text kept in the outcome record")
     add_config_option(outcome, of="the running agent")
     add_json_option(outcome, "print the new record")
+
+
+def _add_referral_commands(sub: Any) -> None:
+    rfi = add_command(
+        sub,
+        "rfi",
+        help="answer a customs request for information (RFI)",
+        description="Answers to customs requests for information, committed by the running agent.",
+        example="prescreen rfi answer --config agent.toml 1Z999AA10123456784 --field invoice=INV-1",
+    )
+    answer = add_command(
+        subcommands(rfi),
+        "answer",
+        help="send customs the data an RFI asked for (an rfi_response record)",
+        description="Commit an rfi_response record with the data the open RFI on the parcel asked for; "
+        "every field it names must be given.",
+        example="prescreen rfi answer --config /etc/prescreen/agent.toml 1Z999AA10123456784 "
+        "--field invoice=INV-2291 --field hts_code=8708301050",
+        run=cmd_rfi_answer,
+    )
+    answer.add_argument("tracking", help="the parcel's tracking number")
+    answer.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        required=True,
+        help="an answered field (repeatable): those the RFI asks for, e.g. invoice, hts_code, description, "
+        "consignee_tax_id, manufacturer",
+    )
+    answer.add_argument(
+        "--by", default="station", choices=["station", "compliance"], help="who answers (default station)"
+    )
+    rfs = add_command(
+        sub,
+        "rfs",
+        help="answer a customs request for screening (RFS)",
+        description="Answers to customs requests for screening, recorded by the running agent.",
+        example="prescreen rfs screened --config agent.toml 1Z999AA10123456784 --method x_ray "
+        "--operator badge-114 --result cleared",
+    )
+    screened = add_command(
+        subcommands(rfs),
+        "screened",
+        help="record that a parcel was screened by a high-risk method (a screening record)",
+        description="Commit a screening record: method, operator, time and result, tied to the open RFS. "
+        "Methods (ICAO/ICS2 codes): x_ray XRY, eds EDS, etd ETD, edd EDD, physical_search PHS, "
+        "visual_check VCK, metal_detection CMD, other_means AOM.",
+        example="prescreen rfs screened --config /etc/prescreen/agent.toml 1Z999AA10123456784 "
+        "--method x_ray --operator badge-114 --result cleared",
+        run=cmd_rfs_screened,
+    )
+    screened.add_argument("tracking", help="the parcel's tracking number")
+    screened.add_argument(
+        "--method",
+        required=True,
+        choices=Choices("prescreen.trade.referrals", "SCREENING_METHODS"),
+        metavar="METHOD",
+        help="how it was screened: %(choices)s",
+    )
+    screened.add_argument("--operator", required=True, help="who screened it (name or badge)")
+    screened.add_argument(
+        "--result",
+        required=True,
+        choices=Choices("prescreen.trade.referrals", "SCREENING_RESULTS"),
+        metavar="RESULT",
+        help="what it found: %(choices)s",
+    )
+    screened.add_argument("--at", help="when it was screened, RFC 3339 (default: now)")
+    for each in (answer, screened):
+        each.add_argument("--note", help="free text kept in the record (500 characters)")
+        add_config_option(each, of="the running agent")
+        add_json_option(each, "print the new record")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +140,18 @@ def _message_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["keys"] = args.customs_key
     if args.customs_reference:
         fields["customs_reference"] = args.customs_reference
+    if args.fields:
+        fields["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
     if args.type == "model":
         fields.update(_signed_manifest(args))
     return fields
 
 
 def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
-    """A model manifest and its signature by the customs update key."""
-    from prescreen.core.records import dumps, rfc3339
+    """A model manifest and its signature by the customs update key (bound to this station, for an
+    hour, newer than any before; shadow or promote inside the signed manifest)."""
     from prescreen.core.signing import DeviceKey
+    from prescreen.sync.customs import model_message
 
     if not args.manifest or not args.signing_key:
         raise ConfigError("--type model needs --manifest FILE and --signing-key FILE")
@@ -157,20 +159,18 @@ def _signed_manifest(args: argparse.Namespace) -> dict[str, Any]:
         manifest = json.loads(Path(args.manifest).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{args.manifest}: not a readable JSON manifest: {exc}") from exc
-    if args.shadow and args.promote:
-        raise ConfigError(
-            "--shadow delivers a model beside the live one, --promote makes it live: one of them"
+    try:
+        message = model_message(
+            manifest,
+            DeviceKey.load_or_create(args.signing_key),
+            site=args.site,
+            device=args.device,
+            shadow=args.shadow,
+            promote=args.promote,
         )
-    if args.shadow:  # inside the signed manifest: nobody can flip a shadow model live on the way
-        manifest["shadow"] = True
-    if args.promote:  # the same manifest as the shadow delivery: the station checks the files match
-        manifest["promote"] = True
-    # Bound to this station, for an hour, and newer than any before (the serial defaults to now).
-    manifest.setdefault("target", {"site_id": args.site, "device_id": args.device})
-    manifest.setdefault("expires_at", rfc3339(time.time() + 3600))
-    manifest.setdefault("serial", int(time.time()))
-    key = DeviceKey.load_or_create(args.signing_key)
-    return {"manifest": manifest, "manifest_signature": key.sign_bytes(dumps(manifest).encode())}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return {k: message[k] for k in ("manifest", "manifest_signature")}
 
 
 def cmd_update_key(args: argparse.Namespace) -> int:
@@ -275,7 +275,8 @@ def _add_downlink_commands(sub: Any) -> None:
         "send",
         help="send one message and wait for the station's ack",
         description=(
-            "Types: hold, rfi, rfs, dnl, release (with --tracking), watchlist (--add/--remove), feedback "
+            "Types: hold, rfi (--fields), rfs, dnl, release (with --tracking), watchlist (--add/--remove), "
+            "feedback "
             "(--text with --record or --seller), config (--set review_score=0.4), model (--manifest, "
             "--signing-key), outcome (--outcome, --reason-code, --customs-reference with --tracking or "
             "--record)."
@@ -325,6 +326,11 @@ def _add_message_options(send: argparse.ArgumentParser) -> None:
     )
     send.add_argument("--tracking", dest="tracking_number", help="the parcel's tracking number")
     send.add_argument("--reason", help="hold, rfi, rfs, dnl: why (kept with the hold)")
+    send.add_argument(
+        "--fields",
+        help="rfi: the data asked for, comma-separated (invoice, hts_code, description, consignee_tax_id, "
+        "manufacturer, origin_country, unit_value, seller, importer_of_record, photo)",
+    )
     send.add_argument("--text", help="feedback text")
     send.add_argument("--record", dest="record_id", help="record the feedback or outcome is about")
     send.add_argument(

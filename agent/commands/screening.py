@@ -78,17 +78,9 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_model_train(args: argparse.Namespace) -> int:
-    """Train a model on outcome labels (customs side, training virtualenv) and print its comparison."""
-    from prescreen.core.errors import ModelError
+    """Train a model on outcome labels (customs side) and print its comparison with the fleet's."""
     from prescreen.models.outcome_train import train_on_outcomes
 
-    try:
-        import tensorflow  # noqa: F401  (only to say clearly where training runs)
-    except ImportError:
-        raise ModelError(
-            "model train needs TensorFlow, which is never installed on a station: run it in the "
-            "training virtualenv (make train-venv; .venv-train/bin/prescreen model train ...)"
-        ) from None
     report = train_on_outcomes(
         args.labels,
         Path(args.out),
@@ -96,12 +88,13 @@ def cmd_model_train(args: argparse.Namespace) -> int:
         test_share=args.test_share,
         version=args.version,
         shipped=args.shipped,
+        trainer=args.trainer,
     )
     newer = report["newer"]
     print(
-        f"{report['version']} written to {args.out}: PR-AUC on the newer {report['split']['test_rows']} "
-        f"parcels {newer['outcome_trained']['pr_auc']} (the fleet's {report['shipped_version']}: "
-        f"{newer['shipped']['pr_auc']})"
+        f"{report['version']} ({report['trainer']}) written to {args.out}: PR-AUC on the newer "
+        f"{report['split']['test_rows']} parcels {newer['outcome_trained']['pr_auc']} "
+        f"(the fleet's {report['shipped_version']}: {newer['shipped']['pr_auc']})"
     )
     return EXIT_OK
 
@@ -175,12 +168,12 @@ def _add_train_command(what: Any) -> None:
     trainer = add_command(
         what,
         "train",
-        help="customs side: train a model on outcome labels (training virtualenv only)",
+        help="customs side: train a model on outcome labels (TensorFlow where installed, else numpy)",
         description=(
             "Time-ordered: trained on the older parcels of the labels table, tested on the newer ones "
             "against the fleet's model; writes the model, model.json, metrics.json and the card."
         ),
-        example=".venv-train/bin/prescreen model train --labels labels.csv --out new --synthetic 2000",
+        example="prescreen model train --labels labels.csv --out new --synthetic 300",
         run=cmd_model_train,
         log_level=LOG_FROM_OPTION,
     )
@@ -192,3 +185,9 @@ def _add_train_command(what: Any) -> None:
     )
     trainer.add_argument("--version", help="model version (default risk-outcomes-<newest date>)")
     trainer.add_argument("--shipped", help="the fleet's model directory to compare with (default: shipped)")
+    trainer.add_argument(
+        "--trainer",
+        default="auto",
+        choices=["auto", "tensorflow", "numpy"],
+        help="auto: TensorFlow if installed (make train-venv), else numpy (seconds, no TensorFlow)",
+    )

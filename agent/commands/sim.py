@@ -50,6 +50,7 @@ def _print_progress(number: int, total: int, step: Any, event: Any) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    from prescreen.sim.demo_loop import summary_lines
     from prescreen.trade import scorecard
 
     verdicts = summary["verdicts"]
@@ -73,6 +74,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  model              {summary['model'] or 'none (rules-only)'}",
         f"  broker             {summary['broker']}   wall time {summary['seconds']} s",
         *_compliance_lines(summary["compliance"]),
+        *(summary_lines(summary["learning"]) if summary["learning"] else ()),
         *_export_lines(summary["exports"]),
         "",
         "Seller data-quality scorecard:",
@@ -132,6 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         broker_kind=args.broker,
         announce=None if args.json else _announce,
         pace_s=args.pace,
+        learning=not args.no_learning,
     )
     if args.json:
         print_json(summary)
@@ -224,7 +227,8 @@ def add_sim_commands(sub: Any) -> None:
         sub,
         "demo",
         help="run a whole simulated packing station end to end",
-        description="Simulated scanner and scale on ptys, sample orders, a local broker and receiver.",
+        description="Simulated scanner and scale on ptys, sample orders, a local broker and receiver; "
+        "then the compliance loop and the learning loop (outcomes, labels, training, shadow, promotion).",
         example="prescreen demo --parcels 200 --json",
         run=cmd_demo,
     )
@@ -233,6 +237,11 @@ def add_sim_commands(sub: Any) -> None:
     demo.add_argument("--workdir", help="keep outbox, receiver store and orders here")
     demo.add_argument(
         "--pace", type=float, default=0.0, help="seconds between parcels, to watch the station page"
+    )
+    demo.add_argument(
+        "--no-learning",
+        action="store_true",
+        help="leave out the learning loop (outcomes, labels, training, shadow, promotion) after the parcels",
     )
     demo.add_argument(
         "--broker",

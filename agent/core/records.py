@@ -129,6 +129,17 @@ def envelope(kind: str, seq: int, station: StationIdentity) -> Record:
     }
 
 
+def tracking_number_of(record: Record) -> str | None:
+    """The tracking number a record is about, whatever its kind (the receiver indexes it, so a
+    parcel's verdicts, outcomes, customs messages and referral answers are found together)."""
+    for key in ("parcel", "outcome", "downlink", "rfi_response", "screened"):
+        part = record.get(key)
+        if isinstance(part, dict):
+            tracking = part.get("tracking_number")
+            return tracking if isinstance(tracking, str) else None
+    return None
+
+
 def dumps(record: Record) -> str:
     """Compact, key-sorted JSON: the exact bytes stored and sent (and, later, signed)."""
     return json.dumps(record, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

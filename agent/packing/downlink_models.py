@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -22,10 +23,28 @@ from prescreen.core.records import Record, envelope
 from prescreen.packing.outbox import SideChanges
 from prescreen.packing.station import Station
 from prescreen.risk import model_monitor
+from prescreen.risk.screening import RiskModel
 from prescreen.sync import model_update
 from prescreen.sync.downlink import Downlink, DownlinkError, Effect
 
 log = logging.getLogger("prescreen.downlink")
+
+
+def load_update(directory: Path) -> RiskModel:
+    """Load a fetched model; a model that does not load is removed (nothing half-installed stays).
+
+    Raises:
+        UpdateError: the runtime refused the model.
+    """
+    from prescreen.models.runner import load_risk_model
+
+    try:
+        return load_risk_model(directory)
+    except ModelError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise model_update.UpdateError(
+            f"model {directory.name} does not load, kept the running model: {exc}"
+        ) from None
 
 
 def is_promotion(message: dict[str, Any]) -> bool:
@@ -62,12 +81,12 @@ class ModelMessages:
         screener = self.station.screener
         if live is not None:
             try:
-                screener = screener.with_model(model_update.load(Path(json.loads(live))))
+                screener = screener.with_model(load_update(Path(json.loads(live))))
             except model_update.UpdateError as exc:
                 log.error("updated model not loaded, using the configured one", extra={"reason": str(exc)})
         if shadow is not None:
             try:
-                screener = screener.with_shadow(model_update.load(Path(json.loads(shadow))))
+                screener = screener.with_shadow(load_update(Path(json.loads(shadow))))
             except model_update.UpdateError as exc:
                 log.error("shadow model not loaded, screening without one", extra={"reason": str(exc)})
         self.station.use_screener(screener)
@@ -98,7 +117,7 @@ class ModelMessages:
             )
             if is_promotion(message):
                 return self._shadow_to_promote(manifest)
-            return model_update.load(model_update.fetch(manifest, self.models_dir))
+            return load_update(model_update.fetch(manifest, self.models_dir))
         except (model_update.UpdateError, OSError) as exc:
             return exc
         finally:

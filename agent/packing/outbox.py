@@ -330,12 +330,24 @@ class Outbox:
     def latest_verdict(self, tracking_number: str) -> Record | None:
         """The newest verdict record for a tracking number (a scan over the bodies: for
         compliance actions, not for the hot path)."""
+        return self._latest(
+            "kind = 'verdict' AND json_extract(body, '$.parcel.tracking_number') = ?", (tracking_number,)
+        )
+
+    def latest_message(self, tracking_number: str, message_type: str) -> Record | None:
+        """The ``downlink`` record of the newest applied customs message of ``message_type``
+        (``rfi``, ``rfs``, ...) on a tracking number."""
+        return self._latest(
+            "kind = 'downlink' AND json_extract(body, '$.downlink.tracking_number') = ? "
+            "AND json_extract(body, '$.downlink.type') = ? "
+            "AND json_extract(body, '$.downlink.status') = 'applied'",
+            (tracking_number, message_type),
+        )
+
+    def _latest(self, where: str, params: tuple[Any, ...]) -> Record | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT body FROM records WHERE kind = 'verdict' "
-                "AND json_extract(body, '$.parcel.tracking_number') = ? ORDER BY seq DESC LIMIT 1",
-                (tracking_number,),
-            ).fetchone()
+            sql = f"SELECT body FROM records WHERE {where} ORDER BY seq DESC LIMIT 1"
+            row = self._conn.execute(sql, params).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def feedback(self) -> list[dict[str, Any]]:

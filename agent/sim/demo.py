@@ -29,6 +29,7 @@ from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
 from prescreen.packing.station import StationEvent
+from prescreen.sim.demo_loop import learning_round, truth
 from prescreen.sim.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step, generate
 from prescreen.sim.syncbench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
@@ -63,6 +64,7 @@ def demo_config(
     *,
     customs: DeviceKey | None = None,
     receiver: DeviceKey | None = None,
+    update: DeviceKey | None = None,
     http_port: int = 0,
 ) -> cfg.Config:
     """The station config the demo runs with: fast polling, everything under ``workdir`` (where the
@@ -93,11 +95,14 @@ def demo_config(
         batch_age_ms=20,
         customs_keys=(customs.public_b64,) if customs else (),
         receiver_keys=(receiver.public_b64,) if receiver else (),
+        update_key=update.public_b64 if update else "",
         allow_insecure=True,
     )
 
 
-_SIDE_EVENTS = frozenset({"downlink", "late_hold", "shelf_outcome", "correction", "outcome"})
+_SIDE_EVENTS = frozenset(
+    {"downlink", "late_hold", "shelf_outcome", "correction", "outcome", "rfi_response", "screening"}
+)
 
 
 class DemoStation:
@@ -116,6 +121,7 @@ class DemoStation:
         *,
         receiver_process: bool = False,
         http_port: int = 0,
+        models: bool = False,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
@@ -127,6 +133,8 @@ class DemoStation:
         # The customs side's keys: one signs downlink messages, one the receiver's acks.
         self.customs_key = DeviceKey.load_or_create(workdir / "customs.key")
         self.receiver_key = DeviceKey.load_or_create(workdir / "receiver.key")
+        # With ``models``, the station trusts the demo's model update key (the learning loop).
+        self.update_key = DeviceKey.load_or_create(workdir / "update.key") if models else None
         shared = self.broker.kind == "mosquitto"
         # In-process for tests that look inside the receiver; its own process (as deployed, on
         # another machine) for the demo and the benchmark, so it does not share the agent's GIL.
@@ -164,6 +172,7 @@ class DemoStation:
                 http_port=http_port,
                 customs=self.customs_key,
                 receiver=self.receiver_key,
+                update=self.update_key,
             )
             try:
                 self.agent = Agent(config).start()
@@ -196,6 +205,16 @@ class DemoStation:
         assert self.agent is not None
         return api_headers(self.agent.config.api_token_path())
 
+    def api_config(self, path: Path) -> Path:
+        """A TOML config with which ``prescreen correct|outcome|rfi|rfs`` on this machine reach this
+        station's local API (its port and the 0600 token file), written to ``path``."""
+        assert self.agent is not None
+        assert self.agent.http is not None
+        port = self.agent.http.url.rsplit(":", 1)[1]
+        token = self.agent.config.api_token_path()
+        path.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\ntoken_file = "{token}"\n')
+        return path
+
     def run(self, step: Step, *, shelf: str | None = "SHELF-A1") -> tuple[StationEvent, StationEvent | None]:
         """One parcel at the bench; returns its verdict event and, for a HOLD, its confirmation
         (``shelf`` None leaves the HOLD waiting for the operator, e.g. a touch on the page)."""
@@ -210,6 +229,11 @@ class DemoStation:
             self.scanner.scan(shelf)
             confirmation = self._next_scan_event()
         return event, confirmation
+
+    def shelve(self, shelf: str = "SHELF-A1") -> StationEvent:
+        """The operator puts a fetched-back parcel on the hold shelf and scans the shelf label."""
+        self.scanner.scan(shelf)
+        return self._next_scan_event()
 
     def _next_scan_event(self) -> StationEvent:
         # Events of other sources (downlink messages, corrections, outcomes) may come in between.
@@ -325,6 +349,8 @@ def compliance_round(station: DemoStation) -> dict[str, Any]:
         target = cleared[0]["parcel"]["tracking_number"]
         ack = station.send(new_message("rfs", tracking_number=target, reason="demo: request for screening"))
         summary["late_hold"] = None if ack is None else {"tracking_number": target, **ack}
+        if ack is not None and ack["status"] == "applied":  # fetched back from the cart, onto the shelf
+            summary["late_hold"]["shelved"] = station.shelve().kind == "hold_confirmed"
     if held:
         seller = summary["correction"]["seller"]
         text = (
@@ -333,6 +359,15 @@ def compliance_round(station: DemoStation) -> dict[str, Any]:
         ack = station.send(new_message("feedback", seller=seller, text=text))
         summary["feedback"] = None if ack is None else ack["status"]
     return summary
+
+
+def second_shift(first: list[Step], parcels: int, seed: int) -> tuple[list[dict[str, Any]], list[Step]]:
+    """Orders and parcels of the shift screened with the trained model in shadow (none of them with
+    a tracking number of the first shift)."""
+    orders, steps = generate(parcels, seed=seed + 1)
+    taken = set(truth(first))
+    steps = [s for s in steps if s.kind == "parcel" and not taken & set(truth([s]))]
+    return orders, steps
 
 
 def export_counts(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -353,19 +388,24 @@ def run_demo(
     seed: int = 7,
     announce: Callable[[str], None] | None = None,
     pace_s: float = 0.0,
+    learning: bool = True,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (the ``--json`` object).
 
     ``announce`` is told the station page's URL once it is up; ``pace_s`` slows the simulated
-    operator down so a person can watch the page.
+    operator down so a person can watch the page; ``learning`` runs the learning loop after the
+    compliance loop (the benchmark, which times only the parcels, leaves it out).
     """
     kept = workdir is not None
     with tempfile.TemporaryDirectory(prefix="prescreen-demo-") as tmp:
         workdir = Path(workdir or tmp)
         orders, steps = generate(parcels, seed=seed)
+        later_orders, later = second_shift(steps, max(20, parcels // 2), seed) if learning else ([], [])
         # The page on the documented port when it is free (a bookmark keeps working), else any.
         port = DEMO_HTTP_PORT if check_listen("127.0.0.1", DEMO_HTTP_PORT) is None else 0
-        station = DemoStation(workdir, orders, broker_kind, receiver_process=True, http_port=port)
+        station = DemoStation(
+            workdir, [*orders, *later_orders], broker_kind, receiver_process=True, http_port=port, models=True
+        )
         started = time.monotonic()
         try:
             if announce is not None:
@@ -383,6 +423,8 @@ def run_demo(
                     progress(number, len(steps), step, event)
                 time.sleep(pace_s)
             compliance = compliance_round(station)
+            assert station.update_key is not None
+            loop = learning_round(station, steps, later, station.update_key) if learning else None
             station.drain()
             assert station.agent is not None
             counts = station.agent.outbox.counts()
@@ -402,6 +444,7 @@ def run_demo(
                     "max": round(max(latencies, default=0.0), 3),
                 },
                 "compliance": compliance,
+                "learning": loop,
                 "exports": export_counts(records),
                 "sellers": [seller.as_json() for seller in sellers],
                 "model": station.agent.screener.model.version if station.agent.screener.model else None,

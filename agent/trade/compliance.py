@@ -32,6 +32,7 @@ from prescreen.trade.correctable import (
     ORDER_FIELDS,
     PARTY_FIELDS,
 )
+from prescreen.trade.referrals import NoReferral, ReferralError, answer_rfi, record_screening
 from prescreen.web.server import PostRoute, Response, json_response
 
 log = logging.getLogger("prescreen.compliance")
@@ -204,10 +205,12 @@ def record_outcome(
 
 
 class ComplianceApi:
-    """``POST /api/correct`` and ``POST /api/outcome`` on the agent's localhost server.
+    """``POST /api/correct``, ``/api/outcome``, ``/api/rfi`` and ``/api/screening`` on the agent's
+    localhost server (the same token and Host rules as every POST).
 
-    The CLI (``prescreen correct``, ``prescreen outcome``) and the station page call these, so a
-    correction is screened by the running agent's own rules, model and watchlist.
+    The CLI (``prescreen correct``, ``outcome``, ``rfi answer``, ``rfs screened``) and the station
+    page call these, so a correction is screened by the running agent's own rules, model and
+    watchlist, and every answer is committed in order with the scans.
     """
 
     def __init__(self, station: Station, timeout_s: float = 10.0) -> None:
@@ -216,7 +219,12 @@ class ComplianceApi:
 
     def post_routes(self) -> dict[str, PostRoute]:
         """The routes to add to the agent's :class:`~prescreen.webserver.LocalServer`."""
-        return {"/api/correct": self._correct, "/api/outcome": self._outcome}
+        return {
+            "/api/correct": self._correct,
+            "/api/outcome": self._outcome,
+            "/api/rfi": lambda data: self._run(data, self._rfi),
+            "/api/screening": lambda data: self._run(data, self._screening),
+        }
 
     def _run(self, data: bytes, action: Callable[[dict[str, Any]], StationEvent]) -> Response:
         try:
@@ -228,8 +236,9 @@ class ComplianceApi:
         future = self.station.submit(lambda: action(body))
         try:
             event = future.result(self.timeout_s)
-        except ComplianceError as exc:
-            return json_response({"error": str(exc)}, 404 if isinstance(exc, UnknownRecord) else 400)
+        except (ComplianceError, ReferralError) as exc:
+            unknown = isinstance(exc, (UnknownRecord, NoReferral))
+            return json_response({"error": str(exc)}, 404 if unknown else 400)
         except (OutboxError, TimeoutError) as exc:
             return json_response({"error": f"not recorded: {exc}"}, 503)
         return json_response({"record": event.record}, 201)
@@ -263,3 +272,23 @@ class ComplianceApi:
             )
 
         return self._run(data, action)
+
+    def _rfi(self, body: dict[str, Any]) -> StationEvent:
+        return answer_rfi(
+            self.station,
+            str(body.get("tracking_number", "")),
+            body.get("fields"),
+            by=str(body.get("answered_by") or "station"),
+            note=body.get("note"),
+        )
+
+    def _screening(self, body: dict[str, Any]) -> StationEvent:
+        return record_screening(
+            self.station,
+            str(body.get("tracking_number", "")),
+            method=str(body.get("method", "")),
+            operator=str(body.get("operator", "")),
+            result=str(body.get("result", "")),
+            screened_at=body.get("screened_at"),
+            note=body.get("note"),
+        )

@@ -152,17 +152,14 @@ def test_correction_and_outcome_commands_talk_to_the_running_agent(
     assert station.agent is not None
     assert station.agent.http is not None
     record = _scan_until(station, steps, lambda r: r["order"] is not None and r["parcel"]["tracking_number"])
-    config = tmp_path / "agent.toml"
-    port = httpx.URL(station.agent.http.url).port
-    token = station.agent.config.api_token_path()  # the CLI reads the agent's 0600 token file
-    config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\ntoken_file = "{token}"\n')
+    config = station.api_config(tmp_path / "agent.toml")  # the CLI reads the agent's 0600 token file
     tracking = record["parcel"]["tracking_number"]
     assert main(["correct", "--config", str(config), tracking, "--set", "origin_country=VN"]) == 0
     assert f"corrected: {tracking} is now" in capsys.readouterr().out
     assert main(["outcome", "--config", str(config), tracking, "returned_to_seller", "--json"]) == 0
     assert '"returned_to_seller"' in capsys.readouterr().out
     assert main(["correct", "--config", str(config), tracking, "--set", "nonsense"]) == 1
-    assert "FIELD=VALUE" in capsys.readouterr().err
+    assert "NAME=VALUE" in capsys.readouterr().err
 
 
 def test_corrected_order_touches_only_the_named_fields() -> None:
