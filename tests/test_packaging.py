@@ -34,6 +34,7 @@ def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
         "prescreen/core/schemas/record-v1.schema.json",
         "prescreen/core/schemas/record-v2.schema.json",
         "prescreen/risk/data/reference.json",
+        "prescreen/risk/data/findings.toml",
         "prescreen/web/static/station.html",
         "prescreen/models/data/screening.json",
         "prescreen/drivers/scales/mtsics.py",

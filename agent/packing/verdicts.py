@@ -11,19 +11,15 @@ from typing import Any
 from prescreen.core.records import Record, StationIdentity, envelope, kg
 from prescreen.packing.orders import Order, to_record
 from prescreen.risk.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
-from prescreen.risk.rules import Finding, ParcelFacts
+from prescreen.risk import codes
+from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screening
-
-# The finding of a parcel the agent failed to screen (a bug, a broken model): a person looks at it.
-INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 def internal_error(exc: BaseException) -> Screening:
     """The screening of a parcel the agent failed to screen: REVIEW, saying so (never CLEAR)."""
-    finding = Finding(
-        INTERNAL_ERROR,
-        "review",
-        f"The agent could not screen this parcel ({type(exc).__name__}): check it by hand.",
+    finding = codes.INTERNAL_ERROR.found(
+        f"The agent could not screen this parcel ({type(exc).__name__}): check it by hand."
     )
     return Screening("REVIEW", None, None, (finding,))
 

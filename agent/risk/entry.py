@@ -21,6 +21,7 @@ from typing import Any
 from prescreen.core.errors import ConfigError
 from prescreen.drivers.barcodes import Barcode
 from prescreen.ops.config import EntryConfig, parse_account_channels
+from prescreen.risk import codes
 
 Order = dict[str, Any]
 
@@ -116,8 +117,6 @@ def hs6(code: object) -> str | None:
 # toys (heading 9503) and descriptions naming children (it asks for a reference, it never holds).
 _CPSC_HEADINGS = ("9503",)
 _CHILDREN = re.compile(r"\b(child(ren)?'?s?|kids?|baby|babies|toddlers?|infants?)\b", re.IGNORECASE)
-# The screening rules' stable code for a tablet or capsule press (see prescreen.rules).
-PRESS_FINDING = "PILL_PRESS_EQUIPMENT"
 
 
 def agency_needs(item: Mapping[str, Any], *, press_found: bool = False) -> frozenset[str]:
@@ -138,17 +137,18 @@ def agency_needs(item: Mapping[str, Any], *, press_found: bool = False) -> froze
     return frozenset(needs)
 
 
-def press_on_line(reasons: Iterable[tuple[str, str]], line: int, item: Mapping[str, Any], lines: int) -> bool:
-    """Whether a press the rules found is on line ``line`` (1-based) of ``lines``: the finding's
-    message names its item ("Item 2: ..."); one that names none is the only line's, or a
-    machinery line's (chapter 84) of several. ``reasons`` are (code, message) pairs."""
-    for code, message in reasons:
-        if code != PRESS_FINDING:
+def press_on_line(
+    reasons: Iterable[tuple[str, int | None]], line: int, item: Mapping[str, Any], lines: int
+) -> bool:
+    """Whether a press the rules found is on line ``line`` (1-based) of ``lines``. ``reasons`` are
+    (code, the order line the finding is about) pairs; a press finding about no line is the only
+    line's, or a machinery line's (chapter 84) of several."""
+    for code, about in reasons:
+        if code != codes.PILL_PRESS_EQUIPMENT.code:
             continue
-        named = re.match(r"Item (\d+)\b", message)
-        if named is not None and int(named.group(1)) == line:
+        if about == line:
             return True
-        if named is None and (lines == 1 or digits(item.get("hts_code")).startswith("84")):
+        if about is None and (lines == 1 or digits(item.get("hts_code")).startswith("84")):
             return True
     return False
 

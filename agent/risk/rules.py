@@ -14,15 +14,15 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from prescreen.drivers.barcodes import Barcode
 from prescreen.models.lexicon import Lexicon
 from prescreen.models.signals import ItemSignals, ParcelSignals
 from prescreen.ops.config import ScreeningConfig
+from prescreen.risk import codes as C
+from prescreen.risk.findings import Code, Finding, Severity
 from prescreen.risk.reference import Reference
-
-Severity = Literal["info", "review", "hold"]
 
 # A description fits another chapter this well, and nothing of its own: a mismatch (measured
 # false-mismatch rate on clean parcels of every generator: models/MODEL_CARD.md).
@@ -32,19 +32,6 @@ PRECURSOR_SIMILARITY = 0.8  # trigram containment: one wrong letter in a long na
 PRESS_SIMILARITY = 0.85
 FORMAL_ENTRY_USD = 2500  # 19 CFR 143.21: informal entry limit
 GIFT_LIMIT_USD = 100  # 19 U.S.C. 1321(a)(2)(B): bona fide gifts
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One rule hit."""
-
-    code: str
-    severity: Severity
-    message: str
-
-    def as_json(self) -> dict[str, str]:
-        """The record's ``reasons[]`` entry."""
-        return {"code": self.code, "severity": self.severity, "message": self.message}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +67,21 @@ class ParcelFacts:
 
 Rule = Callable[[ParcelFacts, ParcelSignals], Iterator[Finding]]
 
-_ORDER_PROBLEMS = {
-    "ORDER_NOT_FOUND": "No order data for this parcel: it is unmanifested.",
-    "ORDER_UNAVAILABLE": "The order data did not arrive in time; the record is completed when it does.",
-    "ORDER_MALFORMED": "The order system sent data that cannot be read: report it to site IT.",
-    "ORDER_MISMATCH": "The order system answered with another parcel's order: check the label.",
+# The order source's reason (OrderError.reason) -> its finding and sentence.
+_ORDER_PROBLEMS: dict[str, tuple[Code, str]] = {
+    C.ORDER_NOT_FOUND.code: (C.ORDER_NOT_FOUND, "No order data for this parcel: it is unmanifested."),
+    C.ORDER_UNAVAILABLE.code: (
+        C.ORDER_UNAVAILABLE,
+        "The order data did not arrive in time; the record is completed when it does.",
+    ),
+    C.ORDER_MALFORMED.code: (
+        C.ORDER_MALFORMED,
+        "The order system sent data that cannot be read: report it to site IT.",
+    ),
+    C.ORDER_MISMATCH.code: (
+        C.ORDER_MISMATCH,
+        "The order system answered with another parcel's order: check the label.",
+    ),
 }
 
 
@@ -120,35 +117,31 @@ class Rules:
     def identity(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         reason = facts.barcode.reason
         if reason == "CHECK_DIGIT_FAILED":
-            yield Finding(
-                "BARCODE_CHECK_FAILED",
-                "review",
+            yield C.BARCODE_CHECK_FAILED.found(
                 f"Barcode {facts.barcode.raw!r} fails its check digit: rescan or relabel.",
             )
         elif reason is not None:
-            yield Finding(
-                "BARCODE_UNKNOWN", "review", f"Barcode {facts.barcode.raw!r} is not a known tracking label."
-            )
+            yield C.BARCODE_UNKNOWN.found(f"Barcode {facts.barcode.raw!r} is not a known tracking label.")
 
     def weight_present(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.weight_kg is None:
-            yield Finding("NO_WEIGHT", "review", "The scale gave no stable weight for this parcel.")
+            yield C.NO_WEIGHT.found("The scale gave no stable weight for this parcel.")
 
     def order_present(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.order is None and facts.carton is None:
-            code = facts.order_problem or "ORDER_NOT_FOUND"
-            text = _ORDER_PROBLEMS.get(code, _ORDER_PROBLEMS["ORDER_UNAVAILABLE"])
-            yield Finding(code, "hold" if facts.inside_carton else "review", text)
+            # A reason no order source gives is taken as the order not arriving.
+            code, text = _ORDER_PROBLEMS.get(
+                facts.order_problem or C.ORDER_NOT_FOUND.code, _ORDER_PROBLEMS[C.ORDER_UNAVAILABLE.code]
+            )
+            yield code.found(text, severity="hold" if facts.inside_carton else "review")
 
     def watchlist(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.watchlisted:
-            yield Finding("WATCHLIST_HOLD", "hold", f"On the customs hold list: {facts.watchlisted}.")
+            yield C.WATCHLIST_HOLD.found(f"On the customs hold list: {facts.watchlisted}.")
 
     def master_carton(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.inside_carton and not facts.inside_manifest:
-            yield Finding(
-                "CARTON_UNMANIFESTED_PARCEL",
-                "hold",
+            yield C.CARTON_UNMANIFESTED_PARCEL.found(
                 f"Parcel is not on master carton {facts.inside_carton}'s manifest.",
             )
         carton = facts.carton
@@ -156,18 +149,14 @@ class Rules:
             return
         extra = carton.unmanifested
         if extra or len(carton.scanned) > len(carton.manifest):
-            yield Finding(
-                "CARTON_COUNT_EXCEEDS_MANIFEST",
-                "hold",
+            yield C.CARTON_COUNT_EXCEEDS_MANIFEST.found(
                 f"{len(carton.scanned)} parcels scanned into the carton, manifest lists "
                 f"{len(carton.manifest)}.",
             )
         if facts.weight_kg is not None and carton.scanned:
             expected = carton.parcels_weight_kg + Decimal(str(carton.tare_kg))
             if self._weight_off(facts.weight_kg, expected):
-                yield Finding(
-                    "CARTON_WEIGHT_MISMATCH",
-                    "hold",
+                yield C.CARTON_WEIGHT_MISMATCH.found(
                     f"Master carton weighs {facts.weight_kg:.2f} kg, its parcels add up to "
                     f"{expected:.2f} kg.",
                 )
@@ -178,20 +167,18 @@ class Rules:
         order = facts.order
         if order is None:
             return
-        for role, code in (("seller", "DQ_SELLER_MISSING"), ("consignee", "DQ_CONSIGNEE_MISSING")):
+        for role, code in (("seller", C.DQ_SELLER_MISSING), ("consignee", C.DQ_CONSIGNEE_MISSING)):
             party = order.get(role) or {}
             address = party.get("address") or {}
             if not _meaningful(party.get("name")) or not _meaningful(address.get("line1")):
-                yield Finding(code, "review", f"The {role}'s name or address is missing.")
+                yield code.found(f"The {role}'s name or address is missing.")
             elif not self._country(address.get("country")):
-                yield Finding(
-                    "DQ_COUNTRY_UNKNOWN",
-                    "review",
+                yield C.DQ_COUNTRY_UNKNOWN.found(
                     f"The {role}'s country {address.get('country')!r} is not an ISO code.",
                 )
         currency = order.get("currency")
         if not isinstance(currency, str) or currency not in self.ref.currencies:
-            yield Finding("DQ_CURRENCY_UNKNOWN", "review", f"Currency {currency!r} is not an ISO 4217 code.")
+            yield C.DQ_CURRENCY_UNKNOWN.found(f"Currency {currency!r} is not an ISO 4217 code.")
 
     def _country(self, value: object) -> bool:
         """An ISO 3166 code (order data may hold any JSON: a list is no country, and no crash)."""
@@ -202,68 +189,63 @@ class Rules:
         if order is None:
             return
         if not order.get("items"):
-            yield Finding("DQ_NO_ITEMS", "review", "The order lists no items.")
+            yield C.DQ_NO_ITEMS.found("The order lists no items.")
         listed = order.get("items") or []
         for index, (item, measured) in enumerate(zip(listed, signals.items, strict=True), start=1):
-            yield from self._item(f"Item {index}", item if isinstance(item, dict) else {}, measured)
+            yield from self._item(index, item if isinstance(item, dict) else {}, measured)
 
-    def _item(self, where: str, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+    def _item(self, index: int, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+        where = f"Item {index}"
         description = signals.description
         if not description:
-            yield Finding("DQ_DESCRIPTION_MISSING", "review", f"{where} has no description.")
+            yield C.DQ_DESCRIPTION_MISSING.found(f"{where} has no description.", item=index)
         elif signals.generic >= 1.0:
-            yield Finding(
-                "DQ_DESCRIPTION_VAGUE",
-                "review",
+            yield C.DQ_DESCRIPTION_VAGUE.found(
                 f"{where}: description '{description}' is too vague: say what the item is.",
+                item=index,
             )
-        yield from self._tariff(where, item, signals)
+        yield from self._tariff(index, item, signals)
         value = item.get("unit_value")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            yield Finding("DQ_VALUE_MISSING", "review", f"{where}: declared value must be above zero.")
+            yield C.DQ_VALUE_MISSING.found(f"{where}: declared value must be above zero.", item=index)
         origin = item.get("origin_country")
         if not self._country(origin):
-            yield Finding(
-                "DQ_ORIGIN_UNKNOWN",
-                "review",
+            yield C.DQ_ORIGIN_UNKNOWN.found(
                 f"{where}: country of origin is missing."
                 if not origin
                 else f"{where}: country of origin {origin!r} is not an ISO code.",
+                item=index,
             )
 
-    def _tariff(self, where: str, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+    def _tariff(self, index: int, item: dict[str, Any], signals: ItemSignals) -> Iterator[Finding]:
+        where = f"Item {index}"
         hts, state = signals.hts, signals.code_state
         if state == "missing":
-            yield Finding("DQ_TARIFF_MISSING", "review", f"{where} has no tariff code.")
+            yield C.DQ_TARIFF_MISSING.found(f"{where} has no tariff code.", item=index)
         elif state == "malformed":
-            yield Finding(
-                "DQ_TARIFF_MALFORMED",
-                "review",
+            yield C.DQ_TARIFF_MALFORMED.found(
                 f"{where}: tariff code {item.get('hts_code')!r} is not 6 to 10 digits.",
+                item=index,
             )
         elif state == "chapter_invalid":
-            yield Finding(
-                "DQ_TARIFF_CHAPTER_INVALID",
-                "review",
+            yield C.DQ_TARIFF_CHAPTER_INVALID.found(
                 f"{where}: chapter {hts[:2]} cannot classify goods; give the chapter 1-97 code of the goods.",
+                item=index,
             )
         elif state == "unknown":
-            yield Finding(
-                "DQ_TARIFF_UNKNOWN",
-                "review",
+            yield C.DQ_TARIFF_UNKNOWN.found(
                 f"{where}: tariff code {hts} does not exist: {hts[:6]} is not an HS subheading.",
+                item=index,
             )
         elif signals.hts10_unknown:
-            yield Finding(
-                "DQ_TARIFF_NOT_IN_HTS",
-                "review",
+            yield C.DQ_TARIFF_NOT_IN_HTS.found(
                 f"{where}: tariff code {hts} is not a line of the loaded US HTS table.",
+                item=index,
             )
         elif len(hts) < 10:
-            yield Finding(
-                "DQ_TARIFF_NOT_ENTRY_GRADE",
-                "info",
+            yield C.DQ_TARIFF_NOT_ENTRY_GRADE.found(
                 f"{where}: tariff code has {len(hts)} digits; US entries need 10.",
+                item=index,
             )
 
     # --- consistency --------------------------------------------------------------------
@@ -283,10 +265,9 @@ class Rules:
             return
         if self._weight_off(facts.weight_kg, declared):
             severity: Severity = "hold" if facts.weight_kg > Decimal(str(declared)) * 3 else "review"
-            yield Finding(
-                "WEIGHT_MISMATCH",
-                severity,
+            yield C.WEIGHT_MISMATCH.found(
                 f"Declared {declared:.2f} kg, scale says {facts.weight_kg:.2f} kg.",
+                severity=severity,
             )
 
     def value(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
@@ -295,16 +276,12 @@ class Rules:
         if facts.order is None or total is None or total <= 0:
             return
         if total > FORMAL_ENTRY_USD:
-            yield Finding(
-                "VALUE_FORMAL_ENTRY",
-                "review",
+            yield C.VALUE_FORMAL_ENTRY.found(
                 f"Declared value {total:,.2f} USD is over {FORMAL_ENTRY_USD:,} USD: "
                 "a formal entry (type 01).",
             )
         if signals.shipment_category.lower() == "gift" and total > GIFT_LIMIT_USD:
-            yield Finding(
-                "GIFT_OVER_LIMIT",
-                "review",
+            yield C.GIFT_OVER_LIMIT.found(
                 f"Declared as a gift but worth {total:,.2f} USD: bona fide gifts are exempt only up to "
                 f"{GIFT_LIMIT_USD} USD.",
             )
@@ -313,9 +290,7 @@ class Rules:
         floor = signals.floor_usd_per_kg
         per_kg = total / float(facts.weight_kg)
         if per_kg < floor:
-            yield Finding(
-                "VALUE_PER_KG_LOW",
-                "review",
+            yield C.VALUE_PER_KG_LOW.found(
                 f"Declared value is {per_kg:.2f} USD per kg; goods of this kind are "
                 f"rarely under {floor:.2f} USD per kg.",
             )
@@ -331,12 +306,11 @@ class Rules:
                 and fit.mismatch >= MISMATCH_MIN_GAP
                 and item.precursor < PRECURSOR_SIMILARITY
             ):
-                yield Finding(
-                    "TARIFF_DESCRIPTION_MISMATCH",
-                    "review",
+                yield C.TARIFF_DESCRIPTION_MISMATCH.found(
                     f"Item {index}: '{item.description}' does not fit chapter {item.chapter} "
                     f"({_short(self.lexicon.nomenclature.text(item.chapter))}); it reads like chapter "
                     f"{fit.best_chapter} ({_short(self.lexicon.nomenclature.text(fit.best_chapter))}).",
+                    item=index,
                 )
 
     # --- risk indicators (customs only: never shown to the seller) ---------------------------
@@ -345,46 +319,40 @@ class Rules:
         for index, item in enumerate(signals.items, start=1):
             names = sorted(n for n, score in item.precursors.items() if score >= PRECURSOR_SIMILARITY)
             for name in names:
-                yield Finding(
-                    "PRECURSOR_CHEMICAL", "hold", f"Item {index}: description matches listed chemical {name}."
+                yield C.PRECURSOR_CHEMICAL.found(
+                    f"Item {index}: description matches listed chemical {name}.", item=index
                 )
             if item.precursor_line and not names:
-                yield Finding(
-                    "PRECURSOR_TARIFF_LINE",
-                    "hold",
+                yield C.PRECURSOR_TARIFF_LINE.found(
                     f"Item {index}: tariff code {item.hts} is the line of {item.precursor_line}, a listed "
                     "chemical, whatever the description says.",
+                    item=index,
                 )
             elif item.chemical_unexplained and not names:
-                yield Finding(
-                    "CHEMICAL_TARIFF_LINE",
-                    "review",
+                yield C.CHEMICAL_TARIFF_LINE.found(
                     f"Item {index}: a chapter {item.chapter} chemical in a consumer parcel, described as "
                     f"'{item.description}', which is not what tariff line {item.hts[:6]} says.",
+                    item=index,
                 )
 
     def pill_press(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         for index, item in enumerate(signals.items, start=1):
             terms = sorted(t for t, score in item.presses.items() if score >= PRESS_SIMILARITY)
             if terms:
-                yield Finding(
-                    "PILL_PRESS_EQUIPMENT",
-                    "hold",
+                yield C.PILL_PRESS_EQUIPMENT.found(
                     f"Item {index}: description matches pill press equipment ('{terms[0]}').",
+                    item=index,
                 )
             elif item.press_line:
-                yield Finding(
-                    "PRESS_TARIFF_LINE",
-                    "review",
+                yield C.PRESS_TARIFF_LINE.found(
                     f"Item {index}: tariff line {item.hts[:6]} ({item.press_line}) is where tablet presses "
                     "and dies are declared: check the goods (DEA Form 452).",
+                    item=index,
                 )
 
     def split_shipment(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         if facts.consignee_recent >= self.config.split_max_parcels:
-            yield Finding(
-                "SPLIT_SHIPMENT",
-                "review",
+            yield C.SPLIT_SHIPMENT.found(
                 f"{facts.consignee_recent + 1} parcels to this consignee within "
                 f"{self.config.split_window_s // 60} minutes.",
             )

@@ -23,10 +23,11 @@ from prescreen.models import lexicon as lexicon_module
 from prescreen.models.nomenclature import HtsTable, load_hts_table
 from prescreen.models.signals import ParcelSignals, measure
 from prescreen.ops.config import ScreeningConfig
-from prescreen.risk import filer
+from prescreen.risk import codes, filer
 from prescreen.risk.entry import NO_SETTINGS, EntrySettings
+from prescreen.risk.findings import Finding
 from prescreen.risk.reference import load as load_reference
-from prescreen.risk.rules import Finding, ParcelFacts, Rules
+from prescreen.risk.rules import ParcelFacts, Rules
 
 log = logging.getLogger("prescreen.screening")
 Verdict = Literal["CLEAR", "REVIEW", "HOLD"]
@@ -172,11 +173,7 @@ class Screener:
 
     def _model_finding(self, score: float) -> Finding:
         if score >= max(self.config.hold_score, self.threshold):
-            return Finding(
-                "MODEL_HIGH_RISK", "review", f"Risk model score {score:.2f} is very high: check it."
-            )
-        return Finding(
-            "MODEL_ELEVATED_RISK",
-            "review",
-            f"Risk model score {score:.2f} is above the review line {self.threshold:.2f}.",
+            return codes.MODEL_HIGH_RISK.found(f"Risk model score {score:.2f} is very high: check it.")
+        return codes.MODEL_ELEVATED_RISK.found(
+            f"Risk model score {score:.2f} is above the review line {self.threshold:.2f}."
         )

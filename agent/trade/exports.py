@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from prescreen.core.records import Record, dumps
 from prescreen.risk.entry import agency_needs, destination, digits, hs6, press_on_line
+from prescreen.risk.findings import item_of
 
 Getter = Callable[[Record, dict[str, Any]], Any]
 INFORMAL_LIMIT_USD = 2500.0  # 19 CFR 143.21(a): informal entry for shipments up to $2,500
@@ -63,7 +64,7 @@ IF_CONSOLIDATED = Need("if consolidated", lambda r, i: _channel(r) == "cargo")
 
 
 def _press(record: Record, item: dict[str, Any]) -> bool:
-    reasons = [(r.get("code"), r.get("message") or "") for r in _path(record, "screening.reasons") or []]
+    reasons = [(str(r.get("code")), item_of(r)) for r in _path(record, "screening.reasons") or []]
     return press_on_line(reasons, item.get("_line") or 1, item, len(_path(record, "order.items") or []))
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prescreen.core.records import Record, parse_time
-from prescreen.risk import strings
+from prescreen.risk import codes, strings
 
 NO_SELLER = "(no order data)"
 WEIGHT_FINDINGS = frozenset({"WEIGHT_MISMATCH"})
@@ -161,11 +161,11 @@ def scorecard(
         score.parcels += 1
         score.verdicts[record["screening"]["verdict"]] += 1
         # customs-only risk findings never reach a seller's scorecard (they would tip off a smuggler)
-        codes = {r["code"] for r in record["screening"]["reasons"]} - strings.CUSTOMS_ONLY_FINDINGS
-        score.findings.update(codes)
-        for code in codes:
+        found = {r["code"] for r in record["screening"]["reasons"]} - codes.CUSTOMS_ONLY
+        score.findings.update(found)
+        for code in found:
             score.examples.setdefault(code, record)
-        seller_finding = bool(codes - strings.NOT_SELLER_FINDINGS)
+        seller_finding = bool(found - codes.NOT_SELLERS)
         score.with_seller_finding += seller_finding
         half = score.halves[_when(record) >= middle]
         half[0] += 1

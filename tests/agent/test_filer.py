@@ -13,7 +13,7 @@ from order_fixtures import clean_order
 from prescreen.drivers.barcodes import decode
 from prescreen.ops.config import ScreeningConfig, StationConfig
 from prescreen.packing.verdicts import verdict_record
-from prescreen.risk import filer
+from prescreen.risk import codes as C
 from prescreen.risk.entry import EntrySettings, press_on_line
 from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screener
@@ -46,10 +46,10 @@ def _without(path: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "code"),
     [
-        ("importer_of_record", filer.IMPORTER_MISSING),
-        ("importer_of_record.id", filer.IMPORTER_MISSING),
-        ("items.0.manufacturer", filer.MANUFACTURER_MISSING),
-        ("items.0.manufacturer.address", filer.MANUFACTURER_MISSING),  # no MID without an address
+        ("importer_of_record", C.FILER_IMPORTER_MISSING.code),
+        ("importer_of_record.id", C.FILER_IMPORTER_MISSING.code),
+        ("items.0.manufacturer", C.FILER_MANUFACTURER_MISSING.code),
+        ("items.0.manufacturer.address", C.FILER_MANUFACTURER_MISSING.code),  # no MID without an address
     ],
 )
 def test_missing_parties_are_found(path: str, code: str) -> None:
@@ -69,7 +69,7 @@ def test_a_declared_mid_stands_for_the_manufacturer_address() -> None:
 def test_a_postal_account_parcel_without_an_s10_id() -> None:
     order = clean_order("9400111899223334445561")
     order["carrier_account"] = "CNPOST-EPACKET"
-    assert screen(order, "9400111899223334445561")[1] == {filer.POSTAL_NO_S10}
+    assert screen(order, "9400111899223334445561")[1] == {C.FILER_POSTAL_NO_S10.code}
     assert screen(order, "CP749118622CN")[1] == set()  # the S10 label it should have had
     order["carrier_account"] = "FWD-AIR-01"  # not a postal account: a domestic label is no error
     assert screen(order, "9400111899223334445561")[1] == set()
@@ -78,12 +78,12 @@ def test_a_postal_account_parcel_without_an_s10_id() -> None:
 def test_cpsc_regulated_lines_need_a_certificate_reference() -> None:
     order = clean_order()
     order["items"][0].update(description="Children's wooden jigsaw puzzle", hts_code="9503006000")
-    assert screen(order)[1] == {filer.CPSC_CERTIFICATE_MISSING}
+    assert screen(order)[1] == {C.FILER_CPSC_CERTIFICATE_MISSING.code}
     order["items"][0]["cpsc_certificate"] = "CPC-2026-0001"
     assert screen(order)[1] == set()
     mug = clean_order()
     mug["items"][0].update(description="Ceramic mug", hts_code="6912004400", pga_flags=["CPSC"])
-    assert screen(mug)[1] == {filer.CPSC_CERTIFICATE_MISSING}  # declared by the seller
+    assert screen(mug)[1] == {C.FILER_CPSC_CERTIFICATE_MISSING.code}  # declared by the seller
 
 
 def test_a_press_needs_its_dea_452_id_whether_declared_or_found_by_the_rules() -> None:
@@ -91,13 +91,13 @@ def test_a_press_needs_its_dea_452_id_whether_declared_or_found_by_the_rules() -
     found["items"][0].update(description="TDP-5 tablet press machine", hts_code="8479899000")
     verdict, codes, _, result = screen(found)
     assert "PILL_PRESS_EQUIPMENT" in {f.code for f in result.findings}  # the rule's hold
-    assert codes == {filer.DEA_452_MISSING}
+    assert codes == {C.FILER_DEA_452_MISSING.code}
     assert verdict == "HOLD"
     found["items"][0]["dea_452_transaction_id"] = "DEA452-2026-77"
     assert screen(found)[1] == set()
     declared = clean_order()
     declared["items"][0].update(description="Rotary machine", hts_code="8479899000", pga_flags=["DEA"])
-    assert screen(declared)[1] == {filer.DEA_452_MISSING}
+    assert screen(declared)[1] == {C.FILER_DEA_452_MISSING.code}
 
 
 def test_us_entry_findings_only_for_us_bound_parcels() -> None:
@@ -115,14 +115,16 @@ def test_the_press_finding_never_reaches_the_seller_scorecard() -> None:
     for seq, order in enumerate((press, no_importer), start=1):
         _, _, facts, result = screen(copy.deepcopy(order))
         records.append(verdict_record(seq, StationConfig(), facts, result, entry=SETTINGS))
-    assert filer.DEA_452_MISSING in {r["code"] for r in records[0]["screening"]["reasons"]}  # customs sees it
+    assert C.FILER_DEA_452_MISSING.code in {
+        r["code"] for r in records[0]["screening"]["reasons"]
+    }  # customs sees it
     now = datetime.now(timezone.utc)
     (seller,) = scorecard.scorecard(records, since=now - timedelta(hours=1), now=now + timedelta(minutes=1))
     shown = seller.as_json()
-    assert filer.DEA_452_MISSING not in shown["findings"]
-    assert filer.DEA_452_MISSING not in shown["advice"]
-    assert filer.IMPORTER_MISSING in shown["findings"]  # the seller's own gap is shown, with advice
-    assert filer.IMPORTER_MISSING in shown["advice"]
+    assert C.FILER_DEA_452_MISSING.code not in shown["findings"]
+    assert C.FILER_DEA_452_MISSING.code not in shown["advice"]
+    assert C.FILER_IMPORTER_MISSING.code in shown["findings"]  # the seller's own gap is shown, with advice
+    assert C.FILER_IMPORTER_MISSING.code in shown["advice"]
 
 
 def test_the_dea_452_id_is_asked_for_the_press_line_only() -> None:
@@ -130,15 +132,13 @@ def test_the_dea_452_id_is_asked_for_the_press_line_only() -> None:
     press = {**order["items"][0], "description": "TDP-5 tablet press machine", "hts_code": "8479899000"}
     order["items"].append(press)
     _, codes, _, result = screen(order)
-    assert codes == {filer.DEA_452_MISSING}
-    (dea,) = [f for f in result.findings if f.code == filer.DEA_452_MISSING]
+    assert codes == {C.FILER_DEA_452_MISSING.code}
+    (dea,) = [f for f in result.findings if f.code == C.FILER_DEA_452_MISSING.code]
     assert dea.message.startswith("Item 2:")
-    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Item 2: description matches")], 2, press, 2)
-    assert not press_on_line(
-        [("PILL_PRESS_EQUIPMENT", "Item 2: description matches")], 1, order["items"][0], 2
-    )
-    # an unnumbered finding (older messages): the only line, or the machinery line of several
-    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 1, order["items"][0], 1)
-    assert press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 2, press, 2)
-    assert not press_on_line([("PILL_PRESS_EQUIPMENT", "Description matches")], 1, order["items"][0], 2)
-    assert not press_on_line([("PRESS_TARIFF_LINE", "Item 2: tariff line")], 2, press, 2)  # a suspicion only
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", 2)], 2, press, 2)
+    assert not press_on_line([("PILL_PRESS_EQUIPMENT", 2)], 1, order["items"][0], 2)
+    # a finding about no line: the only line, or the machinery line of several
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", None)], 1, order["items"][0], 1)
+    assert press_on_line([("PILL_PRESS_EQUIPMENT", None)], 2, press, 2)
+    assert not press_on_line([("PILL_PRESS_EQUIPMENT", None)], 1, order["items"][0], 2)
+    assert not press_on_line([("PRESS_TARIFF_LINE", 2)], 2, press, 2)  # a suspicion only

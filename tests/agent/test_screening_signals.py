@@ -16,9 +16,10 @@ from prescreen.models import lexicon
 from prescreen.models.nomenclature import load_hts_table
 from prescreen.ops.config import EntryConfig, ScreeningConfig
 from prescreen.packing.batch import facts_from_json
+from prescreen.risk.codes import CUSTOMS_ONLY
 from prescreen.risk.entry import EntrySettings
 from prescreen.risk.screening import Screener
-from prescreen.risk.strings import CUSTOMS_ONLY_FINDINGS, seller_advice
+from prescreen.risk.strings import seller_advice
 
 SELLER = {"name": "Acme Trading Co.", "address": {"line1": "1 Keji Rd", "city": "Shenzhen", "country": "CN"}}
 BUYER = {"name": "Jo Doe", "address": {"line1": "2 Oak St", "city": "Austin", "country": "US"}}
@@ -150,8 +151,8 @@ def test_risk_findings_never_reach_the_seller() -> None:
     facts = facts_from_json({"order": parcel, "measured_weight_kg": 0.5})
     screening = Screener(ScreeningConfig()).screen(facts)
     record = {"order": parcel, "parcel": {"measured_weight_kg": 0.5}, "screening": screening.as_json()}
-    assert {f.code for f in screening.findings} & CUSTOMS_ONLY_FINDINGS
-    assert not {code for code, _ in seller_advice(record, "en")} & CUSTOMS_ONLY_FINDINGS
+    assert {f.code for f in screening.findings} & CUSTOMS_ONLY
+    assert not {code for code, _ in seller_advice(record, "en")} & CUSTOMS_ONLY
 
 
 def test_a_usitc_hts_table_checks_all_ten_digits(tmp_path: Any) -> None:
