@@ -10,8 +10,8 @@ from typing import Any
 
 from prescreen.core.records import Record, StationIdentity, envelope, kg
 from prescreen.packing.orders import Order, to_record
-from prescreen.risk.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
 from prescreen.risk import codes
+from prescreen.risk.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
 from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screening
 
