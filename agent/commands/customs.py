@@ -44,17 +44,31 @@ MESSAGE_TYPES = (
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    """Run the reference receiver until SIGTERM/SIGINT."""
+    """Run the reference receiver (``--workers`` processes of it) until SIGTERM/SIGINT."""
+    from prescreen.commands.receiver_workers import start_workers, stop_workers
     from prescreen.core.signing import DeviceKey, TrustStore
-    from prescreen.packing.sdnotify import notify
-    from prescreen.sync.receiver import Receiver
 
     if not args.trust and not args.no_verify:
         raise ConfigError("give --trust FILE (station public keys) or, for a test bench only, --no-verify")
+    if args.workers < 1 or (args.workers > 1 and args.no_share):
+        raise ConfigError("--workers N needs N >= 1 and the shared subscription (no --no-share)")
     trust = TrustStore.load(args.trust) if args.trust else None
     if not args.key:
         warn("acks are unsigned (no --key): stations with receiver_keys refuse them")
     stop = stop_on_signal()
+    signer = DeviceKey.load_or_create(args.key) if args.key else None  # created once, before workers
+    workers = start_workers(args, args.workers - 1) if args.workers > 1 else []
+    try:
+        return _serve(args, trust, signer, stop)
+    finally:
+        stop_workers(workers)
+
+
+def _serve(args: argparse.Namespace, trust: Any, signer: Any, stop: Any) -> int:
+    """One receiver in this process until ``stop`` is set."""
+    from prescreen.packing.sdnotify import notify
+    from prescreen.sync.receiver import Receiver
+
     receiver = Receiver(
         args.db,
         trust=trust,
@@ -63,7 +77,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         shared=not args.no_share,
         mqtt_options={"security": _security(args), "endpoints": _endpoints(args)},
-        signer=DeviceKey.load_or_create(args.key) if args.key else None,
+        signer=signer,
         records_via_mqtt=not args.jetstream,
     )
     if args.jetstream:
@@ -242,6 +256,12 @@ def add_customs_commands(sub: Any) -> None:
     _add_broker_options(receiver)
     receiver.add_argument(
         "--no-share", action="store_true", help="plain subscription instead of a shared one"
+    )
+    receiver.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="receiver processes on the shared subscription, one store (one per core; default 1)",
     )
     receiver.add_argument(
         "--jetstream",

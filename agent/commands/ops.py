@@ -95,6 +95,7 @@ def cmd_bench_sync(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         inflight_batches=args.inflight,
         compress=args.compress,
+        receiver_workers=args.receiver_workers,
     )
     if args.json:
         print_json(summary)
@@ -215,6 +216,9 @@ def _add_bench_commands(sub: Any) -> None:
     sync.add_argument("--batch-size", type=int, default=500, help="records per MQTT message")
     sync.add_argument("--inflight", type=int, default=8, help="unacked batches at once")
     sync.add_argument("--compress", action="store_true", help="zlib-compress batches ([sync] compress)")
+    sync.add_argument(
+        "--receiver-workers", type=int, default=1, help="receiver processes (prescreen receiver --workers)"
+    )
     sync.add_argument("--workdir", help="keep the outbox and receiver store here")
     add_json_option(sync)
     fleet = add_command(

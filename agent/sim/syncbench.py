@@ -105,12 +105,13 @@ def run_sync_bench(
     batch_size: int = 500,
     inflight_batches: int = 8,
     compress: bool = False,
+    receiver_workers: int = 1,
     timeout_s: float = 600,
 ) -> dict[str, Any]:
     """Fill, drain and count; returns the ``--json`` summary."""
     with tempfile.TemporaryDirectory(prefix="prescreen-bench-") as tmp:
         settings = {"batch_size": batch_size, "inflight_batches": inflight_batches, "compress": compress}
-        return _run(records, Path(workdir or tmp), timeout_s, settings)
+        return _run(records, Path(workdir or tmp), timeout_s, settings, receiver_workers)
 
 
 def start_receiver(
@@ -156,7 +157,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]) -> dict[str, Any]:
+def _run(
+    records: int, workdir: Path, timeout_s: float, settings: dict[str, Any], workers: int
+) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     station = StationConfig(device_id="bench-01", site_id="bench")
     outbox_path = workdir / "outbox.db"
@@ -169,7 +172,9 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
     broker = LocalBroker.start()
     # Acks signed by the receiver's key and checked by the station, as deployed.
     receiver_key = DeviceKey.load_or_create(workdir / "receiver.key")
-    signed = ("--no-share", "--key", str(receiver_key.path))
+    # One worker on a plain subscription; several share one ($share/receivers/...), as deployed.
+    share = ("--workers", str(workers)) if workers > 1 else ("--no-share",)
+    signed = (*share, "--key", str(receiver_key.path))
     receiver = start_receiver(workdir / "receiver.db", broker, workdir / "notify.sock", trust, *signed)
     sync = SyncConfig(
         host=broker.host, port=broker.port, receiver_keys=(receiver_key.public_b64,), **settings
@@ -203,5 +208,6 @@ def _run(records: int, workdir: Path, timeout_s: float, settings: dict[str, Any]
         "drain_s": round(elapsed, 3),
         "fill_records_per_s": round(records / fill_s, 1) if fill_s else 0.0,
         **settings,
+        "receiver_workers": workers,
         "broker": broker.kind,
     }
