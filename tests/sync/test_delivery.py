@@ -3,11 +3,19 @@ under an id the station never committed, or the receiver deduplicated copies nob
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prescreen.core.errors import SyncError
+from prescreen.ops.config import StationConfig, SyncConfig
+from prescreen.packing.outbox import Outbox
+from prescreen.sim.syncbench import fill
+from prescreen.sync.broker import LocalBroker
 from prescreen.sync.delivery import check_delivery, ledger_of
+from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import SqliteStore
+from prescreen.sync.uplink import Uplink
 
 
 def _row(seq: int, record_id: str, device: str = "dev-1") -> tuple[object, ...]:
@@ -109,3 +117,64 @@ def test_the_ledger_depends_on_which_id_holds_which_seq() -> None:
     swapped = [(1, "rec-2"), (2, "rec-1"), *COMMITTED[2:]]
     assert ledger_of("site", "dev-1", swapped).digest != LEDGER.digest
     assert ledger_of("site", "dev-1", COMMITTED) == LEDGER
+
+
+def test_the_uplink_counts_each_copy_it_sends_again(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
+    """Nobody acks: every copy after the first of each record is a re-send (what the delivery check
+    lets the receiver's dedupe counter reach)."""
+    station = StationConfig(device_id="dev-resend", site_id="site")
+    outbox = Outbox(tmp_path / "outbox.db")
+    fill(outbox, 30, station)
+    sync = SyncConfig(
+        host=broker.host,
+        port=broker.port,
+        topic_prefix=f"resend-{tmp_path.name}",
+        batch_size=10,
+        inflight_batches=3,
+        ack_timeout_s=0.2,
+    )
+    uplink = Uplink(outbox, sync, station).start()
+    try:
+        assert wait_until(lambda: uplink.records_sent >= 90, timeout=15)
+    finally:
+        uplink.stop()
+        outbox.close()
+    assert uplink.records_resent == uplink.records_sent - 30
+    assert uplink.copies_sent_again >= uplink.records_resent
+    assert uplink.mqtt.republished == 0  # one connection throughout: the MQTT client sent nothing again
+
+
+def test_what_the_mqtt_client_publishes_again_after_a_reconnect_is_counted_with_its_weight(
+    wait_until: Callable[..., bool],
+) -> None:
+    """paho sends a QoS 1 message it holds again once it is connected, below the uplink's own
+    re-sends; those copies count too (here: published while the broker was down)."""
+    own = LocalBroker.start(prefer="mosquitto")
+    received: list[bytes] = []
+    sender = MqttConnection(client_id="weights-sender", host=own.host, port=own.port).start()
+    listener = MqttConnection(
+        client_id="weights-listener",
+        host=own.host,
+        port=own.port,
+        subscriptions=("weights/#",),
+        on_message=lambda topic, payload: received.append(payload),
+    )
+    try:
+        assert sender.wait_connected(10)
+        own.stop()
+        assert wait_until(lambda: not sender.connected.is_set(), timeout=10)
+        with pytest.raises(SyncError):  # refused for now, but paho keeps it for the next connection
+            sender.publish("weights/batch", b"seven records", weight=7)
+        own.restart()
+        listener.start()
+        assert wait_until(lambda: sender.connected.is_set() and listener.subscribed.is_set(), timeout=15)
+        assert sender.republished == 7
+        sender.publish("weights/batch", b"three more", weight=3)
+        assert wait_until(lambda: b"three more" in received, timeout=10)
+        assert sender.republished == 7  # acked on one connection: nothing to send again
+    finally:
+        sender.stop()
+        listener.stop()
+        own.stop()
