@@ -25,8 +25,6 @@ KNOWN_OVER = {
     "agent/sim/demo.py": 414,
     "agent/sim/demo.py::DemoStation.__init__": 69,
     "agent/sim/demo.py::run_demo": 68,
-    "agent/trade/exports.py": 580,  # +1 (tests): the registry's item_of import
-    "agent/trade/scorecard.py::scorecard": 62,
     "agent/web/metrics.py::_StateCollector.collect": 62,
     "agent/web/server.py::LocalServer.__init__": 108,
     "models/generators.py": 415,

@@ -124,6 +124,26 @@ def _weight_delta_pct(record: Record) -> float | None:
     return abs(float(measured) - float(declared)) / float(declared) * 100.0
 
 
+def _count_parcel(score: SellerScore, record: Record, *, second_half: bool) -> None:
+    """Add one parcel's final verdict to its seller's score (``second_half`` of the window: the trend)."""
+    score.parcels += 1
+    score.verdicts[record["screening"]["verdict"]] += 1
+    # customs-only risk findings never reach a seller's scorecard (they would tip off a smuggler)
+    found = {r["code"] for r in record["screening"]["reasons"]} - codes.CUSTOMS_ONLY
+    score.findings.update(found)
+    for code in found:
+        score.examples.setdefault(code, record)
+    seller_finding = bool(found - codes.NOT_SELLERS)
+    score.with_seller_finding += seller_finding
+    half = score.halves[second_half]
+    half[0] += 1
+    half[1] += seller_finding
+    delta = _weight_delta_pct(record)
+    if delta is not None:
+        score.weight_checked += 1
+        score.weight_delta_pct.append(delta)
+
+
 def scorecard(
     records: list[Record],
     *,
@@ -157,23 +177,7 @@ def scorecard(
             continue
         if record["record_id"] in replaced:
             continue
-        score = score_for(record)
-        score.parcels += 1
-        score.verdicts[record["screening"]["verdict"]] += 1
-        # customs-only risk findings never reach a seller's scorecard (they would tip off a smuggler)
-        found = {r["code"] for r in record["screening"]["reasons"]} - codes.CUSTOMS_ONLY
-        score.findings.update(found)
-        for code in found:
-            score.examples.setdefault(code, record)
-        seller_finding = bool(found - codes.NOT_SELLERS)
-        score.with_seller_finding += seller_finding
-        half = score.halves[_when(record) >= middle]
-        half[0] += 1
-        half[1] += seller_finding
-        delta = _weight_delta_pct(record)
-        if delta is not None:
-            score.weight_checked += 1
-            score.weight_delta_pct.append(delta)
+        _count_parcel(score_for(record), record, second_half=_when(record) >= middle)
     for record in in_window:
         if record.get("kind") == "outcome":
             verdict = by_id.get(record["outcome"]["refers_to"])
