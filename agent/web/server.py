@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,108 @@ class _CappedServer(ThreadingHTTPServer):
             self._slots.release()
 
 
+@dataclass
+class _Site:
+    """What every request to one server is checked against and answered from."""
+
+    routes: dict[str, Route]
+    posts: dict[str, PostRoute]
+    token: str
+    hosts: set[str] = field(default_factory=set)  # Host headers naming this server, with its port
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: checks Host (and, for a POST, type, token and length), then calls the route.
+
+    A subclass per server (:func:`_handler_for`) carries that server's :class:`_Site` and socket
+    timeout, since the standard library makes one handler object per request from a class.
+    """
+
+    site: _Site
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http", extra={"request": format % args})
+
+    def do_GET(self) -> None:
+        if self._refused_host():
+            return
+        route = self.site.routes.get(self.path.split("?", 1)[0])
+        self._answer(lambda: route() if route is not None else (404, "text/plain", b"not found\n"))
+
+    def do_POST(self) -> None:
+        if self._refused_host():
+            return
+        route = self.site.posts.get(self.path.split("?", 1)[0])
+        problem = self._post_problem(route is not None)
+        if problem is not None:
+            status, why = problem
+            where = {"path": self.path[:200], "status": status, "why": why}
+            log.warning("http post refused", extra=where)
+            self.close_connection = True  # the body, if any, is not read
+            self._answer(lambda: (status, "text/plain", f"refused: {why}\n".encode()))
+            return
+        assert route is not None
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(lambda: route(data))
+
+    def _refused_host(self) -> bool:
+        if self.headers.get("Host", "").lower() in self.site.hosts:
+            return False
+        named = str(self.headers.get("Host"))[:100]
+        log.warning("http request refused: unknown Host", extra={"host": named})
+        self.close_connection = True
+        self._answer(lambda: (421, "text/plain", b"refused: Host is not this agent\n"))
+        return True
+
+    def _post_problem(self, known: bool) -> tuple[int, str] | None:
+        if not known:
+            return 404, "no such endpoint"
+        kind = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            return 415, "Content-Type must be application/json"
+        if not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), self.site.token.encode()):
+            return 401, f"{TOKEN_HEADER} missing or wrong"
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return 411, "Content-Length required"
+        if not length.isdigit():
+            return 400, "Content-Length must be a non-negative integer"
+        if int(length) > MAX_POST_BYTES:
+            return 413, f"body over {MAX_POST_BYTES} bytes"
+        return None
+
+    def _answer(self, call: Callable[[], tuple[int, str, bytes | Iterator[bytes]]]) -> None:
+        try:
+            status, kind, body = call()
+        except Exception as exc:  # a broken route must not kill the server thread
+            log.exception("http route failed", extra={"path": self.path})
+            status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Cache-Control", "no-store")
+        if isinstance(body, bytes):
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.end_headers()
+        try:
+            for chunk in body:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except OSError:
+            pass  # the client went away; its stream ends here
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # runs the stream's cleanup (unsubscribe) now, not at GC
+
+
+def _handler_for(site: _Site, timeout_s: float) -> type[_Handler]:
+    """A handler class for one server: its site, and a timeout on every read and write."""
+    return type("Handler", (_Handler,), {"site": site, "timeout": timeout_s})
+
+
 class LocalServer:
     """Serves GET (and POST) routes on ``host:port`` in daemon threads; ``port=0`` picks a free port.
 
@@ -150,98 +253,15 @@ class LocalServer:
     ) -> None:
         self.routes = routes
         self.token = token
-        server_routes = routes
-        server_posts = post_routes or {}
-        hosts: set[str] = set()
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = timeout_s  # every read and write on the socket
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("http", extra={"request": format % args})
-
-            def do_GET(self) -> None:
-                if self._refused_host():
-                    return
-                route = server_routes.get(self.path.split("?", 1)[0])
-                self._answer(lambda: route() if route is not None else (404, "text/plain", b"not found\n"))
-
-            def do_POST(self) -> None:
-                if self._refused_host():
-                    return
-                route = server_posts.get(self.path.split("?", 1)[0])
-                problem = self._post_problem(route is not None)
-                if problem is not None:
-                    status, why = problem
-                    where = {"path": self.path[:200], "status": status, "why": why}
-                    log.warning("http post refused", extra=where)
-                    self.close_connection = True  # the body, if any, is not read
-                    self._answer(lambda: (status, "text/plain", f"refused: {why}\n".encode()))
-                    return
-                assert route is not None
-                data = self.rfile.read(int(self.headers["Content-Length"]))
-                self._answer(lambda: route(data))
-
-            def _refused_host(self) -> bool:
-                if self.headers.get("Host", "").lower() in hosts:
-                    return False
-                named = str(self.headers.get("Host"))[:100]
-                log.warning("http request refused: unknown Host", extra={"host": named})
-                self.close_connection = True
-                self._answer(lambda: (421, "text/plain", b"refused: Host is not this agent\n"))
-                return True
-
-            def _post_problem(self, known: bool) -> tuple[int, str] | None:
-                if not known:
-                    return 404, "no such endpoint"
-                kind = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-                if kind != "application/json":
-                    return 415, "Content-Type must be application/json"
-                if not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), token.encode()):
-                    return 401, f"{TOKEN_HEADER} missing or wrong"
-                length = self.headers.get("Content-Length")
-                if length is None:
-                    return 411, "Content-Length required"
-                if not length.isdigit():
-                    return 400, "Content-Length must be a non-negative integer"
-                if int(length) > MAX_POST_BYTES:
-                    return 413, f"body over {MAX_POST_BYTES} bytes"
-                return None
-
-            def _answer(self, call: Callable[[], tuple[int, str, bytes | Iterator[bytes]]]) -> None:
-                try:
-                    status, kind, body = call()
-                except Exception as exc:  # a broken route must not kill the server thread
-                    log.exception("http route failed", extra={"path": self.path})
-                    status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Cache-Control", "no-store")
-                if isinstance(body, bytes):
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                self.end_headers()
-                try:
-                    for chunk in body:
-                        self.wfile.write(chunk)
-                        self.wfile.flush()
-                except OSError:
-                    pass  # the client went away; its stream ends here
-                finally:
-                    close = getattr(body, "close", None)
-                    if close is not None:
-                        close()  # runs the stream's cleanup (unsubscribe) now, not at GC
-
+        site = _Site(routes, post_routes or {}, token)
         try:
-            self._server = _CappedServer((host, port), Handler, max_connections)
+            self._server = _CappedServer((host, port), _handler_for(site, timeout_s), max_connections)
         except OSError as exc:
             raise ConfigError(listen_problem(host, port, exc)) from None
         self.host: str = host
         self.port: int = self._server.server_address[1]
         names = {host, "localhost", "127.0.0.1", "[::1]"} if _loopback(host) else {host}
-        hosts.update(f"{name}:{self.port}".lower() for name in names)
+        site.hosts.update(f"{name}:{self.port}".lower() for name in names)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.1,), name="http", daemon=True
         )
