@@ -25,7 +25,6 @@ KNOWN_OVER = {
     "agent/sim/demo.py": 414,
     "agent/sim/demo.py::DemoStation.__init__": 69,
     "agent/sim/demo.py::run_demo": 68,
-    "agent/web/metrics.py::_StateCollector.collect": 62,
     "models/generators.py": 415,
     "models/train.py::main": 63,
     "models/train.py::model_card": 72,
