@@ -277,6 +277,14 @@ def _add_outcome_command(sub: Any) -> None:
 
 
 def _add_referral_commands(sub: Any) -> None:
+    """rfi answer and rfs screened: the station's answers to customs referrals."""
+    for each in (_add_rfi_command(sub), _add_rfs_command(sub)):
+        each.add_argument("--note", help="free text kept in the record (500 characters)")
+        add_config_option(each, of="the running agent")
+        add_json_option(each, "print the new record")
+
+
+def _add_rfi_command(sub: Any) -> argparse.ArgumentParser:
     rfi = add_command(
         sub,
         "rfi",
@@ -307,6 +315,10 @@ def _add_referral_commands(sub: Any) -> None:
     answer.add_argument(
         "--by", default="station", choices=["station", "compliance"], help="who answers (default station)"
     )
+    return answer
+
+
+def _add_rfs_command(sub: Any) -> argparse.ArgumentParser:
     rfs = add_command(
         sub,
         "rfs",
@@ -343,7 +355,4 @@ def _add_referral_commands(sub: Any) -> None:
         help="what it found: %(choices)s",
     )
     screened.add_argument("--at", help="when it was screened, RFC 3339 (default: now)")
-    for each in (answer, screened):
-        each.add_argument("--note", help="free text kept in the record (500 characters)")
-        add_config_option(each, of="the running agent")
-        add_json_option(each, "print the new record")
+    return screened
