@@ -139,7 +139,7 @@ def test_the_demo_page_moves_to_a_free_port_when_its_port_is_taken_at_start(tmp_
     serves its page on a free port instead of failing."""
     import socket
 
-    from prescreen.sim.demo import DemoStation
+    from prescreen.sim.demo_station import DemoStation
     from prescreen.sim.samples import generate
 
     with socket.socket() as taken:

@@ -15,7 +15,7 @@ import pytest
 from prescreen.commands.main import main
 from prescreen.core.errors import ConfigError
 from prescreen.packing.app import Agent
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.store import Filters
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
 from prescreen.web.server import TOKEN_HEADER, LocalServer, json_response
 

@@ -14,7 +14,7 @@ from prescreen.drivers.barcodes import decode
 from prescreen.models.signals import ParcelSignals
 from prescreen.risk import model_monitor
 from prescreen.risk.screening import Screener
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 
 

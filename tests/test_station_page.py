@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message
 

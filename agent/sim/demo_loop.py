@@ -38,7 +38,7 @@ from prescreen.sync.shadow import shadow_report
 from prescreen.sync.store import Filters, open_store
 
 if TYPE_CHECKING:
-    from prescreen.sim.demo import DemoStation
+    from prescreen.sim.demo_station import DemoStation
 
 log = logging.getLogger("prescreen.demo")
 VERSION = "risk-demo-outcomes"

@@ -12,7 +12,7 @@ from prescreen.commands.main import main
 from prescreen.core.records import SCHEMA_ID, SCHEMA_V1
 from prescreen.packing.outcomes import OUTCOMES
 from prescreen.risk.entry import EntrySettings, complete_order
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.store import Filters
 from prescreen.trade.compliance import ComplianceError, corrected_order, kept_parcel_entry

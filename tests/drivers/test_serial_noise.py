@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from prescreen.drivers.registry import open_scanner
 from prescreen.drivers.scanners.base import MAX_QUEUED_SCANS
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
 
 

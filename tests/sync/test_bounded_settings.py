@@ -13,7 +13,7 @@ from prescreen.drivers.barcodes import decode
 from prescreen.models.signals import ParcelSignals
 from prescreen.packing.downlink_journal import attach
 from prescreen.risk.screening import Screener
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters

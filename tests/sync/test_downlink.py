@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prescreen.drivers.barcodes import decode
 from prescreen.packing.downlink_journal import attach
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters

@@ -11,7 +11,7 @@ from prescreen.core.errors import ConfigError, SyncError
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
 from prescreen.packing.service import status_line
-from prescreen.sim.demo import demo_config
+from prescreen.sim.demo_station import demo_config
 from prescreen.sync.broker import LocalBroker, free_port
 from prescreen.sync.mqtt import MqttConnection, parse_endpoints
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
-from prescreen.sim.demo import demo_config
+from prescreen.sim.demo_station import demo_config
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.topics import health_topic

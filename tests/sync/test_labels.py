@@ -12,7 +12,7 @@ import pytest
 from prescreen.drivers.barcodes import decode
 from prescreen.models.evaluation import evaluate, read_labelled_rows
 from prescreen.models.runner import load_risk_model
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.labels import COLUMNS, label_for

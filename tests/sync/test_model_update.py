@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prescreen.core.records import dumps, rfc3339
 from prescreen.models.runner import default_dir
 from prescreen.packing.downlink_journal import StationDownlink, attach
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.shadow import shadow_report

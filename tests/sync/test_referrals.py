@@ -15,7 +15,7 @@ import pytest
 from prescreen.commands.main import main
 from prescreen.core.records import validate
 from prescreen.drivers.barcodes import decode
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
 from prescreen.sync.store import Filters

@@ -21,7 +21,7 @@ from prescreen.core.records import rfc3339
 from prescreen.core.signing import DeviceKey, KeyRing
 from prescreen.drivers.barcodes import decode
 from prescreen.packing.downlink_journal import attach
-from prescreen.sim.demo import DemoStation
+from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.downlink import Downlink
