@@ -143,3 +143,14 @@ def tracking_number_of(record: Record) -> str | None:
 def dumps(record: Record) -> str:
     """Compact, key-sorted JSON: the exact bytes stored and sent (and, later, signed)."""
     return json.dumps(record, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def member_texts(record: Record) -> dict[str, str]:
+    """Each top-level member of ``record`` as :func:`dumps` writes it (``"key":value``), so texts
+    with and without one member are joined from one serialisation (:func:`join_members`)."""
+    return {key: f"{json.dumps(key, ensure_ascii=False)}:{dumps(value)}" for key, value in record.items()}
+
+
+def join_members(members: dict[str, str]) -> str:
+    """The object :func:`dumps` writes, from :func:`member_texts` (keys in sorted order)."""
+    return "{" + ",".join(members[key] for key in sorted(members)) + "}"

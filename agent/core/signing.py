@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from prescreen.core.errors import ConfigError
 from prescreen.core.files import tighten
-from prescreen.core.records import Record, dumps
+from prescreen.core.records import Record, dumps, join_members, member_texts
 
 log = logging.getLogger("prescreen.signing")
 ALGORITHM = "Ed25519"
@@ -107,6 +107,18 @@ class DeviceKey:
             "value": base64.b64encode(value).decode("ascii"),
         }
         return record
+
+    def sign_text(self, record: Record) -> str:
+        """Sign ``record`` (setting its ``signature``) and return its canonical text, ``dumps`` of
+        the signed record, serialising it once: the bytes signed and the text stored share every
+        member but the signature (signing then storing used to serialise each record twice)."""
+        members = member_texts({k: v for k, v in record.items() if k != "signature"})
+        value = self._private.sign(join_members(members).encode("utf-8"))
+        encoded = base64.b64encode(value).decode("ascii")
+        signature = {"alg": ALGORITHM, "key_id": self.key_id, "value": encoded}
+        record["signature"] = signature
+        members["signature"] = f'"signature":{dumps(signature)}'
+        return join_members(members)
 
     @property
     def public_b64(self) -> str:

@@ -31,9 +31,11 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 class Signer(Protocol):
-    """Adds a signature to a record (:class:`prescreen.signing.DeviceKey`)."""
+    """Signs a record (:class:`prescreen.core.signing.DeviceKey`)."""
 
-    def sign(self, record: Record) -> Record: ...
+    def sign_text(self, record: Record) -> str:
+        """Set the record's signature; return its canonical text (what is stored and sent)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -165,9 +167,7 @@ class Outbox:
                     record = build(self._last_seq + offset)
                     if record["kind"] in self.shed:
                         raise OutboxError(f"{self.path}: disk at its floor: {record['kind']} record shed")
-                    if self._signer is not None:
-                        record = self._signer.sign(record)
-                    body = dumps(record)
+                    body = dumps(record) if self._signer is None else self._signer.sign_text(record)
                     self._conn.execute(
                         "INSERT INTO records (seq, record_id, kind, created_at, body, state, size, "
                         "record_schema) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
