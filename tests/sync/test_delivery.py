@@ -3,6 +3,9 @@ under an id the station never committed, or the receiver deduplicated copies nob
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,3 +181,35 @@ def test_what_the_mqtt_client_publishes_again_after_a_reconnect_is_counted_with_
         sender.stop()
         listener.stop()
         own.stop()
+
+
+@pytest.mark.slow
+def test_bench_sync_exits_on_the_delivery_check_and_prints_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prescreen",
+            "bench",
+            "sync",
+            "--records",
+            "400",
+            "--json",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["exactly_once"] is True
+    assert (summary["committed"], summary["stored"], summary["lost"], summary["problems"]) == (
+        400,
+        400,
+        0,
+        [],
+    )
+    assert summary["deduplicated"] <= summary["resent"]
