@@ -69,9 +69,9 @@ def test_a_finding_carries_its_item_and_its_message_must_name_the_same_one() -> 
 
 
 def test_the_sample_parcels_raise_only_registered_codes_with_the_registrys_severities(tmp_path: Path) -> None:
-    """The demo's 200 sample parcels through a station with fake devices: what the rules, the model
+    """The demo's 100 sample parcels through a station with fake devices: what the rules, the model
     and the filer checks really emit, not what their source text happens to contain."""
-    orders, steps = generate(200, seed=7)
+    orders, steps = generate(100, seed=7)
     station, scale, heard = make_station(tmp_path, orders, weight_timeout_s=0.02)
     for step in steps:
         if step.weight_kg is not None:

@@ -113,6 +113,7 @@ def _train(trainer: str, labels: Path, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["numpy", "tensorflow"])
 def test_a_model_trained_on_outcomes_beats_the_shipped_one_on_newer_parcels(
     tmp_path: Path, trainer: str, capsys: pytest.CaptureFixture[str]

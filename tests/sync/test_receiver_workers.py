@@ -16,6 +16,7 @@ from prescreen.sim.syncbench import run_sync_bench
 pytestmark = pytest.mark.network
 
 
+@pytest.mark.slow
 def test_two_workers_store_every_record_once(tmp_path: Path) -> None:
     summary = run_sync_bench(3000, workdir=tmp_path, batch_size=100, receiver_workers=2, timeout_s=120)
     assert summary["exactly_once"], summary["problems"]
@@ -30,6 +31,7 @@ def test_workers_need_the_shared_subscription(tmp_path: Path, capsys: pytest.Cap
     assert "--workers N needs N >= 1 and the shared subscription" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_parent_stops_its_workers(tmp_path: Path) -> None:
     # No broker on port 1: each worker waits 10 s for it, then says READY and goes on waiting.
     argv = ["receiver", "--db", str(tmp_path / "r.db"), "--no-verify", "--port", "1", "--workers", "3"]
