@@ -32,15 +32,18 @@ def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> l
     return found
 
 
+PARSER = build_parser()  # built once: the parametrized tests below only read it
+
+
 def parser_of(command: tuple[str, ...]) -> argparse.ArgumentParser:
-    parser = build_parser()
+    parser = PARSER
     for name in command:
         (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         parser = action.choices[name]
     return parser
 
 
-COMMANDS = commands(build_parser())
+COMMANDS = commands(PARSER)
 
 
 def test_the_walk_finds_every_command() -> None:
