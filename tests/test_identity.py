@@ -71,6 +71,7 @@ def test_an_emptied_outbox_goes_on_after_the_last_seq_and_the_receiver_takes_it(
     assert station.receiver.store.stats()["rejected_replayed"] == 0
 
 
+@pytest.mark.slow
 def test_a_missing_outbox_or_key_stops_the_start_until_told(
     bench: tuple[DemoStation, list[Step]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -145,6 +145,7 @@ def test_bad_requests_get_a_clear_answer_and_record_nothing(
     assert len(station.agent.outbox.records()) == before
 
 
+@pytest.mark.slow
 def test_correction_and_outcome_commands_talk_to_the_running_agent(
     bench: tuple[DemoStation, list[Step]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -202,6 +202,7 @@ def test_which_agencies_a_line_needs() -> None:
     assert agency_needs({"description": "Wireless earbuds", "hts_code": "8518300000"}) == set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module", ["prescreen.risk.entry", "prescreen.trade.exports", "prescreen.risk.filer"]
 )

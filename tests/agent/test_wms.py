@@ -209,6 +209,7 @@ def test_prefetch_fills_the_cache_before_the_scan(source: Any, wms: Wms) -> None
     assert wms.hits["1ZPRE2"] == 0
 
 
+@pytest.mark.slow
 def test_the_cache_survives_a_restart(source: Any, wms: Wms) -> None:
     source().lookup(TRACKING)
     wms.behaviour[TRACKING] = "500"

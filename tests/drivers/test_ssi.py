@@ -143,6 +143,7 @@ def test_line_scanner_cannot_signal() -> None:
         scanner.simulator.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_agent_sounds_a_hold_on_the_ssi_scanner(tmp_path: Path, wait_until: Callable[..., bool]) -> None:
     """The whole agent: a HOLD verdict makes the scanner at the operator's hand beep and go red."""
     orders, steps = generate(40, seed=7)

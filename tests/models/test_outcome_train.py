@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PRESCREEN = ROOT / ".venv-train" / "bin" / "prescreen"
 
 
+@pytest.mark.slow
 def test_the_split_trains_on_older_parcels_and_tests_on_newer_ones() -> None:
     rows = list(reversed(fleet_rows(120)))  # any order in, time order out
     older, newer = time_split(rows, 0.25)
@@ -33,6 +34,7 @@ def test_the_split_trains_on_older_parcels_and_tests_on_newer_ones() -> None:
     assert max(str(r["time"]) for r in older) <= min(str(r["time"]) for r in newer)
 
 
+@pytest.mark.slow
 def test_a_part_without_both_labels_is_refused_with_what_to_do() -> None:
     rows = fleet_rows(120)  # sorted by time
     quarter = len(rows) // 4

@@ -31,6 +31,7 @@ def test_config_takes_a_list_of_nodes_and_names_a_bad_one() -> None:
         cfg.check_value(cfg.SyncConfig, "hosts", ["a:8883", "not a host"])
 
 
+@pytest.mark.slow
 def test_a_dead_node_is_skipped_and_a_lost_node_hands_over_to_the_next(
     wait_until: Callable[..., bool],
 ) -> None:
@@ -54,6 +55,7 @@ def test_a_dead_node_is_skipped_and_a_lost_node_hands_over_to_the_next(
         second.stop()
 
 
+@pytest.mark.slow
 def test_status_and_the_station_page_say_which_node_the_station_is_on(
     tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
 ) -> None:

@@ -49,6 +49,7 @@ def _kinds(station: DemoStation, kind: str) -> list[dict[str, Any]]:
     return [r for r in station.agent.outbox.records() if r["kind"] == kind]
 
 
+@pytest.mark.slow
 def test_an_rfi_names_its_fields_and_is_answered_with_exactly_those(
     bench: tuple[DemoStation, list[Step]], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -122,6 +123,7 @@ def test_a_screened_parcel_leaves_a_screening_record_tied_to_the_rfs(
     assert screened["refers_to"] is not None
 
 
+@pytest.mark.slow
 def test_the_receiver_links_every_answer_to_its_parcel_and_the_cli_sends_them(
     bench: tuple[DemoStation, list[Step]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
