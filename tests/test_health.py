@@ -24,8 +24,8 @@ from prescreen.ops import config as cfg
 from prescreen.ops.health import CLOCK_FLOOR, Health, clock_condition
 from prescreen.packing import app
 from prescreen.packing.app import Agent
+from prescreen.packing.events import StationEvent
 from prescreen.packing.service import supervise
-from prescreen.packing.station import StationEvent
 from prescreen.sync.broker import LocalBroker, free_port
 from test_service import NotifySocket
 

@@ -24,10 +24,10 @@ from prescreen.core.errors import OutboxError
 from prescreen.core.records import validate
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
+from prescreen.packing.events import StationEvent
 from prescreen.packing.outbox import Outbox
 from prescreen.packing.outbox_schema import SCHEMA_VERSION
 from prescreen.packing.service import supervise
-from prescreen.packing.station import StationEvent
 from prescreen.sync.broker import LocalBroker, free_port
 
 ORDER = clean_order()

@@ -26,10 +26,11 @@ from prescreen.ops.config import Config
 from prescreen.ops.health import Health
 from prescreen.packing.agent_status import healthz, livez, status_of, watch_conditions
 from prescreen.packing.downlink_journal import attach
+from prescreen.packing.events import StationEvent
 from prescreen.packing.housekeeping import Report, housekeep
 from prescreen.packing.orders import FileOrderSource, OrderSource
 from prescreen.packing.outbox import Outbox, read_seq, seq_file_of
-from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.station import Station
 from prescreen.risk import model_monitor
 from prescreen.risk.entry import EntrySettings
 from prescreen.risk.screening import RiskModel, Screener

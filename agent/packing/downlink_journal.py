@@ -24,8 +24,9 @@ from prescreen.ops.config import SyncConfig
 from prescreen.packing.downlink_models import ModelMessages
 from prescreen.packing.downlink_parcels import ParcelMessages
 from prescreen.packing.downlink_settings import SettingsMessages
-from prescreen.packing.outbox import SideChanges
-from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.events import StationEvent
+from prescreen.packing.side_tables import SideChanges
+from prescreen.packing.station import Station
 from prescreen.sync.downlink import Downlink, DownlinkError, DownlinkRefused, Effect, digest
 from prescreen.sync.mqtt import MqttConnection
 

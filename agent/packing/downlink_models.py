@@ -20,7 +20,7 @@ from typing import Any
 
 from prescreen.core.errors import ModelError
 from prescreen.core.records import Record, envelope
-from prescreen.packing.outbox import SideChanges
+from prescreen.packing.side_tables import SideChanges
 from prescreen.packing.station import Station
 from prescreen.risk import model_monitor
 from prescreen.risk.screening import RiskModel

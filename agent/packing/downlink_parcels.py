@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prescreen.packing.outbox import Outbox, SideChanges
+from prescreen.packing.outbox import Outbox
+from prescreen.packing.side_tables import SideChanges
 from prescreen.packing.station import Station
 from prescreen.sync.downlink import (
     CUSTOMS_OUTCOMES,

@@ -15,7 +15,7 @@ from typing import Any
 from prescreen.core.errors import ConfigError
 from prescreen.core.signing import KeyRing
 from prescreen.ops.config import ScreeningConfig, SyncConfig, check_value
-from prescreen.packing.outbox import SideChanges
+from prescreen.packing.side_tables import SideChanges
 from prescreen.packing.station import Station
 from prescreen.sync.downlink import REMOTE_SETTINGS, Downlink, DownlinkError, Effect, text_field
 

@@ -9,7 +9,6 @@ transaction that stores the record, so sequence numbers have no gaps unless rows
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -25,9 +24,9 @@ from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
 from prescreen.core.records import Record, dumps, utc_now
 from prescreen.packing.outbox_schema import connect, read_feedback
+from prescreen.packing.side_tables import Hold, SideChanges, Statement, side_statements
 
 log = logging.getLogger("prescreen.outbox")
-Statement = tuple[str, tuple[Any, ...]]
 
 
 class Signer(Protocol):
@@ -36,60 +35,6 @@ class Signer(Protocol):
     def sign_text(self, record: Record) -> str:
         """Set the record's signature; return its canonical text (what is stored and sent)."""
         ...
-
-
-@dataclasses.dataclass
-class SideChanges:
-    """Changes to the outbox's side tables, committed in one transaction with a record.
-
-    A downlink message's effect (holds, settings, feedback) and the record that is its evidence
-    are stored together or not at all; ``message`` (id, type) also stores the message's answer,
-    so a redelivery is acked again, never applied twice.
-    """
-
-    # tracking number -> (type, reason)
-    holds: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
-    lifted: list[str] = dataclasses.field(default_factory=list)  # tracking numbers no longer held
-    settings: dict[str, str | None] = dataclasses.field(default_factory=dict)  # None deletes the key
-    feedback: list[tuple[str | None, str | None, str]] = dataclasses.field(default_factory=list)
-    message: tuple[str, str] | None = None  # (message_id, type) these changes answer
-
-
-@dataclasses.dataclass(frozen=True)
-class Hold:
-    """A tracking number customs asked the station to hold, and the message that asked."""
-
-    tracking_number: str
-    type: str
-    reason: str | None
-    message_id: str | None
-
-
-def _side_statements(changes: SideChanges, now: str) -> list[Statement]:
-    message_id = changes.message[0] if changes.message else None
-    statements: list[Statement] = [  # a newer hold on a tracking number replaces the older one
-        (
-            "INSERT OR REPLACE INTO holds (tracking_number, type, reason, message_id, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (tracking, kind, reason, message_id, now),
-        )
-        for tracking, (kind, reason) in changes.holds.items()
-    ]
-    statements += [("DELETE FROM holds WHERE tracking_number = ?", (t,)) for t in changes.lifted]
-    statements += [
-        ("DELETE FROM settings WHERE key = ?", (key,))
-        if value is None
-        else ("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)", (key, value, now))
-        for key, value in changes.settings.items()
-    ]
-    statements += [
-        (
-            "INSERT INTO feedback (message_id, received_at, record_id, seller, text) VALUES (?, ?, ?, ?, ?)",
-            (message_id, now, record_id, seller, text),
-        )
-        for record_id, seller, text in changes.feedback
-    ]
-    return statements
 
 
 def seq_file_of(key_path: Path) -> Path:
@@ -211,7 +156,7 @@ class Outbox:
 
         def also(records: list[Record]) -> list[Statement]:
             now = utc_now()
-            statements = _side_statements(changes, now)
+            statements = side_statements(changes, now)
             if changes.message is not None:
                 message_id, kind = changes.message
                 ack = json.dumps(answer(records[0]) if answer is not None else {})

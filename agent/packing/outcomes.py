@@ -7,8 +7,7 @@ sees the verdict, and later what was done about it, as two entries in order.
 
 from __future__ import annotations
 
-from prescreen.core.records import Record, envelope
-from prescreen.ops.config import StationConfig
+from prescreen.core.records import Record, StationIdentity, envelope
 
 OUTCOMES = (
     "held_on_shelf",
@@ -23,7 +22,7 @@ OUTCOMES = (
 
 def outcome_record(
     seq: int,
-    station: StationConfig,
+    station: StationIdentity,
     *,
     refers_to: str,
     tracking_number: str | None,

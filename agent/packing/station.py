@@ -26,10 +26,11 @@ from prescreen.drivers.base import Scan
 from prescreen.drivers.scales.settle import StableWeight
 from prescreen.ops.config import Config
 from prescreen.packing.cartons import OpenCarton, RecentConsignees, carton_order_of
+from prescreen.packing.events import StationEvent
 from prescreen.packing.model_guard import ModelGuard
 from prescreen.packing.orders import ORDER_UNAVAILABLE, Order, OrderSource
 from prescreen.packing.outbox import Outbox
-from prescreen.packing.outcomes import outcome_record
+from prescreen.packing.shelf import HoldShelf
 from prescreen.packing.verdicts import internal_error, verdict_record
 from prescreen.risk.rules import CartonFacts, ParcelFacts
 from prescreen.risk.screening import Screener, Screening
@@ -54,17 +55,6 @@ class Scale(Protocol):
         self, timeout: float, *, after: int | None = None, min_kg: Decimal = ...
     ) -> tuple[StableWeight, int] | None:
         """Next settled weight newer than settle number ``after``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class StationEvent:
-    """What the station tells its listeners after each scan."""
-
-    kind: str  # "verdict", "verdict_update", "carton_open", "hold_confirmed", "not_recorded", "ignored"
-    scan: str
-    record: Record | None = None
-    latency_ms: float | None = None
-    message: str = ""
 
 
 class Station:
@@ -92,8 +82,7 @@ class Station:
         self.holds: dict[str, str] = {}  # tracking number -> reason (filled by the downlink)
         self.heartbeat = time.monotonic()
         self._last_settle: int | None = None
-        # HOLD verdicts the operator has not yet confirmed on the hold shelf: record_id -> tracking.
-        self.awaiting_shelf: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self.shelf = HoldShelf(_MAX_INCOMPLETE)  # HOLDs the operator has not yet put on the shelf
         self._tasks: queue.Queue[tuple[Callable[[], StationEvent], Future[StationEvent]]] = queue.Queue()
         self._carton: OpenCarton | None = None
         self._recent = RecentConsignees(config.screening.split_window_s)
@@ -154,28 +143,7 @@ class Station:
         return self.submit(lambda: self._confirm_hold(record_id, shelf, raw=shelf or "touch"))
 
     def _confirm_hold(self, record_id: str | None, shelf: str | None, *, raw: str) -> StationEvent:
-        if record_id is None and self.awaiting_shelf:
-            record_id = next(iter(self.awaiting_shelf))
-        if record_id is None or record_id not in self.awaiting_shelf:
-            return StationEvent("ignored", raw, message="No HOLD is waiting for the shelf.")
-        tracking = self.awaiting_shelf[record_id]
-        try:
-            record = self.outbox.append(
-                lambda seq: outcome_record(
-                    seq,
-                    self.config.station,
-                    refers_to=record_id,
-                    tracking_number=tracking,
-                    outcome="held_on_shelf",
-                    shelf=shelf,
-                )
-            )
-        except OutboxError as exc:
-            log.error("hold confirmation not recorded", extra={"record": record_id, "reason": str(exc)})
-            return StationEvent("not_recorded", raw, message=f"NOT RECORDED: {exc}")
-        del self.awaiting_shelf[record_id]
-        log.info("hold on shelf", extra={"record": record_id, "tracking": tracking, "shelf": shelf})
-        return StationEvent("hold_confirmed", raw, record)
+        return self.shelf.confirm(self.outbox, self.config.station, record_id, shelf, raw=raw)
 
     # --- changes decided elsewhere (customs, compliance), applied on the station thread -------
 
@@ -186,11 +154,11 @@ class Station:
 
     def await_shelf(self, record_id: str, tracking: str | None) -> None:
         """A parcel held after it left the bench is fetched back: its shelf scan is awaited like a HOLD's."""
-        self.awaiting_shelf[record_id] = tracking
+        self.shelf.wait_for(record_id, tracking)
 
     def shelf_settled(self, record_id: str) -> None:
         """An outcome was recorded for this verdict: the shelf no longer waits for it."""
-        self.awaiting_shelf.pop(record_id, None)
+        self.shelf.settle(record_id)
 
     def use_screener(self, screener: Screener) -> None:
         """Screen with ``screener`` from the next parcel on (a new model, shadow or settings)."""
@@ -349,9 +317,7 @@ class Station:
         event = self._commit(scan.raw, facts, screening, inside, start=start, closed=closed)
         self.guard.observe(self.screener, screening)
         if event.record is not None and screening.verdict == "HOLD":
-            self.awaiting_shelf[event.record["record_id"]] = tracking
-            while len(self.awaiting_shelf) > _MAX_INCOMPLETE:
-                self.awaiting_shelf.popitem(last=False)
+            self.shelf.wait_for(event.record["record_id"], tracking)
         if event.record is not None and tracking is not None:
             if inside is not None:
                 inside.scanned.append(tracking)

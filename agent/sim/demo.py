@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.ops import config as cfg
-from prescreen.packing.station import StationEvent
+from prescreen.packing.events import StationEvent
 from prescreen.sim.demo_loop import learning_round, truth
 from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate

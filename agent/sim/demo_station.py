@@ -20,7 +20,7 @@ from prescreen.drivers.registry import scale_protocol
 from prescreen.drivers.sim import ScaleSimulator, ScannerSimulator
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
-from prescreen.packing.station import StationEvent
+from prescreen.packing.events import StationEvent
 from prescreen.sim.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step
 from prescreen.sim.syncbench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker

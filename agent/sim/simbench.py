@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prescreen.core.errors import ConfigError
 from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator, SsiScannerSimulator
-from prescreen.packing.station import StationEvent
+from prescreen.packing.events import StationEvent
 from prescreen.web.server import PostRoute, Response, Route, json_response
 
 log = logging.getLogger("prescreen.sim")

@@ -20,9 +20,10 @@ from typing import Any
 from prescreen.core.errors import OutboxError, PrescreenError
 from prescreen.core.records import SCHEMA_ID, Record
 from prescreen.drivers.barcodes import decode
+from prescreen.packing.events import StationEvent
 from prescreen.packing.orders import to_record
 from prescreen.packing.outcomes import OUTCOMES, outcome_record
-from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.station import Station
 from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.rules import ParcelFacts
 from prescreen.trade.correctable import (

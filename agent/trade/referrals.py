@@ -18,8 +18,9 @@ from typing import Any
 from prescreen.core.errors import PrescreenError
 from prescreen.core.records import Record, envelope, epoch_s, rfc3339, utc_now
 from prescreen.ops.config import StationConfig
+from prescreen.packing.events import StationEvent
 from prescreen.packing.outbox import Outbox
-from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.station import Station
 from prescreen.sync.downlink import RFI_FIELDS
 
 log = logging.getLogger("prescreen.trade.referrals")

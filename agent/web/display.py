@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from prescreen.drivers.base import WeightReading
-from prescreen.packing.station import StationEvent
+from prescreen.packing.events import StationEvent
 from prescreen.risk import strings
 from prescreen.web.server import PostRoute, Response, Route, json_response
 

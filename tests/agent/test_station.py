@@ -14,8 +14,9 @@ import pytest
 from order_fixtures import TRACKING, clean_order
 from prescreen.core.errors import OutboxError
 from prescreen.drivers.base import Scan
+from prescreen.packing.events import StationEvent
 from prescreen.packing.orders import ORDER_UNAVAILABLE
-from prescreen.packing.station import Station, StationEvent
+from prescreen.packing.station import Station
 from prescreen.trade.compliance import correct
 from station_fakes import FakeScale, LateWms, make_station, sscc, ups
 
@@ -39,7 +40,7 @@ def test_a_clean_parcel_is_cleared_and_committed_before_anyone_hears_it(tmp_path
     assert event.record["screening"]["verdict"] == "CLEAR"
     assert event.record["parcel"]["measured_weight_kg"] == 0.5
     assert heard == [(event, 1)]  # the listener heard it with the record already in the outbox
-    assert station.awaiting_shelf == {}
+    assert station.shelf.waiting() == []
 
 
 def test_a_hold_waits_for_the_shelf_label_and_its_scan_is_recorded_once(tmp_path: Path) -> None:
@@ -48,7 +49,7 @@ def test_a_hold_waits_for_the_shelf_label_and_its_scan_is_recorded_once(tmp_path
     assert held.record is not None
     assert held.record["screening"]["verdict"] == "HOLD"
     assert "WEIGHT_MISMATCH" in codes(held)
-    assert list(station.awaiting_shelf) == [held.record["record_id"]]
+    assert station.shelf.waiting() == [held.record["record_id"]]
     shelf = scan(station, scale, "SHELF-A1")
     assert shelf.kind == "hold_confirmed"
     assert shelf.record is not None
@@ -58,7 +59,7 @@ def test_a_hold_waits_for_the_shelf_label_and_its_scan_is_recorded_once(tmp_path
         held.record["record_id"],
         "SHELF-A1",
     )
-    assert station.awaiting_shelf == {}
+    assert station.shelf.waiting() == []
     again = scan(station, scale, "SHELF-A1")
     assert again.kind == "ignored"
     assert again.record is None

@@ -19,8 +19,8 @@ from prescreen.core.errors import OrderError
 from prescreen.core.records import validate
 from prescreen.ops import config as cfg
 from prescreen.packing.app import Agent
+from prescreen.packing.events import StationEvent
 from prescreen.packing.orders import FileOrderSource, to_record
-from prescreen.packing.station import StationEvent
 from prescreen.packing.wms import WmsOrderSource
 from prescreen.sync.broker import LocalBroker
 
