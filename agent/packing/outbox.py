@@ -131,8 +131,8 @@ class Outbox:
                     self._conn.execute(sql, params)
                 self._conn.execute("COMMIT")
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(sqlite3.Error):  # a closed connection cannot even say
+                    if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise OutboxError(f"{self.path}: record not committed: {exc}") from exc

@@ -160,3 +160,15 @@ def test_a_verdict_that_cannot_be_committed_is_told_as_not_recorded(
     assert [r.getMessage() for r in caplog.records if r.name == "prescreen.station"] == [
         "verdict not recorded"
     ]
+
+
+def test_a_closed_outbox_is_told_as_not_recorded_not_raised(tmp_path: Path) -> None:
+    """The station stopping (its outbox closed) while a scan is handled: NOT RECORDED, one line."""
+    station, scale, _ = make_station(tmp_path, [clean_order()])
+    heard: list[StationEvent] = []
+    station.listeners[:] = [heard.append]  # the fakes' listener reads the outbox, closed here
+    station.outbox.close()
+    event = scan(station, scale, TRACKING, "0.5")
+    assert event.kind == "not_recorded"
+    assert "closed database" in event.message
+    assert heard == [event]
