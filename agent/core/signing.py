@@ -5,7 +5,7 @@ byte changed on the way. The key is created on the station's first start (file m
 leaves the box); IT copies its public half into the receiver's trust store with
 ``prescreen key show``. The signature covers the record's canonical JSON (key-sorted, compact,
 UTF-8) without the ``signature`` field, so both sides compute the same bytes with
-:func:`prescreen.records.dumps`.
+:func:`prescreen.core.records.dumps`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Why: appending ``prescreen key show`` output to a file (``>> entries.json``) makes a file the
 receiver cannot read. Every change here goes through the same check the receiver makes when it
-loads the file (:class:`prescreen.signing.TrustStore`), is written atomically, and every error
+loads the file (:class:`prescreen.core.signing.TrustStore`), is written atomically, and every error
 names the expected format.
 """
 

@@ -11,7 +11,7 @@ signed by the receiver's key over its canonical JSON without the signature.
 Why msgspec: one pass over a batch finds each record's exact bytes (``msgspec.Raw``) and checks
 the batch's shape, where the standard library's ``raw_decode`` loop cost 16 µs a record on the
 reference machine; decoding a record is about twice as fast as ``json.loads``. The published JSON
-Schema stays the contract: records are still validated against it (:func:`prescreen.records.validate`).
+Schema stays the contract: records are still validated against it (:func:`prescreen.core.records.validate`).
 Anything msgspec refuses that the standard library reads (integers beyond 64 bits, NaN) is read
 by the standard library, so a record is refused by the schema with its id, never by the decoder.
 """
@@ -44,7 +44,7 @@ class BatchRefused(ValueError):
 
 
 class BatchSigner(Protocol):
-    """Signs bytes with a device's key (:class:`prescreen.signing.DeviceKey`)."""
+    """Signs bytes with a device's key (:class:`prescreen.core.signing.DeviceKey`)."""
 
     @property
     def key_id(self) -> str: ...

@@ -1,5 +1,5 @@
 """``prescreen config example``: a commented config with every key, its default, its allowed values
-and its meaning, generated from the schema in :mod:`prescreen.config`.
+and its meaning, generated from the schema in :mod:`prescreen.ops.config`.
 
 Why generated: defaults and bounds come from the dataclasses themselves, so the example cannot
 drift from what the agent accepts; the meanings live here, one line a key, and a test fails when a

@@ -251,7 +251,7 @@ def _party(value: object) -> dict[str, Any] | None:
 
 def _manufacturer(value: object) -> dict[str, Any] | None:
     """The line's manufacturer; a MID the seller sent is kept as declared (the station computes
-    one from the name and address otherwise, see :func:`prescreen.entry.complete_order`)."""
+    one from the name and address otherwise, see :func:`prescreen.risk.entry.complete_order`)."""
     if not isinstance(value, dict):
         return None
     declared = _matching(value.get("mid"), r"[A-Z0-9]{2,15}")

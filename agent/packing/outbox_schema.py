@@ -1,6 +1,6 @@
 """The outbox file itself: opened durably, created, and migrated from older schema versions.
 
-Kept apart from :mod:`prescreen.outbox` (reading and writing records) because it runs once per
+Kept apart from :mod:`prescreen.packing.outbox` (reading and writing records) because it runs once per
 start (and in ``prescreen outbox migrate``), where the outbox's access methods run all day.
 """
 

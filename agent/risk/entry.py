@@ -2,7 +2,7 @@
 and which other agencies' data a line needs.
 
 Pure functions of the order and the parcel, shared by the station (building records), the filer
-findings (:mod:`prescreen.filer`) and the exports, so the three always agree on what a parcel is.
+findings (:mod:`prescreen.risk.filer`) and the exports, so the three always agree on what a parcel is.
 Facts and sources: ``../shared/docs/domain.md`` section 0 and ``docs/data-mapping.md``.
 """
 

@@ -3,14 +3,14 @@ still fix it: no importer of record, no manufacturer to build the MID from, a po
 a UPU S10 id, a press without its DEA Form 452 transaction id, a CPSC-regulated line without a
 certificate reference.
 
-They run after the screening rules (:meth:`prescreen.screening.Screener.screen`) and read the
+They run after the screening rules (:meth:`prescreen.risk.screening.Screener.screen`) and read the
 same parcel facts; a press is the one the rules found (their ``PILL_PRESS_EQUIPMENT`` finding, on its line)
 or one the seller declared. The data is incomplete, not the parcel risky, so what most order
 systems cannot fill yet (importer of record, manufacturer, CPSC certificate) is ``info``:
 recorded, refused by the exports, on the seller's scorecard, but no reason to send every parcel
 of a site to REVIEW (operators would learn to ignore REVIEW). A postal item without its S10 id
 and a press without its DEA 452 id are ``review``. Which agency needs what:
-:func:`prescreen.entry.agency_needs`, shared with the exports, so the station flags exactly what
+:func:`prescreen.risk.entry.agency_needs`, shared with the exports, so the station flags exactly what
 the exports would refuse.
 """
 

@@ -4,7 +4,7 @@ Records are evidence and never rewritten. A correction is a new verdict record: 
 with the compliance team's changes, re-screened by the same rules and model, with ``supersedes``
 naming the record it replaces (reason ``correction``, and which fields changed). An outcome is a
 new record naming the verdict it settles. Both run on the station thread, the outbox's only writer
-(:meth:`prescreen.station.Station.submit`), so they never race a scan.
+(:meth:`prescreen.packing.station.Station.submit`), so they never race a scan.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ class ComplianceApi:
         self.timeout_s = timeout_s
 
     def post_routes(self) -> dict[str, PostRoute]:
-        """The routes to add to the agent's :class:`~prescreen.webserver.LocalServer`."""
+        """The routes to add to the agent's :class:`~prescreen.web.server.LocalServer`."""
         return {
             "/api/correct": self._correct,
             "/api/outcome": self._outcome,

@@ -5,7 +5,7 @@ invoice, hts_code, description, ...); the station or compliance answers with an 
 record carrying exactly those fields. A request for screening (``rfs``) asks for the parcel to be
 screened by a high-risk method; the station records a ``screening`` record (method, operator, time,
 result) when it was. Both are signed records synced like any other, committed on the station
-thread (:meth:`prescreen.station.Station.submit`), and tied to the referral's message id and the
+thread (:meth:`prescreen.packing.station.Station.submit`), and tied to the referral's message id and the
 parcel's newest verdict record, so the receiver links them to the parcel. Neither lifts the hold:
 customs decides, with a ``release`` or an ``outcome``, once it has read them.
 """

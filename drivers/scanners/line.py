@@ -1,7 +1,7 @@
 """Barcode scanners in line mode (RS-232 or USB-CDC): one scan per line.
 
 Terminators CR, LF, CR LF and TAB are all accepted (vendors differ and sites reconfigure them).
-What a line may hold is checked by :func:`prescreen.drivers.scanner.parse_line`.
+What a line may hold is checked by :func:`prescreen.drivers.scanners.base.parse_line`.
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ def test_which_agencies_a_line_needs() -> None:
     "module", ["prescreen.risk.entry", "prescreen.trade.exports", "prescreen.risk.filer"]
 )
 def test_each_entry_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
-    """The config checks the rate table through prescreen.entry, which builds on the config: the
+    """The config checks the rate table through prescreen.risk.entry, which builds on the config: the
     cycle must hold whichever side is imported first (it once did not)."""
     import subprocess
     import sys
