@@ -204,6 +204,31 @@ def test_a_late_customs_hold_calls_the_operator_back(
     page.wait_for_function("document.getElementById('verdict').dataset.confirmed === 'true'", timeout=5000)
 
 
+def test_a_customs_release_of_a_shelved_parcel_is_shown_also_after_a_reload(
+    bench: tuple[DemoStation, dict[str, Any]], page: Any
+) -> None:
+    """A release of a parcel on the hold shelf tells the operator to take it off, live and on a
+    page opened afterwards (the snapshot carries it)."""
+    station, state = bench
+    page.goto(station.page_url())
+    page.wait_for_function("document.getElementById('dev-scale').textContent.length > 0")
+    record = _scan_until(station, state["steps"], "HOLD")
+    assert station.shelve().kind == "hold_confirmed"  # the operator scans the shelf label
+    tracking = record["parcel"]["tracking_number"]
+    message = new_message(
+        "outcome", tracking_number=tracking, outcome="released", reason_code="R-1", customs_reference="CBP-9"
+    )
+    assert (station.send(message) or {}).get("status") == "applied"
+    shown = "(t) => document.getElementById('tracking').textContent.includes(t)"
+    for _ in ("live", "reloaded"):
+        page.wait_for_function(shown, arg=tracking, timeout=5000)
+        assert page.evaluate("document.getElementById('verdict').dataset.verdict") == "CLEAR"
+        assert "take it off the hold shelf" in page.inner_text("#instruction")
+        assert "CBP-9" in page.inner_text("#reasons")
+        page.reload()
+        page.wait_for_function("document.getElementById('dev-scale').textContent.length > 0")
+
+
 def assert_in_reach(page: Any, selector: str) -> None:
     """The whole element is inside the viewport and nothing covers any part of it (a touch
     anywhere on it hits it)."""

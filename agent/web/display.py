@@ -49,6 +49,25 @@ def parcel_view(event: StationEvent) -> dict[str, Any]:
     }
 
 
+def customs_view(kind: str, downlink: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows for a customs decision on a parcel already scanned: a late hold (fetch
+    it back to the shelf) or an outcome for a parcel on the hold shelf (take it off, or keep it)."""
+    late = kind == "late_hold"
+    released = not late and downlink["customs_outcome"]["outcome"] in ("released", "assessment_complete")
+    texts = strings.late_hold(downlink) if late else strings.shelf_outcome(downlink)
+    return {
+        "record_id": downlink["parcel_state"]["verdict_record_id"],
+        "kind": kind,
+        "verdict": "CLEAR" if released else "HOLD",
+        "tracking": downlink["tracking_number"],
+        "weight_kg": None,
+        "reasons": {lang: [text] for lang, text in texts.items()},
+        "message": {lang: [text] for lang, text in texts.items()},
+        "released": released,
+        "confirmed": not late,  # on the shelf already; a late hold waits for its shelf scan
+    }
+
+
 class StationDisplay:
     """Keeps the current parcel and the last :data:`HISTORY`, and streams changes to browsers."""
 
@@ -88,28 +107,13 @@ class StationDisplay:
                     if view["record_id"] == refers_to:
                         view["confirmed"] = True
             self._broadcast("confirmed", {"record_id": refers_to, "shelf": event.record["outcome"]["shelf"]})
-        elif event.kind == "late_hold" and event.record is not None:
-            downlink = event.record["downlink"]
-            message = strings.late_hold(downlink)
-            self._broadcast(
-                "late_hold",
-                {
-                    "record_id": downlink["parcel_state"]["verdict_record_id"],
-                    "tracking": downlink["tracking_number"],
-                    "message": {lang: [text] for lang, text in message.items()},
-                },
-            )
-        elif event.kind == "shelf_outcome" and event.record is not None:
-            downlink = event.record["downlink"]
-            self._broadcast(
-                "shelf_outcome",
-                {
-                    "record_id": downlink["parcel_state"]["verdict_record_id"],
-                    "tracking": downlink["tracking_number"],
-                    "released": downlink["customs_outcome"]["outcome"] in ("released", "assessment_complete"),
-                    "message": {lang: [text] for lang, text in strings.shelf_outcome(downlink).items()},
-                },
-            )
+        elif event.kind in ("late_hold", "shelf_outcome") and event.record is not None:
+            view = customs_view(event.kind, event.record["downlink"])
+            with self._lock:  # the parcel's newest state, also for a page opened after it
+                kept = [v for v in self._recent if v["record_id"] != view["record_id"]]
+                self._recent = collections.deque([view, *kept], maxlen=HISTORY)
+                self._notice = None
+            self._broadcast(event.kind, view)
         elif event.kind in ("carton_open", "not_recorded"):
             with self._lock:
                 self._notice = "carton" if event.kind == "carton_open" else "not_recorded"

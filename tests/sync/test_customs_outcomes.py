@@ -114,6 +114,14 @@ def test_a_release_of_a_parcel_on_the_hold_shelf_is_told_to_the_operator(
     assert shown["record_id"] == held["record_id"]
     assert "CBP-REL-7" in shown["message"]["en"][0]
     assert "liberado" in shown["message"]["es"][0]
+    # A page opened (or reconnected) after the decision shows it too: it is the snapshot's newest.
+    assert station.agent.http is not None
+    snapshot = httpx.get(station.agent.http.url + "/station/snapshot", timeout=5).json()
+    newest = snapshot["recent"][0]
+    assert (newest["kind"], newest["released"]) == ("shelf_outcome", True)
+    assert newest["record_id"] == held["record_id"]
+    assert newest["message"] == shown["message"]
+    assert [v["record_id"] for v in snapshot["recent"]].count(held["record_id"]) == 1
     station.drain()
     stored = station.receiver.store.query(Filters(tracking_number=tracking))
     assert record["record_id"] in {row["record_id"] for row in stored}
