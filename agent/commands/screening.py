@@ -99,6 +99,25 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_model_manifest(args: argparse.Namespace) -> int:
+    """Print the manifest of a model directory as customs publishes it (what ``downlink send
+    --type model --manifest`` signs)."""
+    import json
+
+    from prescreen.core.errors import ModelError
+    from prescreen.sync.customs import model_manifest
+
+    directory = Path(args.dir)
+    version = args.version or json.loads((directory / "model.json").read_text())["version"]
+    files = [p.name for p in directory.iterdir() if p.name in ("model.json", f"{version}.tflite")]
+    if len(files) != 2:
+        raise ModelError(f"{directory}: no model.json and {version}.tflite to publish")
+    manifest = model_manifest(directory, args.base_url, version)
+    manifest["files"] = [f for f in manifest["files"] if f["name"] in files]  # the card stays home
+    print_json(manifest)
+    return EXIT_OK
+
+
 def cmd_model_reinstate(args: argparse.Namespace) -> int:
     """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
     status, answer = post_to_agent(load_config(args.config), "/api/model/reinstate", {})
@@ -150,6 +169,21 @@ def add_screening_commands(sub: Any) -> None:
         each.add_argument("--model", help="model directory (default: the shipped model)")
         each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
     _add_train_command(what)
+    manifest = add_command(
+        what,
+        "manifest",
+        help="customs side: the manifest of a trained model published at a URL",
+        description=(
+            "Print the manifest of a model directory (its version, and model.json and the .tflite "
+            "with their URL and SHA-256) for downlink send --type model, which signs it."
+        ),
+        example="prescreen model manifest --dir new --base-url https://models.example/new > m.json",
+        run=cmd_model_manifest,
+        log_level="warning",
+    )
+    manifest.add_argument("--dir", required=True, help="the model directory (prescreen model train --out)")
+    manifest.add_argument("--base-url", required=True, help="where its files are published (HTTPS)")
+    manifest.add_argument("--version", help="model version (default: model.json's)")
     reinstate = add_command(
         what,
         "reinstate",

@@ -24,7 +24,7 @@ from prescreen.core.wire import encode_batch
 from prescreen.ops.config import StationConfig
 from prescreen.sim.demo import DemoStation
 from prescreen.sim.samples import Step, generate
-from prescreen.sync.customs import model_manifest, model_message, new_message, seal
+from prescreen.sync.customs import model_message, new_message, seal
 from prescreen.sync.store import Filters
 
 VERSION = "risk-loop-1"
@@ -142,12 +142,20 @@ def test_the_learning_loop_end_to_end(
         trained = tmp_path / "trained"
         train = ["model", "train", "--labels", str(labels), "--out", str(trained), "--version", VERSION]
         assert main([*train, "--synthetic", "300", "--trainer", "numpy"]) == 0
-        assert "(numpy) written to" in capsys.readouterr().out
+        assert "(numpy) written to" in capsys.readouterr().out  # said, not guessed
         published = root / VERSION
         published.mkdir()
         for name in (f"{VERSION}.tflite", "model.json"):
             (published / name).write_bytes((trained / name).read_bytes())
-        manifest = model_manifest(published, f"{base}/{VERSION}", VERSION)
+        assert main(["model", "manifest", "--dir", str(published), "--base-url", f"{base}/{VERSION}"]) == 0
+        manifest_file = tmp_path / "m.json"
+        manifest_file.write_text(capsys.readouterr().out)
+        manifest = json.loads(manifest_file.read_text())
+        assert {f["name"] for f in manifest["files"]} == {"model.json", f"{VERSION}.tflite"}
+        send = ["downlink", "send", "--type", "model", "--site", SITE, "--device", DEVICE, "--json"]
+        send += ["--port", str(bench.broker.port), "--wait", "20"]
+        send += ["--key", str(bench.workdir / "customs.key")]
+        send += ["--manifest", str(manifest_file), "--signing-key", str(bench.workdir / "update.key")]
 
         # A manifest signed by a key the station does not trust for updates installs nothing.
         forger = DeviceKey.load_or_create(tmp_path / "update-forger.key")
@@ -157,10 +165,10 @@ def test_the_learning_loop_end_to_end(
         assert ack["status"] == "rejected", ack
         assert bench.agent.station.screener.shadow is None
 
-        shadow = model_message(manifest, bench.update_key, site=SITE, device=DEVICE, shadow=True, serial=10)
-        assert (bench.send(shadow, wait_s=20) or {}).get("status") == "applied"
-        # The same signed manifest again under a new message id (a replay) is not newer: refused.
-        replay = new_message("model", **{k: shadow[k] for k in ("manifest", "manifest_signature")})
+        assert main([*send, "--shadow"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "applied"
+        # An older manifest, validly signed, sent again (a replay) is not newer: refused.
+        replay = model_message(manifest, bench.update_key, site=SITE, device=DEVICE, shadow=True, serial=10)
         ack = bench.send(replay, wait_s=20)
         assert ack is not None
         assert ack["status"] == "rejected"
@@ -176,8 +184,8 @@ def test_the_learning_loop_end_to_end(
         assert {"live_precision", "live_recall", "shadow_precision", "shadow_recall"} <= set(row)
         assert bench.agent.station.screener.model is live  # shadow changed no verdict's model
 
-        promote = model_message(manifest, bench.update_key, site=SITE, device=DEVICE, promote=True, serial=11)
-        assert (bench.send(promote, wait_s=20) or {}).get("status") == "applied"
+        assert main([*send, "--promote"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "applied"
         used = bench.run(parcels[-1])[0].record
         assert used is not None
         assert used["screening"]["model_version"] == VERSION
