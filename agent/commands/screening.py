@@ -169,21 +169,7 @@ def add_screening_commands(sub: Any) -> None:
         each.add_argument("--model", help="model directory (default: the shipped model)")
         each.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
     _add_train_command(what)
-    manifest = add_command(
-        what,
-        "manifest",
-        help="customs side: the manifest of a trained model published at a URL",
-        description=(
-            "Print the manifest of a model directory (its version, and model.json and the .tflite "
-            "with their URL and SHA-256) for downlink send --type model, which signs it."
-        ),
-        example="prescreen model manifest --dir new --base-url https://models.example/new > m.json",
-        run=cmd_model_manifest,
-        log_level="warning",
-    )
-    manifest.add_argument("--dir", required=True, help="the model directory (prescreen model train --out)")
-    manifest.add_argument("--base-url", required=True, help="where its files are published (HTTPS)")
-    manifest.add_argument("--version", help="model version (default: model.json's)")
+    _add_manifest_command(what)
     reinstate = add_command(
         what,
         "reinstate",
@@ -225,3 +211,21 @@ def _add_train_command(what: Any) -> None:
         choices=["auto", "tensorflow", "numpy"],
         help="auto: TensorFlow if installed (make train-venv), else numpy (seconds, no TensorFlow)",
     )
+
+
+def _add_manifest_command(what: Any) -> None:
+    manifest = add_command(
+        what,
+        "manifest",
+        help="customs side: the manifest of a trained model published at a URL",
+        description=(
+            "Print the manifest of a model directory (its version, and model.json and the .tflite "
+            "with their URL and SHA-256) for downlink send --type model, which signs it."
+        ),
+        example="prescreen model manifest --dir new --base-url https://models.example/new > m.json",
+        run=cmd_model_manifest,
+        log_level="warning",
+    )
+    manifest.add_argument("--dir", required=True, help="the model directory (prescreen model train --out)")
+    manifest.add_argument("--base-url", required=True, help="where its files are published (HTTPS)")
+    manifest.add_argument("--version", help="model version (default: model.json's)")
