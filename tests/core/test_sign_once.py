@@ -36,6 +36,7 @@ def test_a_record_signed_once_is_the_record_signed_then_dumped(key: DeviceKey) -
     assert trust.check(body) is None
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(members=st.dictionaries(st.text(max_size=12), _values, max_size=8))
 def test_any_json_object_signed_once_matches(key: DeviceKey, members: dict[str, Any]) -> None:
