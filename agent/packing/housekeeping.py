@@ -58,6 +58,11 @@ def _cutoff(days: float, now: datetime) -> str:
     return (now - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# What an RFI answer may carry about a private person, and what is kept of it once erased.
+PRIVATE_RFI_FIELDS = frozenset({"consignee_tax_id"})
+ERASED = "[erased]"
+
+
 def purge_personal_data(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` without the names, addresses and ids of private persons."""
     order = body.get("order")
@@ -70,6 +75,11 @@ def purge_personal_data(body: dict[str, Any]) -> dict[str, Any]:
         # buyer importing for themself); one with an EIN is a business, kept like the seller.
         if isinstance(importer, dict) and importer.get("id_type") != "ein":
             order["importer_of_record"] = {"name": None, "address": None, "id": None}
+    # An RFI answer may carry the consignee's tax id (the field stays, so the record keeps its shape).
+    answer = body.get("rfi_response")
+    if isinstance(answer, dict) and isinstance(answer.get("fields"), dict):
+        for name in PRIVATE_RFI_FIELDS & set(answer["fields"]):
+            answer["fields"][name] = ERASED
     return body
 
 

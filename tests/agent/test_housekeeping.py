@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from prescreen.core.errors import OutboxError
-from prescreen.core.records import validate
+from prescreen.core.records import envelope, validate
 from prescreen.ops.config import OutboxConfig, StationConfig
 from prescreen.packing.housekeeping import housekeep
 from prescreen.packing.outbox import Outbox
@@ -121,4 +121,27 @@ def test_an_importer_of_record_with_an_ein_is_a_business_and_kept(tmp_path: Path
     (body,) = outbox.records()
     assert body["order"]["importer_of_record"]["name"] == "Demo Imports LLC"
     assert body["order"]["consignee"]["name"] is None
+    validate(body)
+
+
+def test_a_consignee_tax_id_in_an_rfi_answer_is_erased_with_the_rest(tmp_path: Path) -> None:
+    def rfi_answer(seq: int) -> dict[str, Any]:
+        body = envelope("rfi_response", seq, StationConfig())
+        body["rfi_response"] = {
+            "message_id": "m-1",
+            "tracking_number": "1ZRFI000000000001",
+            "refers_to": None,
+            "requested_fields": ["consignee_tax_id", "invoice"],
+            "fields": {"consignee_tax_id": "RFC-XAXX010101000", "invoice": "INV-7"},
+            "answered_by": "station",
+            "note": None,
+        }
+        return body
+
+    outbox = Outbox(tmp_path / "o.db")
+    (committed,) = outbox.append_many([rfi_answer])
+    outbox.mark_acked([committed["record_id"]])
+    assert housekeep(outbox, OutboxConfig(pii_days=7, retention_days=365), now=LATER).purged == 1
+    (body,) = outbox.records()
+    assert body["rfi_response"]["fields"] == {"consignee_tax_id": "[erased]", "invoice": "INV-7"}
     validate(body)
