@@ -78,6 +78,7 @@ bench: system-deps $(STAMP)
 ## one JSON line per scenario, exit 1 if any record was lost or stored twice (~2 min).
 chaos: system-deps $(STAMP)
 	$(BIN)/python tests/bench/chaos.py --records 20000
+	$(BIN)/python tests/bench/chaos_cluster.py --records 3000
 
 ## Retrain the model reproducibly (TensorFlow in its own virtualenv, never a runtime dependency).
 model: .venv-train/.installed

@@ -18,17 +18,22 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prescreen.core.errors import BrokerUnavailable
 from prescreen.sync.broker import free_port, wait_listening
 
 log = logging.getLogger("prescreen.sync")
+RoutePort = Callable[["Node", "Node"], int]
 
 # One node's configuration. {placeholders} are filled per node; the tests keep theirs in
-# tests/nats/node.conf. The MQTT gateway needs a server name and JetStream; its own streams
-# (sessions, QoS 1 messages) are replicated like ours.
+# tests/nats/node.conf. The MQTT gateway needs a server name and JetStream. Its own streams
+# (sessions, QoS 1 messages) get 3 replicas explicitly: left to NATS 2.9 they are sized by the
+# peers it knows when the first MQTT client connects, and a stream made with 2 replicas stops
+# every MQTT connect when one of its two nodes dies (measured: no station reconnected for 60 s).
 NODE_TEMPLATE = """\
 server_name: {name}
 listen: 127.0.0.1:{client_port}
@@ -43,9 +48,11 @@ cluster {{
   name: prescreen
   listen: 127.0.0.1:{cluster_port}
   routes: [{routes}]
+  no_advertise: true
 }}
 mqtt {{
   listen: 127.0.0.1:{mqtt_port}
+  stream_replicas: 3
   ack_wait: "10s"
 }}
 """
@@ -81,13 +88,22 @@ class NatsCluster:
     ends them and removes the stores unless they live in a ``workdir`` the caller keeps.
     """
 
-    def __init__(self, size: int = 3, *, workdir: Path | None = None, template: str = NODE_TEMPLATE) -> None:
+    def __init__(self, size: int = 3, *, workdir: Path | None = None) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="prescreen-nats-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = [self._node(i) for i in range(1, size + 1)]
-        routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes)
+
+    def configure(self, template: str = NODE_TEMPLATE, route_port: RoutePort | None = None) -> None:
+        """Write each node's configuration. ``route_port(a, b)`` is the port node ``a`` dials to
+        reach node ``b`` (default: b's own cluster port; a test puts a TCP proxy there to cut
+        the links of one node)."""
         for node in self.nodes:
+            routes = ", ".join(
+                f"nats-route://127.0.0.1:{route_port(node, peer) if route_port else peer.cluster_port}"
+                for peer in self.nodes
+                if peer is not node
+            )
             node.config.write_text(
                 template.format(
                     name=node.name,
@@ -121,18 +137,27 @@ class NatsCluster:
         Raises:
             BrokerUnavailable: nats-server is missing, or the cluster did not form in 30 s.
         """
-        why = cls.available()
+        cluster = cls(size, workdir=workdir)
+        cluster.configure(template)
+        return cluster.launch()
+
+    def launch(self) -> NatsCluster:
+        """Start every configured node and wait until the cluster serves JetStream.
+
+        Raises:
+            BrokerUnavailable: nats-server is missing, or the cluster did not form in 30 s.
+        """
+        why = self.available()
         if why:
             raise BrokerUnavailable(why)
-        cluster = cls(size, workdir=workdir, template=template)
         try:
-            for node in cluster.nodes:
-                cluster.start_node(node, wait=False)
-            cluster.wait_ready(30)
+            for node in self.nodes:
+                self.start_node(node, wait=False)
+            self.wait_ready(30)
         except BaseException:
-            cluster.stop()
+            self.stop()
             raise
-        return cluster
+        return self
 
     def start_node(self, node: Node, *, wait: bool = True) -> None:
         """Start (or start again) one node on its ports and store."""
@@ -153,29 +178,38 @@ class NatsCluster:
             node.process = None
 
     def wait_ready(self, timeout: float) -> None:
-        """Until every running node listens and reports a JetStream meta leader.
+        """Until every running node listens for MQTT, all agree on a JetStream meta leader, and
+        the leader sees every running peer current: only then are streams created with all their
+        replicas.
 
         Raises:
             BrokerUnavailable: not within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
-            if node.process is None:
-                continue
-            while not (wait_listening("127.0.0.1", node.mqtt_port, 0.2) and self._has_leader(node)):
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"NATS cluster not ready within {timeout} s (see {self.workdir})")
-                time.sleep(0.2)
+        while not self._formed():
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"NATS cluster not ready within {timeout} s (see {self.workdir})")
+            time.sleep(0.2)
         log.info("nats cluster ready", extra={"nodes": len(self.nodes), "mqtt": ",".join(self.mqtt_hosts)})
 
+    def _formed(self) -> bool:
+        running = [n for n in self.nodes if n.process is not None]
+        metas = {n.name: self._meta(n) for n in running}
+        leaders = {m.get("leader") for m in metas.values()}
+        if len(leaders) != 1 or not all(wait_listening("127.0.0.1", n.mqtt_port, 0.2) for n in running):
+            return False
+        leader = metas.get(str(leaders.pop()), {})
+        current = [p for p in leader.get("replicas") or () if p.get("current")]
+        return len(current) + 1 >= len(running)
+
     @staticmethod
-    def _has_leader(node: Node) -> bool:
+    def _meta(node: Node) -> dict[str, Any]:
         url = f"http://127.0.0.1:{node.http_port}/jsz"
-        with contextlib.suppress(OSError, ValueError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # the node's own monitor port
-                leader = json.load(response).get("meta_cluster", {}).get("leader")
-            return bool(leader)
-        return False
+        # The node's own monitor port on loopback.
+        with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=1) as response:
+            meta: dict[str, Any] = json.load(response).get("meta_cluster", {})
+            return meta
+        return {}
 
     @property
     def urls(self) -> list[str]:

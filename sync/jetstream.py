@@ -17,8 +17,10 @@ cluster site and device ids must not contain a dot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from prescreen.sync.topics import records_subscription
 
 log = logging.getLogger("prescreen.receiver")
 _STREAM_NAME_IN_USE = 10058  # JetStream's error code when a stream of that name exists
+STALE_S = 8.0  # a connection down this long is replaced by a new one
 
 
 @dataclass(frozen=True)
@@ -104,33 +107,67 @@ class JetStreamReceiver:
             log.error("jetstream receiver stopped", extra={"reason": str(exc)[:300]})
 
     async def _run(self) -> None:
+        """Connect, pull until stopped; a connection that stays down past :data:`STALE_S` is
+        dropped and a new one made with the next server first (nats-py's own reconnect can hang
+        waiting for a dead socket to close, nats.py issue 671: seen here when a node was killed
+        under load, the receiver then pulled nothing for minutes)."""
+        servers = list(self.servers)
+        while not self._stop.is_set():
+            try:
+                client = await self._connect(servers)
+            except Exception as exc:  # no node answers yet: try again, the next one first
+                log.warning("nats connect failed", extra={"reason": str(exc)[:200]})
+                await asyncio.sleep(1)
+            else:
+                try:
+                    await self._serve(client)
+                except Exception as exc:  # this connection is no use: a new one, next node first
+                    log.warning("stream connection given up", extra={"reason": str(exc)[:200]})
+                finally:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.close(), 2)
+            servers = servers[1:] + servers[:1]
+
+    async def _connect(self, servers: list[str]) -> Any:
         import nats
 
-        client = await nats.connect(
-            self.servers,
+        return await nats.connect(
+            servers,
             name=self.receiver.receiver_id,
             connect_timeout=2,
             reconnect_time_wait=0.25,
             max_reconnect_attempts=-1,
+            dont_randomize=True,
             ping_interval=2,  # a dead or cut-off node is noticed in a few seconds
             max_outstanding_pings=2,
             error_cb=_log_error,
             disconnected_cb=_disconnected,
             reconnected_cb=_reconnected,
         )
-        try:
-            pull = await self._subscribe(client.jetstream(timeout=5))
-            self.ready.set()
-            while not self._stop.is_set():
-                await self._pull_once(pull)
-        finally:
-            await client.close()
 
-    async def _subscribe(self, js: Any) -> Any:
+    async def _serve(self, client: Any) -> None:
+        """Pull and handle batches until stopped, or until the connection has been down too long."""
+        pull = await self._subscribe(client)
+        self.ready.set()
+        down_since: float | None = None
+        while not self._stop.is_set():
+            if client.is_connected:
+                down_since = None
+                await self._pull_once(pull)
+                continue
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since > STALE_S:
+                log.warning("nats reconnect stalled: starting a new connection", extra={"after_s": STALE_S})
+                return
+            await asyncio.sleep(0.2)
+
+    async def _subscribe(self, client: Any) -> Any:
         """The stream and the shared consumer, made if missing. A cluster that has just started
         (or lost its quorum) answers "unavailable" for a while: tried again every second."""
         import nats.errors
 
+        js = client.jetstream(timeout=5)
+        started = time.monotonic()
         while True:
             try:
                 await self._ensure_stream(js)
@@ -141,7 +178,7 @@ class JetStreamReceiver:
                     config=self._consumer(),
                 )
             except (nats.errors.Error, TimeoutError) as exc:
-                if self._stop.is_set():
+                if self._stop.is_set() or (not client.is_connected and time.monotonic() - started > STALE_S):
                     raise
                 log.warning("stream not ready, trying again", extra={"reason": str(exc)[:200]})
                 await asyncio.sleep(1)
@@ -183,6 +220,18 @@ class JetStreamReceiver:
             if exc.err_code != _STREAM_NAME_IN_USE:  # else another receiver made it first
                 raise
 
+    def _handle(self, topic: str, payload: bytes, again: bool) -> bool:
+        """The receiver's own path; a batch the stream hands out again is counted durably, so a
+        delivery check can tell its copies from copies a station sent."""
+        counts = self.receiver.counts
+        before = counts["stored"] + counts["duplicates"] + counts["rejected"]
+        done = self.receiver.handle(topic, payload)
+        if done and again:
+            records = counts["stored"] + counts["duplicates"] + counts["rejected"] - before
+            with self.receiver.store.transaction() as cur:
+                self.receiver.store.add_counts(cur, {"redelivered": records})
+        return done
+
     async def _pull_once(self, pull: Any) -> None:
         import nats.errors
 
@@ -195,12 +244,13 @@ class JetStreamReceiver:
             await asyncio.sleep(0.25)
             return
         for message in messages:
-            done = await asyncio.to_thread(self.receiver.handle, topic_of(message.subject), message.data)
+            again = message.metadata.num_delivered > 1
+            done = await asyncio.to_thread(self._handle, topic_of(message.subject), message.data, again)
             try:
                 if done:
                     await message.ack_sync(timeout=5)  # removed from the stream only now
                     self.batches += 1
-                    self.redelivered += message.metadata.num_delivered > 1
+                    self.redelivered += again
                 else:
                     await message.nak(delay=1)
             except (nats.errors.Error, TimeoutError) as exc:  # redelivered after ack_wait; deduped

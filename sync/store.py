@@ -33,6 +33,9 @@ COUNTERS = (
     "rejected_tampered",
     "rejected_replayed",
     "rejected_batches",  # batches refused whole (malformed, too many records, too many bytes)
+    # records in batches a replicated stream handed out again (a receiver died or its ack to the
+    # stream was lost after its commit): copies sent again that no station re-sent
+    "redelivered",
 )
 COLUMNS = (
     "record_id",

@@ -44,6 +44,7 @@ class StationSpec:
     drain_timeout_s: float
     batch_size: int
     keepalive_s: int
+    ack_timeout_s: float
 
 
 def station_config(index: int) -> StationConfig:
@@ -91,6 +92,7 @@ class Slice:
                 topic_prefix=self.spec.prefix,
                 batch_size=self.spec.batch_size,
                 keepalive_s=self.spec.keepalive_s,
+                ack_timeout_s=self.spec.ack_timeout_s,
                 receiver_keys=(self.spec.receiver_key,),
             )
             self.uplinks.append(Uplink(outbox, sync, station, signer=key).start())
