@@ -112,6 +112,7 @@ def send_downlink(
     key: DeviceKey | None = None,
     endpoints: tuple[Endpoint, ...] = (),
     resend_s: float = 2.0,
+    subscribe_qos: int = 1,
 ) -> dict[str, Any] | None:
     """Publish ``message`` to one station and return its ack (None if none came in ``wait_s``).
 
@@ -133,6 +134,7 @@ def send_downlink(
         subscriptions=(downlink_acks_topic(prefix, site, device),),
         security=security,
         endpoints=endpoints,
+        subscribe_qos=subscribe_qos,
     ).start()
     deadline = time.monotonic() + wait_s
     try:

@@ -125,6 +125,11 @@ class MqttConnection:
     backoff delay, so a dead node costs one attempt and the next node is tried within the delay.
     The client speaks MQTT 3.1.1 with QoS 1 at most, which every broker the project is tested on
     has (mosquitto, and NATS's MQTT gateway, which has neither MQTT 5 nor QoS 2).
+    ``subscribe_qos`` 0 makes the subscriptions plain ones: on NATS 2.9 a QoS 1 subscription is a
+    JetStream consumer, and one made while the cluster elects new leaders after losing a node
+    can fail silently (connected, SUBACKed, never delivered). Acks and downlink tolerate QoS 0:
+    a lost ack means a re-send the receiver dedupes, a lost downlink message is published again
+    until the station acks it.
     """
 
     def __init__(
@@ -140,8 +145,10 @@ class MqttConnection:
         security: Security | None = None,
         backoff: Backoff | None = None,
         endpoints: tuple[Endpoint, ...] = (),
+        subscribe_qos: int = 1,
     ) -> None:
         self.endpoints = endpoints or ((host, port),)
+        self._subscribe_qos = subscribe_qos
         self._at = 0  # index of the endpoint being tried or connected to
         self._attempting = False  # an attempt or its connection is live (its end is handled once)
         self._stopping = False
@@ -256,7 +263,7 @@ class MqttConnection:
         with self._unacked_lock:  # paho sends these again right after this callback
             self.republished += sum(self._unacked.values())
         for topic in self._subscriptions:
-            client.subscribe(topic, qos=1)
+            client.subscribe(topic, qos=self._subscribe_qos)
         self._backoff.reset()
         self.refused = None
         self.connects += 1

@@ -138,6 +138,7 @@ class Uplink:
             security=security_of(sync),
             backoff=Backoff(cap_s=sync.reconnect_max_s),
             endpoints=parse_endpoints(sync.hosts, sync.port),
+            subscribe_qos=sync.subscribe_qos,
         )
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 

@@ -76,7 +76,11 @@ def _serve(args: argparse.Namespace, trust: Any, signer: Any, stop: Any) -> int:
         port=args.port,
         prefix=args.prefix,
         shared=not args.no_share,
-        mqtt_options={"security": _security(args), "endpoints": _endpoints(args)},
+        mqtt_options={
+            "security": _security(args),
+            "endpoints": _endpoints(args),
+            "subscribe_qos": args.subscribe_qos,
+        },
         signer=signer,
         records_via_mqtt=not args.jetstream,
     )
@@ -127,6 +131,7 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         wait_s=args.wait,
         key=DeviceKey.load_or_create(args.key),
         endpoints=_endpoints(args),
+        subscribe_qos=args.subscribe_qos,
     )
     if ack is None:
         error(f"no ack from {args.site}/{args.device} within {args.wait:g} s")
@@ -222,6 +227,9 @@ def _add_broker_options(parser: argparse.ArgumentParser) -> None:
         help="the nodes of one broker cluster, comma-separated host:port, tried in order (instead of --host)",
     )
     parser.add_argument("--prefix", default="prescreen/v1", help="topic prefix")
+    parser.add_argument(
+        "--subscribe-qos", type=int, choices=(0, 1), default=1, help="0 on a NATS 2.9 cluster (see README)"
+    )
     parser.add_argument("--cafile", help="CA bundle: TLS with server verification")
     parser.add_argument("--certfile", help="client certificate (mTLS)")
     parser.add_argument("--keyfile", help="client certificate key (mTLS)")

@@ -65,6 +65,7 @@ MEANING: dict[str, str] = {
     "sync.inflight_batches": "batches sent and not yet acked at once",
     "sync.ack_timeout_s": "a batch not acked within this is sent again",
     "sync.keepalive_s": "MQTT keepalive",
+    "sync.subscribe_qos": "QoS of the acks and downlink subscriptions: 1, or 0 on a NATS 2.9 cluster",
     "sync.reconnect_max_s": "cap of the reconnect backoff",
     "sync.compress": "zlib-compress batches (pays on a slow or metered link)",
     "sync.compress_min_bytes": "only batches at least this big are compressed",

@@ -189,6 +189,9 @@ class SyncConfig(Section):
     inflight_batches: int = bounded(4, min=1, max=64)
     ack_timeout_s: float = bounded(10.0, above=0, max=3600)
     keepalive_s: int = bounded(30, min=1, max=3600)
+    # QoS of the station's subscriptions (acks, downlink, receivers' presence). 0 on a NATS 2.9
+    # cluster, whose QoS 1 subscriptions can fail silently after a node is lost (README).
+    subscribe_qos: int = bounded(1, min=0, max=1)
     reconnect_max_s: float = bounded(1.5, above=0, max=3600)
     # zlib-compress batches of at least compress_min_bytes: pays on a slow or metered link (about
     # 11x smaller), costs CPU on a fast one (see the README's performance section).

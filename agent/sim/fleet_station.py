@@ -93,6 +93,7 @@ class Slice:
                 batch_size=self.spec.batch_size,
                 keepalive_s=self.spec.keepalive_s,
                 ack_timeout_s=self.spec.ack_timeout_s,
+                subscribe_qos=0,  # NATS 2.9's QoS 1 subscriptions can fail silently after a node loss
                 receiver_keys=(self.spec.receiver_key,),
             )
             self.uplinks.append(Uplink(outbox, sync, station, signer=key).start())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sqlite3
 import sys
 import tempfile
 import time
@@ -131,6 +132,7 @@ class Rig:
                 batch_size=100,
                 keepalive_s=3,
                 ack_timeout_s=10,
+                subscribe_qos=0,
                 receiver_keys=(self.receiver_key.public_b64,),
             )
             path = self.workdir / f"{station.device_id}.db"
@@ -150,15 +152,24 @@ class Rig:
         """Records the stations hold that no receiver has acked yet."""
         return sum(u.outbox.backlog()["pending"] for u in self.uplinks)
 
-    def commit_one(self, uplink: Uplink) -> None:
-        """A parcel committed at this station now (as the station would, while its uplink runs)."""
+    def commit_one(self, uplink: Uplink) -> Callable[[], bool]:
+        """A parcel committed at this station now (as the station would, while its uplink runs);
+        returns whether the receivers have acked it yet."""
         key = self.keys[self.stations.index(uplink.station)]
-        outbox = Outbox(self.workdir / f"{uplink.station.device_id}.db", signer=key)
+        path = self.workdir / f"{uplink.station.device_id}.db"
+        outbox = Outbox(path, signer=key)
         try:
-            outbox.append(lambda seq: synthetic_record(seq, uplink.station))
+            seq = outbox.append(lambda seq: synthetic_record(seq, uplink.station))["seq"]
         finally:
             outbox.close()
         uplink.notify()
+
+        def acked() -> bool:
+            with sqlite3.connect(path) as conn:
+                (state,) = conn.execute("SELECT state FROM records WHERE seq = ?", (seq,)).fetchone()
+            return bool(state == "acked")
+
+        return acked
 
     def acked(self, uplinks: list[Uplink] | None = None) -> int:
         return sum(u.records_acked for u in (self.uplinks if uplinks is None else uplinks))
@@ -214,10 +225,8 @@ def wait(predicate: Callable[[], bool], timeout: float) -> bool:
 def _first_ack_after(rig: Rig, moved: list[Uplink], fault_at: float) -> float | None:
     """Seconds from the fault to the first ack of a parcel committed just after it, at a station
     that had to move (what an operator waits for before the customs link shows OK again)."""
-    before = rig.acked(moved)
-    for uplink in moved:
-        rig.commit_one(uplink)
-    if not wait(lambda: rig.acked(moved) > before, 120):
+    committed = [rig.commit_one(uplink) for uplink in moved]
+    if not wait(lambda: any(acked() for acked in committed), 120):
         return None
     return round(time.monotonic() - fault_at, 2)
 
@@ -279,6 +288,7 @@ def downlink_hold(rig: Rig) -> dict[str, Any]:
             endpoints=parse_endpoints(rig.mqtt_hosts, 1883),
             wait_s=60,
             key=customs,
+            subscribe_qos=0,
         )
         hold_s = round(time.monotonic() - sent_at, 2)
         held = ack is not None and tracking in {h.tracking_number for h in agent.outbox.holds()}
@@ -307,7 +317,7 @@ def agent_station(rig: Rig) -> Iterator[Agent]:
         work, "sim://mt-sics", "sim://scanner", where, customs=customs, receiver=rig.receiver_key
     )  # type: ignore[arg-type]
     config = cfg.replace(config, "station", device_id="chaos-agent", site_id="chaos")
-    config = cfg.replace(config, "sync", hosts=rig.mqtt_hosts, keepalive_s=3)
+    config = cfg.replace(config, "sync", hosts=rig.mqtt_hosts, keepalive_s=3, subscribe_qos=0)
     key = DeviceKey.load_or_create(work / "device.key")
     rig.extra_trust.append(key.trust_entry("chaos", "chaos-agent"))
 
