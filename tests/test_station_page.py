@@ -126,6 +126,8 @@ def test_weight_and_devices_are_live(bench: tuple[DemoStation, dict[str, Any]], 
     station.scale.place("0", motion=1)
     for device in ("scanner", "scale", "broker"):
         assert page.inner_text(f"#dev-{device}") == "OK"
+    # Which broker node the station is on (one of [sync] hosts on a cluster).
+    assert page.inner_text("#dev-broker-node") == f"{station.broker.host}:{station.broker.port}"
 
 
 def test_spanish_page_and_reconnect(bench: tuple[DemoStation, dict[str, Any]], page: Any) -> None:

@@ -135,8 +135,9 @@ class Rig:
                 subscribe_qos=0,
                 receiver_keys=(self.receiver_key.public_b64,),
             )
-            path = self.workdir / f"{station.device_id}.db"
-            self.uplinks.append(Uplink(path, sync, station, signer=key).start())
+            outbox = Outbox(self.workdir / f"{station.device_id}.db")
+            self.stack.callback(outbox.close)
+            self.uplinks.append(Uplink(outbox, sync, station, signer=key).start())
             self.stack.callback(self.uplinks[-1].stop)
 
     def start_receiver(self, trust: Path, n: int) -> Any:

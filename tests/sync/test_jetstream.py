@@ -83,6 +83,7 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
         for i in range(2)
     ]
     uplinks: list[Uplink] = []
+    queues: list[Outbox] = []
     try:
         assert all(r.wait_ready(20) for r in receivers)
         uplinks = [
@@ -96,6 +97,8 @@ def test_stations_on_three_nodes_and_two_receivers_on_the_stream_store_each_reco
     finally:
         for uplink in uplinks:
             uplink.stop()
+        for queue in queues:
+            queue.close()
         for receiver in receivers:
             receiver.stop()
     ledgers = []
