@@ -55,3 +55,26 @@ def test_the_check_sees_a_heavy_import() -> None:
     """The same reading of the same report finds a heavy module when one is imported (it can fail)."""
     modules = imported("-c", "import prescreen.commands.main, prescreen.drivers.registry")
     assert "prescreen.drivers.registry" in heavy(modules)
+
+
+@pytest.mark.parametrize(
+    ("argv", "listed"),
+    [
+        (["export", "--outbox", "x.db", "--format", "nope"], "'us-informal'"),
+        (["outcome", "1Z5R89390357567127", "nope"], "'returned_to_seller'"),
+        ("downlink send --site s --device d --type outcome --key k --outcome nope".split(), "'seized'"),
+    ],
+    ids=["export --format", "outcome OUTCOME", "downlink send --outcome"],
+)
+def test_options_read_lazily_still_refuse_a_wrong_value(
+    argv: list[str], listed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Values read from their owner when parsed are checked as argparse checks any choice."""
+    from prescreen.commands.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err
+    assert listed in err
