@@ -58,22 +58,22 @@ def test_the_check_sees_a_heavy_import() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "listed"),
+    ("command", "listed"),
     [
-        (["export", "--outbox", "x.db", "--format", "nope"], "'us-informal'"),
-        (["outcome", "1Z5R89390357567127", "nope"], "'returned_to_seller'"),
-        ("downlink send --site s --device d --type outcome --key k --outcome nope".split(), "'seized'"),
+        ("export --outbox x.db --format nope", "'us-informal'"),
+        ("outcome 1Z5R89390357567127 nope", "'returned_to_seller'"),
+        ("downlink send --site s --device d --type outcome --key k --outcome nope", "'seized'"),
     ],
     ids=["export --format", "outcome OUTCOME", "downlink send --outcome"],
 )
 def test_options_read_lazily_still_refuse_a_wrong_value(
-    argv: list[str], listed: str, capsys: pytest.CaptureFixture[str]
+    command: str, listed: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Values read from their owner when parsed are checked as argparse checks any choice."""
     from prescreen.commands.main import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(argv)
+        main(command.split(" "))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err
