@@ -41,6 +41,16 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def end_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL: a broker node that will not stop."""
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 class LocalBroker:
     """A broker process or thread on 127.0.0.1; :meth:`stop` ends it."""
 
@@ -128,11 +138,7 @@ class LocalBroker:
     def stop(self) -> None:
         """Stop the broker (idempotent)."""
         if self._process is not None:
-            self._process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(timeout=5)
-            if self._process.poll() is None:
-                self._process.kill()
+            end_process(self._process, 5)
             self._process = None
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.core.errors import BrokerUnavailable
-from prescreen.sync.broker import free_port, wait_listening
+from prescreen.sync.broker import end_process, free_port, wait_listening
 
 log = logging.getLogger("prescreen.sync")
 RoutePort = Callable[["Node", "Node"], int]
@@ -225,12 +225,7 @@ class NatsCluster:
         """Stop every node (idempotent) and remove a temporary store."""
         for node in self.nodes:
             if node.process is not None:
-                node.process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    node.process.wait(timeout=10)
-                if node.process.poll() is None:
-                    node.process.kill()
-                    node.process.wait()
+                end_process(node.process, 10)
                 node.process = None
         if self._tmp is not None:
             self._tmp.cleanup()

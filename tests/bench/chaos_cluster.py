@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import BlackHoleProxy
+from chaos import _wait as wait
 from prescreen.core.signing import DeviceKey
 from prescreen.ops import config as cfg
 from prescreen.ops.config import StationConfig, SyncConfig
@@ -149,6 +150,13 @@ class Rig:
         )  # fmt: skip
         return spawn_receiver(options, self.workdir / f"receiver-{n}-{time.monotonic_ns()}.ready")
 
+    def drain_a_third(self) -> float:
+        """Start everything and let a third of the backlog through; returns when it started."""
+        started = time.monotonic()
+        self.start()
+        wait(lambda: self.acked() >= self.records * STATIONS // 3, 120)
+        return started
+
     def pending(self) -> int:
         """Records the stations hold that no receiver has acked yet."""
         return sum(u.outbox.backlog()["pending"] for u in self.uplinks)
@@ -214,15 +222,6 @@ class Rig:
         self.stack.close()
 
 
-def wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def _first_ack_after(rig: Rig, moved: list[Uplink], fault_at: float) -> float | None:
     """Seconds from the fault to the first ack of a parcel committed just after it, at a station
     that had to move (what an operator waits for before the customs link shows OK again)."""
@@ -233,9 +232,7 @@ def _first_ack_after(rig: Rig, moved: list[Uplink], fault_at: float) -> float | 
 
 
 def node_kill9(rig: Rig) -> dict[str, Any]:
-    started = time.monotonic()
-    rig.start()
-    wait(lambda: rig.acked() >= rig.records * STATIONS // 3, 120)
+    started = rig.drain_a_third()
     moved = rig.on_node(0)
     fault_at = time.monotonic()
     rig.cluster.kill(rig.cluster.nodes[0])
@@ -246,9 +243,7 @@ def node_kill9(rig: Rig) -> dict[str, Any]:
 
 
 def receiver_kill9(rig: Rig) -> dict[str, Any]:
-    started = time.monotonic()
-    rig.start()
-    wait(lambda: rig.acked() >= rig.records * STATIONS // 3, 120)
+    started = rig.drain_a_third()
     victim = rig.receivers[0]
     victim.kill()  # SIGKILL: the batches it pulled and did not ack stay in the stream
     victim.wait()
@@ -256,9 +251,7 @@ def receiver_kill9(rig: Rig) -> dict[str, Any]:
 
 
 def partition(rig: Rig) -> dict[str, Any]:
-    started = time.monotonic()
-    rig.start()
-    wait(lambda: rig.acked() >= rig.records * STATIONS // 3, 120)
+    started = rig.drain_a_third()
     moved = rig.on_node(2)
     fault_at = time.monotonic()
     for proxy in rig.proxies.values():
