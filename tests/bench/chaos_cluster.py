@@ -38,9 +38,9 @@ from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.ops.logs import configure
 from prescreen.packing.app import Agent
 from prescreen.packing.outbox import Outbox
-from prescreen.sim.demo import demo_config
+from prescreen.sim.demo_station import demo_config
 from prescreen.sim.fleet import scratch_database
-from prescreen.sync.bench import fill, spawn_receiver, stop_process, synthetic_record
+from prescreen.sim.syncbench import fill, spawn_receiver, stop_process, synthetic_record
 from prescreen.sync.cluster import NODE_TEMPLATE, NatsCluster, Node
 from prescreen.sync.customs import new_message, send_downlink
 from prescreen.sync.delivery import check_delivery, ledger_of
