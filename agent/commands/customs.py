@@ -28,20 +28,6 @@ from prescreen.commands.helpers import (
 )
 from prescreen.core.errors import ConfigError
 
-# The downlink's types a person sends by hand (``keys`` rotates customs keys: its own procedure).
-MESSAGE_TYPES = (
-    "hold",
-    "rfi",
-    "rfs",
-    "dnl",
-    "release",
-    "watchlist",
-    "feedback",
-    "config",
-    "model",
-    "outcome",
-)
-
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     """Run the reference receiver (``--workers`` processes of it) until SIGTERM/SIGINT."""
@@ -307,7 +293,7 @@ def _add_downlink_commands(sub: Any) -> None:
             "feedback "
             "(--text with --record or --seller), config (--set review_score=0.4), model (--manifest, "
             "--signing-key), outcome (--outcome, --reason-code, --customs-reference with --tracking or "
-            "--record)."
+            "--record), keys (--customs-key, repeatable: the customs keys the station obeys from then on)."
         ),
         example="prescreen downlink send --site site-01 --device station-01 --type rfs --tracking "
         "1Z999AA10123456784",
@@ -316,7 +302,13 @@ def _add_downlink_commands(sub: Any) -> None:
     )
     send.add_argument("--site", required=True, help="the station's site id")
     send.add_argument("--device", required=True, help="the station's device id")
-    send.add_argument("--type", required=True, choices=MESSAGE_TYPES, help="the message type (see above)")
+    send.add_argument(
+        "--type",
+        required=True,
+        choices=Choices("prescreen.sync.downlink", "TYPES"),
+        metavar="TYPE",
+        help="the message type: %(choices)s (see above)",
+    )
     _add_message_options(send)
     send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
     add_json_option(send, "print the ack as JSON")

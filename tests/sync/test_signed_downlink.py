@@ -283,3 +283,23 @@ def test_keys_rotate_by_a_message_signed_with_the_old_key(
     finally:
         attacker.close()
         station.close()
+
+
+@pytest.mark.slow
+def test_the_cli_rotates_customs_keys(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`prescreen downlink send --type keys --customs-key NEW`, signed with the key the station obeys."""
+    from prescreen.commands.main import main
+
+    orders, _ = generate(3, seed=5)
+    station = DemoStation(tmp_path_factory.mktemp("cli-rotation"), orders)
+    try:
+        new = DeviceKey.load_or_create(station.workdir / "customs-next.key")
+        common = ["--site", SITE, "--device", DEVICE, "--port", str(station.broker.port), "--json"]
+        common += ["--key", str(station.workdir / "customs.key")]  # the customs key the station obeys
+        assert main(["downlink", "send", *common, "--type", "keys", "--customs-key", new.public_b64]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "applied"
+        assert _downlink(station).customs.key_ids == KeyRing([new.public_b64]).key_ids
+    finally:
+        station.close()
