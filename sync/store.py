@@ -283,9 +283,13 @@ class SqliteStore(Store):
                 fcntl.flock(self._turns, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        """Release the connection and the commit-turn lock file; closing twice is harmless (a
+        receiver's stop and its owner's cleanup may both close it)."""
         with self._lock:
             self.conn.close()
-            os.close(self._turns)
+            if self._turns >= 0:
+                os.close(self._turns)
+                self._turns = -1
 
 
 class PostgresStore(Store):

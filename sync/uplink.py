@@ -125,24 +125,29 @@ class Uplink:
         self.records_resent = 0  # of those, copies of records this uplink had sent before
         # The highest seq sent: records go out in seq order, so one at or below it is a re-send.
         self._high_water = 0
-        self.mqtt = MqttConnection(
-            client_id=f"station-{station.site_id}-{station.device_id}",
-            host=sync.host,
-            port=sync.port,
+        self.mqtt = self._connection()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+
+    def _connection(self) -> MqttConnection:
+        """The broker connection: acks, this device's downlink and receiver presence subscribed,
+        each node of ``[sync] hosts`` tried in turn with the reconnect backoff."""
+        return MqttConnection(
+            client_id=f"station-{self.station.site_id}-{self.station.device_id}",
+            host=self.sync.host,
+            port=self.sync.port,
             on_message=self._on_message,
             subscriptions=(
-                acks_topic(sync.topic_prefix, station.site_id, station.device_id),
+                acks_topic(self.sync.topic_prefix, self.station.site_id, self.station.device_id),
                 self._downlink_topic,
-                receiver_presence_subscription(sync.topic_prefix),
+                receiver_presence_subscription(self.sync.topic_prefix),
             ),
-            keepalive=sync.keepalive_s,
+            keepalive=self.sync.keepalive_s,
             on_connect=self._reset.set,
-            security=security_of(sync),
-            backoff=Backoff(cap_s=sync.reconnect_max_s),
-            endpoints=parse_endpoints(sync.hosts, sync.port),
-            subscribe_qos=sync.subscribe_qos,
+            security=security_of(self.sync),
+            backoff=Backoff(cap_s=self.sync.reconnect_max_s),
+            endpoints=parse_endpoints(self.sync.hosts, self.sync.port),
+            subscribe_qos=self.sync.subscribe_qos,
         )
-        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     def start(self) -> Uplink:
         """Connect and start draining; returns at once even if the broker is down."""
