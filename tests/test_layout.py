@@ -38,19 +38,30 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every prescreen module ``path`` imports, ``from a import b`` counted as ``a.b``."""
+def imported_modules(path: Path, module: str = "") -> set[str]:
+    """Every prescreen module ``path`` imports, ``from a import b`` counted as ``a.b``; relative
+    imports (``from ..packing import station``) are resolved against ``module``'s package."""
+    package = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
     return {name for name in found if name == "prescreen" or name.startswith("prescreen.")}
 
 
 def layer_of(module: str) -> str | None:
     return next((layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")), None)
+
+
+def allowed(layer: str, target: str) -> bool:
+    """The rule itself: ``target`` is in one of the packages ``layer`` may import."""
+    return any(target == ok or target.startswith(ok + ".") for ok in ALLOWED[layer])
 
 
 def violations() -> list[str]:
@@ -61,8 +72,8 @@ def violations() -> list[str]:
             layer = layer_of(module)
             if layer is None:
                 continue
-            for target in sorted(imported_modules(path)):
-                if not any(target == ok or target.startswith(ok + ".") for ok in ALLOWED[layer]):
+            for target in sorted(imported_modules(path, module)):
+                if not allowed(layer, target):
                     found.append(f"{module} imports {target}")
     return found
 
@@ -82,6 +93,9 @@ def test_every_import_points_down_the_layers() -> None:
         ("prescreen.sync.x", "def f():\n    from prescreen.ops import config\n", 1),
         ("prescreen.drivers.x", "from prescreen.core.errors import FrameError\n", 0),
         ("prescreen.core.x", "import prescreen.risk.rules\n", 1),
+        ("prescreen.sync.x", "from ..packing import station\n", 1),
+        ("prescreen.sync.x", "from . import topics\n", 0),
+        ("prescreen.models.x", "from prescreen.core_extra import y\n", 1),
     ],
 )
 def test_the_check_sees_a_wrong_arrow(module: str, source: str, expected: int, tmp_path: Path) -> None:
@@ -90,7 +104,7 @@ def test_the_check_sees_a_wrong_arrow(module: str, source: str, expected: int, t
     path.write_text(source)
     layer = layer_of(module)
     assert layer is not None
-    wrong = [t for t in imported_modules(path) if not any(t.startswith(ok) for ok in ALLOWED[layer])]
+    wrong = [t for t in imported_modules(path, module) if not allowed(layer, t)]
     assert len(wrong) == expected
 
 
