@@ -1,12 +1,13 @@
 """What every ``prescreen`` command shares: how a command is declared, exit codes, JSON output, the
 agent's config and its local API, and the export options of the station's and the receiver's stores.
 
-Why one module: each audience's commands (station, customs, compliance, ops, sim) stay a list of
-small functions, and a rule that holds for all of them (every command has a description and an
-example; logging is set up before the command runs; errors end as one line and exit 1) is written
-once. Only the standard library and light modules of the package are imported here at the top:
-``prescreen version`` and ``--help`` build the whole parser and must not load numpy, SQLite helpers,
-drivers or paho (tests/test_lazy_imports.py checks it); a command imports what it needs when it runs.
+Why one module: each audience's commands (station, sim, compliance, screening, customs, records,
+ops) stay a list of small functions, and a rule that holds for all of them (every command has a
+description and an example; logging is set up before the command runs; errors end as one line and
+exit 1) is written once. Only the standard library and light modules of the package are imported
+here at the top: ``prescreen version`` and ``--help`` build the whole parser and must not load
+numpy, SQLite helpers, drivers or paho (tests/test_lazy_imports.py checks it); a command imports
+what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def add_command(
 
     A description and an example are required arguments, so no command can ship without them;
     ``log_level`` is the least severe log line the command writes (``LOG_FROM_OPTION``: the global
-    ``--log-level``), set up by :func:`dispatch` before it runs.
+    ``--log-level``), set up by :func:`setup_logging` before it runs.
     """
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=help, description=description, epilog=f"Example: {example}", aliases=list(aliases)
@@ -129,7 +130,7 @@ def print_json(value: Any, *, flush: bool = False) -> None:
 
 
 def warn(message: str) -> None:
-    """One warning line on stderr, in the format of the errors :func:`dispatch` prints."""
+    """One warning line on stderr, in the format of the errors :mod:`prescreen.commands.main` prints."""
     print(f"prescreen: warning: {message}", file=sys.stderr)
 
 
