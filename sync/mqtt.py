@@ -7,8 +7,10 @@ hand messages to a callable, never block, so the network thread stays responsive
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -281,6 +283,19 @@ class MqttConnection:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self._attempt_over()
+
+    def fail_over(self, why: str) -> bool:
+        """Leave the node this client is on for the next one (a cluster only): the node answers
+        but the cluster behind it does not (cut off from its peers, so nothing published there
+        is stored and nothing comes back). Shutting the socket makes paho see a lost connection,
+        which moves on to the next node as any loss does. Returns whether it did."""
+        sock = self._client.socket()
+        if len(self.endpoints) < 2 or not self.connected.is_set() or not isinstance(sock, socket.socket):
+            return False  # (a TLS socket is an ssl.SSLSocket, a socket.socket too)
+        log.warning("leaving broker node", extra={"broker": self.broker, "why": why})
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return True
 
     def _attempt_over(self) -> None:
         """An attempt failed or a connection was lost: the next try goes to the next node, after

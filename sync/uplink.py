@@ -295,6 +295,10 @@ class Uplink:
                 ]
                 if overdue:
                     self._resend_all("ack overdue")
+                    # On a cluster the node may be cut off from the others: try the next one
+                    # (the reconnect then re-sends what is in flight).
+                    if self.mqtt.fail_over("acks overdue"):
+                        continue
                 self._fill_window()
             except OutboxError as exc:
                 log.error("outbox unavailable to uplink", extra={"reason": str(exc)})

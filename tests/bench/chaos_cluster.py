@@ -9,6 +9,8 @@ database of its own, two receiver processes on the replicated stream (``prescree
   not acked to the stream; they go to the other receiver after the ack wait;
 - ``cluster_partition``: one node cut off from everyone (its peers and its clients) through TCP
   proxies that black-hole traffic, then healed;
+- ``cluster_split``: one node cut off from its peers only; its stations still reach it, and
+  leave it when their acks are overdue (``ack_timeout_s`` 10 s here);
 - ``cluster_downlink_hold``: a station (``prescreen run``'s Agent, sim devices) on the node that is
   killed, and a customs hold sent right after: it reaches the station through another node.
 
@@ -265,6 +267,24 @@ def partition(rig: Rig) -> dict[str, Any]:
     )
 
 
+def split(rig: Rig) -> dict[str, Any]:
+    """The last node cut off from its peers only: its stations still reach it, but nothing they
+    publish there is stored and no ack comes back; their overdue acks move them on."""
+    started = rig.drain_a_third()
+    moved = rig.on_node(2)
+    fault_at = time.monotonic()
+    routes = [proxy for name, proxy in rig.proxies.items() if name.startswith("route-")]
+    for proxy in routes:
+        proxy.partitioned.set()
+    first_ack_s = _first_ack_after(rig, moved, fault_at)
+    time.sleep(max(0.0, fault_at + 15 - time.monotonic()))
+    for proxy in routes:
+        proxy.heal()
+    return rig.finish(
+        "cluster_split", started, stations_moved=len(moved), first_ack_after_failover_s=first_ack_s
+    )
+
+
 def downlink_hold(rig: Rig) -> dict[str, Any]:
     """A real station on node 1; node 1 dies; a hold sent at once reaches it through another node."""
     started = time.monotonic()
@@ -334,6 +354,7 @@ SCENARIOS: dict[str, tuple[Callable[[Rig], dict[str, Any]], bool]] = {
     "cluster_node_kill9": (node_kill9, False),
     "cluster_receiver_kill9": (receiver_kill9, False),
     "cluster_partition": (partition, True),
+    "cluster_split": (split, True),
     "cluster_downlink_hold": (downlink_hold, False),
 }
 

@@ -62,6 +62,7 @@ def test_every_cluster_fault_stores_each_committed_record_once() -> None:
         "cluster_node_kill9",
         "cluster_receiver_kill9",
         "cluster_partition",
+        "cluster_split",
         "cluster_downlink_hold",
     }
     for scenario in by_name.values():

@@ -74,3 +74,29 @@ def test_status_and_the_station_page_say_which_node_the_station_is_on(
         assert view["status"]["broker_node"] == f"{broker.host}:{broker.port}"
     finally:
         agent.stop()
+
+
+def test_a_station_leaves_a_node_that_answers_but_acks_nothing(wait_until: Callable[..., bool]) -> None:
+    """fail_over (the uplink calls it when acks are overdue): the next node, or nothing to do
+    without one."""
+    first, second = LocalBroker.start(), LocalBroker.start()
+    cluster = MqttConnection(
+        client_id="failover-acks",
+        host="unused",
+        port=1,
+        endpoints=((first.host, first.port), (second.host, second.port)),
+    ).start()
+    alone = MqttConnection(client_id="failover-alone", host=first.host, port=first.port).start()
+    try:
+        assert cluster.wait_connected(10)
+        assert alone.wait_connected(10)
+        assert cluster.fail_over("acks overdue")
+        assert wait_until(lambda: cluster.connected.is_set() and cluster.port == second.port, 10)
+        assert cluster.failovers == 1
+        assert not alone.fail_over("acks overdue")  # one broker: it stays
+        assert alone.connected.is_set()
+    finally:
+        cluster.stop()
+        alone.stop()
+        first.stop()
+        second.stop()
