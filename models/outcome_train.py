@@ -10,8 +10,9 @@ new model with the model the fleet runs now, each at its own review-budget thres
 The network, features (spec features-v2), logit output, int8 conversion and calibration are those
 of :mod:`prescreen.models.train`, so an outcome-trained model is shaped exactly like the shipped
 one. Two trainers fit it: TensorFlow (the training virtualenv, ``make train-venv``) and numpy with
-a hand-written TFLite writer (:mod:`prescreen.models.tiny_train`, seconds, no TensorFlow), which the
-demo and CI use; ``auto`` takes TensorFlow where it is installed. The card says which one ran.
+a TFLite writer on the schema's own bindings (:mod:`prescreen.models.tiny_train`, seconds, no
+TensorFlow; the ``learn`` extra), which the demo and CI use; ``auto`` takes TensorFlow where it
+is installed. The card says which one ran.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def fit_int8(x: Any, y: Any, trainer: str = "auto") -> tuple[bytes, str]:
     """(the int8 TFLite model fitted to ``x``, ``y``; the trainer that fitted it).
 
     Raises:
-        ModelError: an unknown trainer, or TensorFlow asked for where it is not installed.
+        ModelError: an unknown trainer, TensorFlow asked for where it is not installed, or the numpy
+            trainer without the ``learn`` extra (its TFLite writer).
     """
     if trainer not in TRAINERS:
         raise ModelError(f"trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
@@ -100,8 +102,9 @@ def fit_int8(x: Any, y: Any, trainer: str = "auto") -> tuple[bytes, str]:
             "the training virtualenv (make train-venv; .venv-train/bin/prescreen model train ...)"
         )
     if trainer == "numpy" or not has_tensorflow:
-        from prescreen.models import tiny_train
+        from prescreen.models import tflite_write, tiny_train
 
+        tflite_write.schema_modules()  # without the learn extra, say so before the fit, not after
         return tiny_train.to_int8_tflite(tiny_train.fit(x, y), x), "numpy"
     return train.to_int8_tflite(train._fit(x, y), x), "tensorflow"  # pragma: no cover - TensorFlow
 

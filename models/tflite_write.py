@@ -3,25 +3,26 @@
 The station runs models through the TFLite interpreter; TensorFlow's converter is the usual way to
 make one, but it is a 500 MB training dependency. A stack of fully connected layers in int8 is a
 small flatbuffer (the TFLite schema, ``schema.fbs`` version 3): tensors, their quantization, the
-constant buffers and one ``FULLY_CONNECTED`` operator per layer. This module writes exactly that,
-so a model trained with numpy (:mod:`prescreen.models.tiny_train`) runs on a station like the
-shipped one, through the same runner and the same checks. Only what such a model needs is
-written; the field numbers below are those of the TFLite schema.
+constant buffers and one ``FULLY_CONNECTED`` operator per layer. This module builds exactly that with
+Google's ``flatbuffers`` runtime and the ``tflite`` package (the flatc-generated bindings of that
+schema: its builder functions, enums and field layout), so no field number or byte offset is kept
+here. Both come with the ``learn`` extra and are imported only when a model is written, never on a
+station's screening path; a model trained with numpy (:mod:`prescreen.models.tiny_train`) runs on a
+station like the shipped one, through the same runner and the same checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-# TFLite enums (schema.fbs)
-_INT8, _INT32 = 9, 2
-_FULLY_CONNECTED = 9
-_FULLY_CONNECTED_OPTIONS = 8  # BuiltinOptions union member
-_RELU, _NO_ACTIVATION = 1, 0
+from prescreen.core.errors import ModelError
+
+INSTALL_HINT = "pip install 'prescreen-agent[learn]'"
 _FC_VERSION = 4  # the first version of FULLY_CONNECTED with int8 kernels
+_DATA_ALIGN = 16  # schema.fbs: Buffer.data is force_align 16, which flatc's Python code leaves out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,164 +39,156 @@ class QuantizedLayer:
     relu: bool
 
 
-# --- a minimal flatbuffer writer: objects are laid out after whatever refers to them ----------
+def schema_modules() -> tuple[Any, Any]:
+    """``flatbuffers`` and ``tflite``, imported here only (the station never writes a model).
 
-Field = tuple[int, str, Any]  # (field number, kind, value)
-_SCALARS = {"u8": "<B", "i8": "<b", "bool": "<B", "i32": "<i", "u32": "<I", "i64": "<q"}
-_VECTORS = {"vi32": "<i", "vi64": "<q", "vf32": "<f"}
+    Raises:
+        ModelError: the ``learn`` extra is not installed; the message says what to install.
+    """
+    try:
+        import flatbuffers
+        import tflite
+    except ImportError as exc:
+        raise ModelError(
+            f"writing a TFLite model needs the 'learn' extra ({exc.name} is missing): {INSTALL_HINT}"
+        ) from None
+    return flatbuffers, tflite
 
 
-@dataclasses.dataclass
-class Table:
-    """A flatbuffer table: its fields by number (``table``/``string``/vectors are references)."""
+class _ModelBuilder:
+    """One model under construction: the flatbuffer builder, the schema's functions and the
+    tensors, buffers and operators written so far (a list index is the id the schema uses)."""
 
-    fields: list[Field]
-
-
-class _Writer:
     def __init__(self) -> None:
-        self.buf = bytearray()
+        flatbuffers, self.schema = schema_modules()
+        self.fb = flatbuffers.Builder(4096)
+        self.tensors: list[int] = []
+        self.buffers: list[int] = [self._buffer(b"")]  # buffer 0: the empty sentinel for activations
+        self.operators: list[int] = []
 
-    def pad(self, align: int, extra: int = 0) -> None:
-        """Zero bytes until ``len + extra`` is a multiple of ``align``."""
-        while (len(self.buf) + extra) % align:
-            self.buf.append(0)
+    def vector(
+        self, start: Callable[[Any, int], Any], prepend: Callable[[Any], Any], values: Sequence[Any]
+    ) -> int:
+        """A vector begun by the schema's ``start`` function, its items prepended last first."""
+        start(self.fb, len(values))
+        for value in reversed(values):
+            prepend(value)
+        return int(self.fb.EndVector())
 
-    def patch(self, at: int, target: int) -> None:
-        """The uoffset at ``at`` points forward to ``target``."""
-        self.buf[at : at + 4] = struct.pack("<I", target - at)
+    def _buffer(self, data: bytes) -> int:
+        """A Buffer table whose data starts 16-aligned, as the interpreter maps constant tensors."""
+        s, fb = self.schema, self.fb
+        fb.StartVector(1, len(data), _DATA_ALIGN)
+        for byte in reversed(data):
+            fb.PrependUint8(byte)
+        vector = fb.EndVector()
+        s.BufferStart(fb)
+        s.BufferAddData(fb, vector)
+        return int(s.BufferEnd(fb))
 
-    def table(self, table: Table) -> int:
-        slots = sorted(table.fields, key=lambda f: -_size(f[1]))
-        layout: dict[int, int] = {}
-        cursor = 4  # after the soffset to the vtable
-        for number, kind, _ in slots:
-            size = _size(kind)
-            cursor += -cursor % size
-            layout[number] = cursor
-            cursor += size
-        count = max(layout, default=-1) + 1
-        vtable = struct.pack(
-            f"<{2 + count}H", 4 + 2 * count, cursor, *(layout.get(i, 0) for i in range(count))
-        )
-        self.pad(8, len(vtable))  # the table starts 8-aligned, so its fields are aligned
-        vtable_at = len(self.buf)
-        self.buf += vtable
-        start = len(self.buf)
-        self.buf += bytes(cursor)
-        self.buf[start : start + 4] = struct.pack("<i", start - vtable_at)
-        later: list[tuple[int, str, Any]] = []
-        for number, kind, value in slots:
-            at = start + layout[number]
-            if kind in _SCALARS:
-                struct.pack_into(_SCALARS[kind], self.buf, at, value)
-            else:
-                later.append((at, kind, value))
-        for at, kind, value in later:
-            self.patch(at, self.write(kind, value))
-        return start
+    def tensor(
+        self, name: str, shape: list[int], dtype: int, quantized: tuple[float, int], data: bytes | None = None
+    ) -> int:
+        """Add a tensor (constant when ``data`` is given) with per-tensor (scale, zero point); its id."""
+        s, fb = self.schema, self.fb
+        scale, zero = quantized
+        buffer = 0
+        if data is not None:
+            self.buffers.append(self._buffer(data))
+            buffer = len(self.buffers) - 1
+        scales = self.vector(s.QuantizationParametersStartScaleVector, fb.PrependFloat32, [scale])
+        zeros = self.vector(s.QuantizationParametersStartZeroPointVector, fb.PrependInt64, [zero])
+        s.QuantizationParametersStart(fb)
+        s.QuantizationParametersAddScale(fb, scales)
+        s.QuantizationParametersAddZeroPoint(fb, zeros)
+        quantization = s.QuantizationParametersEnd(fb)
+        name_at = fb.CreateString(name)
+        shape_at = self.vector(s.TensorStartShapeVector, fb.PrependInt32, shape)
+        s.TensorStart(fb)
+        s.TensorAddShape(fb, shape_at)
+        s.TensorAddType(fb, dtype)
+        s.TensorAddBuffer(fb, buffer)
+        s.TensorAddName(fb, name_at)
+        s.TensorAddQuantization(fb, quantization)
+        self.tensors.append(s.TensorEnd(fb))
+        return len(self.tensors) - 1
 
-    def write(self, kind: str, value: Any) -> int:
-        """Write a referenced object; returns where it starts (a vector or string: its length)."""
-        if kind == "table":
-            return self.table(value)
-        if kind == "string":
-            data = value.encode()
-            self.pad(4)
-            at = len(self.buf)
-            self.buf += struct.pack("<I", len(data)) + data + b"\0"
-            return at
-        if kind == "bytes":  # a buffer's data: 16-aligned, as the interpreter maps it
-            self.pad(16, 4)
-            at = len(self.buf)
-            self.buf += struct.pack("<I", len(value)) + bytes(value)
-            return at
-        if kind == "tables":
-            self.pad(4)
-            at = len(self.buf)
-            self.buf += struct.pack("<I", len(value)) + bytes(4 * len(value))
-            for i, item in enumerate(value):
-                self.patch(at + 4 + 4 * i, self.table(item))
-            return at
-        fmt = _VECTORS[kind]
-        width = struct.calcsize(fmt)
-        self.pad(max(width, 4), 4)
-        at = len(self.buf)
-        self.buf += struct.pack("<I", len(value)) + b"".join(struct.pack(fmt, v) for v in value)
-        return at
-
-
-def _size(kind: str) -> int:
-    return struct.calcsize(_SCALARS[kind]) if kind in _SCALARS else 4
-
-
-def _tensor(name: str, shape: list[int], dtype: int, buffer: int, quantized: tuple[float, int]) -> Table:
-    scale, zero = quantized
-    quantization = Table([(2, "vf32", [scale]), (3, "vi64", [zero]), (6, "i32", 0)])
-    return Table(
-        [
-            (0, "vi32", shape),
-            (1, "i8", dtype),
-            (2, "u32", buffer),
-            (3, "string", name),
-            (4, "table", quantization),
+    def dense(self, number: int, previous: int, fan_in: int, layer: QuantizedLayer) -> int:
+        """One FULLY_CONNECTED operator on tensor ``previous``; the id of its output tensor."""
+        s, fb = self.schema, self.fb
+        out = len(layer.bias)
+        weights = struct.pack(f"<{out * fan_in}b", *(w for row in layer.weights for w in row))
+        bias = struct.pack(f"<{out}i", *layer.bias)
+        ids = [
+            previous,
+            self.tensor(
+                f"dense_{number}/weights", [out, fan_in], s.TensorType.INT8, (layer.weight_scale, 0), weights
+            ),
+            self.tensor(f"dense_{number}/bias", [out], s.TensorType.INT32, (layer.bias_scale, 0), bias),
         ]
-    )
+        quantized = (layer.out_scale, layer.out_zero)
+        output = self.tensor(f"dense_{number}/output", [1, out], s.TensorType.INT8, quantized)
+        s.FullyConnectedOptionsStart(fb)
+        activation = s.ActivationFunctionType.RELU if layer.relu else s.ActivationFunctionType.NONE
+        s.FullyConnectedOptionsAddFusedActivationFunction(fb, activation)
+        options = s.FullyConnectedOptionsEnd(fb)
+        inputs = self.vector(s.OperatorStartInputsVector, fb.PrependInt32, ids)
+        outputs = self.vector(s.OperatorStartOutputsVector, fb.PrependInt32, [output])
+        s.OperatorStart(fb)
+        s.OperatorAddOpcodeIndex(fb, 0)
+        s.OperatorAddInputs(fb, inputs)
+        s.OperatorAddOutputs(fb, outputs)
+        s.OperatorAddBuiltinOptionsType(fb, s.BuiltinOptions.FullyConnectedOptions)
+        s.OperatorAddBuiltinOptions(fb, options)
+        self.operators.append(s.OperatorEnd(fb))
+        return output
+
+    def finish(self, graph_input: int, graph_output: int, description: str) -> bytes:
+        """The subgraph and the model around what was added; the file's bytes."""
+        s, fb = self.schema, self.fb
+        offsets = fb.PrependUOffsetTRelative
+        tensors = self.vector(s.SubGraphStartTensorsVector, offsets, self.tensors)
+        inputs = self.vector(s.SubGraphStartInputsVector, fb.PrependInt32, [graph_input])
+        outputs = self.vector(s.SubGraphStartOutputsVector, fb.PrependInt32, [graph_output])
+        operators = self.vector(s.SubGraphStartOperatorsVector, offsets, self.operators)
+        name = fb.CreateString("main")
+        s.SubGraphStart(fb)
+        s.SubGraphAddTensors(fb, tensors)
+        s.SubGraphAddInputs(fb, inputs)
+        s.SubGraphAddOutputs(fb, outputs)
+        s.SubGraphAddOperators(fb, operators)
+        s.SubGraphAddName(fb, name)
+        subgraph = s.SubGraphEnd(fb)
+        s.OperatorCodeStart(fb)
+        s.OperatorCodeAddDeprecatedBuiltinCode(fb, s.BuiltinOperator.FULLY_CONNECTED)
+        s.OperatorCodeAddVersion(fb, _FC_VERSION)
+        s.OperatorCodeAddBuiltinCode(fb, s.BuiltinOperator.FULLY_CONNECTED)
+        opcode = s.OperatorCodeEnd(fb)
+        codes = self.vector(s.ModelStartOperatorCodesVector, offsets, [opcode])
+        subgraphs = self.vector(s.ModelStartSubgraphsVector, offsets, [subgraph])
+        buffers = self.vector(s.ModelStartBuffersVector, offsets, self.buffers)
+        text = fb.CreateString(description)
+        s.ModelStart(fb)
+        s.ModelAddVersion(fb, 3)
+        s.ModelAddOperatorCodes(fb, codes)
+        s.ModelAddSubgraphs(fb, subgraphs)
+        s.ModelAddDescription(fb, text)
+        s.ModelAddBuffers(fb, buffers)
+        fb.Finish(s.ModelEnd(fb), file_identifier=b"TFL3")
+        return bytes(fb.Output())
 
 
 def int8_dense_model(
     width: int, in_scale: float, in_zero: int, layers: Sequence[QuantizedLayer], description: str
 ) -> bytes:
-    """The TFLite flatbuffer of ``layers`` applied to an int8 input of ``width`` features."""
-    tensors = [_tensor("input", [1, width], _INT8, 0, (in_scale, in_zero))]
-    buffers = [Table([])]  # buffer 0: the empty sentinel (activations own no data)
-    operators: list[Table] = []
-    previous, fan_in = 0, width
+    """The TFLite flatbuffer of ``layers`` applied to an int8 input of ``width`` features.
+
+    Raises:
+        ModelError: the ``learn`` extra (flatbuffers, tflite) is not installed.
+    """
+    model = _ModelBuilder()
+    graph_input = model.tensor("input", [1, width], model.schema.TensorType.INT8, (in_scale, in_zero))
+    previous, fan_in = graph_input, width
     for number, layer in enumerate(layers):
-        out = len(layer.bias)
-        weights = bytes(struct.pack(f"<{out * fan_in}b", *(w for row in layer.weights for w in row)))
-        bias = struct.pack(f"<{out}i", *layer.bias)
-        buffers += [Table([(0, "bytes", weights)]), Table([(0, "bytes", bias)])]
-        tensors += [
-            _tensor(
-                f"dense_{number}/weights", [out, fan_in], _INT8, len(buffers) - 2, (layer.weight_scale, 0)
-            ),
-            _tensor(f"dense_{number}/bias", [out], _INT32, len(buffers) - 1, (layer.bias_scale, 0)),
-            _tensor(f"dense_{number}/output", [1, out], _INT8, 0, (layer.out_scale, layer.out_zero)),
-        ]
-        options = Table([(0, "i8", _RELU if layer.relu else _NO_ACTIVATION)])
-        operators.append(
-            Table(
-                [
-                    (0, "u32", 0),
-                    (1, "vi32", [previous, len(tensors) - 3, len(tensors) - 2]),
-                    (2, "vi32", [len(tensors) - 1]),
-                    (3, "u8", _FULLY_CONNECTED_OPTIONS),
-                    (4, "table", options),
-                ]
-            )
-        )
-        previous, fan_in = len(tensors) - 1, out
-    subgraph = Table(
-        [
-            (0, "tables", tensors),
-            (1, "vi32", [0]),
-            (2, "vi32", [previous]),
-            (3, "tables", operators),
-            (4, "string", "main"),
-        ]
-    )
-    opcode = Table([(0, "i8", _FULLY_CONNECTED), (2, "i32", _FC_VERSION), (3, "i32", _FULLY_CONNECTED)])
-    model = Table(
-        [
-            (0, "u32", 3),
-            (1, "tables", [opcode]),
-            (2, "tables", [subgraph]),
-            (3, "string", description),
-            (4, "tables", buffers),
-        ]
-    )
-    writer = _Writer()
-    writer.buf += bytes(4) + b"TFL3"  # the root offset, then the file identifier
-    writer.patch(0, writer.table(model))
-    return bytes(writer.buf)
+        previous, fan_in = model.dense(number, previous, fan_in, layer), len(layer.bias)
+    return model.finish(graph_input, previous, description)

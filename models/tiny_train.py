@@ -5,9 +5,10 @@ with the same loss, optimiser, learning rate, batch size and epochs (Adam, binar
 the logit), then quantized the way TensorFlow's converter does for full-integer models: the input
 and each layer's output asymmetric int8 from the ranges seen on a representative sample, weights
 symmetric int8, biases int32 at input scale times weight scale. :mod:`prescreen.models.tflite_write`
-writes the flatbuffer. Why: customs can train on its outcome labels (``prescreen model train``), the
-demo can show the whole learning loop and CI can test it, without TensorFlow; where TensorFlow is
-installed (``make train-venv``) it is used unless ``--trainer numpy`` is asked for.
+writes the flatbuffer (the ``learn`` extra: flatbuffers and the TFLite schema's bindings). Why:
+customs can train on its outcome labels (``prescreen model train``), the demo can show the whole
+learning loop and CI can test it, without TensorFlow; where TensorFlow is installed
+(``make train-venv``) it is used unless ``--trainer numpy`` is asked for.
 """
 
 from __future__ import annotations

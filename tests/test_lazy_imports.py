@@ -20,6 +20,8 @@ HEAVY = (
     "paho",
     "tflite_runtime",
     "ai_edge_litert",
+    "flatbuffers",  # the learn extra: only where a model is written
+    "tflite",
     "prescreen.drivers",
     "prescreen.models",
 )

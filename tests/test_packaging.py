@@ -46,7 +46,8 @@ def test_wheel_contains_only_the_prescreen_package(tmp_path: Path) -> None:
 
 
 def test_make_demo_installs_no_test_extras(tmp_path: Path) -> None:
-    """The demo's virtualenv gets the agent and the embedded broker, not pytest, mypy, playwright."""
+    """The demo's virtualenv gets the agent, the embedded broker and the model writer of its learning
+    loop (the learn extra), not pytest, mypy, playwright."""
     root = Path(__file__).resolve().parents[1]
     plan = subprocess.run(
         ["make", "-n", "-C", str(root), "demo", f"VENV={tmp_path / 'venv'}"],
@@ -56,7 +57,7 @@ def test_make_demo_installs_no_test_extras(tmp_path: Path) -> None:
         timeout=60,
     ).stdout
     installs = [line for line in plan.splitlines() if "pip install" in line and " -e " in line]
-    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[broker]'"]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[broker,learn]'"]
     test_plan = subprocess.run(
         ["make", "-n", "-C", str(root), "lint", f"VENV={tmp_path / 'venv'}"],
         capture_output=True,
@@ -64,4 +65,4 @@ def test_make_demo_installs_no_test_extras(tmp_path: Path) -> None:
         check=True,
         timeout=60,
     ).stdout
-    assert "-e '.[test,broker]'" in test_plan  # the tests still get theirs
+    assert "-e '.[test,broker,learn]'" in test_plan  # the tests still get theirs
