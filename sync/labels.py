@@ -14,6 +14,11 @@ The label rule (documented in the README, "Learning loop"):
 A corrected record (``supersedes``) is one parcel with its versions: the row is the final
 version's data, timed by the first scan; an outcome naming any version counts for the parcel.
 The same tracking number scanned again at a station is the same parcel (its newest scan counts).
+
+An outcome counts only for a verdict of the station that recorded it: each station signs its own
+records, so one station (misconfigured, cloned or compromised) cannot label another's parcels.
+What it cannot prove is that customs said so: the ``customs_outcome`` is the station's account of
+a customs message it verified, not customs' signature (README, "Learning loop").
 """
 
 from __future__ import annotations
@@ -104,6 +109,26 @@ def flat_row(verdict: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _station(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(site, device) of a record: whose key signed it."""
+    return str(record.get("site_id")), str(record.get("device_id"))
+
+
+def _first_version(rid: str, verdicts: Mapping[str, Mapping[str, Any]]) -> str:
+    """The oldest version ``rid``'s ``supersedes`` chain reaches among ``verdicts``.
+
+    The chain is what stations signed, so it may loop (a faulty or forged ``supersedes``, A→B→C→B):
+    the walk stops at the first record it has seen before, whether or not that is ``rid``.
+    """
+    root, seen = rid, {rid}
+    while True:
+        older = str((verdicts[root].get("supersedes") or {}).get("record_id") or "")
+        if older not in verdicts or older in seen:
+            return root
+        seen.add(older)
+        root = older
+
+
 def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Verdict records grouped by parcel, each with its customs outcomes.
 
@@ -112,32 +137,26 @@ def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     applied outcome message naming one of its versions).
     """
     verdicts: dict[str, Mapping[str, Any]] = {}
-    outcomes: list[Mapping[str, Any]] = []
+    outcomes: list[tuple[tuple[str, str], Mapping[str, Any]]] = []
     for record in records:
         if record.get("kind") == "verdict" and record.get("order"):
             verdicts[str(record["record_id"])] = record
         elif record.get("kind") == "downlink":
             downlink = record.get("downlink") or {}
             if downlink.get("status") == "applied" and isinstance(downlink.get("customs_outcome"), Mapping):
-                outcomes.append(downlink["customs_outcome"])
+                outcomes.append((_station(record), downlink["customs_outcome"]))
     superseded = {str((v.get("supersedes") or {}).get("record_id")) for v in verdicts.values()}
     grouped: dict[str, dict[str, Any]] = {}
     for rid, verdict in verdicts.items():
         # A parcel is its tracking number at a site, or else its first version (follow supersedes).
         tracking = (verdict.get("parcel") or {}).get("tracking_number")
-        root = rid
-        while not tracking:
-            older = str((verdicts[root].get("supersedes") or {}).get("record_id") or "")
-            if older not in verdicts or older == rid:
-                break
-            root = older
-        key = f"{verdict.get('site_id')}|{tracking}" if tracking else root
+        key = f"{verdict.get('site_id')}|{tracking}" if tracking else _first_version(rid, verdicts)
         grouped.setdefault(key, {"versions": [], "outcomes": []})["versions"].append(verdict)
     by_record = {str(v["record_id"]): parcel for parcel in grouped.values() for v in parcel["versions"]}
-    for outcome in outcomes:
-        settled = by_record.get(str(outcome.get("refers_to")))
-        if settled is not None:
-            settled["outcomes"].append(outcome)
+    for station, outcome in outcomes:
+        verdict = verdicts.get(str(outcome.get("refers_to")))
+        if verdict is not None and _station(verdict) == station:
+            by_record[str(verdict["record_id"])]["outcomes"].append(outcome)
     for parcel in grouped.values():
         versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
         parcel["versions"] = versions

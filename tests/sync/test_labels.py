@@ -145,6 +145,8 @@ def test_the_shadow_report_gives_precision_and_recall_of_each_model_where_outcom
     def outcome(n: int, value: str) -> dict[str, Any]:
         return {
             "kind": "downlink",
+            "site_id": "s",
+            "device_id": "d",
             "downlink": {"status": "applied", "customs_outcome": {"outcome": value, "refers_to": f"r{n}"}},
         }
 
