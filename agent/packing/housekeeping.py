@@ -5,9 +5,10 @@ has not reached the receiver. So, in this order:
 
 1. acked records older than ``retention_days`` are pruned (the receiver holds them);
 2. in acked records older than ``pii_days`` the names, addresses and ids of private persons
-   (consignee, final recipient, an importer of record without an EIN) are erased from the stored
-   body: the station keeps the evidence it needs (verdict, reasons, parcel, seller) and no
-   personal data longer than it must;
+   (consignee, final recipient, an importer of record without an EIN; in an RFI answer every
+   field but the goods' and the seller's, and the note) are erased from the stored body: the
+   station keeps the evidence it needs (verdict, reasons, parcel, goods, seller) and no personal
+   data longer than it must (the receiver holds the records whole);
 3. over ``max_rows``/``max_mb`` or under the disk floor, acked records are pruned oldest first
    regardless of retention; if it is still over (a long outage: everything is pending), nothing
    pending is dropped, screening goes on, and an alarm is raised (log line, ``/healthz``, metrics);
@@ -58,8 +59,14 @@ def _cutoff(days: float, now: datetime) -> str:
     return (now - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# What an RFI answer may carry about a private person, and what is kept of it once erased.
-PRIVATE_RFI_FIELDS = frozenset({"consignee_tax_id"})
+# The RFI answer fields kept after ``pii_days``: they describe the goods, or the seller (kept as
+# in the order). Every other field is erased, a field added later included: consignee_tax_id (a
+# private person's id), importer_of_record (free text, so whether it is a business's EIN or a
+# buyer's SSN is unknown: erased, where the order's importer is kept only with an EIN), invoice
+# (an invoice names the buyer and their address) and photo (a parcel's photo shows its label).
+KEPT_RFI_FIELDS = frozenset(
+    {"hts_code", "description", "manufacturer", "origin_country", "unit_value", "seller"}
+)
 ERASED = "[erased]"
 
 
@@ -75,11 +82,14 @@ def purge_personal_data(body: dict[str, Any]) -> dict[str, Any]:
         # buyer importing for themself); one with an EIN is a business, kept like the seller.
         if isinstance(importer, dict) and importer.get("id_type") != "ein":
             order["importer_of_record"] = {"name": None, "address": None, "id": None}
-    # An RFI answer may carry the consignee's tax id (the field stays, so the record keeps its shape).
+    # An RFI answer: the erased fields stay, so the record keeps its shape and says what was asked.
     answer = body.get("rfi_response")
-    if isinstance(answer, dict) and isinstance(answer.get("fields"), dict):
-        for name in PRIVATE_RFI_FIELDS & set(answer["fields"]):
-            answer["fields"][name] = ERASED
+    if isinstance(answer, dict):
+        if isinstance(answer.get("fields"), dict):
+            for name in set(answer["fields"]) - KEPT_RFI_FIELDS:
+                answer["fields"][name] = ERASED
+        if answer.get("note") is not None:  # free text: it may name anyone
+            answer["note"] = ERASED
     return body
 
 

@@ -124,24 +124,43 @@ def test_an_importer_of_record_with_an_ein_is_a_business_and_kept(tmp_path: Path
     validate(body)
 
 
-def test_a_consignee_tax_id_in_an_rfi_answer_is_erased_with_the_rest(tmp_path: Path) -> None:
+def test_an_rfi_answer_keeps_only_the_goods_and_the_seller_after_pii_days(tmp_path: Path) -> None:
+    answered = {
+        "invoice": "INV-7 to Ana Ruiz, 5 Elm St, Austin",
+        "hts_code": "6912004400",
+        "description": "stoneware mugs",
+        "consignee_tax_id": "RFC-XAXX010101000",
+        "manufacturer": "Jingdezhen Ceramics Co",
+        "origin_country": "CN",
+        "unit_value": "4.00",
+        "seller": "Seller Co",
+        "importer_of_record": "Ana Ruiz, SSN 123-45-6789",
+        "photo": "https://files.example/parcel-label.jpg",
+    }
+
     def rfi_answer(seq: int) -> dict[str, Any]:
         body = envelope("rfi_response", seq, StationConfig())
         body["rfi_response"] = {
             "message_id": "m-1",
             "tracking_number": "1ZRFI000000000001",
             "refers_to": None,
-            "requested_fields": ["consignee_tax_id", "invoice"],
-            "fields": {"consignee_tax_id": "RFC-XAXX010101000", "invoice": "INV-7"},
-            "answered_by": "station",
-            "note": None,
+            "requested_fields": sorted(answered),
+            "fields": dict(answered),
+            "answered_by": "compliance",
+            "note": "called the buyer, Ana Ruiz, on +1 512 555 0100",
         }
         return body
 
     outbox = Outbox(tmp_path / "o.db")
-    (committed,) = outbox.append_many([rfi_answer])
-    outbox.mark_acked([committed["record_id"]])
+    committed = outbox.append_many([rfi_answer, rfi_answer])
+    outbox.mark_acked([committed[0]["record_id"]])  # the second is pending: never touched
     assert housekeep(outbox, OutboxConfig(pii_days=7, retention_days=365), now=LATER).purged == 1
-    (body,) = outbox.records()
-    assert body["rfi_response"]["fields"] == {"consignee_tax_id": "[erased]", "invoice": "INV-7"}
-    validate(body)
+    purged, pending = outbox.records()
+    erased = ("invoice", "consignee_tax_id", "importer_of_record", "photo")
+    assert purged["rfi_response"]["fields"] == {
+        name: "[erased]" if name in erased else value for name, value in answered.items()
+    }
+    assert purged["rfi_response"]["note"] == "[erased]"
+    assert purged["rfi_response"]["requested_fields"] == sorted(answered)
+    assert pending["rfi_response"]["fields"] == answered
+    validate(purged)
