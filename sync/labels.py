@@ -154,9 +154,9 @@ def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         grouped.setdefault(key, {"versions": [], "outcomes": []})["versions"].append(verdict)
     by_record = {str(v["record_id"]): parcel for parcel in grouped.values() for v in parcel["versions"]}
     for station, outcome in outcomes:
-        verdict = verdicts.get(str(outcome.get("refers_to")))
-        if verdict is not None and _station(verdict) == station:
-            by_record[str(verdict["record_id"])]["outcomes"].append(outcome)
+        settled = verdicts.get(str(outcome.get("refers_to")))
+        if settled is not None and _station(settled) == station:
+            by_record[str(settled["record_id"])]["outcomes"].append(outcome)
     for parcel in grouped.values():
         versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
         parcel["versions"] = versions
