@@ -75,16 +75,21 @@ class _ModelBuilder:
             prepend(value)
         return int(self.fb.EndVector())
 
+    def table(self, kind: str, **fields: Any) -> int:
+        """A ``kind`` table with ``fields`` by their schema names, through the bindings' own
+        ``<kind>Start``, ``<kind>Add<Field>`` and ``<kind>End`` (a name not in the schema fails here)."""
+        getattr(self.schema, f"{kind}Start")(self.fb)
+        for field, value in fields.items():
+            getattr(self.schema, f"{kind}Add{field}")(self.fb, value)
+        return int(getattr(self.schema, f"{kind}End")(self.fb))
+
     def _buffer(self, data: bytes) -> int:
         """A Buffer table whose data starts 16-aligned, as the interpreter maps constant tensors."""
-        s, fb = self.schema, self.fb
+        fb = self.fb
         fb.StartVector(1, len(data), _DATA_ALIGN)
         for byte in reversed(data):
             fb.PrependUint8(byte)
-        vector = fb.EndVector()
-        s.BufferStart(fb)
-        s.BufferAddData(fb, vector)
-        return int(s.BufferEnd(fb))
+        return self.table("Buffer", Data=fb.EndVector())
 
     def tensor(
         self, name: str, shape: list[int], dtype: int, quantized: tuple[float, int], data: bytes | None = None
@@ -98,19 +103,14 @@ class _ModelBuilder:
             buffer = len(self.buffers) - 1
         scales = self.vector(s.QuantizationParametersStartScaleVector, fb.PrependFloat32, [scale])
         zeros = self.vector(s.QuantizationParametersStartZeroPointVector, fb.PrependInt64, [zero])
-        s.QuantizationParametersStart(fb)
-        s.QuantizationParametersAddScale(fb, scales)
-        s.QuantizationParametersAddZeroPoint(fb, zeros)
-        quantization = s.QuantizationParametersEnd(fb)
+        quantization = self.table("QuantizationParameters", Scale=scales, ZeroPoint=zeros)
         name_at = fb.CreateString(name)
         shape_at = self.vector(s.TensorStartShapeVector, fb.PrependInt32, shape)
-        s.TensorStart(fb)
-        s.TensorAddShape(fb, shape_at)
-        s.TensorAddType(fb, dtype)
-        s.TensorAddBuffer(fb, buffer)
-        s.TensorAddName(fb, name_at)
-        s.TensorAddQuantization(fb, quantization)
-        self.tensors.append(s.TensorEnd(fb))
+        self.tensors.append(
+            self.table(
+                "Tensor", Shape=shape_at, Type=dtype, Buffer=buffer, Name=name_at, Quantization=quantization
+            )
+        )
         return len(self.tensors) - 1
 
     def dense(self, number: int, previous: int, fan_in: int, layer: QuantizedLayer) -> int:
@@ -128,19 +128,19 @@ class _ModelBuilder:
         ]
         quantized = (layer.out_scale, layer.out_zero)
         output = self.tensor(f"dense_{number}/output", [1, out], s.TensorType.INT8, quantized)
-        s.FullyConnectedOptionsStart(fb)
         activation = s.ActivationFunctionType.RELU if layer.relu else s.ActivationFunctionType.NONE
-        s.FullyConnectedOptionsAddFusedActivationFunction(fb, activation)
-        options = s.FullyConnectedOptionsEnd(fb)
+        options = self.table("FullyConnectedOptions", FusedActivationFunction=activation)
         inputs = self.vector(s.OperatorStartInputsVector, fb.PrependInt32, ids)
         outputs = self.vector(s.OperatorStartOutputsVector, fb.PrependInt32, [output])
-        s.OperatorStart(fb)
-        s.OperatorAddOpcodeIndex(fb, 0)
-        s.OperatorAddInputs(fb, inputs)
-        s.OperatorAddOutputs(fb, outputs)
-        s.OperatorAddBuiltinOptionsType(fb, s.BuiltinOptions.FullyConnectedOptions)
-        s.OperatorAddBuiltinOptions(fb, options)
-        self.operators.append(s.OperatorEnd(fb))
+        operator = self.table(
+            "Operator",
+            OpcodeIndex=0,
+            Inputs=inputs,
+            Outputs=outputs,
+            BuiltinOptionsType=s.BuiltinOptions.FullyConnectedOptions,
+            BuiltinOptions=options,
+        )
+        self.operators.append(operator)
         return output
 
     def finish(self, graph_input: int, graph_output: int, description: str) -> bytes:
@@ -152,29 +152,19 @@ class _ModelBuilder:
         outputs = self.vector(s.SubGraphStartOutputsVector, fb.PrependInt32, [graph_output])
         operators = self.vector(s.SubGraphStartOperatorsVector, offsets, self.operators)
         name = fb.CreateString("main")
-        s.SubGraphStart(fb)
-        s.SubGraphAddTensors(fb, tensors)
-        s.SubGraphAddInputs(fb, inputs)
-        s.SubGraphAddOutputs(fb, outputs)
-        s.SubGraphAddOperators(fb, operators)
-        s.SubGraphAddName(fb, name)
-        subgraph = s.SubGraphEnd(fb)
-        s.OperatorCodeStart(fb)
-        s.OperatorCodeAddDeprecatedBuiltinCode(fb, s.BuiltinOperator.FULLY_CONNECTED)
-        s.OperatorCodeAddVersion(fb, _FC_VERSION)
-        s.OperatorCodeAddBuiltinCode(fb, s.BuiltinOperator.FULLY_CONNECTED)
-        opcode = s.OperatorCodeEnd(fb)
+        subgraph = self.table(
+            "SubGraph", Tensors=tensors, Inputs=inputs, Outputs=outputs, Operators=operators, Name=name
+        )
+        fc = s.BuiltinOperator.FULLY_CONNECTED
+        opcode = self.table("OperatorCode", DeprecatedBuiltinCode=fc, Version=_FC_VERSION, BuiltinCode=fc)
         codes = self.vector(s.ModelStartOperatorCodesVector, offsets, [opcode])
         subgraphs = self.vector(s.ModelStartSubgraphsVector, offsets, [subgraph])
         buffers = self.vector(s.ModelStartBuffersVector, offsets, self.buffers)
         text = fb.CreateString(description)
-        s.ModelStart(fb)
-        s.ModelAddVersion(fb, 3)
-        s.ModelAddOperatorCodes(fb, codes)
-        s.ModelAddSubgraphs(fb, subgraphs)
-        s.ModelAddDescription(fb, text)
-        s.ModelAddBuffers(fb, buffers)
-        fb.Finish(s.ModelEnd(fb), file_identifier=b"TFL3")
+        model = self.table(
+            "Model", Version=3, OperatorCodes=codes, Subgraphs=subgraphs, Description=text, Buffers=buffers
+        )
+        fb.Finish(model, file_identifier=b"TFL3")
         return bytes(fb.Output())
 
 
