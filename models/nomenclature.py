@@ -97,9 +97,10 @@ class Nomenclature:
                 return self.texts[code[:length]]
         return ""
 
-    def description_words(self, description: str) -> list[str]:
-        """The description's content words, stemmed and expanded with their nomenclature synonyms."""
-        found = self._content(stems(description))
+    def description_words(self, description: str, stemmed: list[str] | None = None) -> list[str]:
+        """The description's content words, stemmed and expanded with their nomenclature synonyms
+        (``stemmed``: its :func:`stems`, when the caller has them already)."""
+        found = self._content(stems(description) if stemmed is None else stemmed)
         expanded = list(found)
         for word in found:
             expanded.extend(self._synonyms.get(word, ()))
@@ -107,7 +108,7 @@ class Nomenclature:
             expanded.extend(self._synonyms.get(f"{first} {second}", ()))
         return expanded
 
-    def own_fit(self, description: str, code: str) -> float:
+    def own_fit(self, description: str, code: str, words: list[str] | None = None) -> float:
         """How specifically the description names what the code's own heading and subheading say:
         the rarity (IDF, 0..1) of the rarest description word found in those texts. 'Citric acid'
         on 2918.14 scores high ('citric' is in few chapters); 'Food additive' on 2933.39 scores 0."""
@@ -117,16 +118,19 @@ class Nomenclature:
             own = frozenset(self._content(stems(text)))
             self._own_words[code[:6]] = own
         shared = [
-            self._weight[w] for w in set(self.description_words(description)) & own if w in self._weight
+            self._weight[w]
+            for w in set(self.description_words(description) if words is None else words) & own
+            if w in self._weight
         ]
         return round(max(shared, default=0.0) / self._max_weight, 4)
 
-    def fit(self, description: str, chapter: str) -> ChapterFit:
-        """Score ``description`` against ``chapter`` and against every other chapter."""
-        words = set(self.description_words(description))
-        if not words:
+    def fit(self, description: str, chapter: str, words: list[str] | None = None) -> ChapterFit:
+        """Score ``description`` against ``chapter`` and against every other chapter (``words``:
+        its :meth:`description_words`, when the caller has them already)."""
+        distinct = set(self.description_words(description) if words is None else words)
+        if not distinct:
             return ChapterFit(0.0, 0.0, "", 0.0)
-        known = [w for w in words if w in self._weight]
+        known = [w for w in distinct if w in self._weight]
         total = sum(self._weight[w] for w in known)
         if not total:
             return ChapterFit(0.0, 0.0, "", 0.0)
@@ -137,7 +141,7 @@ class Nomenclature:
         declared = per_chapter.pop(chapter, 0.0) / total
         best_chapter = max(per_chapter, key=per_chapter.__getitem__, default="")
         best_other = per_chapter.get(best_chapter, 0.0) / total
-        return ChapterFit(round(declared, 4), round(best_other, 4), best_chapter, len(known) / len(words))
+        return ChapterFit(round(declared, 4), round(best_other, 4), best_chapter, len(known) / len(distinct))
 
 
 @functools.cache

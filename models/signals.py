@@ -140,13 +140,14 @@ def _code_state(lexicon: Lexicon, raw: str) -> str:
     return "valid" if lexicon.nomenclature.exists(raw) else "unknown"
 
 
-def generic_share(lexicon: Lexicon, description: str) -> float:
+def generic_share(lexicon: Lexicon, description: str, stemmed: list[str] | None = None) -> float:
     """1.0 when a description names no goods at all ('Gift', 'Household goods', 'Black 2 pcs',
-    'XXX', '1004'); otherwise the share of its content words that are generic."""
+    'XXX', '1004'); otherwise the share of its content words that are generic (``stemmed``: the
+    description's :func:`stems`, when the caller has them already)."""
     text = description.strip().lower()
     if not re.search(r"[a-z]", text) or re.fullmatch(r"(.)\1{2,}", text.replace(" ", "")):
         return 1.0
-    words = stems(text)
+    words = stems(text) if stemmed is None else stemmed
     if " ".join(words) in lexicon.generic:
         return 1.0
     content = [w for w in words if w not in lexicon.filler and not w.isdigit() and len(w) > 1]
@@ -167,6 +168,8 @@ def measure_item(
     state = _code_state(lexicon, hts)
     chapter = hts[:2] if state in ("valid", "unknown") else ""
     nomenclature = lexicon.nomenclature
+    stemmed = stems(description)  # once: the fit, the own fit and the generic share all read them
+    words = nomenclature.description_words(description, stemmed)
     precursors = lexicon.precursors.scores(text)
     for name in lexicon.cas_hits(text):
         precursors[name] = 1.0
@@ -177,9 +180,9 @@ def measure_item(
         hts=hts,
         code_state=state,
         hts10_unknown=bool(hts_table and state == "valid" and len(hts) == 10 and not hts_table.exists(hts)),
-        fit=nomenclature.fit(description, chapter) if chapter else nomenclature.fit(description, "--"),
-        own_fit=nomenclature.own_fit(description, hts) if state == "valid" else 0.0,
-        generic=generic_share(lexicon, description) if description else 1.0,
+        fit=nomenclature.fit(description, chapter or "--", words),
+        own_fit=nomenclature.own_fit(description, hts, words) if state == "valid" else 0.0,
+        generic=generic_share(lexicon, description, stemmed) if description else 1.0,
         precursors=precursors,
         presses=lexicon.presses.scores(text),
         precursor_line=lexicon.precursor_hs6.get(hts[:6], "") if state == "valid" else "",
