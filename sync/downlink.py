@@ -187,6 +187,12 @@ class Downlink:
         self._refused_lock = threading.Lock()
         self._acks_topic = downlink_acks_topic(prefix, site_id, device_id)
         self._handlers: dict[str, tuple[Handler, Preparer | None]] = {}
+        # Message ids handed over and not yet answered: a copy of one (customs re-publishes until
+        # acked, MQTT redelivers) is dropped, so it cannot race the first, e.g. be refused while
+        # the first still fetches a model and burn the id with that answer. The first one's ack
+        # answers every copy; a copy arriving after it is answered again by the applier.
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
 
     def register(self, kind: str, handler: Handler, prepare: Preparer | None = None) -> None:
         """Have ``handler`` apply messages of type ``kind`` (after ``prepare``, off the threads
@@ -222,14 +228,16 @@ class Downlink:
         if handler is None:
             self.rejected += 1
             log.warning("downlink message rejected", extra={"reason": "no handler", "type": message["type"]})
-        elif prepare is None:
-            self._apply(message, handler, None)
-        else:
-            threading.Thread(
-                target=lambda: self._apply(message, handler, prepare(message)),
-                name=f"downlink-{message['type']}",
-                daemon=True,
-            ).start()
+        elif self._take(message):
+            if prepare is None:
+                self._apply(message, handler, None)
+            else:
+                threading.Thread(
+                    target=self._prepare_and_apply,
+                    args=(message, handler, prepare),
+                    name=f"downlink-{message['type']}",
+                    daemon=True,
+                ).start()
 
     def admit(self, message: dict[str, Any], now: float | None = None) -> None:
         """Check that ``message`` is from customs, for this station, and valid now.
@@ -255,8 +263,35 @@ class Downlink:
         if expires - issued > MAX_LIFETIME_S:
             raise DownlinkRefused("stale", f"valid for more than {MAX_LIFETIME_S:.0f} s")
 
+    def _take(self, message: dict[str, Any]) -> bool:
+        """Mark ``message`` in flight; False (one log line) for a copy of one already in flight."""
+        message_id = str(message["message_id"])
+        with self._in_flight_lock:
+            if message_id not in self._in_flight:
+                self._in_flight.add(message_id)
+                return True
+        log.info("downlink message already being applied, copy dropped", extra={"message_id": message_id})
+        return False
+
+    def _release(self, message: dict[str, Any]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(str(message["message_id"]))
+
+    def _prepare_and_apply(self, message: dict[str, Any], handler: Handler, prepare: Preparer) -> None:
+        try:
+            prepared = prepare(message)
+        except Exception:  # a bug in a preparer: logged; a later copy may try again
+            self._release(message)
+            log.exception("downlink message not prepared", extra={"message_id": message["message_id"]})
+            return
+        self._apply(message, handler, prepared)
+
     def _apply(self, message: dict[str, Any], handler: Handler, prepared: Any) -> None:
-        future = self.applier.apply(message, lambda: handler(message, prepared))
+        try:
+            future = self.applier.apply(message, lambda: handler(message, prepared))
+        except BaseException:
+            self._release(message)
+            raise
         future.add_done_callback(lambda done: self._ack(message, done))
 
     def _refuse(self, message: dict[str, Any], exc: DownlinkRefused) -> None:
@@ -268,6 +303,7 @@ class Downlink:
         )
 
     def _ack(self, message: dict[str, Any], done: Future[str]) -> None:
+        self._release(message)  # answered (or not committed): a later copy goes to the applier
         error = done.exception()
         if isinstance(error, DownlinkRefused):
             self._refuse(message, error)

@@ -97,30 +97,53 @@ def verify_manifest(
     return manifest
 
 
-def check_installed(manifest: dict[str, Any], directory: Path) -> None:
+def check_installed(manifest: dict[str, Any], directory: Path, what: str = "the shadow model") -> None:
     """That ``directory`` holds exactly the files the signed manifest lists (by SHA-256): a
     promotion makes live the shadow model that was evaluated, not whatever its directory holds now.
 
     Raises:
-        UpdateError: a file missing or different.
+        UpdateError: a file missing or different (``what`` names the directory in the reason).
     """
     for entry in manifest["files"]:
         path = _inside(directory, str(entry["name"]))
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as exc:
-            raise UpdateError(f"{entry['name']}: not in the shadow model: {exc.strerror}") from None
+            raise UpdateError(f"{entry['name']}: not in {what}: {exc.strerror}") from None
         if digest != entry["sha256"]:
-            raise UpdateError(f"{entry['name']}: the shadow model's file differs from the manifest")
+            raise UpdateError(f"{entry['name']}: {what}'s file differs from the manifest")
+
+
+def install_dir(manifest: dict[str, Any], models_dir: Path) -> Path:
+    """Where a verified manifest's files go: ``models_dir/<version>.<serial>``.
+
+    Per version *and serial*, so a fetch never replaces a directory a model runs from. Customs
+    may re-send a fixed model under the same version name with a newer serial; with one directory
+    per version, that fetch deleted the live (or shadow, or rollback) model's files, and if the
+    new files then did not load nothing was left to restart on. Refusing a version equal to the
+    running one was the other choice, but it would refuse that legitimate re-send and would have
+    to know every directory still in use; a serial is never installed twice (each must be newer
+    than the installed one), so ``<version>.<serial>`` is a directory no installed model uses.
+    """
+    _inside(models_dir, str(manifest["version"]))  # the version is a plain name ...
+    return models_dir.resolve() / f"{manifest['version']}.{int(manifest['serial'])}"  # ... and so is this
 
 
 def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0) -> Path:
-    """Download and verify every file into ``models_dir/<version>``; returns that directory.
+    """Download and verify every file into :func:`install_dir`; returns that directory.
+
+    Nothing is ever deleted but this fetch's own staging directory. If the directory is there
+    already (the same manifest fetched before and its answer not committed), it is used as it
+    is when it holds exactly the manifest's files, and refused otherwise.
 
     Raises:
-        UpdateError: a download failed, was too large, or did not match its SHA-256.
+        UpdateError: a download failed, was too large, or did not match its SHA-256; or the
+            directory exists with other files.
     """
-    final = _inside(models_dir, str(manifest["version"]))
+    final = install_dir(manifest, models_dir)
+    if final.exists():
+        check_installed(manifest, final, f"the existing {final.name}")
+        return final
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=models_dir))  # one per update, never shared
     import httpx  # only when a model update arrives: the agent's resident set stays smaller
@@ -133,9 +156,7 @@ def fetch(manifest: dict[str, Any], models_dir: Path, *, timeout_s: float = 30.0
                 except httpx.HTTPError as exc:
                     raise UpdateError(f"{entry['name']}: download failed: {exc}") from None
         _fsync_dir(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)  # atomic: the directory is complete or absent
+        os.rename(staging, final)  # atomic: the directory is complete or absent (never replaced)
         _fsync_dir(models_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -99,13 +99,23 @@ class ModelMessages:
     def prepare(self, message: dict[str, Any]) -> Any:
         """Verify, fetch and load a model update (its own thread): the model, or what stopped it.
 
-        A message applied before is not fetched again (it is acked with its first answer); a
-        second update arriving while one is fetched is rejected (customs sends it again).
+        A message applied before is not fetched again (it is acked with its first answer). An
+        update arriving while another is fetched waits for it rather than being refused: a refusal
+        is committed as the message's answer, and customs re-sends the same message id until it
+        gets one, so a refused update could never be installed. (A copy of the same message never
+        gets here while the first is in flight: the downlink drops it.)
         """
-        if self.outbox.answer_of(str(message["message_id"])) is not None:
+        message_id = str(message["message_id"])
+        if self.outbox.answer_of(message_id) is not None:
             return None
-        if not self.updating.acquire(blocking=False):
-            return model_update.UpdateError("another model update is being installed: send it again")
+        with self.updating:  # one update at a time: two never write the models directory at once
+            if self.outbox.answer_of(message_id) is not None:  # answered while this one waited
+                return None
+            return self._prepared(message)
+
+    def _prepared(self, message: dict[str, Any]) -> Any:
+        """The verified, fetched and loaded model of ``message`` (or the promoted shadow), or the
+        error that stopped it (the message is then answered as rejected)."""
         try:
             station = self.station.config.station
             manifest = model_update.verify_manifest(
@@ -120,8 +130,6 @@ class ModelMessages:
             return load_update(model_update.fetch(manifest, self.models_dir))
         except (model_update.UpdateError, OSError) as exc:
             return exc
-        finally:
-            self.updating.release()
 
     def _shadow_to_promote(self, manifest: dict[str, Any]) -> Any:
         """The running shadow model, if it is the one the promotion's signed manifest names."""

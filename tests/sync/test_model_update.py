@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import logging
 import shutil
 import threading
 import time
@@ -24,7 +25,7 @@ from prescreen.models.runner import default_dir
 from prescreen.packing.downlink_journal import StationDownlink, attach
 from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import generate
-from prescreen.sync.customs import new_message, seal
+from prescreen.sync.customs import new_message, seal, send_downlink
 from prescreen.sync.shadow import shadow_report
 from prescreen.sync.store import Filters
 
@@ -288,15 +289,99 @@ def test_a_signed_manifest_for_elsewhere_expired_or_escaping_the_models_director
     assert (state / "device.key").exists()
 
 
-def test_one_model_update_at_a_time(station: DemoStation, files: tuple[Path, str]) -> None:
+def test_one_model_update_at_a_time_and_the_second_waits_instead_of_being_refused(
+    station: DemoStation, files: tuple[Path, str]
+) -> None:
+    """A refusal would be committed as the message's answer, and customs re-sends the same id."""
     downlink = _downlink(station)
-    downlink.models.updating.acquire()  # as while another update is being fetched
-    try:
-        ack = _apply(station, downlink, _message(*files, "risk-v2b"))
-    finally:
-        downlink.models.updating.release()
+    message = _message(*files, "risk-v2c")
+    sealed = seal(message, station.customs_key, site="site-01", device="station-01")
+    with downlink.models.updating:  # as while another update is being fetched
+        downlink.downlink.on_message("downlink", json.dumps(sealed).encode())
+        time.sleep(0.3)
+        assert downlink.journal.outbox.answer_of(message["message_id"]) is None  # it waits
+    ack = _apply(station, downlink, message)  # the same message again: answered once it is in
+    assert ack["status"] == "applied", ack
+    assert _version(station) == "risk-v2c"
+
+
+def test_an_update_under_the_live_models_version_never_deletes_the_live_files(
+    station: DemoStation, files: tuple[Path, str]
+) -> None:
+    """Customs re-sends a fixed model under the same version with a newer serial: its fetch used
+    to delete ``models/<version>``, the directory the live model runs from."""
+    root, base = files
+    downlink = _downlink(station)
+    assert _apply(station, downlink, _message(root, base, "risk-v2b"))["status"] == "applied"
+    assert station.agent is not None
+    live_dir = Path(getattr(station.agent.station.screener.model, "directory", ""))
+    live_files = {p.name: p.read_bytes() for p in live_dir.iterdir()}
+    broken = _message(root, base, "broken")["manifest"]["files"]
+    ack = _apply(station, downlink, _message(root, base, "risk-v2b", files=broken))
     assert ack["status"] == "rejected"
-    assert "another model update is being installed" in ack["detail"]
+    assert "does not load, kept the running model" in ack["detail"]
+    assert {p.name: p.read_bytes() for p in live_dir.iterdir()} == live_files
+    station.agent.station.screener.model = None  # as after a restart ...
+    _downlink(station)  # ... the live model loads again from its directory
+    assert _version(station) == "risk-v2b"
+    again = _message(root, base, "risk-v2b")  # the same name, good files, newer serial: installed
+    assert _apply(station, downlink, again)["status"] == "applied"
+    assert Path(getattr(station.agent.station.screener.model, "directory", "")) != live_dir
+    assert {p.name: p.read_bytes() for p in live_dir.iterdir()} == live_files
+
+
+@pytest.fixture
+def slow_files(files: tuple[Path, str]) -> Iterator[str]:
+    """The same models served slowly: each file takes 1 s, longer than customs waits to re-send."""
+    root, _ = files
+
+    class Slow(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(1.0)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_a_model_update_sent_again_while_it_is_fetched_is_installed_and_applied(
+    tmp_path: Path, files: tuple[Path, str], slow_files: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """customs re-publishes every ``resend_s`` until acked; the copies came while the first copy
+    was still fetching, were refused ('another model update'), and that answer burnt the id."""
+    bench = DemoStation(tmp_path / "resend", generate(3, seed=3)[0])
+    try:
+        assert bench.agent is not None
+        bench.agent.station_downlink.models.update_key = UPDATE_KEY
+        message = _message(files[0], slow_files, "risk-v2b")
+        with caplog.at_level(logging.INFO, logger="prescreen.downlink"):
+            ack = send_downlink(
+                message,
+                site="site-01",
+                device="station-01",
+                host=bench.broker.host,
+                port=bench.broker.port,
+                key=bench.customs_key,
+                wait_s=30,
+                resend_s=0.25,
+            )
+        assert ack is not None
+        assert ack["status"] == "applied", ack
+        assert _version(bench) == "risk-v2b"
+        dropped = [r for r in caplog.records if r.getMessage().startswith("downlink message already being")]
+        assert dropped  # copies did come while the first was fetched
+        effects = [
+            r["downlink"]
+            for r in bench.agent.outbox.records()
+            if r["kind"] == "downlink" and r["downlink"]["message_id"] == message["message_id"]
+        ]
+        assert [e["status"] for e in effects] == ["applied"]
+    finally:
+        bench.close()
 
 
 def _outcome(bench: DemoStation, record: dict[str, Any], outcome: str) -> None:
@@ -349,7 +434,7 @@ def test_a_shadow_model_is_reported_against_outcomes_then_promoted_by_a_signed_m
         assert bench.agent.station.screener.shadow is None
         settings = dict(downlink.journal.outbox.rows("SELECT key, value FROM settings"))
         assert "shadow_model_path" not in settings
-        assert json.loads(settings["model_path"]).endswith("risk-v2b")
+        assert Path(json.loads(settings["model_path"])).name.startswith("risk-v2b.")
         assert json.loads(settings["previous_model_path"]) == ""  # the configured model
         used = bench.run(next(s for s in steps[len(parcels) :] if s.kind == "parcel"))[0].record
         assert used is not None
