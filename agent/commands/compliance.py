@@ -40,6 +40,9 @@ from prescreen.core.errors import ConfigError, OutboxError
 def _ask_agent(config_path: str, route: str, body: dict[str, Any], as_json: bool) -> int:
     """POST a correction, outcome or referral answer to the running agent; print its record."""
     status, answer = post_to_agent(load_config(config_path), route, body)
+    if status == 202:  # being committed: not a failure to retry, not a record to print yet
+        error(f"pending: {answer.get('detail')}")
+        return EXIT_FAILURE
     if status != 201:
         error(str(answer.get("error", answer)))
         return EXIT_FAILURE

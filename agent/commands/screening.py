@@ -121,7 +121,7 @@ def cmd_model_manifest(args: argparse.Namespace) -> int:
 def cmd_model_reinstate(args: argparse.Namespace) -> int:
     """Ask the running agent to lift its model quarantine; exit 1 if none was lifted."""
     status, answer = post_to_agent(load_config(args.config), "/api/model/reinstate", {})
-    print(answer.get("result") or answer.get("error"))
+    print(answer.get("result") or answer.get("error") or answer.get("detail"))  # detail: 202 pending
     return EXIT_OK if status == 200 else EXIT_FAILURE
 
 

@@ -26,7 +26,7 @@ from prescreen.ops.config import Config
 from prescreen.ops.health import Health
 from prescreen.packing.agent_status import healthz, livez, status_of, watch_conditions
 from prescreen.packing.downlink_journal import attach
-from prescreen.packing.events import StationEvent
+from prescreen.packing.events import NotTaken, StationEvent, wait_for_task
 from prescreen.packing.housekeeping import Report, housekeep
 from prescreen.packing.orders import FileOrderSource, OrderSource
 from prescreen.packing.outbox import Outbox, read_seq, seq_file_of
@@ -312,9 +312,11 @@ class Agent:
     def _reinstate_model(self, data: bytes) -> tuple[int, str, bytes]:
         """``prescreen model reinstate``: lift the model's quarantine (200), or say there is none (409)."""
         try:
-            event = self.station.submit(self.station.reinstate_model).result(10)
-        except TimeoutError:
-            return json_response({"error": "the station did not answer in time"}, 503)
+            event = wait_for_task(self.station.submit(self.station.reinstate_model), 10.0)
+        except NotTaken as exc:
+            return json_response({"error": f"{exc}: nothing changed"}, 503)
+        if event is None:
+            return json_response({"status": "pending", "detail": "the station is reinstating it"}, 202)
         status = 200 if event.kind == "model_reinstated" else 409
         return json_response({"result": event.message}, status)
 

@@ -20,7 +20,7 @@ from typing import Any
 from prescreen.core.errors import OutboxError, PrescreenError
 from prescreen.core.records import SCHEMA_ID, Record
 from prescreen.drivers.barcodes import decode
-from prescreen.packing.events import StationEvent
+from prescreen.packing.events import NotTaken, StationEvent, wait_for_task
 from prescreen.packing.orders import to_record
 from prescreen.packing.outcomes import OUTCOMES, outcome_record
 from prescreen.packing.station import Station
@@ -41,6 +41,8 @@ log = logging.getLogger("prescreen.compliance")
 _NUMBERS = {"unit_value", "quantity", "total_declared_value", "declared_weight_kg"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DECIDERS = ("station", "compliance", "customs")
+# The 202 answer: the station is committing it now, so sending it again would make a second record.
+PENDING = "the station is still committing it: do not send it again (it will be recorded and synced)"
 
 
 class ComplianceError(PrescreenError):
@@ -234,14 +236,15 @@ class ComplianceApi:
                 raise ValueError("body must be a JSON object")
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
-        future = self.station.submit(lambda: action(body))
-        try:
-            event = future.result(self.timeout_s)
+        try:  # 503 only when nothing was committed, so a retry never makes a second record
+            event = wait_for_task(self.station.submit(lambda: action(body)), self.timeout_s)
         except (ComplianceError, ReferralError) as exc:
             unknown = isinstance(exc, (UnknownRecord, NoReferral))
             return json_response({"error": str(exc)}, 404 if unknown else 400)
-        except (OutboxError, TimeoutError) as exc:
-            return json_response({"error": f"not recorded: {exc}"}, 503)
+        except (OutboxError, NotTaken) as exc:
+            return json_response({"error": f"not recorded: {exc}; nothing was committed"}, 503)
+        if event is None:
+            return json_response({"status": "pending", "detail": PENDING}, 202)
         return json_response({"record": event.record}, 201)
 
     def _correct(self, data: bytes) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,12 +12,14 @@ import httpx
 import pytest
 from prescreen.commands.main import main
 from prescreen.core.records import SCHEMA_ID, SCHEMA_V1
+from prescreen.packing.events import StationEvent
 from prescreen.packing.outcomes import OUTCOMES
 from prescreen.risk.entry import EntrySettings, complete_order
 from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.store import Filters
-from prescreen.trade.compliance import ComplianceError, corrected_order, kept_parcel_entry
+from prescreen.trade.compliance import ComplianceApi, ComplianceError, corrected_order, kept_parcel_entry
+from prescreen.web.server import TOKEN_HEADER, LocalServer
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +223,72 @@ def test_a_correction_keeps_the_network_of_a_v2_record_and_decides_a_v1_records_
     assert kept_parcel_entry(v2) == v2["parcel"]
     v1 = {"schema": SCHEMA_V1, "parcel": {"channel": "postal", "carrier": "usps"}}  # v1: by the label
     assert kept_parcel_entry(v1) is None
+
+
+@contextlib.contextmanager
+def _api_with_timeout(station: DemoStation, timeout_s: float) -> Iterator[str]:
+    """The agent's compliance routes behind a real local HTTP server, with a short answer time."""
+    assert station.agent is not None
+    server = LocalServer(
+        "127.0.0.1", 0, {}, ComplianceApi(station.agent.station, timeout_s).post_routes(), token="t0k"
+    ).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _side_event() -> StationEvent:
+    """An event of a task of ours: a side event, so the bench does not take it for a scan's."""
+    return StationEvent("downlink", "")
+
+
+def _outcomes_of(station: DemoStation, record_id: str) -> list[dict[str, Any]]:
+    assert station.agent is not None
+    station.agent.station.submit(_side_event).result(10)  # its queue is done
+    return [
+        r
+        for r in station.agent.outbox.records()
+        if r["kind"] == "outcome" and r["outcome"]["refers_to"] == record_id
+    ]
+
+
+def _post_outcome(url: str, record_id: str) -> httpx.Response:
+    body = {"record": record_id, "outcome": "returned_to_seller"}
+    return httpx.post(url + "/api/outcome", json=body, headers={TOKEN_HEADER: "t0k"}, timeout=15)
+
+
+def test_a_task_the_station_did_not_take_in_time_is_withdrawn_so_503_means_nothing_recorded(
+    bench: tuple[DemoStation, list[Step]],
+) -> None:
+    """It used to stay queued after the 503 'not recorded' and commit later: a retry made two."""
+    station, steps = bench
+    assert station.agent is not None
+    record = _scan_until(station, steps, lambda r: r["order"] is not None)
+    busy = threading.Event()
+    station.agent.station.submit(lambda: (busy.wait(10), _side_event())[1])  # a long task
+    try:
+        with _api_with_timeout(station, 0.3) as url:
+            response = _post_outcome(url, record["record_id"])
+    finally:
+        busy.set()
+    assert response.status_code == 503
+    assert _outcomes_of(station, record["record_id"]) == []  # it did not run once the station was free
+    assert "nothing was committed" in response.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_task_running_at_the_timeout_is_answered_pending_not_failed(
+    bench: tuple[DemoStation, list[Step]],
+) -> None:
+    station, steps = bench
+    assert station.agent is not None
+    record = _scan_until(station, steps, lambda r: r["order"] is not None)
+    _outcomes_of(station, record["record_id"])  # the station is between turns, done with the scan
+    # the station takes the task, which then waits for the outbox past the answer time
+    with _api_with_timeout(station, 1.0) as url, station.agent.outbox.transaction():
+        response = _post_outcome(url, record["record_id"])
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
+    assert "do not send it again" in response.json()["detail"]
+    assert len(_outcomes_of(station, record["record_id"])) == 1  # committed once the outbox was free
