@@ -146,19 +146,16 @@ class ParcelMessages:
             )
         reason_code = text_field(message, "reason_code", limit=64)
         reference = text_field(message, "customs_reference", limit=64)
-        verdict, tracking = self._settled(message)
-        state = (
-            parcel_state(self.outbox, tracking)
-            if tracking
-            else {"scanned": True, "verdict_record_id": verdict["record_id"], "on_hold_shelf": False}
-        )
+        refers_to, tracking, state = self._settled(message)
         frees = value in FREEING_OUTCOMES
         where = ""
-        if state.get("on_hold_shelf"):
+        if state is None:
+            where = " (its verdict is no longer in this station's outbox: recorded for the labels)"
+        elif state.get("on_hold_shelf"):
             where = "; on the hold shelf: " + ("take it off" if frees else "keep it for customs")
         return Effect(
             f"customs outcome {CUSTOMS_OUTCOMES[value]} ({reason_code}, {reference}) for "
-            f"{tracking or verdict['record_id']}{where}",
+            f"{tracking or refers_to}{where}",
             tracking,
             state,
             {
@@ -166,29 +163,53 @@ class ParcelMessages:
                     "outcome": value,
                     "reason_code": reason_code,
                     "customs_reference": reference,
-                    "refers_to": verdict["record_id"],
+                    "refers_to": refers_to,
                 }
             },
             SideChanges(lifted=[tracking] if frees and tracking else []),
             self.load,
-            "shelf_outcome" if state.get("on_hold_shelf") else "downlink",
+            "shelf_outcome" if state and state.get("on_hold_shelf") else "downlink",
         )
 
-    def _settled(self, message: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """(the verdict record an outcome settles, its tracking number)."""
+    def _settled(self, message: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | None]:
+        """(the verdict record id an outcome settles, its tracking number, the parcel's state;
+        None: unknown, the verdict was pruned from the outbox)."""
         record_id = text_field(message, "record_id", required=False, limit=64)
         tracking = text_field(message, "tracking_number", required=False, limit=64)
         if record_id is not None:
             verdict = self.outbox.get(record_id)
+            if verdict is None and self._pruned():
+                return record_id, tracking, None
             if verdict is None or verdict.get("kind") != "verdict":
                 raise DownlinkError(f"no verdict record {record_id} at this station")
             named = verdict["parcel"].get("tracking_number")
             if tracking is not None and tracking != named:
                 raise DownlinkError(f"record {record_id} is tracking number {named}, not {tracking}")
-            return verdict, named
+            state = {"scanned": True, "verdict_record_id": record_id, "on_hold_shelf": False}
+            return record_id, named, parcel_state(self.outbox, named) if named else state
         if tracking is None:
             raise DownlinkError("outcome names a record_id or a tracking_number")
         latest = self.outbox.latest_verdict(tracking)
         if latest is None:
-            raise DownlinkError(f"no parcel {tracking} was scanned at this station")
-        return latest, tracking
+            raise DownlinkError(
+                f"no parcel {tracking} was scanned at this station"
+                + (" (or its verdict was pruned: name it by record_id)" if self._pruned() else "")
+            )
+        return str(latest["record_id"]), tracking, parcel_state(self.outbox, tracking)
+
+    def _pruned(self) -> bool:
+        """Whether this outbox no longer holds every record it signed (housekeeping prunes acked
+        records oldest first, after ``retention_days`` or over a limit).
+
+        Why it matters: customs decides seizures, penalties and destructions weeks or months after
+        the scan, often after the verdict was pruned here, and those are the positive labels the
+        learning loop needs. An outcome naming a record id this station may have pruned is recorded
+        (``refers_to`` that id, parcel state unknown) for the receiver, which holds every verdict,
+        to join. While nothing was pruned, an unknown id is customs' mistake and is rejected.
+        """
+        first, floor = self.outbox.rows(
+            "SELECT (SELECT MIN(seq) FROM records), (SELECT value FROM meta WHERE key = 'seq_floor')"
+        )[0]
+        if first is None:  # empty: pruned if it ever signed one (the floor keeps the last seq)
+            return floor is not None and int(floor) > 0
+        return int(first) > 1

@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prescreen.core.records import validate
 from prescreen.drivers.barcodes import decode
+from prescreen.packing.housekeeping import housekeep
 from prescreen.sim.demo_station import DemoStation
 from prescreen.sim.samples import Step, generate
 from prescreen.sync.customs import new_message
+from prescreen.sync.labels import label_rows
 from prescreen.sync.store import Filters
 
 
@@ -214,3 +218,48 @@ def test_the_customs_cli_sends_an_outcome(
     }
     assert main(["downlink", "send", *common, "--tracking", "1ZX", "--outcome", "seized"]) == 1
     assert "reason_code" in json.loads(capsys.readouterr().out)["detail"]
+
+
+@pytest.mark.slow
+def test_a_seizure_after_the_station_pruned_the_verdict_is_recorded_and_labelled(tmp_path: Path) -> None:
+    """Seizures come weeks or months after the scan, after the 30-day retention pruned the verdict
+    here; they were rejected ('no verdict record'), and the learning loop lost its positive labels."""
+    orders, steps = generate(8, seed=11)
+    station = DemoStation(tmp_path / "pruned", orders)
+    try:
+        assert station.agent is not None
+        parcels = [s for s in steps if s.kind == "parcel" and decode(s.payload).tracking_number]
+        scanned = _scan_with_order(station, parcels)
+        station.drain()  # acked by the receiver, which keeps it
+        later = datetime.now(timezone.utc) + timedelta(days=31)
+        assert housekeep(station.agent.outbox, station.agent.config.outbox, now=later).pruned > 0
+        assert station.agent.outbox.get(scanned["record_id"]) is None
+
+        message = _outcome(record_id=scanned["record_id"], outcome="seized", customs_reference="CBP-LATE-9")
+        ack = station.send(message)
+        assert ack is not None
+        assert ack["status"] == "applied", ack
+        assert ack["parcel_state"] is None  # unknown here
+        record = _effect(station, message["message_id"])
+        assert record["downlink"]["customs_outcome"]["refers_to"] == scanned["record_id"]
+        validate(record)
+        by_tracking = _outcome(tracking_number=scanned["parcel"]["tracking_number"], outcome="seized")
+        ack = station.send(by_tracking)  # the station cannot tell the record id: customs must
+        assert ack is not None
+        assert ack["status"] == "rejected"
+        assert "name it by record_id" in ack["detail"]
+        station.drain()
+        assert station.receiver is not None
+        stored = [json.loads(row["body"]) for row in station.receiver.store.query(Filters())]
+        (row,) = [r for r in label_rows(stored) if r["record_id"] == scanned["record_id"]]
+        assert (row["label"], row["outcome"], row["customs_reference"]) == (1, "seized", "CBP-LATE-9")
+    finally:
+        station.close()
+
+
+def _scan_with_order(station: DemoStation, steps: list[Step]) -> dict[str, Any]:
+    for step in steps:
+        event, _ = station.run(step)
+        if event.record is not None and event.record.get("order"):
+            return event.record
+    raise AssertionError("no parcel with an order in the sample")
