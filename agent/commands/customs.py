@@ -30,8 +30,9 @@ from prescreen.core.errors import ConfigError
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    """Run the reference receiver (``--workers`` processes of it) until SIGTERM/SIGINT."""
-    from prescreen.commands.receiver_workers import start_workers, stop_workers
+    """Run the reference receiver (``--workers`` processes of it) until SIGTERM/SIGINT, or until
+    a worker ends (:mod:`prescreen.commands.receiver_workers`); exit 1 if any worker failed."""
+    from prescreen.commands.receiver_workers import start_workers, stop_workers, supervise
     from prescreen.core.signing import DeviceKey, TrustStore
 
     if not args.trust and not args.no_verify:
@@ -44,10 +45,12 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     stop = stop_on_signal()
     signer = DeviceKey.load_or_create(args.key) if args.key else None  # created once, before workers
     workers = start_workers(args, args.workers - 1) if args.workers > 1 else []
+    supervise(workers, stop)
     try:
-        return _serve(args, trust, signer, stop)
+        code = _serve(args, trust, signer, stop)
     finally:
-        stop_workers(workers)
+        workers_ok = stop_workers(workers)
+    return code if workers_ok else EXIT_FAILURE
 
 
 def _serve(args: argparse.Namespace, trust: Any, signer: Any, stop: Any) -> int:

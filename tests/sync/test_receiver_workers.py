@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from prescreen.commands.main import main
 from prescreen.sim.syncbench import run_sync_bench
+from prescreen.sync.broker import LocalBroker
 
 pytestmark = pytest.mark.network
 
@@ -57,3 +59,63 @@ def test_the_parent_stops_its_workers(tmp_path: Path) -> None:
             break
         time.sleep(0.1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def _receiver(argv: list[str], notify: Path) -> subprocess.Popen[str]:
+    """``prescreen receiver`` in its own process, telling ``notify`` (a socket the test reads) READY."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prescreen", "receiver", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+    )
+
+
+def _notify_socket(tmp_path: Path) -> socket.socket:
+    ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ready.bind(str(tmp_path / "notify"))
+    return ready
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The parent's receiver workers (spawned interpreters), not multiprocessing's resource tracker."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_receiver_with_a_failure(tmp_path: Path, broker: LocalBroker) -> None:
+    argv = ["--db", str(tmp_path / "r.db"), "--no-verify", "--port", str(broker.port), "--workers", "2"]
+    argv += ["--prefix", f"kill{os.getpid()}"]  # its own topics: other tests' stations stay out
+    with _notify_socket(tmp_path) as ready:
+        ready.settimeout(60)
+        process = _receiver(argv, tmp_path / "notify")
+        try:
+            assert b"READY=1" in ready.recv(4096)  # said once the worker and the parent are subscribed
+            (worker,) = _worker_pids(process.pid)
+            os.kill(worker, signal.SIGKILL)
+            _, stderr = process.communicate(timeout=60)  # stops on its own: no SIGTERM sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 1
+    died = [line for line in stderr.splitlines() if "receiver worker ended; stopping the receiver" in line]
+    assert len(died) == 1, stderr
+    assert "-9" in died[0]
+
+
+@pytest.mark.slow
+def test_start_up_fails_when_a_worker_is_not_ready(tmp_path: Path) -> None:
+    # The store's folder is a file: the worker cannot open the store and ends before it is ready.
+    (tmp_path / "file").write_text("")
+    argv = ["--db", str(tmp_path / "file" / "r.db"), "--no-verify", "--port", "1", "--workers", "2"]
+    with _notify_socket(tmp_path) as ready:
+        process = _receiver(argv, tmp_path / "notify")
+        _, stderr = process.communicate(timeout=60)
+        ready.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            ready.recv(4096)  # the parent never said READY=1
+    assert process.returncode == 1
+    assert "receiver-worker-1 ended with exit code" in stderr
+    assert "before it was ready" in stderr
