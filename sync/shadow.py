@@ -19,6 +19,8 @@ from typing import Any
 from prescreen.sync.labels import labels_by_record
 
 MODEL_FINDINGS = frozenset({"MODEL_ELEVATED_RISK", "MODEL_HIGH_RISK"})
+BUDGET = 0.03  # the stations' default [screening] model_review_budget
+PRECISION_TOLERANCE = 0.05  # how much lower the shadow's precision may be than live's
 
 
 @dataclasses.dataclass
@@ -96,3 +98,31 @@ def shadow_report(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if label is not None:
             row.count_outcome(label, live, would)
     return [rows[k].as_json() for k in sorted(rows, key=lambda k: (k[0], k[1], str(k[2]), k[3]))]
+
+
+def promotion_refusal(
+    row: Mapping[str, Any], *, budget: float = BUDGET, tolerance: float = PRECISION_TOLERANCE
+) -> str | None:
+    """Why the evidence of one report row does not support promoting its shadow model (None: it
+    does). The shadow must be at least as good as live on the parcels customs decided:
+
+    - some decided parcels at all (no outcomes, no evidence);
+    - recall not lower than live's (it must find at least what live found);
+    - precision not lower than live's by more than ``tolerance`` (when both raised decided parcels);
+    - its raise share at most twice ``budget``, the station's model budget: the line at which the
+      station's monitor would quarantine it (so a promoted model is not rolled back at once).
+    """
+    if not row["labelled"]:
+        return "no customs outcomes on the shadow's parcels yet"
+    live_recall, shadow_recall = row["live_recall"], row["shadow_recall"]
+    if live_recall is not None and (shadow_recall or 0.0) < live_recall:
+        return f"recall {shadow_recall:.0%} is below live's {live_recall:.0%}"
+    live_precision, shadow_precision = row["live_precision"], row["shadow_precision"]
+    if None not in (live_precision, shadow_precision) and shadow_precision < live_precision - tolerance:
+        return f"precision {shadow_precision:.0%} is below live's {live_precision:.0%} (± {tolerance:.0%})"
+    if row["shadow_raise_share"] > 2 * budget:
+        return (
+            f"it would raise {row['shadow_raise_share']:.1%} of parcels, over twice the {budget:.0%} model "
+            "budget (the station would quarantine it)"
+        )
+    return None

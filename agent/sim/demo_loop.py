@@ -20,8 +20,10 @@ import functools
 import http.server
 import json
 import logging
+import random
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +35,8 @@ from prescreen.drivers.barcodes import decode
 from prescreen.ops import config as cfg
 from prescreen.sim.samples import Step
 from prescreen.sync.customs import model_manifest, model_message, new_message
-from prescreen.sync.labels import label_rows, write_csv
-from prescreen.sync.shadow import shadow_report
+from prescreen.sync.labels import flat_row, label_rows, parcels, write_csv
+from prescreen.sync.shadow import promotion_refusal, shadow_report
 from prescreen.sync.store import Filters, open_store
 
 if TYPE_CHECKING:
@@ -43,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("prescreen.demo")
 VERSION = "risk-demo-outcomes"
 SYNTHETIC_ROWS = 300  # per generator, mixed into the few outcome labels a demo has
+# Customs examines a random share of the parcels the station cleared (random compliance
+# examinations, as customs do to measure what targeting misses), besides every held or reviewed one.
+EXAMINED_SHARE = 0.25
+SEIZED = frozenset({"risk", "counterfeit"})  # what the sample's parcels really are, when examined
 
 
 def truth(steps: list[Step]) -> dict[str, str]:
@@ -55,18 +61,37 @@ def truth(steps: list[Step]) -> dict[str, str]:
     return found
 
 
-def customs_decides(station: DemoStation, truths: Mapping[str, str], decided: set[str]) -> int:
-    """Customs sends an outcome for every held or reviewed parcel not decided yet; returns how many
-    were applied."""
+def examined(tracking: str, share: float = EXAMINED_SHARE) -> bool:
+    """Whether customs' random compliance examination picks this cleared parcel: a seeded draw per
+    tracking number, so the same parcel is picked in every run and whatever order it comes in."""
+    return random.Random(f"demo-examination:{tracking}").random() < share
+
+
+def _picked(record: Mapping[str, Any]) -> str | None:
+    """Why customs examines this parcel, if it does: raised (held or reviewed), the shadow model
+    would raise it (customs checks a model on trial, as it checks every live raise), or picked at
+    random among the cleared ones."""
+    screening = record["screening"]
+    if screening["verdict"] != "CLEAR":
+        return "raised"
+    if (screening.get("shadow") or {}).get("would_raise") is True:
+        return "shadow"
+    return "examined" if examined(str(record["parcel"]["tracking_number"])) else None
+
+
+def customs_decides(station: DemoStation, truths: Mapping[str, str], decided: set[str]) -> Counter[str]:
+    """Customs sends an outcome for every parcel it examines (:func:`_picked`) and has not decided
+    yet; returns how many were applied by why they were picked, and how many were seized."""
     assert station.agent is not None
-    applied = 0
+    applied: Counter[str] = Counter()
     for record in station.agent.outbox.records():
         tracking = str((record.get("parcel") or {}).get("tracking_number"))
         if record["kind"] != "verdict" or tracking not in truths or tracking in decided:
             continue
-        if record["screening"]["verdict"] not in ("HOLD", "REVIEW") or record.get("order") is None:
+        why = _picked(record) if record.get("order") is not None else None
+        if why is None:
             continue
-        outcome = "seized" if truths[tracking] == "risk" else "released"
+        outcome = "seized" if truths[tracking] in SEIZED else "released"
         message = new_message(
             "outcome",
             tracking_number=tracking,
@@ -75,7 +100,9 @@ def customs_decides(station: DemoStation, truths: Mapping[str, str], decided: se
             customs_reference=f"DEMO-{record['seq']}",
         )
         decided.add(tracking)
-        applied += (station.send(message) or {}).get("status") == "applied"
+        if (station.send(message) or {}).get("status") == "applied":
+            applied[why] += 1
+            applied["seized"] += outcome == "seized"
     return applied
 
 
@@ -107,16 +134,28 @@ def _published(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
+def _screened(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every parcel the station screened (its final version), flat, with whether the rules cleared
+    it: what the new model's review budget is measured on."""
+    return [
+        {**flat_row(p["final"]), "cleared": p["final"]["screening"]["verdict"] == "CLEAR"}
+        for p in parcels(records)
+    ]
+
+
 def _train(workdir: Path) -> tuple[dict[str, Any], Path]:
     """Labels from the receiver's store, and a model trained on them (ModelError: too few)."""
     from prescreen.models.outcome_train import train_on_outcomes
 
-    rows = label_rows(_stored(workdir))
+    records = _stored(workdir)
+    rows = label_rows(records)
     labels = workdir / "labels.csv"
     with labels.open("w") as handle:
         write_csv(rows, handle)
     trained = workdir / "trained"
-    report = train_on_outcomes(labels, trained, synthetic=SYNTHETIC_ROWS, version=VERSION)
+    report = train_on_outcomes(
+        labels, trained, synthetic=SYNTHETIC_ROWS, version=VERSION, stream=_screened(records)
+    )
     published = workdir / "published" / VERSION  # the model and its manifest; the card stays here
     published.mkdir(parents=True, exist_ok=True)
     for name in (f"{VERSION}.tflite", "model.json"):
@@ -130,7 +169,8 @@ def learning_round(
     """The loop on the demo station; ``second`` is the shift screened with the model in shadow."""
     truths = truth([*first, *second])
     decided: set[str] = set()
-    summary: dict[str, Any] = {"outcomes": customs_decides(station, truths, decided)}
+    outcomes = customs_decides(station, truths, decided)
+    summary: dict[str, Any] = {"outcomes": dict(outcomes)}
     station.drain()
     try:
         report, published = _train(station.workdir)
@@ -160,14 +200,17 @@ def learning_round(
         event, confirmation = station.run(step)
         summary["parcels"] += event.record is not None
         summary["holds_on_shelf"] += confirmation is not None and confirmation.kind == "hold_confirmed"
-    summary["outcomes"] += customs_decides(station, truths, decided)
+    summary["outcomes"] = dict(outcomes + customs_decides(station, truths, decided))
     station.drain()
-    summary["shadow_report"] = shadow_report(_stored(station.workdir, since))
-    serial = int(shadow["manifest"]["serial"]) + 1
-    promote = model_message(
-        manifest, update_key, site=site.site_id, device=site.device_id, promote=True, serial=serial
-    )
-    summary["promoted"] = (station.send(promote, wait_s=30) or {}).get("status")
+    rows = shadow_report(_stored(station.workdir, since))
+    summary["shadow_report"] = rows
+    summary["refused"] = promotion_refusal(rows[0]) if rows else "no shadow report"
+    if summary["refused"] is None:  # promoted only on the evidence (the same manifest, a newer serial)
+        serial = int(shadow["manifest"]["serial"]) + 1
+        promote = model_message(
+            manifest, update_key, site=site.site_id, device=site.device_id, promote=True, serial=serial
+        )
+        summary["promoted"] = (station.send(promote, wait_s=30) or {}).get("status")
     used, confirmation = station.run(second[-1])
     summary["parcels"] += used.record is not None
     summary["holds_on_shelf"] += confirmation is not None and confirmation.kind == "hold_confirmed"
@@ -177,9 +220,7 @@ def learning_round(
 
 def summary_lines(learning: Mapping[str, Any]) -> list[str]:
     """The demo's text lines for the learning loop."""
-    lines = [
-        f"  customs outcomes   {learning['outcomes']} held or reviewed parcels decided (outcome messages)"
-    ]
+    lines = [f"  customs outcomes   {_decided(learning['outcomes'])}"]
     if not learning.get("trained"):
         return [*lines, f"  model training     not done: {learning.get('why', 'no labels')}"]
     auc = learning["pr_auc"]
@@ -193,17 +234,36 @@ def summary_lines(learning: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"  shadow report      {row['parcels']} parcels: live {row['live_version']} raised "
             f"{row['live_raise_share']:.1%}, shadow {row['shadow_version']} would raise "
-            f"{row['shadow_raise_share']:.1%}, agreement {row['agreement']:.1%}; on {row['labelled']} "
-            f"decided parcels precision live {_share(row['live_precision'])} / shadow "
-            f"{_share(row['shadow_precision'])}, recall {_share(row['live_recall'])} / "
-            f"{_share(row['shadow_recall'])}"
+            f"{row['shadow_raise_share']:.1%}, agreement {row['agreement']:.1%}"
         )
-    if learning.get("promoted"):
         lines.append(
-            f"  promotion          {learning['promoted']}; next parcel screened by {learning['used_by']}"
+            f"                     on {row['labelled']} parcels customs decided ({row['found']} seized): "
+            f"live raised {row['live_raised_labelled']}, precision {_share(row['live_precision'])}, recall "
+            f"{_share(row['live_recall'])}; shadow raised {row['shadow_raised_labelled']}, precision "
+            f"{_share(row['shadow_precision'])}, recall {_share(row['shadow_recall'])}"
+        )
+    if learning.get("refused"):
+        lines.append(
+            f"  promotion          not promoted: {learning['refused']}; next parcel screened by "
+            f"{learning['used_by']}"
+        )
+    elif learning.get("promoted"):
+        lines.append(
+            f"  promotion          {learning['promoted']} (as good as live on the decided parcels); next "
+            f"parcel screened by {learning['used_by']}"
         )
     return lines
 
 
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
+
+
+def _decided(outcomes: Mapping[str, int]) -> str:
+    decided = sum(v for k, v in outcomes.items() if k != "seized")
+    return (
+        f"{decided} parcels decided, {outcomes.get('seized', 0)} "
+        f"seized: {outcomes.get('raised', 0)} held or reviewed, {outcomes.get('examined', 0)} cleared ones "
+        f"examined at random ({EXAMINED_SHARE:.0%} of cleared), {outcomes.get('shadow', 0)} the shadow "
+        "model would raise"
+    )

@@ -59,6 +59,30 @@ _RISKY: tuple[tuple[str, str, float, float, str, dict[str, Any], float], ...] = 
     ("Candy press mold with M30 die", "8480719000", 20.0, 0.80, "CN", {}, 1.0),
     ("Phone screen protector", "3919905060", 2.0, 0.20, "CN", {}, 7.0),
 )
+# The demo's hidden pattern (issue 17): one seller's sneakers, declared plausibly (the right code,
+# a clear description, the weight they weigh) at a value per kg just above the chapter's floor, so
+# no rule raises them; customs seizes them as counterfeits whenever it examines one. Nothing in the
+# rules or the model names them: a model can learn them only from customs' outcomes, through the
+# value-per-kg feature. One parcel in ten (slots 1 and 13 of every 20).
+COUNTERFEIT_SELLER = ("Jinjiang Stride Sports Trading Co.", "9 Xiyuan Rd", "Jinjiang", "362200", "CN")
+_COUNTERFEIT: tuple[Any, ...] = (
+    "Men's running sneakers, textile upper, rubber sole",
+    "6404110000",
+    12.0,
+    1.10,
+    "CN",
+    {},
+    1.0,
+)
+
+
+def counterfeit(index: int) -> tuple[Any, ...]:
+    """The pattern's parcel at ``index``: $9-15 for 0.95-1.27 kg (about 2-4 times the chapter's
+    $4/kg floor, where honest sneakers declare 10 times it), varied so that no two look alike."""
+    value, weight = 9.0 + index % 7, 0.95 + (index % 5) * 0.08
+    return (_COUNTERFEIT[0], _COUNTERFEIT[1], value, round(weight, 2), *_COUNTERFEIT[4:])
+
+
 _SELLERS = (
     ("Shenzhen Bright Star Trading Co.", "18 Keji Rd", "Shenzhen", "518057", "CN"),
     ("Hanoi Home Goods Ltd.", "22 Ly Thuong Kiet", "Hanoi", "100000", "VN"),
@@ -250,7 +274,7 @@ def _order(
     consolidated: bool = False,
 ) -> Order:
     description, hts, value, weight, origin = item[:5]
-    seller = _SELLERS[index % len(_SELLERS)]
+    seller = COUNTERFEIT_SELLER if item[0] == _COUNTERFEIT[0] else _SELLERS[index % len(_SELLERS)]
     order: Order = {
         "tracking_number": tracking,
         "order_id": f"SO-{100000 + index}",
@@ -312,6 +336,8 @@ def generate(parcels: int, *, seed: int = 7) -> tuple[list[Order], list[Step]]:
         elif slot in (9, 17) or (slot == 5 and index % 40 == 5):
             item = _RISKY[(index // 9) % len(_RISKY)]
             label = "risk"
+        elif slot in (1, 13):
+            item, label = counterfeit(index), "counterfeit"
         else:
             item = _CLEAN[index % len(_CLEAN)]
             label = "clean"
