@@ -21,6 +21,7 @@ from prescreen.sync.labels import labels_by_record
 MODEL_FINDINGS = frozenset({"MODEL_ELEVATED_RISK", "MODEL_HIGH_RISK"})
 BUDGET = 0.03  # the stations' default [screening] model_review_budget
 PRECISION_TOLERANCE = 0.05  # how much lower the shadow's precision may be than live's
+MIN_RAISES = 5  # as the station's monitor (prescreen.risk.model_monitor): never judge a couple of raises
 
 
 @dataclasses.dataclass
@@ -110,7 +111,8 @@ def promotion_refusal(
     - recall not lower than live's (it must find at least what live found);
     - precision not lower than live's by more than ``tolerance`` (when both raised decided parcels);
     - its raise share at most twice ``budget``, the station's model budget: the line at which the
-      station's monitor would quarantine it (so a promoted model is not rolled back at once).
+      station's monitor would quarantine it (so a promoted model is not rolled back at once), and,
+      like the monitor, only once it raised at least :data:`MIN_RAISES` parcels.
     """
     if not row["labelled"]:
         return "no customs outcomes on the shadow's parcels yet"
@@ -120,9 +122,9 @@ def promotion_refusal(
     live_precision, shadow_precision = row["live_precision"], row["shadow_precision"]
     if None not in (live_precision, shadow_precision) and shadow_precision < live_precision - tolerance:
         return f"precision {shadow_precision:.0%} is below live's {live_precision:.0%} (± {tolerance:.0%})"
-    if row["shadow_raise_share"] > 2 * budget:
+    if row["shadow_raise_share"] > 2 * budget and row["shadow_raised"] >= MIN_RAISES:
         return (
-            f"it would raise {row['shadow_raise_share']:.1%} of parcels, over twice the {budget:.0%} model "
+            f"it would raise {row['shadow_raise_share']:.1%} of parcels, over twice the {budget:.0%} "
             "budget (the station would quarantine it)"
         )
     return None

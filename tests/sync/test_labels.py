@@ -122,37 +122,46 @@ def test_labels_join_outcomes_to_the_final_version_of_each_parcel(
     assert {r["customs_reference"] for r in later} == {"C-CORRECTED", "C-TWICE-2"}
 
 
-def test_the_shadow_report_gives_precision_and_recall_of_each_model_where_outcomes_arrived() -> None:
+def _shadow_verdict(n: int, live: bool, shadow: bool) -> dict[str, Any]:
+    reasons = [{"code": "MODEL_ELEVATED_RISK"}] if live else []
+    return {
+        "kind": "verdict",
+        "record_id": f"r{n}",
+        "site_id": "s",
+        "device_id": "d",
+        "created_at": f"2026-11-01T00:{n // 60:02d}:{n % 60:02d}Z",
+        "order": {"items": []},
+        "parcel": {"tracking_number": f"1Z{n}"},
+        "screening": {
+            "model_version": "live",
+            "reasons": reasons,
+            "shadow": {"model_version": "new", "would_raise": shadow},
+        },
+    }
+
+
+def _shadow_outcome(n: int, value: str) -> dict[str, Any]:
+    return {
+        "kind": "downlink",
+        "site_id": "s",
+        "device_id": "d",
+        "downlink": {"status": "applied", "customs_outcome": {"outcome": value, "refers_to": f"r{n}"}},
+    }
+
+
+def _report_row(cases: list[tuple[bool, bool, str | None]]) -> dict[str, Any]:
     from prescreen.sync.shadow import shadow_report
 
-    def verdict(n: int, live: bool, shadow: bool) -> dict[str, Any]:
-        reasons = [{"code": "MODEL_ELEVATED_RISK"}] if live else []
-        return {
-            "kind": "verdict",
-            "record_id": f"r{n}",
-            "site_id": "s",
-            "device_id": "d",
-            "created_at": f"2026-11-01T00:00:{n:02d}Z",
-            "order": {"items": []},
-            "parcel": {"tracking_number": f"1Z{n}"},
-            "screening": {
-                "model_version": "live",
-                "reasons": reasons,
-                "shadow": {"model_version": "new", "would_raise": shadow},
-            },
-        }
+    records = [_shadow_verdict(n, live, shadow) for n, (live, shadow, _) in enumerate(cases)]
+    records += [_shadow_outcome(n, value) for n, (_, _, value) in enumerate(cases) if value]
+    (row,) = shadow_report(records)
+    return row
 
-    def outcome(n: int, value: str) -> dict[str, Any]:
-        return {
-            "kind": "downlink",
-            "site_id": "s",
-            "device_id": "d",
-            "downlink": {"status": "applied", "customs_outcome": {"outcome": value, "refers_to": f"r{n}"}},
-        }
 
+def test_the_shadow_report_gives_precision_and_recall_of_each_model_where_outcomes_arrived() -> None:
     # (live raised, shadow raised, outcome): live catches 1 of 3 findings with 2 raises,
     # shadow 2 of 3 with 3 raises; parcel 6 has no outcome, parcel 7 only an uninformative one.
-    cases = [
+    cases: list[tuple[bool, bool, str | None]] = [
         (True, True, "seized"),
         (True, False, "released"),
         (False, True, "penalty"),
@@ -161,10 +170,52 @@ def test_the_shadow_report_gives_precision_and_recall_of_each_model_where_outcom
         (True, True, None),
         (False, False, "returned"),
     ]
-    records: list[dict[str, Any]] = [verdict(n, live, shadow) for n, (live, shadow, _) in enumerate(cases)]
-    records += [outcome(n, value) for n, (_, _, value) in enumerate(cases) if value]
-    (row,) = shadow_report(records)
+    row = _report_row(cases)
     assert row["parcels"] == 7
     assert (row["labelled"], row["found"]) == (5, 3)
     assert (row["live_precision"], row["live_recall"]) == (0.5, 0.3333)
     assert (row["shadow_precision"], row["shadow_recall"]) == (0.6667, 0.6667)
+
+
+CLEARED = [(False, False, None)] * 100  # parcels nobody raised or decided
+
+
+@pytest.mark.parametrize(
+    ("cases", "refusal"),
+    [
+        # the shadow finds the seizure live missed, raising 2 of 104 parcels: promoted
+        ([(True, True, "seized"), (False, True, "seized"), (False, False, "released"), *CLEARED], None),
+        # no customs outcome on any parcel: no evidence
+        ([(False, True, None), *CLEARED], "no customs outcomes on the shadow's parcels yet"),
+        # live found 2 of 2, the shadow 1: lower recall
+        ([(True, True, "seized"), (True, False, "seized"), *CLEARED], "recall 50% is below live's 100%"),
+        # same recall, but 1 of 3 shadow raises right against live's 1 of 1: lower precision
+        (
+            [(True, True, "seized"), (False, True, "released"), (False, True, "released"), *CLEARED],
+            "precision 33% is below live's 100% (± 5%)",
+        ),
+        # as good on the decided parcels, but raising 8 of 108 parcels (over twice the 3 % budget)
+        (
+            [(False, True, "seized"), *[(False, True, None)] * 7, *CLEARED],
+            "it would raise 7.4% of parcels, over twice the 3% budget (the station would quarantine it)",
+        ),
+        # 3 raises of 40 parcels is over twice 3 %, but like the station's monitor, not on so few
+        ([(False, True, "seized"), (False, True, None), (False, True, None), *CLEARED[:37]], None),
+    ],
+)
+def test_promotion_only_when_the_shadow_is_at_least_as_good_as_live(
+    cases: list[tuple[bool, bool, str | None]], refusal: str | None
+) -> None:
+    from prescreen.sync.shadow import promotion_refusal
+
+    assert promotion_refusal(_report_row(cases)) == refusal
+
+
+def test_a_precision_a_little_lower_than_live_is_within_the_tolerance() -> None:
+    from prescreen.sync.shadow import promotion_refusal
+
+    # live 4 of 4 raises right; the shadow 4 of 5 (80 %): refused at 5 %, promoted at 25 %
+    cases = [*[(True, True, "seized")] * 4, (False, True, "released"), *CLEARED]
+    row = _report_row(cases)
+    assert promotion_refusal(row) == "precision 80% is below live's 100% (± 5%)"
+    assert promotion_refusal(row, tolerance=0.25) is None
