@@ -26,6 +26,7 @@ from prescreen.commands.helpers import (
     subcommands,
     warn,
 )
+from prescreen.commands.promotion import add_promotion_options, promotion_allowed
 from prescreen.core.errors import ConfigError
 
 
@@ -109,6 +110,8 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
     from prescreen.sync.customs import new_message, send_downlink
 
     message = new_message(args.type, **_message_fields(args))
+    if args.type == "model" and args.promote and not promotion_allowed(args, message["manifest"]):
+        return EXIT_FAILURE
     ack = send_downlink(
         message,
         site=args.site,
@@ -313,6 +316,7 @@ def _add_downlink_commands(sub: Any) -> None:
         help="the message type: %(choices)s (see above)",
     )
     _add_message_options(send)
+    add_promotion_options(send)
     send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
     add_json_option(send, "print the ack as JSON")
     _add_broker_options(send)

@@ -25,6 +25,7 @@ from prescreen.commands.helpers import (
     print_json,
     subcommands,
 )
+from prescreen.commands.promotion import add_gate_options
 from prescreen.core.errors import ConfigError
 
 
@@ -90,10 +91,13 @@ def cmd_records_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_records_shadow_report(args: argparse.Namespace) -> int:
-    """Per station, how a shadow model's raises compare with the live model's."""
-    from prescreen.sync.shadow import shadow_report
+    """Per station, how a shadow model's raises compare with the live model's, and whether the
+    evidence supports promoting it (``downlink send --promote --evidence`` applies the same gate)."""
+    from prescreen.sync.shadow import promotion_refusal, shadow_report
 
     report = shadow_report(_bodies(args, device_id=args.device, since=args.since, until=args.until))
+    for row in report:
+        row["promotion_refused"] = promotion_refusal(row, budget=args.budget, tolerance=args.tolerance)
     if args.json:
         print_json({"stations": report})
         return EXIT_OK
@@ -114,6 +118,8 @@ def cmd_records_shadow_report(args: argparse.Namespace) -> int:
                 f"{share(row['live_precision'])} recall {share(row['live_recall'])}; shadow precision "
                 f"{share(row['shadow_precision'])} recall {share(row['shadow_recall'])}"
             )
+        refused = row["promotion_refused"]
+        print(f"  not promoted: {refused}" if refused else "  promotion: supported by the evidence")
     print(f"{len(report)} station(s) with a shadow model")
     return EXIT_OK
 
@@ -256,6 +262,7 @@ def _add_model_data_commands(what: Any) -> None:
     shadow.add_argument("--device", help="only this device")
     shadow.add_argument("--since", help="created at or after (RFC 3339)")
     shadow.add_argument("--until", help="created before (RFC 3339)")
+    add_gate_options(shadow)
     add_json_option(shadow, "one JSON object instead of a table")
     labels = _add_store_command(
         what,

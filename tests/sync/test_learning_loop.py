@@ -184,8 +184,20 @@ def test_the_learning_loop_end_to_end(
         assert {"live_precision", "live_recall", "shadow_precision", "shadow_recall"} <= set(row)
         assert bench.agent.station.screener.model is live  # shadow changed no verdict's model
 
-        assert main([*send, "--promote"]) == 0
+        assert row["promotion_refused"] is None  # as good as live on the decided parcels
+        # Promotion is judged on the evidence: none asked for, or none in the period, sends nothing.
+        assert main([*send, "--promote"]) == 1
+        assert "--promote needs --evidence DB" in capsys.readouterr().err
+        assert main([*send, "--promote", "--evidence", db, "--since", "2999-01-01T00:00:00Z"]) == 1
+        assert f"not promoted: no shadow report for {VERSION}" in capsys.readouterr().err
+        assert bench.agent.station.screener.model is live
+        assert main([*send, "--promote", "--evidence", db]) == 0
         assert json.loads(capsys.readouterr().out)["status"] == "applied"
+        # --force sends a promotion the evidence does not support (here: none left to promote).
+        assert main([*send, "--promote", "--force"]) == 1
+        err = capsys.readouterr()
+        assert "promoting anyway (--force): no --evidence given" in err.err
+        assert json.loads(err.out)["status"] == "rejected"
         used = bench.run(parcels[-1])[0].record
         assert used is not None
         assert used["screening"]["model_version"] == VERSION
