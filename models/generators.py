@@ -43,7 +43,6 @@ Row = dict[str, Any]
 Parcel = tuple[str, str, float, float, float]  # description, hts, value, declared kg, measured kg
 
 
-
 class Generator:
     """One generator: its goods, its wording and its habits of price, weight and noise."""
 

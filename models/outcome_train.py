@@ -17,6 +17,7 @@ is installed. The card says which one ran.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -180,12 +181,32 @@ def calibrate_on_stream(out: Path, stream: Sequence[Row]) -> None:
     from prescreen.models.runner import load_risk_model
 
     runner = load_risk_model(out)
-    scores = [runner.score(features.vectorize_row(r)) if r.get("cleared") else 0.0 for r in stream]
+    scores = [runner.score(features.vectorize_row(r)) if _cleared(r) else 0.0 for r in stream]
     manifest = json.loads((out / "model.json").read_text())
     manifest["thresholds"]["calibration"] = [
         [budget, round(train.threshold_at(scores, budget), 8)] for budget in train.BUDGETS
     ]
     (out / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _cleared(row: Row) -> bool:
+    return str(row.get("cleared")).strip().lower() in ("1", "true")
+
+
+def read_screened(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``prescreen records labels --screened`` (every parcel, a ``cleared`` column).
+
+    Raises:
+        ModelError: unreadable, or without the ``cleared`` column.
+    """
+    try:
+        with Path(path).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ModelError(f"{path}: not a readable CSV: {exc}") from exc
+    if rows and "cleared" not in rows[0]:
+        raise ModelError(f"{path}: no cleared column (a table from `prescreen records labels --screened`)")
+    return rows
 
 
 def outcome_card(report: Mapping[str, Any]) -> str:

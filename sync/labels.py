@@ -49,6 +49,9 @@ COLUMNS = (
     "tracking_number",
     "items",
 )
+# ``records labels --screened``: every parcel screened, labelled or not, and whether the rules
+# cleared it (1) -- what ``model train --calibrate-on`` measures a review budget on.
+SCREENED_COLUMNS = (*COLUMNS[:9], "station", "time", "record_id", "tracking_number", "items", "cleared")
 
 
 def label_for(outcomes: Iterable[str]) -> int | None:
@@ -196,12 +199,26 @@ def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (str(r["time"]), str(r["record_id"])))
 
 
-def write_csv(rows: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
-    """Write the rows in :data:`COLUMNS` order; returns how many."""
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+def screened_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per parcel screened (its final version), labelled or not, oldest scan first, with
+    ``cleared`` 1 where the rules cleared it (the only parcels a model may raise)."""
+    rows = [
+        {
+            **flat_row(parcel["final"]),
+            "time": parcel["versions"][0].get("created_at"),
+            "cleared": int((parcel["final"].get("screening") or {}).get("verdict") == "CLEAR"),
+        }
+        for parcel in parcels(records)
+    ]
+    return sorted(rows, key=lambda r: (str(r["time"]), str(r["record_id"])))
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], out: IO[str], columns: tuple[str, ...] = COLUMNS) -> int:
+    """Write the rows in ``columns`` order (default :data:`COLUMNS`); returns how many."""
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
         count += 1
     return count

@@ -81,9 +81,14 @@ def cmd_records_gaps(args: argparse.Namespace) -> int:
 
 def cmd_records_labels(args: argparse.Namespace) -> int:
     """Write the model's training table: verdicts joined with their customs outcomes."""
-    from prescreen.sync.labels import label_rows, write_csv
+    from prescreen.sync.labels import SCREENED_COLUMNS, label_rows, screened_rows, write_csv
 
-    rows = label_rows(_bodies(args, device_id=args.device, since=args.since, until=args.until))
+    bodies = _bodies(args, device_id=args.device, since=args.since, until=args.until)
+    if args.screened:
+        count = write_csv(screened_rows(bodies), sys.stdout, SCREENED_COLUMNS)
+        print(f"{count} screened parcels", file=sys.stderr)
+        return EXIT_OK
+    rows = label_rows(bodies)
     count = write_csv(rows, sys.stdout)
     positives = sum(int(r["label"]) for r in rows)
     print(f"{count} labelled parcels, {positives} positive", file=sys.stderr)
@@ -281,6 +286,12 @@ def _add_model_data_commands(what: Any) -> None:
     labels.add_argument("--since", help="scanned at or after (RFC 3339)")
     labels.add_argument("--until", help="records created before (RFC 3339)")
     labels.add_argument("--format", choices=["csv"], default="csv", help="the `model eval` CSV shape")
+    labels.add_argument(
+        "--screened",
+        action="store_true",
+        help="every parcel screened instead, labelled or not, with a cleared column (for model train "
+        "--calibrate-on)",
+    )
 
 
 def _add_trust_commands(sub: Any) -> None:

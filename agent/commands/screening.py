@@ -79,7 +79,7 @@ def cmd_model_eval(args: argparse.Namespace) -> int:
 
 def cmd_model_train(args: argparse.Namespace) -> int:
     """Train a model on outcome labels (customs side) and print its comparison with the fleet's."""
-    from prescreen.models.outcome_train import train_on_outcomes
+    from prescreen.models.outcome_train import read_screened, train_on_outcomes
 
     report = train_on_outcomes(
         args.labels,
@@ -89,6 +89,7 @@ def cmd_model_train(args: argparse.Namespace) -> int:
         version=args.version,
         shipped=args.shipped,
         trainer=args.trainer,
+        stream=read_screened(args.calibrate_on) if args.calibrate_on else (),
     )
     newer = report["newer"]
     print(
@@ -204,6 +205,12 @@ def _add_train_command(what: Any) -> None:
         "--test-share", type=float, default=0.3, help="newest share of parcels kept for test"
     )
     trainer.add_argument("--version", help="model version (default risk-outcomes-<newest date>)")
+    trainer.add_argument(
+        "--calibrate-on",
+        metavar="CSV",
+        help="every parcel screened in the period (`records labels --screened`): the review budget is "
+        "measured on them, not on the positive-rich training mix",
+    )
     trainer.add_argument("--shipped", help="the fleet's model directory to compare with (default: shipped)")
     trainer.add_argument(
         "--trainer",

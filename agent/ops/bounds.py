@@ -131,8 +131,6 @@ class Section:
         return None
 
 
-
-
 def describe(tp: Any) -> str:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return " or ".join(describe(a) for a in typing.get_args(tp) if a is not type(None))
@@ -151,4 +149,3 @@ def accepts(tp: Any, value: object) -> bool:
     if typing.get_origin(tp) is tuple:  # tuple[str, ...]: a TOML array of strings
         return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     return isinstance(value, tp)
-

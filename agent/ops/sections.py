@@ -54,6 +54,7 @@ def _sim_problem(url: str, speaks: dict[str, str], protocol: str) -> str | None:
             return str(exc)
     return None
 
+
 @dataclasses.dataclass(frozen=True)
 class StationConfig(Section):
     """Who this station is; ids travel in every record and MQTT topic."""
@@ -385,5 +386,3 @@ class Config:
     def api_token_path(self) -> Path:
         """The 0600 file with the local API's token (``[http] token_file``, else beside the outbox)."""
         return Path(self.http.token_file or Path(self.outbox.path).parent / "http.token")
-
-

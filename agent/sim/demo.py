@@ -119,7 +119,6 @@ def export_counts(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return counts
 
 
-
 @dataclass
 class Shift:
     """What the simulated operator's parcels came to: verdicts, latencies, holds put on the shelf."""

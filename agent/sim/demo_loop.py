@@ -35,7 +35,7 @@ from prescreen.drivers.barcodes import decode
 from prescreen.ops import config as cfg
 from prescreen.sim.samples import Step
 from prescreen.sync.customs import model_manifest, model_message, new_message
-from prescreen.sync.labels import flat_row, label_rows, parcels, write_csv
+from prescreen.sync.labels import label_rows, screened_rows, write_csv
 from prescreen.sync.shadow import promotion_refusal, shadow_report
 from prescreen.sync.store import Filters, open_store
 
@@ -134,15 +134,6 @@ def _published(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def _screened(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every parcel the station screened (its final version), flat, with whether the rules cleared
-    it: what the new model's review budget is measured on."""
-    return [
-        {**flat_row(p["final"]), "cleared": p["final"]["screening"]["verdict"] == "CLEAR"}
-        for p in parcels(records)
-    ]
-
-
 def _train(workdir: Path) -> tuple[dict[str, Any], Path]:
     """Labels from the receiver's store, and a model trained on them (ModelError: too few)."""
     from prescreen.models.outcome_train import train_on_outcomes
@@ -154,7 +145,7 @@ def _train(workdir: Path) -> tuple[dict[str, Any], Path]:
         write_csv(rows, handle)
     trained = workdir / "trained"
     report = train_on_outcomes(
-        labels, trained, synthetic=SYNTHETIC_ROWS, version=VERSION, stream=_screened(records)
+        labels, trained, synthetic=SYNTHETIC_ROWS, version=VERSION, stream=screened_rows(records)
     )
     published = workdir / "published" / VERSION  # the model and its manifest; the card stays here
     published.mkdir(parents=True, exist_ok=True)

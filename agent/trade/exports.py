@@ -17,7 +17,6 @@ master carton is declared through its house bills, and a record superseded by a 
 same export is left out. Facts and sources: ``../shared/docs/domain.md`` section 0.
 """
 
-
 from __future__ import annotations
 
 import csv
@@ -45,7 +44,6 @@ EU = frozenset({
     "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 })
 # fmt: on
-
 
 
 # --- which parcels each format takes ------------------------------------------------------------

@@ -27,7 +27,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> DeviceKey:
 
 def test_a_record_signed_once_is_the_record_signed_then_dumped(key: DeviceKey) -> None:
     body = record(7)
-    body["parcel"]["barcode"]["raw"] = "Caf\u00e9 \u2028 \"quoted\" \\ \u0001"
+    body["parcel"]["barcode"]["raw"] = 'Caf\u00e9 \u2028 "quoted" \\ \u0001'
     twice = key.sign(copy.deepcopy(body))
     text = key.sign_text(body)
     assert text == dumps(body) == dumps(twice)

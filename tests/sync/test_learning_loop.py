@@ -7,6 +7,7 @@ malformed outcomes, models and RFI answers are refused with one log line each an
 
 from __future__ import annotations
 
+import csv
 import functools
 import http.server
 import json
@@ -139,10 +140,21 @@ def test_the_learning_loop_end_to_end(
         assert main(["records", "labels", "--db", db]) == 0
         labels = tmp_path / "labels.csv"
         labels.write_text(capsys.readouterr().out)
+        # Every screened parcel, labelled or not: the new model's review budget is measured on them.
+        assert main(["records", "labels", "--db", db, "--screened"]) == 0
+        screened = tmp_path / "screened.csv"
+        screened.write_text(capsys.readouterr().out)
+        with screened.open() as handle:
+            stream = list(csv.DictReader(handle))
+        assert {r["cleared"] for r in stream} == {"0", "1"}
+        assert len({r["tracking_number"] for r in stream}) == len(stream) >= 45
         trained = tmp_path / "trained"
         train = ["model", "train", "--labels", str(labels), "--out", str(trained), "--version", VERSION]
+        train += ["--calibrate-on", str(screened)]
         assert main([*train, "--synthetic", "300", "--trainer", "numpy"]) == 0
         assert "(numpy) written to" in capsys.readouterr().out  # said, not guessed
+        metrics = json.loads((trained / "metrics.json").read_text())
+        assert metrics["calibrated_on"] == f"{len(stream)} screened parcels"
         published = root / VERSION
         published.mkdir()
         for name in (f"{VERSION}.tflite", "model.json"):
