@@ -125,31 +125,104 @@ def send_downlink(
     """
     if key is not None:
         message = seal(message, key, site=site, device=device)
-    acks: queue.Queue[bytes] = queue.Queue()
-    connection = MqttConnection(
-        client_id=f"customs-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+    link = CustomsLink(
+        site,
+        device,
         host=host,
         port=port,
-        on_message=lambda topic, payload: acks.put(payload),
-        subscriptions=(downlink_acks_topic(prefix, site, device),),
+        prefix=prefix,
         security=security,
         endpoints=endpoints,
         subscribe_qos=subscribe_qos,
-    ).start()
-    deadline = time.monotonic() + wait_s
+    )
     try:
-        if not connection.subscribed.wait(wait_s):
+        return link.exchange(message, wait_s=wait_s, resend_s=resend_s)
+    finally:
+        link.close()
+
+
+class CustomsLink:
+    """One customs connection to a station's downlink: messages sent in turn over it, each until
+    its ack (:func:`send_downlink` opens one per message; a batch of outcomes shares one)."""
+
+    def __init__(
+        self,
+        site: str,
+        device: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        prefix: str = "prescreen/v1",
+        security: Security | None = None,
+        endpoints: tuple[Endpoint, ...] = (),
+        subscribe_qos: int = 1,
+    ) -> None:
+        self.topic = downlink_topic(prefix, site, device)
+        self.acks: queue.Queue[bytes] = queue.Queue()
+        self.connection = MqttConnection(
+            client_id=f"customs-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            host=host,
+            port=port,
+            on_message=lambda topic, payload: self.acks.put(payload),
+            subscriptions=(downlink_acks_topic(prefix, site, device),),
+            security=security,
+            endpoints=endpoints,
+            subscribe_qos=subscribe_qos,
+        ).start()
+
+    def exchange(
+        self, message: dict[str, Any], *, wait_s: float = 10.0, resend_s: float = 2.0
+    ) -> dict[str, Any] | None:
+        """Publish the (sealed) ``message`` until its ack comes; the ack, or None after ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        if not self.connection.subscribed.wait(wait_s):
             return None
         payload = json.dumps(message).encode()
         while (left := deadline - time.monotonic()) > 0:
             with contextlib.suppress(SyncError):  # between nodes: the next round publishes it
-                connection.publish(downlink_topic(prefix, site, device), payload)
-            ack = _ack_for(message["message_id"], acks, min(resend_s, left))
+                self.connection.publish(self.topic, payload)
+            ack = _ack_for(message["message_id"], self.acks, min(resend_s, left))
             if ack is not None:
                 return ack
         return None
-    finally:
-        connection.stop()
+
+    def exchange_all(
+        self, messages: list[dict[str, Any]], *, wait_s: float = 10.0, resend_s: float = 2.0
+    ) -> list[dict[str, Any] | None]:
+        """Publish every (sealed) message, then collect their acks (the ones still unanswered are
+        published again every ``resend_s``); their acks in order, None where none came in ``wait_s``.
+        Pipelined: the station answers one while the next is on its way."""
+        deadline = time.monotonic() + wait_s
+        answered: dict[str, dict[str, Any]] = {}
+        if not self.connection.subscribed.wait(wait_s):
+            return [None] * len(messages)
+        while (left := deadline - time.monotonic()) > 0:
+            waiting = [m for m in messages if m["message_id"] not in answered]
+            if not waiting:
+                break
+            for message in waiting:
+                with contextlib.suppress(SyncError):
+                    self.connection.publish(self.topic, json.dumps(message).encode())
+            answered.update(_acks_until(self.acks, {m["message_id"] for m in waiting}, min(resend_s, left)))
+        return [answered.get(m["message_id"]) for m in messages]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.connection.stop()
+
+
+def _acks_until(acks: queue.Queue[bytes], ids: set[str], wait_s: float) -> dict[str, dict[str, Any]]:
+    """The acks of ``ids`` that come within ``wait_s`` (stops early once all came), by message id."""
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + wait_s
+    while ids - found.keys() and (left := deadline - time.monotonic()) > 0:
+        try:
+            ack: dict[str, Any] = json.loads(acks.get(timeout=left))
+        except queue.Empty:
+            break
+        if ack.get("message_id") in ids:
+            found[ack["message_id"]] = ack
+    return found
 
 
 def _ack_for(message_id: str, acks: queue.Queue[bytes], wait_s: float) -> dict[str, Any] | None:

@@ -83,7 +83,8 @@ def customs_decides(station: DemoStation, truths: Mapping[str, str], decided: se
     """Customs sends an outcome for every parcel it examines (:func:`_picked`) and has not decided
     yet; returns how many were applied by why they were picked, and how many were seized."""
     assert station.agent is not None
-    applied: Counter[str] = Counter()
+    picked: list[tuple[str, str]] = []
+    messages = []
     for record in station.agent.outbox.records():
         tracking = str((record.get("parcel") or {}).get("tracking_number"))
         if record["kind"] != "verdict" or tracking not in truths or tracking in decided:
@@ -92,15 +93,20 @@ def customs_decides(station: DemoStation, truths: Mapping[str, str], decided: se
         if why is None:
             continue
         outcome = "seized" if truths[tracking] in SEIZED else "released"
-        message = new_message(
-            "outcome",
-            tracking_number=tracking,
-            outcome=outcome,
-            reason_code="DEMO-" + outcome.upper(),
-            customs_reference=f"DEMO-{record['seq']}",
+        messages.append(
+            new_message(
+                "outcome",
+                tracking_number=tracking,
+                outcome=outcome,
+                reason_code="DEMO-" + outcome.upper(),
+                customs_reference=f"DEMO-{record['seq']}",
+            )
         )
         decided.add(tracking)
-        if (station.send(message) or {}).get("status") == "applied":
+        picked.append((why, outcome))
+    applied: Counter[str] = Counter()
+    for (why, outcome), ack in zip(picked, station.send_all(messages), strict=True):
+        if (ack or {}).get("status") == "applied":
             applied[why] += 1
             applied["seized"] += outcome == "seized"
     return applied

@@ -24,7 +24,7 @@ from prescreen.packing.events import StationEvent
 from prescreen.sim.samples import ACCOUNT_CHANNELS, DEMO_RATES, Step
 from prescreen.sim.syncbench import enrol, start_receiver, stop_process
 from prescreen.sync.broker import LocalBroker
-from prescreen.sync.customs import send_downlink
+from prescreen.sync.customs import CustomsLink, seal, send_downlink
 from prescreen.sync.delivery import check_delivery, ledger_of
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import open_store
@@ -238,6 +238,20 @@ class DemoStation:
             key=None if sealed else self.customs_key,
             wait_s=wait_s,
         )
+
+    def send_all(
+        self, messages: list[dict[str, Any]], *, wait_s: float = 10.0
+    ) -> list[dict[str, Any] | None]:
+        """Send several downlink messages in turn over one customs connection (as :meth:`send`
+        each, without a connection per message); their acks, in order."""
+        station = cfg.StationConfig()
+        link = CustomsLink(station.site_id, station.device_id, host=self.broker.host, port=self.broker.port)
+        try:
+            site, device = station.site_id, station.device_id
+            sealed = [seal(m, self.customs_key, site=site, device=device) for m in messages]
+            return link.exchange_all(sealed, wait_s=wait_s)
+        finally:
+            link.close()
 
     def delivery(self) -> dict[str, Any]:
         """Whether every committed record reached the receiver's store exactly once
