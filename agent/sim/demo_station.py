@@ -242,8 +242,8 @@ class DemoStation:
     def send_all(
         self, messages: list[dict[str, Any]], *, wait_s: float = 10.0
     ) -> list[dict[str, Any] | None]:
-        """Send several downlink messages in turn over one customs connection (as :meth:`send`
-        each, without a connection per message); their acks, in order."""
+        """Send several downlink messages over one customs connection, pipelined (as :meth:`send`
+        each, without a connection and a round trip per message); their acks, in order."""
         station = cfg.StationConfig()
         link = CustomsLink(station.site_id, station.device_id, host=self.broker.host, port=self.broker.port)
         try:
