@@ -128,9 +128,9 @@ def send_downlink(
     link = CustomsLink(
         site,
         device,
+        prefix=prefix,
         host=host,
         port=port,
-        prefix=prefix,
         security=security,
         endpoints=endpoints,
         subscribe_qos=subscribe_qos,
@@ -145,29 +145,16 @@ class CustomsLink:
     """One customs connection to a station's downlink: messages sent in turn over it, each until
     its ack (:func:`send_downlink` opens one per message; a batch of outcomes shares one)."""
 
-    def __init__(
-        self,
-        site: str,
-        device: str,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 1883,
-        prefix: str = "prescreen/v1",
-        security: Security | None = None,
-        endpoints: tuple[Endpoint, ...] = (),
-        subscribe_qos: int = 1,
-    ) -> None:
+    def __init__(self, site: str, device: str, *, prefix: str = "prescreen/v1", **connection: Any) -> None:
+        """``connection``: the broker's ``host``, ``port``, ``security``, ``endpoints`` and
+        ``subscribe_qos``, as :class:`~prescreen.sync.mqtt.MqttConnection` takes them."""
         self.topic = downlink_topic(prefix, site, device)
         self.acks: queue.Queue[bytes] = queue.Queue()
         self.connection = MqttConnection(
             client_id=f"customs-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-            host=host,
-            port=port,
             on_message=lambda topic, payload: self.acks.put(payload),
             subscriptions=(downlink_acks_topic(prefix, site, device),),
-            security=security,
-            endpoints=endpoints,
-            subscribe_qos=subscribe_qos,
+            **connection,
         ).start()
 
     def exchange(
