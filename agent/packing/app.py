@@ -7,6 +7,7 @@ stop it with a clear error, because running without them would lose records or m
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -126,12 +127,16 @@ def open_devices(config: Config) -> tuple[ScannerBase, ScaleReader]:
         settle_tolerance_kg=Decimal(scale_cfg.settle_tolerance_g) / 1000,
         settle_s=scale_cfg.settle_ms / 1000,
     )
-    scanner = open_scanner(
-        scanner_cfg.url,
-        protocol=scanner_cfg.protocol,
-        baudrate=scanner_cfg.baudrate,
-        suffix=scanner_cfg.suffix,
-    )
+    try:
+        scanner = open_scanner(
+            scanner_cfg.url,
+            protocol=scanner_cfg.protocol,
+            baudrate=scanner_cfg.baudrate,
+            suffix=scanner_cfg.suffix,
+        )
+    except BaseException:
+        scale.close()  # its reader thread and port (a simulator's pty) would outlive the error
+        raise
     return scanner, scale
 
 
@@ -143,15 +148,32 @@ class Agent:
         http = config.http
         if http.enabled and http.port and (busy := check_listen(http.host, http.port)):
             raise ConfigError(busy)  # before any device or file is opened
-        self.orders = order_source(config)
-        key_path = device_key_path(config)
-        check_identity(key_path, Path(config.outbox.path))
-        self.key = DeviceKey.load_or_create(key_path)
-        self.outbox = Outbox(config.outbox.path, signer=self.key, seq_file=seq_file_of(key_path))
-        screener = Screener(
-            config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
-        )
-        self.scanner, self.scale = open_devices(config)
+        # A step that raises (a device missing, a model that does not load, a bad script) closes
+        # what the steps before it opened: the outbox and its seq file, the devices, the socket.
+        with contextlib.ExitStack() as opened:
+            self.orders = order_source(config)
+            opened.callback(self.orders.close)
+            key_path = device_key_path(config)
+            check_identity(key_path, Path(config.outbox.path))
+            self.key = DeviceKey.load_or_create(key_path)
+            self.outbox = Outbox(config.outbox.path, signer=self.key, seq_file=seq_file_of(key_path))
+            opened.callback(self.outbox.close)
+            screener = Screener(
+                config.screening, load_model(config), entry=EntrySettings.from_config(config.entry)
+            )
+            self.scanner, self.scale = open_devices(config)
+            opened.callback(self.scale.close)
+            opened.callback(self.scanner.close)
+            self._assemble(screener)
+            self.http = self._local_server() if config.http.enabled else None
+            if self.http is not None:
+                opened.callback(self.http.stop)
+            self._prepare_threads()
+            opened.pop_all()
+
+    def _assemble(self, screener: Screener) -> None:
+        """The station, its sync (nothing connects before :meth:`start`) and its page."""
+        config = self.config
         self.station = Station(
             config=config,
             scanner=self.scanner,
@@ -176,7 +198,10 @@ class Agent:
         self.station.listeners.append(self.display.on_event)
         self._sim_script: tuple[list[Step], str] | None = None
         self.sim = self._sim_bench()
-        self.http = self._local_server() if config.http.enabled else None
+
+    def _prepare_threads(self) -> None:
+        """The station, housekeeping and health threads (started by :meth:`start`)."""
+        config = self.config
         self.started_at = time.monotonic()
         self._stop = threading.Event()
         self.housekeeping = Report()  # the first pass runs in its thread, not in the start-up path

@@ -278,7 +278,9 @@ class LocalServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
+        """Stop serving (if it was started) and close the socket."""
+        if self._thread.is_alive():  # shutdown() waits for a serve loop: never one if not started
+            self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
