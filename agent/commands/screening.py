@@ -42,15 +42,15 @@ def _screening_config(args: argparse.Namespace) -> Any:
 
 def cmd_screen(args: argparse.Namespace) -> int:
     """Screen parcel JSON lines from stdin; one verdict JSON line each; exit 1 if a line was bad."""
-    from prescreen.packing.app import load_model
-    from prescreen.packing.batch import screen_lines
-    from prescreen.risk.entry import EntrySettings
-    from prescreen.risk.screening import Screener
+    from functools import partial
 
-    conf = _screening_config(args)
-    screener = Screener(conf.screening, load_model(conf), entry=EntrySettings.from_config(conf.entry))
+    from prescreen.packing.replay import default_workers, load_screener, screen_lines
+
+    make_screener = partial(load_screener, _screening_config(args))
+    # Typed at a terminal, each line is answered at once: no chunks for worker processes there.
+    workers = args.workers or (1 if sys.stdin.isatty() else default_workers())
     bad = 0
-    for result in screen_lines(sys.stdin, screener):
+    for result in screen_lines(sys.stdin, make_screener, workers=workers):
         bad += "error" in result
         print_json(result, flush=True)
     return EXIT_FAILURE if bad else EXIT_OK
@@ -128,18 +128,7 @@ def cmd_model_reinstate(args: argparse.Namespace) -> int:
 
 def add_screening_commands(sub: Any) -> None:
     """screen and model."""
-    screen = add_command(
-        sub,
-        "screen",
-        help="screen parcel JSON lines from stdin (batch, what-if)",
-        description=(
-            "One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a flat row with "
-            "the model-eval columns); prints one JSON line each with verdict, score and reasons."
-        ),
-        example='echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
-        run=cmd_screen,
-        log_level=LOG_FROM_OPTION,
-    )
+    screen = _add_screen_command(sub)
     model = add_command(
         sub,
         "model",
@@ -183,6 +172,28 @@ def add_screening_commands(sub: Any) -> None:
         run=cmd_model_reinstate,
     )
     add_config_option(reinstate)
+
+
+def _add_screen_command(sub: Any) -> Any:
+    screen = add_command(
+        sub,
+        "screen",
+        help="screen parcel JSON lines from stdin (batch, what-if)",
+        description=(
+            "One parcel per line (an order, {order, measured_weight_kg, tracking_number} or a flat row with "
+            "the model-eval columns); prints one JSON line each with verdict, score and reasons."
+        ),
+        example='echo \'{"description": "gift", "declared_value_usd": 2}\' | prescreen screen',
+        run=cmd_screen,
+        log_level=LOG_FROM_OPTION,
+    )
+    screen.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes screening in parallel, in input order (default: one per core, 1 at a terminal)",
+    )
+    return screen
 
 
 def _add_train_command(what: Any) -> None:

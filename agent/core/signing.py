@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,11 +108,17 @@ class DeviceKey:
         }
         return record
 
-    def sign_text(self, record: Record) -> str:
+    def sign_text(self, record: Record, known: Mapping[str, str] | None = None) -> str:
         """Sign ``record`` (setting its ``signature``) and return its canonical text, ``dumps`` of
         the signed record, serialising it once: the bytes signed and the text stored share every
-        member but the signature (signing then storing used to serialise each record twice)."""
-        members = member_texts({k: v for k, v in record.items() if k != "signature"})
+        member but the signature (signing then storing used to serialise each record twice).
+
+        ``known``: members already serialised as :func:`member_texts` writes them (by a replay's
+        worker processes, or once for every record of a replay), signed and stored as they are,
+        in place of ``record``'s own values of those members."""
+        known = known or {}
+        members = member_texts({k: v for k, v in record.items() if k != "signature" and k not in known})
+        members.update(known)
         value = self._private.sign(join_members(members).encode("utf-8"))
         encoded = base64.b64encode(value).decode("ascii")
         signature = {"alg": ALGORITHM, "key_id": self.key_id, "value": encoded}

@@ -14,7 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from prescreen.core.db import chunked, immediate, marks
 from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
-from prescreen.core.records import Record, dumps, utc_now
+from prescreen.core.records import Record, dumps, join_members, member_texts, utc_now
 from prescreen.packing.outbox_schema import connect, read_feedback
 from prescreen.packing.side_tables import Hold, SideChanges, Statement, side_statements
 
@@ -33,8 +33,9 @@ ACK_CHUNK = 100  # rows the uplink reads or marks per hold of the outbox: a comm
 class Signer(Protocol):
     """Signs a record (:class:`prescreen.core.signing.DeviceKey`)."""
 
-    def sign_text(self, record: Record) -> str:
-        """Set the record's signature; return its canonical text (what is stored and sent)."""
+    def sign_text(self, record: Record, known: Mapping[str, str] | None = None) -> str:
+        """Set the record's signature; return its canonical text (what is stored and sent), with
+        the ``known`` members (already serialised) as part of the record."""
         ...
 
 
@@ -97,13 +98,16 @@ class Outbox:
         builds: list[Callable[[int], Record]],
         *,
         also: Callable[[list[Record]], list[Statement]] | None = None,
+        texts: Sequence[Mapping[str, str]] = (),
     ) -> list[Record]:
         """Group commit: like :meth:`append` for each builder, in one durable transaction.
 
         For batch work (replays, benchmarks, imports) where one fsync per record would bound the
         rate; either every record is committed or none is. ``also`` gives SQL statements (from the
         built records) committed in the same transaction: a downlink message's effect and its
-        record are stored together or not at all.
+        record are stored together or not at all. ``texts`` (one per builder, :mod:`replay`'s
+        workers): members already serialised, stored and signed with the record the builder
+        returns, which comes back without them.
         """
         with self._lock:
             records: list[Record] = []
@@ -113,7 +117,8 @@ class Outbox:
                     record = build(self._last_seq + offset)
                     if record["kind"] in self.shed:
                         raise OutboxError(f"{self.path}: disk at its floor: {record['kind']} record shed")
-                    body = dumps(record) if self._signer is None else self._signer.sign_text(record)
+                    known = texts[offset - 1] if texts else None
+                    body = self._body(record, known)
                     self._conn.execute(
                         "INSERT INTO records (seq, record_id, kind, created_at, body, state, size, "
                         "record_schema) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -141,6 +146,16 @@ class Outbox:
             self._last_seq += len(records)
             self._keep_seq()
             return records
+
+    def _body(self, record: Record, known: Mapping[str, str] | None) -> str:
+        """The stored text of ``record`` (signed when the outbox has a signer) with ``known``."""
+        if self._signer is not None:
+            return self._signer.sign_text(record, known)
+        if known:
+            return join_members(
+                {**member_texts({k: v for k, v in record.items() if k not in known}), **known}
+            )
+        return dumps(record)
 
     def append_with(
         self,

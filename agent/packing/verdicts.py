@@ -42,6 +42,34 @@ def verdict_record(
     ``parcel_entry`` keeps a corrected record's entry-grade parcel fields as they were.
     """
     record = envelope("verdict", seq, station)
+    record.update(
+        verdict_members(
+            facts,
+            screening,
+            carton_id=carton_id,
+            supersedes=supersedes,
+            entry=entry,
+            carton_order=carton_order,
+            parcel_entry=parcel_entry,
+        )
+    )
+    return record
+
+
+def verdict_members(
+    facts: ParcelFacts,
+    screening: Screening,
+    *,
+    carton_id: str | None = None,
+    supersedes: dict[str, str] | None = None,
+    entry: EntrySettings = NO_SETTINGS,
+    carton_order: Order | None = None,
+    parcel_entry: dict[str, Any] | None = None,
+) -> Record:
+    """A verdict record's members after the envelope (parcel, order, screening): they need no
+    sequence number, so a replay's worker processes build them and the committing writer adds the
+    envelope (:mod:`prescreen.packing.replay`)."""
+    record: Record = {}
     barcode = facts.barcode
     parcel: dict[str, Any] = {
         "tracking_number": barcode.tracking_number,
