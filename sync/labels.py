@@ -27,6 +27,8 @@ import csv
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+# The kinds of record labels are built from (the store selects only these).
+KINDS = ("verdict", "downlink")
 POSITIVE = frozenset({"seized", "denied_entry", "penalty", "destroyed"})
 NEGATIVE = frozenset({"released", "assessment_complete"})
 # The ``model eval`` columns (prescreen.models.signals.order_from_row), then where, when and why.

@@ -93,6 +93,14 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+class Reader(Protocol):
+    """What :meth:`Store.stream` reads with: a plain sqlite3 cursor or a psycopg server-side one."""
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> Any: ...
+
+    def fetchmany(self, size: int, /) -> list[Any]: ...
+
+
 @dataclass(frozen=True)
 class Filters:
     """What to select records by; ``None`` means any."""
@@ -102,6 +110,7 @@ class Filters:
     verdict: str | None = None
     since: str | None = None  # RFC 3339, compared with created_at
     until: str | None = None
+    kinds: tuple[str, ...] | None = None  # e.g. ("verdict", "downlink"): only records of these kinds
 
 
 class Store(abc.ABC):
@@ -200,8 +209,8 @@ class Store(abc.ABC):
             cur.execute("SELECT COUNT(*) FROM records")
             return int(cur.fetchone()[0])
 
-    def query(self, filters: Filters, *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Stored rows matching ``filters``, in device sequence order, as column dicts."""
+    def _select(self, filters: Filters, limit: int | None) -> tuple[str, list[Any]]:
+        """The SELECT of the rows matching ``filters`` in device sequence order, and its parameters."""
         where, params = [], []
         for column, value in (
             ("tracking_number", filters.tracking_number),
@@ -211,6 +220,9 @@ class Store(abc.ABC):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if filters.kinds is not None:
+            where.append(f"kind IN ({marks(len(filters.kinds))})" if filters.kinds else "1 = 0")
+            params.extend(filters.kinds)
         if filters.since is not None:
             where.append("created_at >= ?")
             params.append(filters.since)
@@ -223,9 +235,37 @@ class Store(abc.ABC):
         sql += " ORDER BY site_id, device_id, seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        return self._sql(sql), params
+
+    def query(self, filters: Filters, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored rows matching ``filters``, in device sequence order, as column dicts."""
+        sql, params = self._select(filters, limit)
         with self.transaction() as cur:
-            cur.execute(self._sql(sql), params)
+            cur.execute(sql, params)
             return [dict(zip(COLUMNS, row, strict=True)) for row in cur.fetchall()]
+
+    @contextlib.contextmanager
+    def stream(self, filters: Filters, *, chunk: int = 500) -> Iterator[Iterator[dict[str, Any]]]:
+        """The rows :meth:`query` would return, read ``chunk`` at a time while they are consumed.
+
+        Why: a report over a store of millions of records must not hold them all at once. The
+        rows come from one read (a consistent snapshot) that takes no write turn, so receivers
+        keep committing meanwhile. This store object is busy until the block ends: call nothing
+        else on it inside (another thread waits; the same thread would deadlock).
+        """
+        sql, params = self._select(filters, None)
+        with self._reading() as cur:
+            cur.execute(sql, params)
+
+            def rows() -> Iterator[dict[str, Any]]:
+                while batch := cur.fetchmany(chunk):
+                    yield from (dict(zip(COLUMNS, row, strict=True)) for row in batch)
+
+            yield rows()
+
+    @abc.abstractmethod
+    def _reading(self) -> contextlib.AbstractContextManager[Reader]:
+        """A cursor for one long read, released at the end of the block."""
 
     def gaps(self) -> list[dict[str, Any]]:
         """Missing sequence ranges per device: records a station made that never arrived.
@@ -282,6 +322,16 @@ class SqliteStore(Store):
             finally:
                 fcntl.flock(self._turns, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Reader]:
+        """A plain cursor: in WAL mode a reader blocks no writer, so it takes no commit turn."""
+        with self._lock:
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
     def close(self) -> None:
         """Release the connection and the commit-turn lock file; closing twice is harmless (a
         receiver's stop and its owner's cleanup may both close it)."""
@@ -315,6 +365,12 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
         with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Reader]:
+        """A server-side cursor (it lives in a transaction): the server sends rows as fetched."""
+        with self._lock, self.conn.transaction(), self.conn.cursor(name="prescreen_stream") as cur:
             yield cur
 
     def close(self) -> None:

@@ -53,17 +53,19 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
 
 def refusal(args: argparse.Namespace, version: str) -> str | None:
     """Why the evidence does not support promoting ``version`` at ``--site``/``--device`` (None: it does)."""
+    from prescreen.sync.labels import KINDS
     from prescreen.sync.shadow import promotion_refusal, shadow_report
     from prescreen.sync.store import Filters, open_store
 
     store = open_store(args.evidence)
-    try:
-        rows = store.query(Filters(device_id=args.device, since=args.since))
+    try:  # only the kinds the report reads, parsed as they are read (never the whole store)
+        with store.stream(Filters(device_id=args.device, since=args.since, kinds=KINDS)) as rows:
+            stations = shadow_report(json.loads(r["body"]) for r in rows)
     finally:
         store.close()
     report = [
         row
-        for row in shadow_report(json.loads(r["body"]) for r in rows)
+        for row in stations
         if (row["site_id"], row["device_id"], row["shadow_version"]) == (args.site, args.device, version)
     ]
     if not report:

@@ -50,6 +50,17 @@ def _bodies(args: argparse.Namespace, **filters: Any) -> list[dict[str, Any]]:
     return [json.loads(row["body"]) for row in rows]
 
 
+@contextmanager
+def _streamed(args: argparse.Namespace, **filters: Any) -> Iterator[Iterator[dict[str, Any]]]:
+    """The stored verdict and downlink records matching ``filters`` (what labels and the shadow
+    report are built from), parsed one by one as they are read: never the whole store at once."""
+    from prescreen.sync.labels import KINDS
+    from prescreen.sync.store import Filters
+
+    with _store(args.db) as store, store.stream(Filters(kinds=KINDS, **filters)) as rows:
+        yield (json.loads(row["body"]) for row in rows)
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     """Query or export stored records (``records query|export``)."""
     bodies = _bodies(
@@ -83,12 +94,12 @@ def cmd_records_labels(args: argparse.Namespace) -> int:
     """Write the model's training table: verdicts joined with their customs outcomes."""
     from prescreen.sync.labels import SCREENED_COLUMNS, label_rows, screened_rows, write_csv
 
-    bodies = _bodies(args, device_id=args.device, since=args.since, until=args.until)
-    if args.screened:
-        count = write_csv(screened_rows(bodies), sys.stdout, SCREENED_COLUMNS)
-        print(f"{count} screened parcels", file=sys.stderr)
-        return EXIT_OK
-    rows = label_rows(bodies)
+    with _streamed(args, device_id=args.device, since=args.since, until=args.until) as bodies:
+        if args.screened:
+            count = write_csv(screened_rows(bodies), sys.stdout, SCREENED_COLUMNS)
+            print(f"{count} screened parcels", file=sys.stderr)
+            return EXIT_OK
+        rows = label_rows(bodies)
     count = write_csv(rows, sys.stdout)
     positives = sum(int(r["label"]) for r in rows)
     print(f"{count} labelled parcels, {positives} positive", file=sys.stderr)
@@ -100,7 +111,8 @@ def cmd_records_shadow_report(args: argparse.Namespace) -> int:
     evidence supports promoting it (``downlink send --promote --evidence`` applies the same gate)."""
     from prescreen.sync.shadow import promotion_refusal, shadow_report
 
-    report = shadow_report(_bodies(args, device_id=args.device, since=args.since, until=args.until))
+    with _streamed(args, device_id=args.device, since=args.since, until=args.until) as bodies:
+        report = shadow_report(bodies)
     for row in report:
         row["promotion_refused"] = promotion_refusal(row, budget=args.budget, tolerance=args.tolerance)
     if args.json:
