@@ -253,6 +253,13 @@ def _outcomes_of(station: DemoStation, record_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def _scanned(bench: tuple[DemoStation, list[Step]]) -> tuple[DemoStation, dict[str, Any]]:
+    """The bench's station and a parcel it just screened with its order."""
+    station, steps = bench
+    assert station.agent is not None
+    return station, _scan_until(station, steps, lambda r: r["order"] is not None)
+
+
 def _post_outcome(url: str, record_id: str) -> httpx.Response:
     body = {"record": record_id, "outcome": "returned_to_seller"}
     return httpx.post(url + "/api/outcome", json=body, headers={TOKEN_HEADER: "t0k"}, timeout=15)
@@ -262,9 +269,7 @@ def test_a_task_the_station_did_not_take_in_time_is_withdrawn_so_503_means_nothi
     bench: tuple[DemoStation, list[Step]],
 ) -> None:
     """It used to stay queued after the 503 'not recorded' and commit later: a retry made two."""
-    station, steps = bench
-    assert station.agent is not None
-    record = _scan_until(station, steps, lambda r: r["order"] is not None)
+    station, record = _scanned(bench)
     busy = threading.Event()
     station.agent.station.submit(lambda: (busy.wait(10), _side_event())[1])  # a long task
     try:
@@ -281,9 +286,7 @@ def test_a_task_the_station_did_not_take_in_time_is_withdrawn_so_503_means_nothi
 def test_a_task_running_at_the_timeout_is_answered_pending_not_failed(
     bench: tuple[DemoStation, list[Step]],
 ) -> None:
-    station, steps = bench
-    assert station.agent is not None
-    record = _scan_until(station, steps, lambda r: r["order"] is not None)
+    station, record = _scanned(bench)
     _outcomes_of(station, record["record_id"])  # the station is between turns, done with the scan
     # the station takes the task, which then waits for the outbox past the answer time
     with _api_with_timeout(station, 1.0) as url, station.agent.outbox.transaction():
