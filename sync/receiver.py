@@ -289,8 +289,9 @@ class Receiver:
             for batch in batches:
                 rows = self._rows(cur, batch, now, counts)
                 stored = self.store.insert_many(cur, rows)
+                lost = self._lost_races(cur, batch, rows, counts) if stored < len(rows) else 0
                 counts["stored"] = counts.get("stored", 0) + stored
-                counts["duplicates"] = counts.get("duplicates", 0) + len(rows) - stored
+                counts["duplicates"] = counts.get("duplicates", 0) + len(rows) - stored - lost
             self.store.add_counts(cur, counts)
         for key in self.counts:
             self.counts[key] += counts.get(key, 0)
@@ -305,15 +306,7 @@ class Receiver:
             record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
             problem = self._check(record, site, device, batch.batch_key) or self._replayed(owners, record)
             if problem is not None:
-                for key in ("rejected", f"rejected_{problem.kind}"):
-                    counts[key] = counts.get(key, 0) + 1
-                log.warning(
-                    "record rejected",
-                    extra={"record_id": record_id, "why": problem.kind, "reason": problem.reason[:300]},
-                )
-                batch.rejected.append(
-                    {"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"}
-                )
+                self._reject(batch, record_id, problem, counts)
                 continue
             rows.append(
                 (
@@ -333,6 +326,33 @@ class Receiver:
             owners.setdefault(record["seq"], record_id)
             batch.acked.append(record_id)
         return rows
+
+    def _lost_races(
+        self, cur: Cursor, batch: _Checked, rows: list[tuple[Any, ...]], counts: dict[str, int]
+    ) -> int:
+        """Reject as replayed the rows the store refused because another receiver committed a record
+        under the same device seq after this batch's check (the UNIQUE (site_id, device_id, seq)
+        index); returns how many. The rest of the rows not inserted are duplicates."""
+        owners = self.store.seq_owners(cur, batch.site, batch.device, [row[3] for row in rows])
+        lost = 0
+        for row in rows:
+            problem = self._replayed(owners, {"seq": row[3], "record_id": row[0]})
+            if problem is not None:
+                batch.acked.remove(row[0])
+                self._reject(batch, row[0], problem, counts)
+                lost += 1
+        return lost
+
+    @staticmethod
+    def _reject(batch: _Checked, record_id: str, problem: Rejection, counts: dict[str, int]) -> None:
+        """One log line, the counters and the ack's ``rejected`` entry for a refused record."""
+        for key in ("rejected", f"rejected_{problem.kind}"):
+            counts[key] = counts.get(key, 0) + 1
+        log.warning(
+            "record rejected",
+            extra={"record_id": record_id, "why": problem.kind, "reason": problem.reason[:300]},
+        )
+        batch.rejected.append({"record_id": record_id, "reason": f"{problem.kind}: {problem.reason[:300]}"})
 
     def count(self) -> int:
         """How many distinct records the store holds."""

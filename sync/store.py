@@ -4,7 +4,9 @@ One SQL text serves both back ends (``?`` placeholders become ``%s`` for psycopg
 that make the store exactly-once are written once: the record id is the primary key, a record is
 inserted with ``ON CONFLICT DO NOTHING`` inside one transaction per batch together with its
 counters, and only after that commit is the batch acked. Under PostgreSQL two receivers may race
-on the same record; the loser's insert does nothing and it counts a duplicate.
+on the same record; the loser's insert does nothing and it counts a duplicate. A device sequence
+number has one record too (a UNIQUE index): a receiver whose insert loses that race rejects its
+record as replayed (:mod:`prescreen.sync.receiver`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, "
     "site_id TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, verdict TEXT, "
     "tracking_number TEXT, created_at TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS records_device_seq ON records (site_id, device_id, seq)",
     "CREATE INDEX IF NOT EXISTS records_tracking ON records (tracking_number)",
     "CREATE INDEX IF NOT EXISTS records_created ON records (created_at)",
     # Counters survive restarts and are updated in the same transaction as the records.
@@ -70,11 +71,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Rows stored before are v1 by construction: no station wrote v2 before this version.
         "ALTER TABLE records ADD COLUMN record_schema TEXT NOT NULL DEFAULT 'prescreen.record/v1'",
     ),
+    # One record per device sequence number, enforced by the database: receivers sharing a store
+    # check "seq already taken" before they insert, and two of them could both pass that check.
+    3: (
+        "DROP INDEX IF EXISTS records_device_seq",
+        "CREATE UNIQUE INDEX records_device_seq ON records (site_id, device_id, seq)",
+    ),
+}
+# Run before a migration's statements; rows found stop the upgrade with them named (below).
+_MIGRATION_CHECKS = {
+    3: "SELECT site_id, device_id, seq, COUNT(*) FROM records GROUP BY site_id, device_id, seq "
+    "HAVING COUNT(*) > 1 ORDER BY site_id, device_id, seq",
 }
 STORE_VERSION = max(MIGRATIONS)
 _INSERT = (
     f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT (record_id) DO NOTHING"
+    "ON CONFLICT DO NOTHING"  # record_id (a copy) or (site_id, device_id, seq) (a replay): the caller tells
 )
 
 
@@ -157,10 +169,35 @@ class Store(abc.ABC):
                 f"(v{STORE_VERSION}): upgrade the receiver instead of downgrading it"
             )
         for version in range(found + 1, STORE_VERSION + 1):
+            self._check_before(cur, version)
             for statement in MIGRATIONS[version]:
                 cur.execute(statement)
             cur.execute(
                 self._sql("UPDATE store_meta SET value = ? WHERE key = 'schema_version'"), (str(version),)
+            )
+
+    @staticmethod
+    def _check_before(cur: Cursor, version: int) -> None:
+        """Refuse a migration its data would break, naming what is in the way, rather than fail
+        on an error from the database (or, worse, drop rows to make it pass).
+
+        Raises:
+            ConfigError: for v3, device sequence numbers held by more than one record (replays
+                stored before the database enforced one record per number); a person chooses.
+        """
+        if version not in _MIGRATION_CHECKS:
+            return
+        cur.execute(_MIGRATION_CHECKS[version])
+        found = cur.fetchall()
+        if found:
+            named = "; ".join(
+                f"{site}/{device} seq {seq} ({n} records)" for site, device, seq, n in found[:10]
+            )
+            raise ConfigError(
+                f"receiver store cannot be upgraded to v{version} (one record per device sequence "
+                f"number): {len(found)} sequence numbers are held by more than one record, e.g. "
+                f"{named}. Keep one record per number (prescreen records query --device D shows "
+                "them), then start again; nothing was changed"
             )
 
     def schema_version(self) -> int:
@@ -170,7 +207,9 @@ class Store(abc.ABC):
             return int(cur.fetchone()[0])
 
     def insert_many(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert rows of :data:`COLUMNS`; returns how many were new (the rest were stored already)."""
+        """Insert rows of :data:`COLUMNS`; returns how many were new. The rest were stored already
+        (their record id) or their device sequence number belongs to another record (a replay that
+        passed a check before another receiver's commit: :meth:`seq_owners` tells them apart)."""
         if not rows:
             return 0
         cur.executemany(self._sql(_INSERT), rows)

@@ -76,7 +76,10 @@ def test_the_last_records_missing_fails(store: SqliteStore) -> None:
 
 
 def test_a_seq_stored_twice_under_two_ids_fails(store: SqliteStore) -> None:
-    """The primary key (record id) cannot catch this: a replayed seq under a new id."""
+    """A replayed seq under a new id, in a store from before the UNIQUE (site, device, seq) index
+    (v3 refuses to upgrade such a store, but the check must still see it)."""
+    with store.transaction() as cur:
+        cur.execute("DROP INDEX records_device_seq")
     _fill(store, [_row(seq, rid) for seq, rid in COMMITTED] + [_row(3, "rec-3-replayed")])
     report = check_delivery(store, [LEDGER], resent=0)
     assert any("1 stored rows reuse another row's seq" in p for p in report.problems), report.problems

@@ -177,7 +177,7 @@ def _v1_rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
 
 
 def _check_upgraded(store: Store, v1_records: list[tuple[object, ...]], v1_stats: dict[str, int]) -> None:
-    assert store.schema_version() == STORE_VERSION == 2
+    assert store.schema_version() == STORE_VERSION == 3
     rows = store.query(Filters())
     assert [(r["record_id"], r["body"]) for r in rows] == [(r[0], r[9]) for r in v1_records]  # nothing lost
     assert {r["record_schema"] for r in rows} == {"prescreen.record/v1"}
@@ -223,7 +223,7 @@ def test_a_v1_sqlite_receiver_store_upgrades_with_nothing_lost(tmp_path: Path) -
         store.close()
     reopened = open_store(db)  # a second start migrates nothing again
     try:
-        assert reopened.schema_version() == 2
+        assert reopened.schema_version() == STORE_VERSION
         assert reopened.count() == len(v1_records) + 1
     finally:
         reopened.close()
