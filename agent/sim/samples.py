@@ -330,19 +330,19 @@ def generate(parcels: int, *, seed: int = 7) -> tuple[list[Order], list[Step]]:
             index = _master_carton(rng, labels, index, orders, steps)
             continue
         slot = index % 20
+        in_split = 40 <= index % 100 < 44
         if slot in (3, 7, 11, 15, 19):
             item: tuple[Any, ...] = _PROBLEMS[(index // 4) % len(_PROBLEMS)]
             label = "data quality"
         elif slot in (9, 17) or (slot == 5 and index % 40 == 5):
             item = _RISKY[(index // 9) % len(_RISKY)]
             label = "risk"
-        elif slot in (1, 13):
+        elif slot in (1, 13) and not in_split:
             item, label = counterfeit(index), "counterfeit"
         else:
             item = _CLEAN[index % len(_CLEAN)]
             label = "clean"
         tracking, payload, aim = labels.next(index)
-        in_split = 40 <= index % 100 < 44
         consignee = split_consignee if in_split else _consignee(rng)
         order = _order(tracking, index, item, rng, consignee)
         orders.append(order)
