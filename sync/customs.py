@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import queue
 import time
@@ -18,11 +19,51 @@ from typing import Any
 
 from prescreen.core.errors import SyncError
 from prescreen.core.records import dumps, epoch_s, rfc3339, utc_now
-from prescreen.core.signing import DeviceKey
+from prescreen.core.signing import DeviceKey, TrustStore
+from prescreen.sync.downlink import digest
 from prescreen.sync.mqtt import Endpoint, MqttConnection, Security
 from prescreen.sync.topics import downlink_acks_topic, downlink_topic
 
 DEFAULT_LIFETIME_S = 3600.0
+log = logging.getLogger("prescreen.customs")
+
+
+class AckCheck:
+    """Which acks customs believes: the answer to a message it sent (``message_sha256`` of exactly
+    that message), and, with the station keys (the receiver's trust store), signed by that
+    station's own key. Anything else (not JSON, not an object, another content, forged) is
+    skipped with one log line: whoever can publish on the ack topic cannot make a hold, a DNL or
+    a promotion look applied."""
+
+    def __init__(self, site: str, device: str, stations: TrustStore | None = None) -> None:
+        self.site, self.device, self.stations = site, device, stations
+
+    def admit(self, payload: bytes, sent: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """The ack in ``payload`` if it answers one of ``sent`` (by message id) and passes."""
+        try:
+            ack = json.loads(payload)
+        except ValueError:
+            self._refuse("not JSON")
+            return None
+        if not isinstance(ack, dict):
+            self._refuse("not an object")
+            return None
+        message = sent.get(str(ack.get("message_id")))
+        if message is None:
+            return None  # the answer to another message (an earlier send): not ours to judge
+        if ack.get("message_sha256") != digest(message):
+            self._refuse("answers other content under this message id")
+            return None
+        if self.stations is not None:
+            rejection = self.stations.check_from(ack, self.site, self.device)
+            if rejection is not None:
+                self._refuse(f"{rejection.kind}: {rejection.reason}")
+                return None
+        return ack
+
+    def _refuse(self, why: str) -> None:
+        """One log line for an ack not believed (the caller then returns None)."""
+        log.warning("downlink ack refused", extra={"station": f"{self.site}/{self.device}", "why": why})
 
 
 def new_message(kind: str, **fields: Any) -> dict[str, Any]:
@@ -113,8 +154,12 @@ def send_downlink(
     endpoints: tuple[Endpoint, ...] = (),
     resend_s: float = 2.0,
     subscribe_qos: int = 1,
+    stations: TrustStore | None = None,
 ) -> dict[str, Any] | None:
     """Publish ``message`` to one station and return its ack (None if none came in ``wait_s``).
+
+    Only an ack of exactly this message counts; with ``stations`` (the receiver's trust store) it
+    must also be signed by that station's key (:class:`AckCheck`).
 
     With ``key`` the message is sealed (addressed, given a lifetime and signed) first; without
     one it goes as given (already sealed, or a test of what a station refuses). ``endpoints``
@@ -134,6 +179,7 @@ def send_downlink(
         security=security,
         endpoints=endpoints,
         subscribe_qos=subscribe_qos,
+        stations=stations,
     )
     try:
         return link.exchange(message, wait_s=wait_s, resend_s=resend_s)
@@ -145,10 +191,20 @@ class CustomsLink:
     """One customs connection to a station's downlink: messages sent in turn over it, each until
     its ack (:func:`send_downlink` opens one per message; a batch of outcomes shares one)."""
 
-    def __init__(self, site: str, device: str, *, prefix: str = "prescreen/v1", **connection: Any) -> None:
+    def __init__(
+        self,
+        site: str,
+        device: str,
+        *,
+        prefix: str = "prescreen/v1",
+        stations: TrustStore | None = None,
+        **connection: Any,
+    ) -> None:
         """``connection``: the broker's ``host``, ``port``, ``security``, ``endpoints`` and
-        ``subscribe_qos``, as :class:`~prescreen.sync.mqtt.MqttConnection` takes them."""
+        ``subscribe_qos``, as :class:`~prescreen.sync.mqtt.MqttConnection` takes them; ``stations``:
+        the station keys its acks must be signed with (None: acks are not authenticated)."""
         self.topic = downlink_topic(prefix, site, device)
+        self.check = AckCheck(site, device, stations)
         self.acks: queue.Queue[bytes] = queue.Queue()
         self.connection = MqttConnection(
             client_id=f"customs-{os.getpid()}-{uuid.uuid4().hex[:6]}",
@@ -168,9 +224,9 @@ class CustomsLink:
         while (left := deadline - time.monotonic()) > 0:
             with contextlib.suppress(SyncError):  # between nodes: the next round publishes it
                 self.connection.publish(self.topic, payload)
-            ack = _ack_for(message["message_id"], self.acks, min(resend_s, left))
-            if ack is not None:
-                return ack
+            found = self._acks_until({message["message_id"]: message}, min(resend_s, left))
+            if found:
+                return found[message["message_id"]]
         return None
 
     def exchange_all(
@@ -190,36 +246,23 @@ class CustomsLink:
             for message in waiting:
                 with contextlib.suppress(SyncError):
                     self.connection.publish(self.topic, json.dumps(message).encode())
-            answered.update(_acks_until(self.acks, {m["message_id"] for m in waiting}, min(resend_s, left)))
+            answered.update(self._acks_until({m["message_id"]: m for m in waiting}, min(resend_s, left)))
         return [answered.get(m["message_id"]) for m in messages]
 
     def close(self) -> None:
         """Disconnect."""
         self.connection.stop()
 
-
-def _acks_until(acks: queue.Queue[bytes], ids: set[str], wait_s: float) -> dict[str, dict[str, Any]]:
-    """The acks of ``ids`` that come within ``wait_s`` (stops early once all came), by message id."""
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + wait_s
-    while ids - found.keys() and (left := deadline - time.monotonic()) > 0:
-        try:
-            ack: dict[str, Any] = json.loads(acks.get(timeout=left))
-        except queue.Empty:
-            break
-        if ack.get("message_id") in ids:
-            found[ack["message_id"]] = ack
-    return found
-
-
-def _ack_for(message_id: str, acks: queue.Queue[bytes], wait_s: float) -> dict[str, Any] | None:
-    """The station's ack of ``message_id`` if it comes within ``wait_s`` (others are skipped)."""
-    deadline = time.monotonic() + wait_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            ack: dict[str, Any] = json.loads(acks.get(timeout=left))
-        except queue.Empty:
-            return None
-        if ack.get("message_id") == message_id:
-            return ack
-    return None
+    def _acks_until(self, sent: dict[str, dict[str, Any]], wait_s: float) -> dict[str, dict[str, Any]]:
+        """The admitted acks of ``sent`` that come within ``wait_s`` (stops early once all came)."""
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + wait_s
+        while sent.keys() - found.keys() and (left := deadline - time.monotonic()) > 0:
+            try:
+                payload = self.acks.get(timeout=left)
+            except queue.Empty:
+                break
+            ack = self.check.admit(payload, sent)
+            if ack is not None:
+                found[str(ack["message_id"])] = ack
+        return found

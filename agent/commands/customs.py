@@ -106,9 +106,12 @@ def _receive_from_stream(receiver: Any, args: argparse.Namespace, stop: Any) -> 
 
 def cmd_downlink_send(args: argparse.Namespace) -> int:
     """Send one station a downlink message and print its ack; exit 1 without an applied ack."""
-    from prescreen.core.signing import DeviceKey
+    from prescreen.core.signing import DeviceKey, TrustStore
     from prescreen.sync.customs import new_message, send_downlink
 
+    stations = TrustStore.load(args.trust) if args.trust else None
+    if stations is None:
+        warn("the station's ack is not authenticated (no --trust): anyone on the ack topic can forge it")
     message = new_message(args.type, **_message_fields(args))
     if args.type == "model" and args.promote and not promotion_allowed(args, message["manifest"]):
         return EXIT_FAILURE
@@ -124,6 +127,7 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
         key=DeviceKey.load_or_create(args.key),
         endpoints=_endpoints(args),
         subscribe_qos=args.subscribe_qos,
+        stations=stations,
     )
     if ack is None:
         error(f"no ack from {args.site}/{args.device} within {args.wait:g} s")
@@ -318,6 +322,11 @@ def _add_downlink_commands(sub: Any) -> None:
     _add_message_options(send)
     add_promotion_options(send)
     send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
+    send.add_argument(
+        "--trust",
+        help="the receiver's trust store (station public keys): the ack counts only if signed by "
+        "that station's key (without it, acks are not authenticated: a warning says so)",
+    )
     add_json_option(send, "print the ack as JSON")
     _add_broker_options(send)
     public_key = add_command(

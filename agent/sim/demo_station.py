@@ -105,6 +105,7 @@ class DemoStation:
         # The station's key is made before the agent's first start (as `prescreen key show` does
         # at enrolment), so the receiver trusts exactly this station and verifies every record.
         _, trust = enrol(workdir, cfg.StationConfig(), workdir / "device.key")
+        self.station_keys = TrustStore.load(trust)  # the station's acks to customs are checked too
         # The customs side's keys: one signs downlink messages, one the receiver's acks.
         self.customs_key = DeviceKey.load_or_create(workdir / "customs.key")
         self.receiver_key = DeviceKey.load_or_create(workdir / "receiver.key")
@@ -237,6 +238,7 @@ class DemoStation:
             port=self.broker.port,
             key=None if sealed else self.customs_key,
             wait_s=wait_s,
+            stations=self.station_keys,
         )
 
     def send_all(
@@ -245,7 +247,13 @@ class DemoStation:
         """Send several downlink messages over one customs connection, pipelined (as :meth:`send`
         each, without a connection and a round trip per message); their acks, in order."""
         station = cfg.StationConfig()
-        link = CustomsLink(station.site_id, station.device_id, host=self.broker.host, port=self.broker.port)
+        link = CustomsLink(
+            station.site_id,
+            station.device_id,
+            host=self.broker.host,
+            port=self.broker.port,
+            stations=self.station_keys,
+        )
         try:
             site, device = station.site_id, station.device_id
             sealed = [seal(m, self.customs_key, site=site, device=device) for m in messages]
