@@ -139,6 +139,16 @@ def cmd_downlink_send(args: argparse.Namespace) -> int:
     return EXIT_OK if ack["status"] == "applied" else EXIT_FAILURE
 
 
+def _add_ack_options(send: argparse.ArgumentParser) -> None:
+    """How long to wait for the station's ack, and whose signature it must carry."""
+    send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
+    send.add_argument(
+        "--trust",
+        help="the receiver's trust store (station public keys): the ack counts only if signed by "
+        "that station's key (without it, acks are not authenticated: a warning says so)",
+    )
+
+
 def _message_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The fields of the message ``--type`` asks for, from the options given."""
     from prescreen.ops.config import toml_value
@@ -321,12 +331,7 @@ def _add_downlink_commands(sub: Any) -> None:
     )
     _add_message_options(send)
     add_promotion_options(send)
-    send.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
-    send.add_argument(
-        "--trust",
-        help="the receiver's trust store (station public keys): the ack counts only if signed by "
-        "that station's key (without it, acks are not authenticated: a warning says so)",
-    )
+    _add_ack_options(send)
     add_json_option(send, "print the ack as JSON")
     _add_broker_options(send)
     public_key = add_command(
