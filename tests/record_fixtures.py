@@ -24,3 +24,8 @@ def record(seq: int, device: str = "dev-1") -> dict:
         "reasons": [],
     }
     return body
+
+
+def store_row(seq: int, record_id: str, *, device: str = "dev-1", site: str = "site-a") -> tuple[object, ...]:
+    """A receiver store row (``prescreen.sync.store.COLUMNS``): a CLEAR verdict, empty body."""
+    return (record_id, device, site, seq, "verdict", "CLEAR", None, "2026-01-01T00:00:00Z", "now", "{}", "v2")

@@ -19,22 +19,11 @@ from prescreen.sync.delivery import check_delivery, ledger_of
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.store import SqliteStore
 from prescreen.sync.uplink import Uplink
+from record_fixtures import store_row
 
 
 def _row(seq: int, record_id: str, device: str = "dev-1") -> tuple[object, ...]:
-    return (
-        record_id,
-        device,
-        "site",
-        seq,
-        "verdict",
-        "CLEAR",
-        None,
-        "2026-01-01T00:00:00Z",
-        "now",
-        "{}",
-        "v2",
-    )
+    return store_row(seq, record_id, device=device, site="site")
 
 
 @pytest.fixture

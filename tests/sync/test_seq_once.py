@@ -16,23 +16,11 @@ from prescreen.core.records import dumps
 from prescreen.core.wire import encode_batch
 from prescreen.sync.receiver import Receiver
 from prescreen.sync.store import STORE_VERSION, Filters, Store, open_store
-from record_fixtures import record
+from record_fixtures import record, store_row
 
 
 def _row(seq: int, record_id: str) -> tuple[object, ...]:
-    return (
-        record_id,
-        "dev-1",
-        "site-a",
-        seq,
-        "verdict",
-        "CLEAR",
-        None,
-        "2026-01-01T00:00:00Z",
-        "now",
-        "{}",
-        "v2",
-    )
+    return store_row(seq, record_id)
 
 
 def test_two_sqlite_handles_store_one_record_per_seq(tmp_path: Path) -> None:
