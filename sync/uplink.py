@@ -34,6 +34,11 @@ from prescreen.sync.topics import acks_topic, downlink_topic, receiver_presence_
 
 log = logging.getLogger("prescreen.sync")
 _RETIRED_BATCHES = 256  # batches re-sent whose late ack is still taken for their own records
+# A receiver's presence message makes the station re-send its window at once (instead of after
+# the ack timeout). Presence is not signed and anyone allowed to publish on its topic could send a
+# stream of them, each making every station re-send up to inflight × batch_size records: at most
+# one such re-send per this many seconds (the ack timeout still covers whatever it leaves).
+PRESENCE_RESEND_GAP_S = 5.0
 
 
 class AckRefused(SyncError):
@@ -117,6 +122,8 @@ class Uplink:
         if self._receivers is None:
             log.warning("acks are not authenticated: no [sync] receiver_keys")
         self.acks_refused: collections.Counter[str] = collections.Counter()
+        self._presence_resend_at = -PRESENCE_RESEND_GAP_S  # the first presence always counts
+        self.presence_ignored = 0  # presence messages within the gap (no re-send: see above)
         self._cursor = 0
         self._waiting_since: float | None = None
         self.batches_sent = 0
@@ -177,6 +184,11 @@ class Uplink:
                 self.on_downlink(topic, payload)
             return
         if topic.startswith(self._presence_prefix):  # a receiver came (back) online
+            now = time.monotonic()
+            if now - self._presence_resend_at < PRESENCE_RESEND_GAP_S:
+                self.presence_ignored += 1
+                return
+            self._presence_resend_at = now
             self._reset.set()
             self._wake.set()
             return

@@ -13,7 +13,9 @@ from prescreen.core.wire import MAX_BATCH_BYTES, encode_batch, inflate
 from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker, free_port
+from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.receiver import Receiver
+from prescreen.sync.topics import receiver_presence_topic
 from prescreen.sync.uplink import Uplink
 from record_fixtures import record
 
@@ -212,3 +214,29 @@ def test_an_upgraded_v1_outbox_delivers_its_pending_v1_records_beside_new_v2_one
     finally:
         uplink.stop()
         receiver.stop()
+
+
+@pytest.mark.slow
+def test_a_flood_of_presence_messages_makes_one_resend_not_one_each(
+    tmp_path: Path, broker: LocalBroker, wait_until: Callable[..., bool]
+) -> None:
+    """Presence is unsigned: 50 of them in a burst (anyone who may publish on the topic) re-send
+    the station's window once, not 50 times (review #8)."""
+    outbox = fill(tmp_path / "outbox.db", 40)
+    sync = SyncConfig(
+        host=broker.host, port=broker.port, topic_prefix="pf/v1", ack_timeout_s=60, batch_size=10
+    )
+    uplink = Uplink(Outbox(outbox.path), sync, STATION).start()
+    flood = MqttConnection(client_id="flood", host=broker.host, port=broker.port).start()
+    try:
+        assert uplink.mqtt.wait_connected(5)
+        assert flood.wait_connected(5)
+        assert wait_until(lambda: uplink.records_sent == 40, 5)  # no receiver: all in flight
+        for n in range(50):
+            flood.publish(receiver_presence_topic("pf/v1", f"fake-{n}"), b"{}")
+        assert wait_until(lambda: uplink.presence_ignored >= 49, 5)
+        time.sleep(0.5)  # let the one re-send go out
+        assert uplink.records_resent == 40  # the window once (4 batches of 10), not 50 times
+    finally:
+        flood.stop()
+        uplink.stop()
