@@ -6,7 +6,7 @@ records outside a running station (``prescreen screen``, the compliance loop).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from prescreen.core.records import Record, StationIdentity, envelope, kg
 from prescreen.packing.orders import Order, to_record
@@ -14,6 +14,9 @@ from prescreen.risk import codes
 from prescreen.risk.entry import NO_SETTINGS, PARCEL_FIELDS, EntrySettings, complete_order, parcel_fields
 from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screening
+
+if TYPE_CHECKING:
+    from typing import Unpack  # 3.11: annotations only, so 3.10 runs it
 
 
 def internal_error(exc: BaseException) -> Screening:
@@ -24,35 +27,26 @@ def internal_error(exc: BaseException) -> Screening:
     return Screening("REVIEW", None, None, (finding,))
 
 
+class VerdictOptions(TypedDict, total=False):
+    """What a verdict record may carry beyond its parcel's screening (:func:`verdict_members`)."""
+
+    carton_id: str | None
+    supersedes: dict[str, str] | None
+    entry: EntrySettings
+    carton_order: Order | None
+    parcel_entry: dict[str, Any] | None
+
+
 def verdict_record(
     seq: int,
     station: StationIdentity,
     facts: ParcelFacts,
     screening: Screening,
-    *,
-    carton_id: str | None = None,
-    supersedes: dict[str, str] | None = None,
-    entry: EntrySettings = NO_SETTINGS,
-    carton_order: Order | None = None,
-    parcel_entry: dict[str, Any] | None = None,
+    **options: Unpack[VerdictOptions],
 ) -> Record:
-    """The verdict record for one screened parcel (also used by replays, outside a station).
-
-    ``carton_order`` is the master carton's order (for the carton and the parcels inside it);
-    ``parcel_entry`` keeps a corrected record's entry-grade parcel fields as they were.
-    """
+    """The verdict record for one screened parcel (also used by replays, outside a station)."""
     record = envelope("verdict", seq, station)
-    record.update(
-        verdict_members(
-            facts,
-            screening,
-            carton_id=carton_id,
-            supersedes=supersedes,
-            entry=entry,
-            carton_order=carton_order,
-            parcel_entry=parcel_entry,
-        )
-    )
+    record.update(verdict_members(facts, screening, **options))
     return record
 
 
@@ -68,7 +62,11 @@ def verdict_members(
 ) -> Record:
     """A verdict record's members after the envelope (parcel, order, screening): they need no
     sequence number, so a replay's worker processes build them and the committing writer adds the
-    envelope (:mod:`prescreen.packing.replay`)."""
+    envelope (:mod:`prescreen.packing.replay`).
+
+    ``carton_order`` is the master carton's order (for the carton and the parcels inside it);
+    ``parcel_entry`` keeps a corrected record's entry-grade parcel fields as they were.
+    """
     record: Record = {}
     barcode = facts.barcode
     parcel: dict[str, Any] = {
