@@ -220,18 +220,6 @@ class JetStreamReceiver:
             if exc.err_code != _STREAM_NAME_IN_USE:  # else another receiver made it first
                 raise
 
-    def _handle(self, topic: str, payload: bytes, again: bool) -> bool:
-        """The receiver's own path; a batch the stream hands out again is counted durably, so a
-        delivery check can tell its copies from copies a station sent."""
-        counts = self.receiver.counts
-        before = counts["stored"] + counts["duplicates"] + counts["rejected"]
-        done = self.receiver.handle(topic, payload)
-        if done and again:
-            records = counts["stored"] + counts["duplicates"] + counts["rejected"] - before
-            with self.receiver.store.transaction() as cur:
-                self.receiver.store.add_counts(cur, {"redelivered": records})
-        return done
-
     async def _pull_once(self, pull: Any) -> None:
         import nats.errors
 
@@ -243,14 +231,18 @@ class JetStreamReceiver:
             log.warning("stream pull failed", extra={"reason": str(exc)[:200]})
             await asyncio.sleep(0.25)
             return
-        for message in messages:
-            again = message.metadata.num_delivered > 1
-            done = await asyncio.to_thread(self._handle, topic_of(message.subject), message.data, again)
+        # The fetched batches go to the receiver together: one transaction (one fsync) for all,
+        # their redeliveries counted inside it; each is removed from the stream only after it.
+        again = [message.metadata.num_delivered > 1 for message in messages]
+        done = await asyncio.to_thread(
+            self.receiver.handle_many, [(topic_of(m.subject), m.data) for m in messages], again
+        )
+        for message, ok, repeat in zip(messages, done, again, strict=True):
             try:
-                if done:
+                if ok:
                     await message.ack_sync(timeout=5)  # removed from the stream only now
                     self.batches += 1
-                    self.redelivered += again
+                    self.redelivered += repeat
                 else:
                     await message.nak(delay=1)
             except (nats.errors.Error, TimeoutError) as exc:  # redelivered after ack_wait; deduped

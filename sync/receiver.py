@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class _Checked:
     batch_key: str | None
     acked: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
+    redelivered: bool = False  # handed out again by a replicated stream (counted with the commit)
 
 
 class Receiver:
@@ -176,18 +178,22 @@ class Receiver:
         or refused whole for good): a replicated stream keeps a batch until then."""
         return self.handle_many([(topic, payload)])[0]
 
-    def handle_many(self, messages: list[tuple[str, bytes]]) -> list[bool]:
+    def handle_many(self, messages: list[tuple[str, bytes]], redelivered: Sequence[bool] = ()) -> list[bool]:
         """Check batch messages, store their new records in one transaction, then ack each.
 
         One commit (one fsync) for the batches that waited together, and no ack before it. Per
         message, True when it is done for good (stored and acked, or refused whole); False when
         the store failed: nothing is acked, so the stations send those batches again.
+        ``redelivered`` marks the messages a replicated stream handed out again: their records are
+        counted (``redelivered``) in the same transaction, so a delivery check can tell those
+        copies from the stations' re-sends whatever crashes when.
         """
         results = [True] * len(messages)
         checked: list[tuple[int, _Checked]] = []
         for index, (topic, payload) in enumerate(messages):
             batch = self._read(topic, payload)
             if batch is not None:
+                batch.redelivered = index < len(redelivered) and redelivered[index]
                 checked.append((index, batch))
         if not checked:
             return results
@@ -292,6 +298,8 @@ class Receiver:
                 lost = self._lost_races(cur, batch, rows, counts) if stored < len(rows) else 0
                 counts["stored"] = counts.get("stored", 0) + stored
                 counts["duplicates"] = counts.get("duplicates", 0) + len(rows) - stored - lost
+                if batch.redelivered:
+                    counts["redelivered"] = counts.get("redelivered", 0) + len(batch.records)
             self.store.add_counts(cur, counts)
         for key in self.counts:
             self.counts[key] += counts.get(key, 0)
