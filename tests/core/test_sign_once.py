@@ -4,12 +4,13 @@ and the signature covers exactly ``dumps`` of the record without it (what every 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prescreen.core.records import dumps, validate
+from prescreen.core.records import dumps, member_texts, validate
 from prescreen.core.signing import DeviceKey, TrustStore
 from record_fixtures import record
 
@@ -43,3 +44,17 @@ def test_any_json_object_signed_once_matches(key: DeviceKey, members: dict[str, 
     twice = key.sign(copy.deepcopy(members))
     once = copy.deepcopy(members)
     assert key.sign_text(once) == dumps(twice) == dumps(once)
+
+
+def test_members_serialised_elsewhere_are_signed_as_the_record_with_them(key: DeviceKey) -> None:
+    """A replay's workers serialise parcel, order and screening; the writer signs the envelope with
+    them: the text and the signature are those of the whole record, and its own values lose."""
+    whole = record(9)
+    whole["parcel"]["barcode"]["raw"] = "Caf\u00e9 \u2028"
+    known = member_texts({k: whole[k] for k in ("parcel", "order", "screening")})
+    envelope_only = {k: v for k, v in whole.items() if k not in known}
+    envelope_only["parcel"] = {"stale": True}  # the known text wins over a value the record has
+    text = key.sign_text(envelope_only, known)
+    assert text == key.sign_text(copy.deepcopy(whole))  # Ed25519 signs the same bytes alike
+    assert TrustStore([key.trust_entry("site-a", "dev-1")]).check(json.loads(text)) is None
+    assert dumps(json.loads(text)) == text
