@@ -17,8 +17,9 @@ The same tracking number scanned again at a station is the same parcel (its newe
 
 An outcome counts only for a verdict of the station that recorded it: each station signs its own
 records, so one station (misconfigured, cloned or compromised) cannot label another's parcels.
-What it cannot prove is that customs said so: the ``customs_outcome`` is the station's account of
-a customs message it verified, not customs' signature (README, "Learning loop").
+Given customs' public keys, an outcome counts only if it carries customs' own signed message
+saying that outcome of that parcel to that station (:func:`customs_said`), so not even a station
+can label its own parcels without customs' word (README, "Learning loop").
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
+
+from prescreen.core.signing import KeyRing
+from prescreen.sync.topics import addressed_to
 
 # The kinds of record labels are built from (the store selects only these).
 KINDS = ("verdict", "downlink")
@@ -134,12 +138,34 @@ def _first_version(rid: str, verdicts: Mapping[str, Mapping[str, Any]]) -> str:
         root = older
 
 
-def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def customs_said(
+    outcome: Mapping[str, Any], station: tuple[str, str], verdict: Mapping[str, Any], customs: KeyRing
+) -> bool:
+    """Whether ``outcome`` (recorded by ``station``, settling ``verdict``) carries customs' own
+    message, signed by one of the ``customs`` keys, addressed to that station, with the same
+    outcome and reference, and naming that verdict (by record id, or by its tracking number)."""
+    message = outcome.get("message")
+    if not isinstance(message, dict) or customs.check(message) is not None:
+        return False
+    if message.get("type") != "outcome" or not addressed_to(message.get("target"), *station):
+        return False
+    if message.get("outcome") != outcome.get("outcome"):
+        return False
+    if str(message.get("customs_reference") or "").strip() != outcome.get("customs_reference"):
+        return False
+    if message.get("record_id") is not None:
+        return str(message["record_id"]).strip() == str(verdict.get("record_id"))
+    tracking = (verdict.get("parcel") or {}).get("tracking_number")
+    return tracking is not None and str(message.get("tracking_number") or "").strip() == tracking
+
+
+def parcels(records: Iterable[Mapping[str, Any]], customs: KeyRing | None = None) -> list[dict[str, Any]]:
     """Verdict records grouped by parcel, each with its customs outcomes.
 
     Each parcel: ``versions`` (its verdict records, oldest first), ``final`` (the version no
     correction replaced, else the newest) and ``outcomes`` (the ``customs_outcome`` of every
-    applied outcome message naming one of its versions).
+    applied outcome message naming one of its versions, recorded by that version's station, and
+    with ``customs`` keys given, carrying customs' signed word for it).
     """
     verdicts: dict[str, Mapping[str, Any]] = {}
     outcomes: list[tuple[tuple[str, str], Mapping[str, Any]]] = []
@@ -160,7 +186,9 @@ def parcels(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     by_record = {str(v["record_id"]): parcel for parcel in grouped.values() for v in parcel["versions"]}
     for station, outcome in outcomes:
         settled = verdicts.get(str(outcome.get("refers_to")))
-        if settled is not None and _station(settled) == station:
+        if settled is None or _station(settled) != station:
+            continue
+        if customs is None or customs_said(outcome, station, settled, customs):
             by_record[str(settled["record_id"])]["outcomes"].append(outcome)
     for parcel in grouped.values():
         versions = sorted(parcel["versions"], key=lambda v: str(v.get("created_at")))
@@ -181,10 +209,11 @@ def labels_by_record(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return labels
 
 
-def label_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One labelled row per parcel with a deciding customs outcome, oldest scan first."""
+def label_rows(records: Iterable[Mapping[str, Any]], customs: KeyRing | None = None) -> list[dict[str, Any]]:
+    """One labelled row per parcel with a deciding customs outcome (with ``customs`` keys: one
+    customs signed, see :func:`customs_said`), oldest scan first."""
     rows = []
-    for parcel in parcels(records):
+    for parcel in parcels(records, customs):
         label = label_for(o["outcome"] for o in parcel["outcomes"])
         if label is None:
             continue

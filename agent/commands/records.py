@@ -92,6 +92,7 @@ def cmd_records_gaps(args: argparse.Namespace) -> int:
 
 def cmd_records_labels(args: argparse.Namespace) -> int:
     """Write the model's training table: verdicts joined with their customs outcomes."""
+    from prescreen.core.signing import KeyRing
     from prescreen.sync.labels import SCREENED_COLUMNS, label_rows, screened_rows, write_csv
 
     with _streamed(args, device_id=args.device, since=args.since, until=args.until) as bodies:
@@ -99,7 +100,7 @@ def cmd_records_labels(args: argparse.Namespace) -> int:
             count = write_csv(screened_rows(bodies), sys.stdout, SCREENED_COLUMNS)
             print(f"{count} screened parcels", file=sys.stderr)
             return EXIT_OK
-        rows = label_rows(bodies)
+        rows = label_rows(bodies, KeyRing(args.customs_key) if args.customs_key else None)
     count = write_csv(rows, sys.stdout)
     positives = sum(int(r["label"]) for r in rows)
     print(f"{count} labelled parcels, {positives} positive", file=sys.stderr)
@@ -297,6 +298,13 @@ def _add_model_data_commands(what: Any) -> None:
     labels.add_argument("--device", help="only this device")
     labels.add_argument("--since", help="scanned at or after (RFC 3339)")
     labels.add_argument("--until", help="records created before (RFC 3339)")
+    labels.add_argument(
+        "--customs-key",
+        action="append",
+        metavar="B64",
+        help="a customs public key (as in [sync] customs_keys; repeatable): only outcomes carrying customs' "
+        "message signed by one of them, to that station, for that parcel, are labels",
+    )
     labels.add_argument("--format", choices=["csv"], default="csv", help="the `model eval` CSV shape")
     labels.add_argument(
         "--screened",

@@ -164,6 +164,7 @@ class ParcelMessages:
                     "reason_code": reason_code,
                     "customs_reference": reference,
                     "refers_to": refers_to,
+                    "message": message,  # customs' signed word, checked by `records labels --customs-key`
                 }
             },
             SideChanges(lifted=[tracking] if frees and tracking else []),

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prescreen.core.signing import DeviceKey
 from prescreen.drivers.barcodes import decode
 from prescreen.models.evaluation import evaluate, read_labelled_rows
 from prescreen.models.runner import load_risk_model
@@ -116,6 +118,12 @@ def test_labels_join_outcomes_to_the_final_version_of_each_parcel(
     report = evaluate(load_risk_model(None).score, read_labelled_rows(path))
     assert report["n"] == 4
     assert report["positives"] == 2
+
+    # Customs' own word: each outcome record carries the message customs signed, so the labels
+    # built with the customs key are the same; with a key customs never signed with, there are none.
+    assert _labels(station, capsys, "--customs-key", station.customs_key.public_b64) == rows
+    stranger = DeviceKey(Ed25519PrivateKey.generate()).public_b64
+    assert _labels(station, capsys, "--customs-key", stranger) == []
 
     # --since keeps only parcels scanned from then on (their outcomes come later).
     later = _labels(station, capsys, "--since", str(verdicts[2]["created_at"]))

@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prescreen.core.signing import DeviceKey, KeyRing
+from prescreen.sync.customs import new_message, seal
 from prescreen.sync.labels import label_rows, labels_by_record, parcels
 
 
@@ -64,3 +67,42 @@ def test_an_outcome_labels_only_a_verdict_of_the_station_that_recorded_it() -> N
     assert labels_by_record(records) == {"r2": 0}
     (row,) = label_rows(records)
     assert (row["record_id"], row["label"], row["station"]) == ("r2", 0, "s1/d2")
+
+
+def _signed_outcome(key: DeviceKey, value: str, *, device: str = "d1", **names: str) -> dict[str, Any]:
+    """An outcome downlink record of station s1/``device`` carrying customs' message signed by ``key``."""
+    message = seal(
+        new_message("outcome", outcome=value, reason_code="T", customs_reference="C-1", **names),
+        key,
+        site="s1",
+        device=device,
+    )
+    refers_to = names.get("record_id") or f"r{names['tracking_number'][-1]}"
+    record = _outcome(refers_to, value, device=device)
+    record["downlink"]["customs_outcome"]["message"] = message
+    return record
+
+
+def test_with_customs_keys_only_outcomes_customs_signed_for_that_parcel_and_station_are_labels() -> None:
+    customs, other = DeviceKey(Ed25519PrivateKey.generate()), DeviceKey(Ed25519PrivateKey.generate())
+    keys = KeyRing([customs.public_b64])
+    verdicts = [_verdict(f"r{n}", tracking=f"1Z{n}") for n in range(1, 8)]
+    claimed = _signed_outcome(customs, "released", record_id="r5")
+    claimed["downlink"]["customs_outcome"]["outcome"] = "seized"  # the station claims more than customs said
+    elsewhere = _signed_outcome(customs, "seized", record_id="r6", device="d2")
+    elsewhere["device_id"] = "d1"  # a message for d2 recorded by d1
+    records = [
+        *verdicts,
+        _signed_outcome(customs, "seized", record_id="r1"),  # customs' word, by record id
+        _signed_outcome(customs, "released", tracking_number="1Z2"),  # by tracking number
+        _signed_outcome(other, "seized", record_id="r3"),  # not a customs key
+        _outcome("r4", "seized"),  # no message at all (a station's word only)
+        claimed,
+        elsewhere,
+        _signed_outcome(customs, "seized", record_id="r1") | {"record_id": "x"},  # same message again
+    ]
+    records[-1]["downlink"]["customs_outcome"]["refers_to"] = "r7"  # ... pinned on another parcel
+    assert labels_by_record(records) == {
+        f"r{n}": v for n, v in ((1, 1), (2, 0), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1))
+    }
+    assert {r["record_id"]: r["label"] for r in label_rows(records, keys)} == {"r1": 1, "r2": 0}
