@@ -104,6 +104,12 @@ def test_a_release_of_a_parcel_on_the_hold_shelf_is_told_to_the_operator(
     assert ack["parcel_state"]["on_hold_shelf"] is True
     assert "take it off" in ack["detail"]
     record = _effect(station, message["message_id"])
+    said = record["downlink"]["customs_outcome"].pop("message")  # customs' signed word, kept as sent
+    assert (said["message_id"], said["outcome"], "signature" in said) == (
+        message["message_id"],
+        "released",
+        True,
+    )
     assert record["downlink"]["customs_outcome"] == {
         "outcome": "released",
         "reason_code": "R-1",
@@ -210,6 +216,7 @@ def test_the_customs_cli_sends_an_outcome(
     assert main(["downlink", "send", *common, *sent]) == 0
     ack = json.loads(capsys.readouterr().out)
     record = _effect(station, ack["message_id"])
+    assert record["downlink"]["customs_outcome"].pop("message")["customs_reference"] == "CBP-DEN-3"
     assert record["downlink"]["customs_outcome"] == {
         "outcome": "denied_entry",
         "reason_code": "ADCVD",
