@@ -37,21 +37,39 @@ def test_two_sqlite_handles_store_one_record_per_seq(tmp_path: Path) -> None:
         second.close()
 
 
-def test_a_store_holding_a_seq_twice_is_not_upgraded_and_is_named(tmp_path: Path) -> None:
-    db = tmp_path / "rx.db"
-    open_store(db).close()
-    with sqlite3.connect(db) as conn:  # as a v2 store could be: a plain index, a replay stored
-        conn.execute("DROP INDEX records_device_seq")
-        conn.execute("CREATE INDEX records_device_seq ON records (site_id, device_id, seq)")
-        conn.executemany(f"INSERT INTO records VALUES ({', '.join('?' * 11)})", [_row(5, "a"), _row(5, "b")])
-        conn.execute("UPDATE store_meta SET value = '2' WHERE key = 'schema_version'")
+def _raw(where: str, sql: str) -> list[tuple[object, ...]]:
+    """``sql`` on the store's database directly (the store itself refuses to open)."""
+    if where.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(where, autocommit=True) as conn:
+            cursor = conn.execute(sql)
+            return list(cursor.fetchall()) if cursor.description else []
+    with sqlite3.connect(where) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_store_holding_a_seq_twice_is_not_upgraded_and_is_named(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    where = str(tmp_path / "rx.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
+    open_store(where).close()
+    for sql in (  # as a v2 store could be: a plain index, a replay stored
+        "DROP INDEX records_device_seq",
+        "CREATE INDEX records_device_seq ON records (site_id, device_id, seq)",
+        "INSERT INTO records VALUES ('a', 'dev-1', 'site-a', 5, 'verdict', NULL, NULL, 't', 't', '{}', 'v2')",
+        "INSERT INTO records VALUES ('b', 'dev-1', 'site-a', 5, 'verdict', NULL, NULL, 't', 't', '{}', 'v2')",
+        "UPDATE store_meta SET value = '2' WHERE key = 'schema_version'",
+    ):
+        _raw(where, sql)
     with pytest.raises(ConfigError, match=r"1 sequence numbers .* site-a/dev-1 seq 5 \(2 records\)"):
-        open_store(db)
-    with sqlite3.connect(db) as conn:  # nothing changed: still v2, both rows kept for a person to look at
-        assert conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("2",)
-        assert conn.execute("SELECT COUNT(*) FROM records").fetchone() == (2,)
-        conn.execute("DELETE FROM records WHERE record_id = 'b'")
-    store = open_store(db)  # once resolved, the upgrade goes through
+        open_store(where)
+    # nothing changed: still v2, both rows kept for a person to look at
+    assert _raw(where, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+    assert _raw(where, "SELECT COUNT(*) FROM records") == [(2,)]
+    _raw(where, "DELETE FROM records WHERE record_id = 'b'")
+    store = open_store(where)  # once resolved, the upgrade goes through
     try:
         assert store.schema_version() == STORE_VERSION
         with store.transaction() as cur:
