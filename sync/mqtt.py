@@ -264,8 +264,8 @@ class MqttConnection:
             return
         with self._unacked_lock:  # paho sends these again right after this callback
             self.republished += sum(self._unacked.values())
-        for topic in self._subscriptions:
-            client.subscribe(topic, qos=self._subscribe_qos)
+        if self._subscriptions:  # one SUBSCRIBE, so its one SUBACK covers every topic
+            client.subscribe([(topic, self._subscribe_qos) for topic in self._subscriptions])
         self._backoff.reset()
         self.refused = None
         self.connects += 1
@@ -313,6 +313,10 @@ class MqttConnection:
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
     ) -> None:
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:  # e.g. an ACL that denies a topic: nothing would ever arrive on it
+            log.warning("broker refused a subscription", extra={"broker": self.broker, "reasons": refused})
+            return
         self.subscribed.set()
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
