@@ -71,7 +71,9 @@ def test_broker_down_then_up_drains_everything(tmp_path: Path, wait_until: Calla
             assert receiver.mqtt.wait_connected(5)
             assert wait_until(lambda: outbox.counts() == {"acked": 120}, 15)
             assert receiver.count() == 120
-            assert receiver.duplicates == 0
+            # At least once: batches that reached the receiver while its presence made the station
+            # re-send its window arrive twice, and are deduplicated; never more than were re-sent.
+            assert receiver.duplicates <= uplink.copies_sent_again
             receiver.stop()
         finally:
             broker.stop()
