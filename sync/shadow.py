@@ -73,14 +73,21 @@ class StationShadow:
 
 def shadow_report(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per station and model pair, from stored verdict records that carry a shadow score (and the
-    downlink records of customs outcomes, for precision and recall)."""
+    downlink records of customs outcomes, for precision and recall). A corrected parcel counts
+    once, by the version no correction replaced: its earlier versions would count its raises and
+    hits again."""
     records = list(records)
     labels = labels_by_record(records)
+    replaced = {
+        str((r.get("supersedes") or {}).get("record_id")) for r in records if r.get("kind") == "verdict"
+    }
     rows: dict[tuple[str, str, str | None, str], StationShadow] = {}
     for record in records:
         screening = record.get("screening") or {}
         shadow = screening.get("shadow")
         if record.get("kind") != "verdict" or not isinstance(shadow, Mapping):
+            continue
+        if str(record.get("record_id")) in replaced:
             continue
         key = (
             str(record.get("site_id") or ""),

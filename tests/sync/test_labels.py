@@ -227,3 +227,17 @@ def test_a_precision_a_little_lower_than_live_is_within_the_tolerance() -> None:
     row = _report_row(cases)
     assert promotion_refusal(row) == "precision 80% is below live's 100% (± 5%)"
     assert promotion_refusal(row, tolerance=0.25) is None
+
+
+def test_a_corrected_parcel_counts_once_in_the_shadow_report() -> None:
+    """Review #12: a parcel corrected twice is one parcel (its final version), not three raises."""
+    from prescreen.sync.shadow import shadow_report
+
+    first = _shadow_verdict(0, False, True)
+    second = {**_shadow_verdict(1, False, True), "supersedes": {"record_id": "r0", "reason": "corrected"}}
+    final = {**_shadow_verdict(2, False, True), "supersedes": {"record_id": "r1", "reason": "corrected"}}
+    for version in (second, final):
+        version["parcel"] = {"tracking_number": "1Z0"}
+    (row,) = shadow_report([first, second, final, _shadow_outcome(2, "seized")])
+    assert row["parcels"] == 1
+    assert row["shadow_raised"] == 1
