@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import logging
 import random
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,11 +132,10 @@ class Slice:
         """Commit → ack of every live parcel (the backlog was committed before the drain)."""
         found: list[float] = []
         for outbox in self.outboxes:
-            with sqlite3.connect(outbox.path) as conn:
-                rows = conn.execute(
-                    "SELECT created_at, acked_at FROM records WHERE seq > ? AND acked_at IS NOT NULL",
-                    (self.spec.backlog,),
-                ).fetchall()
+            rows = outbox.rows(
+                "SELECT created_at, acked_at FROM records WHERE seq > ? AND acked_at IS NOT NULL",
+                (self.spec.backlog,),
+            )
             found += [(epoch_s(acked) - epoch_s(created)) * 1000 for created, acked in rows]
         return found
 
