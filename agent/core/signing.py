@@ -262,25 +262,20 @@ class TrustStore:
             return False
         return verify_detached(trusted.public, data, signature)
 
-    def check_from(self, document: dict[str, Any], site_id: str, device_id: str) -> Rejection | None:
-        """None if ``document`` (a message that names no station itself, e.g. a downlink ack)
-        carries a valid signature by the trusted key of ``site_id``/``device_id``."""
+    def check_from(
+        self, document: dict[str, Any], site_id: str | None, device_id: str | None
+    ) -> Rejection | None:
+        """None if ``document`` carries a valid signature by the trusted key of ``site_id``/
+        ``device_id`` (a downlink ack names no station itself; a record names its own)."""
         key_id = _signing_key_id(document)
         trusted = self._keys.get(key_id)
         if trusted is not None and (trusted.site_id, trusted.device_id) != (site_id, device_id):
-            return Rejection("forged", f"key {key_id} belongs to {trusted.site_id}/{trusted.device_id}")
+            return Rejection(
+                "forged",
+                f"key {key_id} belongs to {trusted.site_id}/{trusted.device_id}, not {site_id}/{device_id}",
+            )
         return verify_document(document, trusted.public if trusted else None, "is not in the trust store")
 
     def check(self, record: Record) -> Rejection | None:
         """None if ``record`` carries a valid signature by the key of the station it names."""
-        trusted = self._keys.get(_signing_key_id(record))
-        if trusted is not None and (trusted.site_id, trusted.device_id) != (
-            record.get("site_id"),
-            record.get("device_id"),
-        ):
-            return Rejection(
-                "forged",
-                f"key {_signing_key_id(record)} belongs to {trusted.site_id}/{trusted.device_id}, "
-                f"not {record.get('site_id')}/{record.get('device_id')}",
-            )
-        return verify_document(record, trusted.public if trusted else None, "is not in the trust store")
+        return self.check_from(record, record.get("site_id"), record.get("device_id"))
