@@ -34,27 +34,27 @@ from prescreen.sync.topics import (
 log = logging.getLogger("prescreen.receiver")
 
 
-MAX_SEQ = 2**53 - 1  # the record schema's maximum: exact in JSON and in a signed 64-bit column
 QUEUED_BATCHES = 32  # waiting for the worker; beyond, a batch is dropped and the station re-sends it
 GROUP_BATCHES = 8  # batches waiting together are stored in one transaction (one fsync), then acked
 
 
-def _is_seq(value: object) -> bool:
-    """A sequence number the store can hold (the schema refuses the others, record by record)."""
-    return type(value) is int and 1 <= value <= MAX_SEQ
-
-
 @dataclass
 class _Checked:
-    """A batch read and checked, waiting for its transaction."""
+    """A batch read and checked, waiting for its transaction.
+
+    ``rows`` are the store rows of the records that passed every check the store is not needed
+    for (shape, schema, station, signature); ``refused`` are the others. Both are made before the
+    transaction: receivers sharing a store (``--workers``) take turns only for what needs it (the
+    replay check against stored sequence numbers, the insert and the commit).
+    """
 
     topic: str
     site: str
     device: str
     batch_id: Any
-    records: list[Any]
-    bodies: list[str]
-    batch_key: str | None
+    count: int  # records in the batch
+    rows: list[tuple[Any, ...]]
+    refused: list[tuple[str, Rejection]]
     acked: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
     redelivered: bool = False  # handed out again by a replicated stream (counted with the commit)
@@ -212,7 +212,8 @@ class Receiver:
         return results
 
     def _read(self, topic: str, payload: bytes) -> _Checked | None:
-        """A batch decoded for storing, or None if it was refused whole (logged and counted)."""
+        """A batch decoded and checked for storing, or None if it was refused whole (logged and
+        counted)."""
         try:
             site, device = parse_records_topic(self.prefix, topic)
             batch = decode_batch(payload)
@@ -227,7 +228,30 @@ class Receiver:
             self._reject_batch(topic, payload, exc)
             return None
         self.batches_verified += batch_key is not None
-        return _Checked(topic, site, device, batch.batch_id, records, bodies, batch_key)
+        checked = _Checked(topic, site, device, batch.batch_id, len(records), [], [])
+        received = utc_now()
+        for record, body in zip(records, bodies, strict=True):
+            problem = self._check(record, site, device, batch_key)
+            if problem is not None:
+                record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
+                checked.refused.append((record_id, problem))
+                continue
+            checked.rows.append(
+                (
+                    str(record["record_id"]),
+                    device,
+                    site,
+                    record["seq"],
+                    record["kind"],
+                    (record.get("screening") or {}).get("verdict"),
+                    tracking_number_of(record),
+                    record["created_at"],
+                    received,
+                    body,
+                    record["schema"],
+                )
+            )
+        return checked
 
     def _verified(self, batch: Batch, site: str, device: str) -> bool:
         """True if the batch signature by this station's key covers its records exactly as sent:
@@ -277,61 +301,47 @@ class Receiver:
         return self.trust.check(record)
 
     @staticmethod
-    def _replayed(owners: dict[int, str], record: dict[str, Any]) -> Rejection | None:
-        owner = owners.get(record["seq"])
-        if owner is None or owner == record["record_id"]:
+    def _replayed(owners: dict[int, str], seq: int, record_id: str) -> Rejection | None:
+        owner = owners.get(seq)
+        if owner is None or owner == record_id:
             return None
         return Rejection(
             "replayed",
-            f"seq {record['seq']} already belongs to record {owner}: a replayed record, or an "
+            f"seq {seq} already belongs to record {owner}: a replayed record, or an "
             "outbox restored from a backup or cloned to a second station",
         )
 
     def _store(self, batches: list[_Checked]) -> None:
         """Store the batches' new records and the counters in one transaction."""
-        now = utc_now()
         counts: dict[str, int] = {}
         with self.store.transaction() as cur:
             for batch in batches:
-                rows = self._rows(cur, batch, now, counts)
+                rows = self._unreplayed(cur, batch, counts)
                 stored = self.store.insert_many(cur, rows)
                 lost = self._lost_races(cur, batch, rows, counts) if stored < len(rows) else 0
                 counts["stored"] = counts.get("stored", 0) + stored
                 counts["duplicates"] = counts.get("duplicates", 0) + len(rows) - stored - lost
                 if batch.redelivered:
-                    counts["redelivered"] = counts.get("redelivered", 0) + len(batch.records)
+                    counts["redelivered"] = counts.get("redelivered", 0) + batch.count
             self.store.add_counts(cur, counts)
         for key in self.counts:
             self.counts[key] += counts.get(key, 0)
 
-    def _rows(self, cur: Cursor, batch: _Checked, now: str, counts: dict[str, int]) -> list[tuple[Any, ...]]:
-        """The store rows of a batch's good records; fills its ``acked`` and ``rejected``."""
-        site, device = batch.site, batch.device
+    def _unreplayed(self, cur: Cursor, batch: _Checked, counts: dict[str, int]) -> list[tuple[Any, ...]]:
+        """The batch's checked rows whose device seq is free or their own; fills its ``acked`` and
+        ``rejected`` (the refused records first, then the replayed ones)."""
+        for record_id, problem in batch.refused:
+            self._reject(batch, record_id, problem, counts)
+        owners = self.store.seq_owners(cur, batch.site, batch.device, [row[3] for row in batch.rows])
         rows: list[tuple[Any, ...]] = []
-        seqs = [r["seq"] for r in batch.records if isinstance(r, dict) and _is_seq(r.get("seq"))]
-        owners = self.store.seq_owners(cur, site, device, seqs)
-        for record, body in zip(batch.records, batch.bodies, strict=True):
-            record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
-            problem = self._check(record, site, device, batch.batch_key) or self._replayed(owners, record)
-            if problem is not None:
-                self._reject(batch, record_id, problem, counts)
+        for row in batch.rows:
+            record_id, seq = row[0], row[3]
+            replayed = self._replayed(owners, seq, record_id)
+            if replayed is not None:
+                self._reject(batch, record_id, replayed, counts)
                 continue
-            rows.append(
-                (
-                    record_id,
-                    device,
-                    site,
-                    record["seq"],
-                    record["kind"],
-                    (record.get("screening") or {}).get("verdict"),
-                    tracking_number_of(record),
-                    record["created_at"],
-                    now,
-                    body,
-                    record["schema"],
-                )
-            )
-            owners.setdefault(record["seq"], record_id)
+            rows.append(row)
+            owners.setdefault(seq, record_id)
             batch.acked.append(record_id)
         return rows
 
@@ -344,7 +354,7 @@ class Receiver:
         owners = self.store.seq_owners(cur, batch.site, batch.device, [row[3] for row in rows])
         lost = 0
         for row in rows:
-            problem = self._replayed(owners, {"seq": row[3], "record_id": row[0]})
+            problem = self._replayed(owners, row[3], row[0])
             if problem is not None:
                 batch.acked.remove(row[0])
                 self._reject(batch, row[0], problem, counts)

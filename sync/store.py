@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from prescreen.core.db import chunked, connect_durable, immediate, marks
+from prescreen.core.db import Checkpointer, chunked, connect_durable, immediate, marks
 from prescreen.core.errors import ConfigError
 from prescreen.core.files import private
 from prescreen.sync.store_schema import COUNTERS, STORE_VERSION, Cursor, setup
@@ -233,7 +233,9 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
         self._turns = os.open(private(f"{path}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        self.conn = connect_durable(path)
+        # Checkpoints run on their own thread: no batch group's commit pays for one (core.db).
+        self.conn = connect_durable(path, autocheckpoint=False)
+        self._checkpointer = Checkpointer(path).start()
         self._setup()
 
     @contextlib.contextmanager
@@ -259,6 +261,7 @@ class SqliteStore(Store):
     def close(self) -> None:
         """Release the connection and the commit-turn lock file; closing twice is harmless (a
         receiver's stop and its owner's cleanup may both close it)."""
+        self._checkpointer.close()
         with self._lock:
             self.conn.close()
             if self._turns >= 0:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from prescreen.core.db import chunked, immediate, marks
+from prescreen.core.db import Checkpointer, chunked, immediate, marks
 from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
 from prescreen.core.records import Record, dumps, join_members, member_texts, utc_now
@@ -62,7 +62,8 @@ class Outbox:
         self.path = Path(path)
         # Records are signed at commit, so the stored body is exactly what the receiver verifies.
         self._signer = signer
-        self.db = connect(self.path)
+        # Checkpoints run on their own thread: no verdict's commit pays for one (core.db).
+        self.db = connect(self.path, autocheckpoint=False)
         self._conn = self.db.conn
         self._lock = threading.Lock()
         # Kinds refused while the disk is at its floor (set by housekeeping; verdicts never are).
@@ -84,6 +85,7 @@ class Outbox:
                 self._last_seq = kept[1]
             self._seq_fd = os.open(private(seq_file), os.O_WRONLY)
             self._keep_seq()
+        self._checkpointer = Checkpointer(self.path).start()
 
     def append(self, build: Callable[[int], Record]) -> Record:
         """Assign the next sequence number, build the record with it, and commit it durably.
@@ -369,6 +371,7 @@ class Outbox:
 
     def close(self) -> None:
         """Close the connection; committed records are already on disk."""
+        self._checkpointer.close()
         with self._lock:
             self._conn.close()
             if self._seq_fd is not None:

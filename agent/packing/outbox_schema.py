@@ -26,9 +26,10 @@ class OutboxFile:
     conn: sqlite3.Connection
 
 
-def open_durable(path: str | Path) -> OutboxFile:
-    """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss."""
-    return OutboxFile(connect_durable(path))
+def open_durable(path: str | Path, *, autocheckpoint: bool = True) -> OutboxFile:
+    """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss
+    (``autocheckpoint=False``: a :class:`prescreen.core.db.Checkpointer` looks after the WAL)."""
+    return OutboxFile(connect_durable(path, autocheckpoint=autocheckpoint))
 
 
 # Version 1 as sqlite-utils created it (the same statements, written out): importing sqlite-utils
@@ -128,10 +129,10 @@ def read_feedback(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [{"record_id": r, "seller": s, "text": t} for r, s, t in rows]
 
 
-def connect(path: str | Path) -> OutboxFile:
+def connect(path: str | Path, *, autocheckpoint: bool = True) -> OutboxFile:
     """Open (creating or upgrading if needed) an outbox with the production durability settings."""
     try:
-        db = open_durable(path)
+        db = open_durable(path, autocheckpoint=autocheckpoint)
         migrate(db, path)
     except sqlite3.DatabaseError as exc:
         raise OutboxError(f"{path}: cannot open outbox: {exc}") from exc

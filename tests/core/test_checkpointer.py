@@ -1,0 +1,58 @@
+"""The background checkpointer: writers' commits never copy the WAL back, its thread does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prescreen.core.db import Checkpointer, connect_durable, immediate
+from prescreen.packing.outbox import Outbox
+
+ROWS = 6000  # ~6 MB of rows (1,500 pages): past SQLite's 1,000-page automatic checkpoint
+
+
+def _write(path: Path, *, autocheckpoint: bool) -> tuple[int, int]:
+    """(database file size, WAL size) right after committing ROWS rows, the connection still open."""
+    conn = connect_durable(path, autocheckpoint=autocheckpoint)
+    conn.execute("CREATE TABLE t (body TEXT)")
+    with immediate(conn) as cur:
+        cur.executemany("INSERT INTO t VALUES (?)", [("x" * 1000,)] * ROWS)
+    sizes = path.stat().st_size, Path(f"{path}-wal").stat().st_size
+    conn.close()
+    return sizes
+
+
+def test_commits_do_not_checkpoint_when_a_checkpointer_looks_after_the_file(tmp_path: Path) -> None:
+    automatic_db, _ = _write(tmp_path / "auto.db", autocheckpoint=True)
+    deferred_db, deferred_wal = _write(tmp_path / "deferred.db", autocheckpoint=False)
+    assert automatic_db > ROWS * 1000  # SQLite's own checkpoint ran inside the commit
+    assert deferred_db < ROWS * 1000 < deferred_wal  # the rows are still only in the WAL
+
+
+def test_the_checkpointer_copies_the_wal_into_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    conn = connect_durable(path, autocheckpoint=False)
+    conn.execute("CREATE TABLE t (body TEXT)")
+    checkpointer = Checkpointer(path, interval_s=0.01).start()
+    try:
+        with immediate(conn) as cur:
+            cur.executemany("INSERT INTO t VALUES (?)", [("x" * 1000,)] * ROWS)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < ROWS * 1000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.stat().st_size > ROWS * 1000  # copied while the writer's connection is open
+    finally:
+        checkpointer.close()
+        conn.close()
+    assert not checkpointer._thread.is_alive()
+
+
+def test_an_outbox_runs_its_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    try:
+        (autocheckpoint,) = outbox.db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert autocheckpoint == 0
+        assert outbox._checkpointer._thread.is_alive()
+    finally:
+        outbox.close()
+    assert not outbox._checkpointer._thread.is_alive()
