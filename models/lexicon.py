@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import re
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from typing import Any
 
@@ -32,9 +33,11 @@ class TermList:
         self._short = re.compile(rf"(?<![a-z0-9])({alternation})(?![a-z0-9])")
         self._short_names = short
 
-    def scores(self, text: str) -> dict[str, float]:
-        """Similarity in [0, 1] per named term found in ``text`` (1.0 = the exact term)."""
-        found = self._long.scores(text)
+    def scores(self, text: str, grams: AbstractSet[str] | None = None) -> dict[str, float]:
+        """Similarity in [0, 1] per named term found in ``text`` (1.0 = the exact term);
+        ``grams``: the text's :func:`~prescreen.models.text.trigrams`, when the caller has them
+        (the precursor and press lists read the same text)."""
+        found = self._long.scores(text, grams)
         for term in self._short.findall(text.lower()):
             found[self._short_names[term]] = 1.0
         return found

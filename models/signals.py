@@ -18,7 +18,7 @@ from typing import Any
 
 from prescreen.models.lexicon import Lexicon
 from prescreen.models.nomenclature import ChapterFit, HtsTable
-from prescreen.models.text import stems
+from prescreen.models.text import stems, trigrams
 
 INVALID_CHAPTERS = ("00", "77", "98", "99")
 # A chapter 28/29/38 line whose description names a rare word of the line's own texts is explained
@@ -170,7 +170,8 @@ def measure_item(
     nomenclature = lexicon.nomenclature
     stemmed = stems(description)  # once: the fit, the own fit and the generic share all read them
     words = nomenclature.description_words(description, stemmed)
-    precursors = lexicon.precursors.scores(text)
+    grams = trigrams(text)  # once: the precursor and the press lists both read them
+    precursors = lexicon.precursors.scores(text, grams)
     for name in lexicon.cas_hits(text):
         precursors[name] = 1.0
     unit = number(item.get("unit_value"))
@@ -184,7 +185,7 @@ def measure_item(
         own_fit=nomenclature.own_fit(description, hts, words) if state == "valid" else 0.0,
         generic=generic_share(lexicon, description, stemmed) if description else 1.0,
         precursors=precursors,
-        presses=lexicon.presses.scores(text),
+        presses=lexicon.presses.scores(text, grams),
         precursor_line=lexicon.precursor_hs6.get(hts[:6], "") if state == "valid" else "",
         press_line=lexicon.press_hs6.get(hts[:6], "") if state == "valid" else "",
         chemical_chapter=chapter in lexicon.chemical_chapters,
