@@ -24,6 +24,10 @@ INVALID_CHAPTERS = ("00", "77", "98", "99")
 # A chapter 28/29/38 line whose description names a rare word of the line's own texts is explained
 # ('Citric acid' on 2918.14); below this own-fit it is not ('Food additive' on 2933.39).
 CHEMICAL_OWN_FIT = 0.55  # not goods chapters (98/99: US special provisions)
+# Compiled once: these run on every order line (re's own cache costs a lookup per call).
+_CODE_PUNCTUATION = re.compile(r"[.\s-]")
+_LETTER = re.compile(r"[a-z]")
+_ONE_CHARACTER = re.compile(r"(.)\1{2,}")
 
 
 def number(value: Any) -> float | None:
@@ -127,7 +131,7 @@ def order_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _digits(code: Any) -> str:
-    return re.sub(r"[.\s-]", "", str(code or ""))
+    return _CODE_PUNCTUATION.sub("", str(code or ""))
 
 
 def _code_state(lexicon: Lexicon, raw: str) -> str:
@@ -145,7 +149,7 @@ def generic_share(lexicon: Lexicon, description: str, stemmed: list[str] | None 
     'XXX', '1004'); otherwise the share of its content words that are generic (``stemmed``: the
     description's :func:`stems`, when the caller has them already)."""
     text = description.strip().lower()
-    if not re.search(r"[a-z]", text) or re.fullmatch(r"(.)\1{2,}", text.replace(" ", "")):
+    if not _LETTER.search(text) or _ONE_CHARACTER.fullmatch(text.replace(" ", "")):
         return 1.0
     words = stems(text) if stemmed is None else stemmed
     if " ".join(words) in lexicon.generic:

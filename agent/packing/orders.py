@@ -207,6 +207,13 @@ _ADDRESS = ("line1", "line2", "city", "region", "postal_code", "country")
 _CATEGORIES = {"sale", "gift", "sample", "return", "documents", "other"}
 _ID_TYPES = {"ein", "ssn", "cbp_assigned", "eori", "tax_id", "other"}
 _PGA_FLAGS = ("CPSC", "DEA", "FDA", "USDA", "EPA", "FCC", "NHTSA", "ATF", "FWS")
+# Compiled once: every verdict record projects its order (re's own cache costs a lookup per call).
+_SPACE = re.compile(r"\s")
+_NOT_DIGIT = re.compile(r"\D")
+_CHAPTER99 = re.compile(r"99\d{6}(\d{2})?")
+_EORI = re.compile(r"[A-Z]{2}[A-Z0-9]{1,15}")
+_MID = re.compile(r"[A-Z0-9]{2,15}")
+_IOSS = re.compile(r"IM\d{10}")
 
 
 def _text(value: object) -> str | None:
@@ -223,11 +230,11 @@ def _num(value: object) -> float | None:
     return None
 
 
-def _matching(value: object, pattern: str) -> str | None:
+def _matching(value: object, pattern: re.Pattern[str]) -> str | None:
     """``value`` as text when it matches ``pattern`` (upper-cased, spaces removed), else None: a
     malformed id becomes null, which the findings and the exports then report as missing."""
-    text = re.sub(r"\s", "", str(value)).upper() if isinstance(value, (str, int)) else ""
-    return text if re.fullmatch(pattern, text) else None
+    text = _SPACE.sub("", str(value)).upper() if isinstance(value, (str, int)) else ""
+    return text if pattern.fullmatch(text) else None
 
 
 def _address(value: object) -> dict[str, Any] | None:
@@ -245,7 +252,7 @@ def _party(value: object) -> dict[str, Any] | None:
     if value.get("id_type") is not None:
         party["id_type"] = value["id_type"] if value["id_type"] in _ID_TYPES else "other"
     if value.get("eori") is not None:
-        party["eori"] = _matching(value["eori"], r"[A-Z]{2}[A-Z0-9]{1,15}")
+        party["eori"] = _matching(value["eori"], _EORI)
     return party
 
 
@@ -254,7 +261,7 @@ def _manufacturer(value: object) -> dict[str, Any] | None:
     one from the name and address otherwise, see :func:`prescreen.risk.entry.complete_order`)."""
     if not isinstance(value, dict):
         return None
-    declared = _matching(value.get("mid"), r"[A-Z0-9]{2,15}")
+    declared = _matching(value.get("mid"), _MID)
     keep = declared is not None and value.get("mid_source") in (None, "declared")
     return {
         "name": _text(value.get("name")),
@@ -273,8 +280,8 @@ def _item(item: dict[str, Any]) -> dict[str, Any]:
         if result[key] is not None and len(result[key]) > longest:
             result[key] = None
     chapter99 = item.get("chapter99")
-    numbers = [re.sub(r"\D", "", str(n)) for n in chapter99] if isinstance(chapter99, list) else []
-    result["chapter99"] = [n for n in numbers if re.fullmatch(r"99\d{6}(\d{2})?", n)][:20]
+    numbers = [_NOT_DIGIT.sub("", str(n)) for n in chapter99] if isinstance(chapter99, list) else []
+    result["chapter99"] = [n for n in numbers if _CHAPTER99.fullmatch(n)][:20]
     flags = item.get("pga_flags")
     result["pga_flags"] = [f for f in _PGA_FLAGS if isinstance(flags, list) and f in flags]
     result["manufacturer"] = _manufacturer(item.get("manufacturer"))
@@ -300,6 +307,6 @@ def to_record(order: Order) -> Order:
         result[role] = _party(order.get(role))
     gift = order.get("gift")
     result["gift"] = gift if isinstance(gift, bool) else (category == "gift" if category else None)
-    result["ioss_number"] = _matching(order.get("ioss_number"), r"IM\d{10}")
+    result["ioss_number"] = _matching(order.get("ioss_number"), _IOSS)
     result["items"] = [_item(i) for i in items if isinstance(i, dict)]
     return result

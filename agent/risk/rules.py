@@ -32,6 +32,7 @@ PRECURSOR_SIMILARITY = 0.8  # trigram containment: one wrong letter in a long na
 PRESS_SIMILARITY = 0.85
 FORMAL_ENTRY_USD = 2500  # 19 CFR 143.21: informal entry limit
 GIFT_LIMIT_USD = 100  # 19 U.S.C. 1321(a)(2)(B): bona fide gifts
+_LETTER = re.compile(r"[A-Za-z]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,4 +364,4 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def _meaningful(value: object) -> bool:
-    return isinstance(value, str) and len(value.strip()) >= 2 and bool(re.search(r"[A-Za-z]", value))
+    return isinstance(value, str) and len(value.strip()) >= 2 and bool(_LETTER.search(value))
