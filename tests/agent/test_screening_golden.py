@@ -4,10 +4,10 @@
 Each parcel's screening (``Screening.as_json`` in canonical JSON) and its verdict members as the
 replay's workers serialise them are hashed; the file holds the first 16 hex digits per parcel, so
 a failure names the first parcel that changed. The parcels: the bench's 500 (``make bench``'s
-``_facts``), and 450 others with weights against their declarations, no weight, a hold-list entry,
-a missing order, parcels in a master carton, a split shipment, and the demo's entry settings
-(a postal account, EUR/CAD/CNY rates) and review lines so low that the model raises some: every
-rule, the filer findings and the model's findings run.
+``_facts``), and 450 others, some of several order lines, with weights against their declarations,
+no weight, a hold-list entry, a missing order, parcels in a master carton, a split shipment, and
+the demo's entry settings (a postal account, EUR/CAD/CNY rates) and review lines so low that the
+model raises some: every rule, the filer findings and the model's findings run.
 
 When screening is meant to change (a new rule, a new model, other generated samples), write the
 file again and say why in the commit: ``.venv/bin/python tests/agent/test_screening_golden.py``.
@@ -51,7 +51,12 @@ def _varied() -> list[ParcelFacts]:
     orders, _ = generate(450, seed=11)
     carton = CartonFacts("C1", frozenset({"A", "B"}), ("A", "B", "X"), Decimal("2.5"), 0.3)
     facts = []
-    for i, order in enumerate(o for o in orders if "tracking_number" in o):
+    parcels = [o for o in orders if "tracking_number" in o]
+    for i, generated in enumerate(parcels):
+        order = generated
+        if i % 10 == 5:  # an order of several lines: its own and the next two parcels'
+            more = [item for o in parcels[i + 1 : i + 3] for item in o.get("items", [])]
+            order = {**generated, "items": generated.get("items", []) + more}
         declared = Decimal(str(order.get("declared_weight_kg") or "0.75"))
         weight = (declared, declared, declared * Decimal("1.04"), declared * 4 + 1, None)[i % 5]
         each = ParcelFacts(barcode=decode(order["tracking_number"]), weight_kg=weight, order=order)
