@@ -130,14 +130,17 @@ class Nomenclature:
         distinct = set(self.description_words(description) if words is None else words)
         if not distinct:
             return ChapterFit(0.0, 0.0, "", 0.0)
-        known = [w for w in distinct if w in self._weight]
-        total = sum(self._weight[w] for w in known)
+        weight = self._weight
+        known = [w for w in distinct if w in weight]
+        total = sum([weight[w] for w in known])
         if not total:
             return ChapterFit(0.0, 0.0, "", 0.0)
         per_chapter: dict[str, float] = {}
+        add = per_chapter.get  # the inner loop runs for every chapter of every word: names bound once
         for word in known:
+            word_weight = weight[word]
             for each in self._chapters_of[word]:
-                per_chapter[each] = per_chapter.get(each, 0.0) + self._weight[word]
+                per_chapter[each] = add(each, 0.0) + word_weight
         declared = per_chapter.pop(chapter, 0.0) / total
         best_chapter = max(per_chapter, key=per_chapter.__getitem__, default="")
         best_other = per_chapter.get(best_chapter, 0.0) / total
