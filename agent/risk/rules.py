@@ -93,6 +93,9 @@ class Rules:
         self.ref = reference
         self.lexicon = lexicon
         self.config = config
+        # The weight tolerances as _weight_off reads them, made once (the config is frozen).
+        self._tolerance_kg = Decimal(config.weight_tolerance_g) / 1000
+        self._tolerance_share = Decimal(str(config.weight_tolerance_pct))
         self.rules: tuple[Rule, ...] = (
             self.identity,
             self.weight_present,
@@ -251,21 +254,18 @@ class Rules:
 
     # --- consistency --------------------------------------------------------------------
 
-    def _weight_off(self, measured: Decimal, declared: Decimal | float) -> bool:
-        delta = abs(measured - Decimal(str(declared)))
-        limit = max(
-            Decimal(self.config.weight_tolerance_g) / 1000,
-            Decimal(str(declared)) * Decimal(str(self.config.weight_tolerance_pct)) / 100,
-        )
-        return delta > limit
+    def _weight_off(self, measured: Decimal, declared: Decimal) -> bool:
+        delta = abs(measured - declared)
+        return delta > max(self._tolerance_kg, declared * self._tolerance_share / 100)
 
     def declared_weight(self, facts: ParcelFacts, signals: ParcelSignals) -> Iterator[Finding]:
         order = facts.order
         declared = None if order is None else order.get("declared_weight_kg")
         if facts.weight_kg is None or not isinstance(declared, (int, float)) or isinstance(declared, bool):
             return
-        if self._weight_off(facts.weight_kg, declared):
-            severity: Severity = "hold" if facts.weight_kg > Decimal(str(declared)) * 3 else "review"
+        declared_kg = Decimal(str(declared))
+        if self._weight_off(facts.weight_kg, declared_kg):
+            severity: Severity = "hold" if facts.weight_kg > declared_kg * 3 else "review"
             yield C.WEIGHT_MISMATCH.found(
                 f"Declared {declared:.2f} kg, scale says {facts.weight_kg:.2f} kg.",
                 severity=severity,
