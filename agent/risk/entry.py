@@ -76,6 +76,10 @@ def _name_words(name: str) -> tuple[str, ...]:
     return tuple(w for w, _ in words if w not in _SKIPPED_WORDS)
 
 
+_MID_FIELDS = ("country", "region", "city", "line1", "line2")  # what mid reads of an address
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
 def mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None) -> str | None:
     """The manufacturer identification code CBP constructs from a name and address, or None when
     the name, the city or the country is missing.
@@ -83,7 +87,24 @@ def mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None)
     19 CFR Part 102 Appendix: ISO country of origin (Canada: the province code); the first three
     characters of each of the first two words of the name; the first four digits of the largest
     number on the street address line; the first three letters of the city; at most 15 characters.
+
+    Each parcel asks twice per line (the filer findings, then its record) and a site ships from few
+    manufacturers: the code of text fields is kept (4,096 of them); other values are not.
     """
+    if type(address) is dict or address is None:
+        get = (address or {}).get
+        parts = (name, origin, *(get(k) for k in _MID_FIELDS))
+        if _TEXT_OR_NONE.issuperset(map(type, parts)):
+            return _mid_of_text(*parts)
+    return _mid(name, address, origin)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mid_of_text(name: str | None, origin: str | None, *address: str | None) -> str | None:
+    return _mid(name, dict(zip(_MID_FIELDS, address, strict=True)), origin)
+
+
+def _mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None) -> str | None:
     address = address or {}
     country = str(origin or address.get("country") or "").upper()  # order data may be any JSON
     if country == "CA":

@@ -93,6 +93,35 @@ def test_mid_for_canada_uses_the_province_code_and_refuses_what_cannot_be_built(
     assert mid("Acme Ltd", {"line1": "1 Rd"}, "CN") is None  # no city
 
 
+def test_a_kept_mid_is_the_mid_of_the_same_fields_read_again() -> None:
+    """Codes of text fields are kept (each parcel asks twice); a read-only mapping or a field that
+    is not text takes the path that keeps nothing: both give one code for one manufacturer."""
+    from types import MappingProxyType
+
+    from prescreen.sim.samples import generate
+
+    orders, _ = generate(300, seed=23)
+    asked = [
+        (maker.get("name"), maker.get("address"), item.get("origin_country"))
+        for order in orders
+        for item in order.get("items", [])
+        if isinstance(maker := item.get("manufacturer"), dict)
+    ]
+    asked += [
+        ("Maple Goods Inc", {"line1": "77 King St", "city": "Toronto", "region": "ON", "zip": 1}, "CA"),
+        ("ACME Ltd", {"city": "Lyon", "line1": "12 Rue", "line2": "Bat 300", "country": "FR"}, None),
+        ("Acme Ltd", {"city": 5, "country": "US", "line1": "12 Main"}, None),
+        ("Acme Ltd", {"city": True, "line1": "12 Main"}, "US"),
+        (None, None, "US"),
+    ]
+    assert len(asked) > 250
+    for name, address, origin in asked:
+        once = mid(name, address, origin)
+        assert mid(name, address, origin) == once
+        read_only = None if address is None else MappingProxyType(dict(address))
+        assert mid(name, read_only, origin) == once, (name, address, origin)
+
+
 def test_hs6_reads_digits_not_characters() -> None:
     assert hs6("8518.30.2000") == "851830"
     assert hs6("8518302000") == "851830"
