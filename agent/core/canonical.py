@@ -66,7 +66,9 @@ def _plain(value: Any, depth: int) -> bool:
                 return False
         return True
     if kind is float:
-        return value == 0.0 or 1e-4 <= abs(value) < 1e16
+        number: float = value
+        return number == 0.0 or 1e-4 <= abs(number) < 1e16
     if kind is int:
-        return -_INT_LIMIT < value < _INT_LIMIT
+        whole: int = value
+        return -_INT_LIMIT < whole < _INT_LIMIT
     return kind in _LEAVES
