@@ -40,6 +40,7 @@ CHUNK = 200  # parcels a worker screens per task: pickling overhead amortised, m
 T = TypeVar("T")
 R = TypeVar("R")
 
+_CHECKPOINTER = "checkpoint-"  # the name of a Checkpointer's thread (prescreen.core.db)
 _OWN = ("seq", "record_id", "created_at")  # the envelope's members that differ between records
 _worker: dict[str, Screener] = {}  # each worker's own screener, made once by the pool's initializer
 
@@ -89,10 +90,20 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _fork_safe() -> bool:
+    """Whether workers may be forked: no thread but this one runs, or only WAL checkpointers
+    (:class:`prescreen.core.db.Checkpointer`, one per open outbox: a replay's own outbox has one).
+    A checkpointer holds nothing a worker uses (it runs SQLite checkpoints on its own connection,
+    and workers never use SQLite), so a copy of it held mid-checkpoint cannot block a worker."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    return os.name == "posix" and all(t.name.startswith(_CHECKPOINTER) for t in others)
+
+
 def _pool(workers: int, make_screener: Callable[[], Screener]) -> ProcessPoolExecutor:
-    """Forked workers when this process runs no other thread (no interpreter start, modules already
-    imported); spawned ones otherwise (forking a threaded process can copy a held lock)."""
-    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    """Forked workers when :func:`_fork_safe` (no interpreter start, modules and the screening
+    tables already loaded); spawned ones otherwise (forking a threaded process can copy a held
+    lock): each then starts an interpreter and loads the tables, ~0.6 s of CPU before a parcel."""
+    method = "fork" if _fork_safe() else "spawn"
     context = multiprocessing.get_context(method)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(make_screener,))
 

@@ -93,3 +93,26 @@ def test_screen_lines_in_workers_answer_in_input_order(monkeypatch: pytest.Monke
     assert [r["line"] for r in here] == [n for n in range(1, 161) if n != 61]
     assert "error" in here[7]
     assert "error" in here[110]  # line 112
+
+
+def test_workers_fork_beside_an_outbox_checkpointer_but_not_beside_other_threads(tmp_path: Path) -> None:
+    """An open outbox runs a WAL checkpointer thread: the replay's workers are still forked (a
+    spawned worker starts an interpreter and loads the tables, ~0.6 s of CPU before its first
+    parcel); any other thread makes them spawned, as before."""
+    import threading
+
+    outbox = Outbox(tmp_path / "outbox.db")
+    try:
+        assert any(t.name.startswith(replay_module._CHECKPOINTER) for t in threading.enumerate())
+        assert replay_module._fork_safe()
+        stop = threading.Event()
+        other = threading.Thread(target=stop.wait, name="uplink")
+        other.start()
+        try:
+            assert not replay_module._fork_safe()
+        finally:
+            stop.set()
+            other.join()
+        assert replay_module._fork_safe()
+    finally:
+        outbox.close()
