@@ -104,12 +104,15 @@ def _mid_of_text(name: str | None, origin: str | None, *address: str | None) -> 
     return _mid(name, dict(zip(_MID_FIELDS, address, strict=True)), origin)
 
 
-def _mid(name: str | None, address: Mapping[str, Any] | None, origin: str | None) -> str | None:
-    address = address or {}
-    country = str(origin or address.get("country") or "").upper()  # order data may be any JSON
+def _mid(name: Any, address: Any, origin: Any) -> str | None:
+    # Order data may be any JSON: an address that is not an object and a name that is not text
+    # build no code (the finding says the MID is missing), they never stop the screening.
+    address = address if isinstance(address, Mapping) else {}
+    name = name if isinstance(name, str) else ""
+    country = str(origin or address.get("country") or "").upper()
     if country == "CA":
         country = CANADA_PROVINCES.get(str(address.get("region") or "").upper(), "")
-    words = _name_words(name or "")
+    words = _name_words(name)
     city = _NOT_LETTER.sub("", str(address.get("city") or "").upper())[:3]
     if not _COUNTRY.fullmatch(country) or not words or not city:
         return None

@@ -93,6 +93,15 @@ def test_mid_for_canada_uses_the_province_code_and_refuses_what_cannot_be_built(
     assert mid("Acme Ltd", {"line1": "1 Rd"}, "CN") is None  # no city
 
 
+def test_mid_of_order_data_that_is_not_an_address_or_a_name_is_none() -> None:
+    """Order data is any JSON: a list, a number or text where an address or a name belongs
+    builds no code, and never raises (a raise became an internal-error verdict)."""
+    for address in (["1 Rd", "Shenzhen"], "1 Rd, Shenzhen", 42, [{"city": "Shenzhen"}]):
+        assert mid("Acme Ltd", address, "CN") is None  # type: ignore[arg-type]
+    assert mid(["Acme", "Ltd"], {"line1": "1 Rd", "city": "Shenzhen"}, "CN") is None  # type: ignore[arg-type]
+    assert mid(7, {"line1": "1 Rd", "city": "Shenzhen"}, "CN") is None  # type: ignore[arg-type]
+
+
 def test_a_kept_mid_is_the_mid_of_the_same_fields_read_again() -> None:
     """Codes of text fields are kept (each parcel asks twice); a read-only mapping or a field that
     is not text takes the path that keeps nothing: both give one code for one manufacturer."""
