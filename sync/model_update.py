@@ -12,8 +12,6 @@ the configured one if it no longer loads.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -24,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prescreen.core.errors import SyncError
 from prescreen.core.records import dumps, epoch_s
-from prescreen.core.signing import verify_detached
+from prescreen.core.signing import public_key, verify_detached
 from prescreen.sync.topics import addressed_to
 
 log = logging.getLogger("prescreen.downlink")
@@ -63,8 +60,8 @@ def verify_manifest(
     if not isinstance(manifest, dict):
         raise UpdateError("a model message needs a manifest object")
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(update_key, validate=True))
-    except (ValueError, binascii.Error):
+        public = public_key(update_key)
+    except ValueError:
         raise UpdateError("[sync] update_key is not an Ed25519 public key in base64") from None
     if not verify_detached(public, dumps(manifest).encode(), str(message.get("manifest_signature"))):
         raise UpdateError("manifest signature is not valid for the configured update key")

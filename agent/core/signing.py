@@ -6,6 +6,11 @@ leaves the box); IT copies its public half into the receiver's trust store with
 ``prescreen key show``. The signature covers the record's canonical JSON (key-sorted, compact,
 UTF-8) without the ``signature`` field, so both sides compute the same bytes with
 :func:`prescreen.core.records.dumps`.
+
+Ed25519 is PyNaCl's (libsodium): the agent's import of pyca/cryptography cost 9–11 MB of resident
+memory (its Rust extension) for two operations, where libsodium costs under 2 MB and signs and
+verifies faster. Key files stay what cryptography and OpenSSL write (PKCS#8, RFC 8410), so keys
+made before keep working, and Ed25519 is deterministic: the same key signs the same bytes alike.
 """
 
 from __future__ import annotations
@@ -16,26 +21,60 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey, VerifyKey
 from prescreen.core.errors import ConfigError
 from prescreen.core.files import tighten
 from prescreen.core.records import Record, dumps, join_members, member_texts
 
 log = logging.getLogger("prescreen.signing")
 ALGORITHM = "Ed25519"
+# RFC 8410 section 7: the DER of a PKCS#8 OneAsymmetricKey (version 0, id-Ed25519) up to its
+# 32-byte seed. Fixed for every Ed25519 key; cryptography and `openssl genpkey` write exactly it.
+_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+_PEM = re.compile(rb"-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]*)-----END PRIVATE KEY-----")
 
 
-def key_id_of(public: Ed25519PublicKey) -> str:
+def key_id_of(public: VerifyKey) -> str:
     """A short, stable name for a public key: the first 16 hex digits of its SHA-256."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(bytes(public)).hexdigest()[:16]
+
+
+def public_key(text: str) -> VerifyKey:
+    """The Ed25519 public key of its base64 (as trust stores and ``[sync]`` keys list them).
+
+    Raises:
+        ValueError: not base64 (``binascii.Error``) or not 32 bytes.
+    """
+    return VerifyKey(base64.b64decode(text, validate=True))
+
+
+def private_key_pem(private: SigningKey) -> bytes:
+    """``private`` as an unencrypted PKCS#8 PEM file, byte for byte what cryptography wrote."""
+    body = base64.b64encode(_PKCS8_PREFIX + bytes(private)).decode("ascii")
+    return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n".encode("ascii")
+
+
+def private_key_of_pem(data: bytes) -> SigningKey:
+    """The Ed25519 key of a PKCS#8 PEM file (one written by :func:`private_key_pem`, cryptography
+    or OpenSSL).
+
+    Raises:
+        ValueError: no unencrypted ``PRIVATE KEY`` block, bad base64, or not an Ed25519 key.
+    """
+    found = _PEM.search(data)
+    if found is None:
+        raise ValueError("no unencrypted PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----)")
+    der = base64.b64decode(b"".join(found.group(1).split()), validate=True)
+    if len(der) != len(_PKCS8_PREFIX) + 32 or not der.startswith(_PKCS8_PREFIX):
+        raise ValueError("the key is not an Ed25519 key (PKCS#8, RFC 8410)")
+    return SigningKey(der[len(_PKCS8_PREFIX) :])
 
 
 def signed_bytes(record: Record) -> bytes:
@@ -46,11 +85,16 @@ def signed_bytes(record: Record) -> bytes:
 class DeviceKey:
     """The station's private signing key, loaded from (or created at) one file."""
 
-    def __init__(self, private: Ed25519PrivateKey, path: Path | None = None) -> None:
+    def __init__(self, private: SigningKey, path: Path | None = None) -> None:
         self._private = private
-        self.public = private.public_key()
+        self.public = private.verify_key
         self.key_id = key_id_of(self.public)
         self.path = path
+
+    @classmethod
+    def generate(cls) -> DeviceKey:
+        """A new key held in memory only (customs' and receivers' tools and the tests)."""
+        return cls(SigningKey.generate())
 
     @classmethod
     def load_or_create(cls, path: str | Path) -> DeviceKey:
@@ -69,20 +113,16 @@ class DeviceKey:
             pass
         try:
             tighten(path)
-            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError, TypeError) as exc:
+            private = private_key_of_pem(path.read_bytes())
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot load the device signing key: {exc}") from exc
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ConfigError(f"{path}: the device signing key is not an Ed25519 key")
         return cls(private, path)
 
     @classmethod
     def _create(cls, path: Path) -> DeviceKey:
         path.parent.mkdir(parents=True, exist_ok=True)
-        private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        private = SigningKey.generate()
+        pem = private_key_pem(private)
         # O_EXCL: two processes starting at once cannot both create (and disagree on) the key;
         # the mode is set at creation, so the key is never readable by others, even briefly.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -96,11 +136,11 @@ class DeviceKey:
 
     def sign_bytes(self, data: bytes) -> str:
         """A base64 Ed25519 signature of ``data`` (a batch of already signed records)."""
-        return base64.b64encode(self._private.sign(data)).decode("ascii")
+        return base64.b64encode(self._private.sign(data).signature).decode("ascii")
 
     def sign(self, record: Record) -> Record:
         """``record`` with its ``signature`` field set."""
-        value = self._private.sign(signed_bytes(record))
+        value = self._private.sign(signed_bytes(record)).signature
         record["signature"] = {
             "alg": ALGORITHM,
             "key_id": self.key_id,
@@ -119,7 +159,7 @@ class DeviceKey:
         known = known or {}
         members = member_texts({k: v for k, v in record.items() if k != "signature" and k not in known})
         members.update(known)
-        value = self._private.sign(join_members(members).encode("utf-8"))
+        value = self._private.sign(join_members(members).encode("utf-8")).signature
         encoded = base64.b64encode(value).decode("ascii")
         signature = {"alg": ALGORITHM, "key_id": self.key_id, "value": encoded}
         record["signature"] = signature
@@ -129,8 +169,7 @@ class DeviceKey:
     @property
     def public_b64(self) -> str:
         """The public half in base64, as ``[sync] customs_keys`` and ``receiver_keys`` list it."""
-        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return base64.b64encode(raw).decode("ascii")
+        return base64.b64encode(bytes(self.public)).decode("ascii")
 
     def trust_entry(self, site_id: str, device_id: str) -> dict[str, str]:
         """What the receiver's trust store needs to accept this station's records."""
@@ -155,21 +194,21 @@ def _signing_key_id(document: dict[str, Any]) -> str:
     return str(signature.get("key_id")) if isinstance(signature, dict) else ""
 
 
-def verify_detached(public: Ed25519PublicKey, data: bytes, signature_b64: str) -> bool:
+def verify_detached(public: VerifyKey, data: bytes, signature_b64: str) -> bool:
     """True if ``signature_b64`` (base64 Ed25519) signs exactly ``data`` by ``public``.
 
     The one verifier: records, batches, acks, downlink messages and model manifests all end here,
     so a malformed signature (bad base64, wrong length) is a refusal everywhere, never a crash.
     """
     try:
-        public.verify(base64.b64decode(signature_b64, validate=True), data)
-    except (InvalidSignature, ValueError, binascii.Error):
+        public.verify(data, base64.b64decode(signature_b64, validate=True))
+    except (CryptoError, ValueError, binascii.Error):
         return False
     return True
 
 
 def verify_document(
-    document: dict[str, Any], public: Ed25519PublicKey | None, unknown: str
+    document: dict[str, Any], public: VerifyKey | None, unknown: str
 ) -> Rejection | None:
     """None if ``document``'s ``signature`` is valid by ``public`` (None: the key was not found,
     which ``unknown`` words for the log line)."""
@@ -191,11 +230,11 @@ class KeyRing:
     """
 
     def __init__(self, keys: Iterable[str]) -> None:
-        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._keys: dict[str, VerifyKey] = {}
         for text in keys:
             try:
-                public = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-            except (ValueError, binascii.Error) as exc:
+                public = public_key(text)
+            except ValueError as exc:
                 raise ConfigError(f"not an Ed25519 public key in base64: {text[:60]!r} ({exc})") from None
             self._keys[key_id_of(public)] = public
 
@@ -216,7 +255,7 @@ class KeyRing:
 class _Trusted:
     site_id: str
     device_id: str
-    public: Ed25519PublicKey
+    public: VerifyKey
 
 
 TRUST_FORMAT = '{"keys": [one `prescreen key show` entry per station]} (prescreen trust add builds it)'
@@ -228,8 +267,7 @@ class TrustStore:
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self._keys: dict[str, _Trusted] = {}
         for entry in entries:
-            raw = base64.b64decode(entry["public_key"], validate=True)
-            public = Ed25519PublicKey.from_public_bytes(raw)
+            public = public_key(entry["public_key"])
             if key_id_of(public) != entry["key_id"]:
                 raise ValueError(f"key_id {entry['key_id']} does not match its public key")
             self._keys[entry["key_id"]] = _Trusted(str(entry["site_id"]), str(entry["device_id"]), public)

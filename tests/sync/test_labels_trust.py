@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prescreen.core.signing import DeviceKey, KeyRing
 from prescreen.sync.customs import new_message, seal
 from prescreen.sync.labels import label_rows, labels_by_record, parcels
@@ -84,7 +83,7 @@ def _signed_outcome(key: DeviceKey, value: str, *, device: str = "d1", **names: 
 
 
 def test_with_customs_keys_only_outcomes_customs_signed_for_that_parcel_and_station_are_labels() -> None:
-    customs, other = DeviceKey(Ed25519PrivateKey.generate()), DeviceKey(Ed25519PrivateKey.generate())
+    customs, other = DeviceKey.generate(), DeviceKey.generate()
     keys = KeyRing([customs.public_b64])
     verdicts = [_verdict(f"r{n}", tracking=f"1Z{n}") for n in range(1, 8)]
     claimed = _signed_outcome(customs, "released", record_id="r5")
