@@ -1,7 +1,8 @@
 """What a scanned barcode means: symbology, carrier, tracking number, check digit, GS1 elements.
 
-GS1 element strings (AIs, FNC1-as-GS, SSCC/GTIN check digits, weights) are parsed by ``biip``, a
-maintained parser of the GS1 General Specifications, rather than a hand-kept AI table. Carrier
+GS1 element strings (AIs, FNC1-as-GS, SSCC/GTIN check digits, weights) are parsed as ``biip`` parses
+them, on biip's table of the GS1 General Specifications rather than a hand-kept one
+(:mod:`prescreen.drivers.gs1`). Carrier
 tracking-number rules follow jkeen/tracking_number_data (the source the tracking-number packages are
 generated from). A barcode that is unknown or fails its check is kept raw with a reason code, never
 dropped: the record then carries ``reason`` and the verdict asks for review.
@@ -13,6 +14,8 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from typing import Literal
+
+from prescreen.drivers import gs1
 
 Carrier = Literal["ups", "usps", "fedex", "dhl", "upu", "gs1", "unknown"]
 GS = "\x1d"
@@ -147,23 +150,6 @@ def _carrier_match(payload: str) -> tuple[Carrier, bool] | None:
     return None if first_failure is None else (first_failure, False)
 
 
-def _gs1_elements(payload: str) -> tuple[dict[str, str], str | None, bool]:
-    """Parse a GS1 element string; returns (AI→value, SSCC or None, every check passed)."""
-    import biip  # lazily: its GS1 tables cost ~16 MB, and most scans are carrier labels
-
-    try:
-        result = biip.parse("]C1" + payload)
-    except biip.ParseError:
-        return {}, None, False
-    message = result.gs1_message
-    if message is None:
-        return {}, None, False
-    elements = {e.ai.ai: e.value for e in message.element_strings}
-    checks_ok = all(e.sscc_error is None and e.gtin_error is None for e in message.element_strings)
-    sscc = elements.get("00")
-    return elements, sscc, checks_ok
-
-
 def decode(raw: str) -> Barcode:
     """Decode one scan (AIM prefix and GS separators allowed) into a :class:`Barcode`."""
     aim, payload = split_aim(raw.strip("\r\n\t"))
@@ -200,7 +186,7 @@ def decode(raw: str) -> Barcode:
                 raw, symbology, carrier, compact, ok, {}, reason=None if ok else "CHECK_DIGIT_FAILED"
             )
     if aim in _GS1_AIM or (payload[:2] == "00" and len(payload) >= 20):
-        elements, sscc, ok = _gs1_elements(payload)
+        elements, sscc, ok = gs1.parse(payload)
         if elements:
             return Barcode(
                 raw,
