@@ -350,3 +350,28 @@ def test_a_notify_socket_nobody_reads_never_blocks_the_agent(
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("sd_notify failed") for m in messages) == 1
     assert messages[-1] == "sd_notify works again"
+
+
+def test_prescreen_run_limits_malloc_before_it_loads_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One arena and a fixed mmap threshold are set by the process itself (glibc), so systemd, the
+    bench and a shell run the agent with the same allocator settings."""
+    import platform
+
+    from prescreen.commands import station
+    from prescreen.commands.main import main
+    from prescreen.packing import service
+
+    code = "from prescreen.packing.service import limit_malloc; print(limit_malloc())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == str(platform.libc_ver()[0] == "glibc")
+    calls: list[str] = []
+    monkeypatch.setattr(station, "stop_on_signal", threading.Event)  # no handlers in the test process
+    monkeypatch.setattr(service, "limit_malloc", lambda: calls.append("limit_malloc") or True)
+    monkeypatch.setattr(cfg, "load_station", lambda path: calls.append("config") or sys.exit(3))
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(tmp_path / "agent.toml")])
+    assert calls == ["limit_malloc", "config"]

@@ -29,6 +29,9 @@ from prescreen.ops.config import DEFAULT_PATH
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a packing station from a config file until SIGTERM/SIGINT (systemd Type=notify)."""
+    from prescreen.packing.service import limit_malloc
+
+    limit_malloc()  # before the imports and threads below allocate
     from prescreen.ops import config, logs
     from prescreen.packing.app import Agent
     from prescreen.packing.service import supervise

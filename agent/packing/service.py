@@ -11,6 +11,7 @@ in STATUS, ``/healthz`` and ``prescreen status``) and the watchdog keeps being p
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -20,6 +21,27 @@ from prescreen.packing.sdnotify import notify, watchdog_interval_s
 
 log = logging.getLogger("prescreen.service")
 MAX_STATUS_INTERVAL_S = 2.0
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default starting value, kept fixed
+
+
+def limit_malloc() -> bool:
+    """One malloc arena and a fixed 128 KiB mmap threshold, set in the process before its threads
+    start (so systemd, the bench and a shell run the agent alike); False where the C library has
+    no such settings (not glibc): nothing changed.
+
+    Why: with glibc's defaults the bench's agent kept 2-4 MB more resident at its screening peak
+    and while draining a backlog. A thread that allocates outside the GIL (SQLite, zlib, sockets)
+    gets an arena of its own, and the mmap threshold climbs to the largest block freed, so batch
+    sized buffers (hundreds of KB) then come from the heap and stay resident after they are freed.
+    The agent allocates mostly under the GIL: one arena cost no CPU measurable here (drain of
+    100,000 records, 22-28 µs of the agent's CPU a record either way).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, 1)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 class Supervised(Protocol):
