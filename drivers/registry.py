@@ -13,7 +13,7 @@ import functools
 import importlib
 import pkgutil
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prescreen.core.errors import UnsupportedDevice
 from prescreen.drivers import scales
@@ -23,7 +23,9 @@ from prescreen.drivers.scales.settle import Settler
 from prescreen.drivers.scanners.base import ScannerBase
 from prescreen.drivers.scanners.line import TERMINATORS, LineScanner
 from prescreen.drivers.scanners.ssi import SsiScanner
-from prescreen.drivers.sim import PtyDevice, ScaleSimulator, ScannerSimulator, SsiScannerSimulator
+
+if TYPE_CHECKING:  # the simulators (and pty, tty) are imported only for a sim:// URL
+    from prescreen.drivers.sim import PtyDevice, ScaleSimulator
 
 SIM_SCHEME = "sim://"
 
@@ -73,6 +75,8 @@ def open_scale(
         if protocol is not None and protocol != name:
             raise UnsupportedDevice(f"{url}: simulator speaks {name}, config says {protocol}")
         protocol = name
+        from prescreen.drivers.sim import ScaleSimulator
+
         simulator = ScaleSimulator(scale_protocol(name))
         url = simulator.stable_port()
     if protocol is None:
@@ -112,6 +116,8 @@ def open_scanner(
         if name not in _SCANNER_SIMS:
             raise UnsupportedDevice(f"{url}: scanner simulators are sim://scanner and sim://ssi")
         protocol = _SCANNER_SIMS[name]
+        from prescreen.drivers.sim import ScannerSimulator, SsiScannerSimulator
+
         if protocol == "line":
             simulator = ScannerSimulator(suffix=TERMINATORS.get(suffix, (b"\r",))[0])
         else:

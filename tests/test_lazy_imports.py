@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,37 @@ def test_options_read_lazily_still_refuse_a_wrong_value(
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err
     assert listed in err
+
+
+# What ``prescreen run`` never uses (issue 20, resident memory): the other audiences' commands and
+# what their option defaults import, the device simulators (only for sim:// URLs), biip (its
+# company-prefix trie; its AI table is read as data) and cryptography (Ed25519 is PyNaCl's).
+NOT_FOR_RUN = (
+    "prescreen.commands.compliance",
+    "prescreen.commands.customs",
+    "prescreen.commands.records",
+    "prescreen.commands.screening",
+    "prescreen.commands.sim",
+    "prescreen.commands.ops",
+    "prescreen.sync.shadow",
+    "prescreen.sync.labels",
+    "prescreen.drivers.sim",
+    "prescreen.sim",
+    "biip",
+    "cryptography",
+)
+
+
+def test_the_agent_imports_nothing_it_does_not_run(tmp_path: Path) -> None:
+    """``prescreen run`` up to reading its config (which is missing here, so it stops there)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "prescreen", "run", "--config", str(tmp_path / "no.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    modules = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "prescreen.packing.app" in modules  # the agent's own imports really ran
+    assert [m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_FOR_RUN)] == []

@@ -9,13 +9,11 @@ library never prints or exits).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from prescreen.commands.compliance import add_compliance_commands
-from prescreen.commands.customs import add_customs_commands
 from prescreen.commands.helpers import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -25,27 +23,34 @@ from prescreen.commands.helpers import (
     error,
     setup_logging,
 )
-from prescreen.commands.ops import add_ops_commands
-from prescreen.commands.records import add_records_commands
-from prescreen.commands.screening import add_screening_commands
-from prescreen.commands.sim import add_sim_commands
-from prescreen.commands.station import add_station_commands
 from prescreen.core.errors import PrescreenError
 
-# In the order ``prescreen --help`` lists them: the station's people first, customs after.
-AUDIENCES: tuple[Callable[[Any], None], ...] = (
-    add_station_commands,
-    add_sim_commands,
-    add_compliance_commands,
-    add_screening_commands,
-    add_customs_commands,
-    add_records_commands,
-    add_ops_commands,
+# In the order ``prescreen --help`` lists them: the station's people first, customs after. Each is
+# (module, function) imported when the parser is built: ``prescreen run`` builds the station's
+# commands only, and the agent then never imports the other commands' modules (nor what their
+# option defaults import: the shadow report, the labels).
+AUDIENCES: tuple[tuple[str, str], ...] = (
+    ("station", "add_station_commands"),
+    ("sim", "add_sim_commands"),
+    ("compliance", "add_compliance_commands"),
+    ("screening", "add_screening_commands"),
+    ("customs", "add_customs_commands"),
+    ("records", "add_records_commands"),
+    ("ops", "add_ops_commands"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed so tests can check every command has help)."""
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (after the global options), or None."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--log-level")
+    first.add_argument("command", nargs="?")
+    return first.parse_known_args(argv)[0].command
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser (exposed so tests can check every command has help); with ``command``,
+    the audiences up to the one that has it (all of them if none has)."""
     parser = Parser(
         prog="prescreen",
         description=__doc__.splitlines()[0],
@@ -58,15 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="least severe log line written to stderr (default info)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_commands in AUDIENCES:
-        add_commands(sub)
+    for module, function in AUDIENCES:
+        getattr(importlib.import_module(f"prescreen.commands.{module}"), function)(sub)
+        if command is not None and command in sub.choices:
+            break
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prescreen`` console script."""
-    parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):
+    args_given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(args_given))
+    if not args_given:
         parser.print_help(sys.stderr)  # no command: show the commands, not just "required: COMMAND"
         return EXIT_USAGE
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prescreen.core.errors import ConfigError, ModelError, SyncError
 from prescreen.core.signing import DeviceKey
@@ -35,7 +35,6 @@ from prescreen.packing.station import Station
 from prescreen.risk import model_monitor
 from prescreen.risk.entry import EntrySettings
 from prescreen.risk.screening import RiskModel, Screener
-from prescreen.sim.simbench import SimBench, Step, load_script, script_of
 from prescreen.sync.topics import health_topic
 from prescreen.sync.uplink import Uplink
 from prescreen.trade.compliance import ComplianceApi
@@ -50,6 +49,9 @@ from prescreen.web.server import (
     load_or_create_token,
 )
 from prometheus_client import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:  # the simulated devices' controls: imported only when a device is simulated
+    from prescreen.sim.simbench import SimBench, Step
 
 log = logging.getLogger("prescreen.agent")
 HEARTBEAT_STALE_S = 5.0
@@ -248,6 +250,8 @@ class Agent:
         bad script stops the start like any bad config."""
         if self.scanner.simulator is None and self.scale.simulator is None:
             return None
+        from prescreen.sim.simbench import SimBench, load_script, script_of
+
         bench = SimBench(self.scanner.simulator, self.scale.simulator)
         self.station.listeners.append(bench.on_event)
         for url in (self.config.scanner.url, self.config.scale.url):
