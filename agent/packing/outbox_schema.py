@@ -26,10 +26,21 @@ class OutboxFile:
     conn: sqlite3.Connection
 
 
+CACHE_KIB = 512  # the outbox connection's SQLite page cache (negative cache_size: KiB)
+
+
 def open_durable(path: str | Path, *, autocheckpoint: bool = True) -> OutboxFile:
     """Open a SQLite file in WAL mode with ``synchronous=FULL``: a commit survives power loss
-    (``autocheckpoint=False``: a :class:`prescreen.core.db.Checkpointer` looks after the WAL)."""
-    return OutboxFile(connect_durable(path, autocheckpoint=autocheckpoint))
+    (``autocheckpoint=False``: a :class:`prescreen.core.db.Checkpointer` looks after the WAL).
+
+    Its page cache is held to ``CACHE_KIB``: SQLite's default (2 MB per connection) filled up
+    while the agent drained a backlog, the rows passing once through it; the indexes' upper pages
+    fit in far less. Measured: a 100,000-record drain peaked 2 MB lower at the same CPU per record,
+    and a 3,000-parcel replay took the same CPU time.
+    """
+    conn = connect_durable(path, autocheckpoint=autocheckpoint)
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    return OutboxFile(conn)
 
 
 # Version 1 as sqlite-utils created it (the same statements, written out): importing sqlite-utils

@@ -25,6 +25,7 @@ def test_wal_full_sync_and_sequence_survive_reopen(tmp_path: Path) -> None:
     conn = outbox.db.conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -512  # KiB: not SQLite's 2 MB (issue 20)
     outbox.close()
     reopened = Outbox(path)
     assert add(reopened)["seq"] == 4
