@@ -403,6 +403,60 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+# What the agent's imports cost resident, in the order ``prescreen run`` makes them (its CLI, then
+# packing.app pulls in PyNaCl, OpenSSL, paho, msgspec and prometheus_client before its own modules,
+# then the model runtime): one fresh interpreter imports each step after the last, reports its RSS.
+_IMPORT_STEPS = """
+import json, sys
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+steps, last = {}, rss()
+def step(name, *modules):
+    global last
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:  # tflite-runtime up to Python 3.11, ai-edge-litert from 3.12
+            pass
+    steps[name], last = round(rss() - last, 1), rss()
+steps["interpreter"] = round(last, 1)
+step("cli", "prescreen.commands.main", "prescreen.commands.station")
+from prescreen.packing.service import limit_malloc
+limit_malloc()
+step("nacl", "nacl.signing")
+step("ssl", "ssl", "hashlib")  # OpenSSL: TLS to the broker (its first importer is http.server)
+for module in ("paho.mqtt.client", "msgspec", "prometheus_client"):
+    step(module.split(".")[0], module)
+step("prescreen", "prescreen.packing.app")
+step("numpy", "numpy")
+step("model runtime", "prescreen.models.runner", "tflite_runtime.interpreter", "ai_edge_litert.interpreter")
+print(json.dumps(steps))
+"""
+
+
+def _import_rss_mb(idle_mb: float) -> dict[str, float]:
+    """RSS added by each import step (:data:`_IMPORT_STEPS`), and what the running agent adds to
+    them by the time it idles (model and tables loaded, orders read, devices and threads open)."""
+    found = subprocess.run([sys.executable, "-c", _IMPORT_STEPS], capture_output=True, check=True, text=True)
+    steps: dict[str, float] = json.loads(found.stdout)
+    return {**steps, "running agent": round(idle_mb - sum(steps.values()), 1)}
+
+
+def _smaps_top_mb(pid: int, top: int = 10) -> dict[str, float]:
+    """The process's resident memory by mapping (a library's file name, [heap], [anon]…), largest
+    first: what the idle RSS is made of."""
+    sizes: dict[str, float] = {}
+    name = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        field, _, rest = line.partition(" ")
+        if not field.endswith(":"):  # a mapping's first line: address range, perms, …, path
+            path = rest.split(maxsplit=4)[4:]
+            name = (Path(path[0]).name if path[0].startswith("/") else path[0]) if path else "[anon]"
+        elif field == "Rss:":
+            sizes[name] = sizes.get(name, 0.0) + int(rest.split()[0]) / 1024
+    ranked = sorted(sizes.items(), key=lambda item: -item[1])
+    return {name: round(mb, 1) for name, mb in ranked[:top]}
+
+
 def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
     """Spawn ``prescreen run`` on pty devices: spawn → READY, then RSS while it screens parcels."""
     broker = LocalBroker.start()
@@ -417,6 +471,7 @@ def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
         startup = notify.wait_ready(30) - spawned
         time.sleep(1)  # idle: devices open, model loaded, nothing to screen or send
         idle = _rss_mb(process.pid)
+        idle_smaps = _smaps_top_mb(process.pid)
         rss = []
         outbox = workdir / "bench-agent.db"
         committed = 0
@@ -445,6 +500,8 @@ def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
         "startup_to_ready_s": round(startup, 3),
         "rss_mb": round(max(rss), 1),
         "rss_idle_mb": round(idle, 1),
+        "_import_rss_mb": _import_rss_mb(idle),
+        "_idle_smaps_mb": idle_smaps,
     }
 
 
