@@ -45,7 +45,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--log-level")
     first.add_argument("command", nargs="?")
-    return first.parse_known_args(argv)[0].command
+    command: str | None = first.parse_known_args(argv)[0].command
+    return command
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
