@@ -256,13 +256,14 @@ class Receiver:
     def _verified(self, batch: Batch, site: str, device: str) -> bool:
         """True if the batch signature by this station's key covers its records exactly as sent:
         one signature check stands for the whole batch, and each text is stored as signed."""
-        if self.trust is None or batch.signed is None:
+        if self.trust is None:
             return False
         if not isinstance(batch.key_id, str) or not isinstance(batch.signature, str):
             return False
-        if not batch.signed_texts:
+        message = batch.signed_message()
+        if message is None or not batch.signed_texts:
             return False
-        return self.trust.verify_batch(batch.key_id, site, device, batch.signed, batch.signature)
+        return self.trust.verify_batch(batch.key_id, site, device, message, batch.signature)
 
     def _ack(self, batch: _Checked) -> None:
         """Publish the ack of a committed batch (signed when the receiver has a key)."""

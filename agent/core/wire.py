@@ -1,10 +1,16 @@
 """The wire format between a station and the receivers, both ends in one place: batches of
 signed records going up, acks coming back.
 
-A batch is ``{"batch_id", "device_id", "key_id", "signature", "records": [...]}`` whose records
-are spliced in exactly as the station stored (and signed) them, and whose ``signature`` covers
-those records exactly as joined (``",".join(bodies)``), so a receiver checks a whole batch with
-one Ed25519 verification and stores each record's text as signed, without serialising it again.
+A batch is ``{"batch_id", "device_id", "key_id", "signature", "digest", "records": [...]}``
+whose records are spliced in exactly as the station stored (and signed) them, and whose
+``signature`` covers those records exactly as joined (``",".join(bodies)``), so a receiver checks
+a whole batch with one Ed25519 verification and stores each record's text as signed, without
+serialising it again. With ``"digest": "sha512"`` (what stations send) the Ed25519 signature is
+over the SHA-512 digest of the joined records: one hashlib pass over a batch's ~450 KB at each
+end instead of Ed25519's own two passes to sign and one to verify, each behind a copy of the
+whole message in PyNaCl (per record of a 500-record batch, CPU here: sign 3.9 -> 1.3 µs, verify
+3.8 -> 1.4). A batch without it (stations before this version) is checked over the joined
+records themselves.
 An ack is ``{"acked": [ids], "batch_id", "rejected": [{"record_id", "reason"}], "signature"}``,
 signed by the receiver's key over its canonical JSON without the signature.
 
@@ -18,6 +24,7 @@ by the standard library, so a record is refused by the schema with its id, never
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from dataclasses import dataclass
@@ -37,6 +44,7 @@ FAST_PATH_COMMAS = 2**20
 _RECORDS = b',"records":['
 _STDLIB = json.JSONDecoder()
 SIGNATURE_ALGORITHM = "Ed25519"
+BATCH_DIGEST = "sha512"  # a batch signature covers this digest of its joined records
 
 
 class BatchRefused(ValueError):
@@ -60,6 +68,7 @@ class _Message(msgspec.Struct):
     device_id: Any = None
     key_id: Any = None
     signature: Any = None
+    digest: Any = None
 
 
 _BATCH = msgspec.json.Decoder(_Message)
@@ -75,11 +84,18 @@ class Batch:
     signature: Any
     texts: list[bytes]  # each record exactly as sent
     signed: bytes | None  # the records as the station joined them (None: not laid out as a station does)
+    digest: Any = None  # BATCH_DIGEST: the signature covers the digest of ``signed``; None: ``signed``
 
     @property
     def signed_texts(self) -> bool:
         """True when the records are exactly the signed bytes, record by record (no gap, no extra)."""
         return self.signed is not None and b",".join(self.texts) == self.signed
+
+    def signed_message(self) -> bytes | None:
+        """What the batch signature is over (None: nothing it could cover, or an unknown digest)."""
+        if self.signed is None or self.digest not in (None, BATCH_DIGEST):
+            return None
+        return self.signed if self.digest is None else hashlib.sha512(self.signed).digest()
 
 
 def encode_batch(
@@ -87,12 +103,14 @@ def encode_batch(
 ) -> bytes:
     """A batch message; record bodies are spliced in as stored (no re-serialisation).
 
-    With a ``signer`` the batch carries one signature over the records exactly as spliced in.
+    With a ``signer`` the batch carries one signature over the digest of the records exactly as
+    spliced in.
     """
     joined = ",".join(bodies).encode("utf-8")
     head: dict[str, str] = {"batch_id": batch_id, "device_id": device_id}
     if signer is not None:
-        head |= {"key_id": signer.key_id, "signature": signer.sign_bytes(joined)}
+        signature = signer.sign_bytes(hashlib.sha512(joined).digest())
+        head |= {"key_id": signer.key_id, "signature": signature, "digest": BATCH_DIGEST}
     return json.dumps(head)[:-1].encode("utf-8") + _RECORDS + joined + b"]}"
 
 
@@ -140,9 +158,8 @@ def decode_batch(payload: bytes) -> Batch:
         raise ValueError(f"not a batch: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a batch: {exc}") from None
-    return Batch(
-        message.batch_id, message.key_id, message.signature, [bytes(r) for r in message.records], signed
-    )
+    texts = [bytes(r) for r in message.records]
+    return Batch(message.batch_id, message.key_id, message.signature, texts, signed, message.digest)
 
 
 def _decode_by_record(head_text: bytes, signed: bytes) -> Batch:
@@ -164,7 +181,9 @@ def _decode_by_record(head_text: bytes, signed: bytes) -> Batch:
             if text[pos] != ",":
                 raise ValueError(f"records are not comma-separated at {pos}")
             pos += 1
-    return Batch(head.get("batch_id"), head.get("key_id"), head.get("signature"), texts, signed)
+    return Batch(
+        head.get("batch_id"), head.get("key_id"), head.get("signature"), texts, signed, head.get("digest")
+    )
 
 
 def decode_record(text: bytes) -> Any:

@@ -3,6 +3,7 @@ is signed over its canonical JSON, and what msgspec refuses is still read (and r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -30,8 +31,45 @@ def test_batch_keeps_each_record_exactly_and_its_signature_covers_them(key: Devi
     trust = TrustStore([key.trust_entry("site-a", "dev-1")])
     assert batch.signed is not None
     assert isinstance(batch.signature, str)
-    assert trust.verify_batch(key.key_id, "site-a", "dev-1", batch.signed, batch.signature)
-    assert not trust.verify_batch(key.key_id, "site-a", "dev-1", batch.signed + b" ", batch.signature)
+    # The signature is over the SHA-512 digest of the records as joined, not over the records.
+    assert batch.digest == wire.BATCH_DIGEST == "sha512"
+    assert batch.signed_message() == hashlib.sha512(batch.signed).digest()
+    assert trust.verify_batch(
+        key.key_id, "site-a", "dev-1", hashlib.sha512(batch.signed).digest(), batch.signature
+    )
+    assert not trust.verify_batch(key.key_id, "site-a", "dev-1", batch.signed, batch.signature)
+    altered = hashlib.sha512(batch.signed + b" ").digest()
+    assert not trust.verify_batch(key.key_id, "site-a", "dev-1", altered, batch.signature)
+
+
+def _batch_of_a_station_before_the_digest(key: DeviceKey, bodies: list[str], digest: str | None) -> bytes:
+    """A batch whose signature is over the joined records themselves (``digest`` names any)."""
+    joined = ",".join(bodies).encode()
+    head = {
+        "batch_id": "old",
+        "device_id": "dev-1",
+        "key_id": key.key_id,
+        "signature": key.sign_bytes(joined),
+    }
+    if digest is not None:
+        head["digest"] = digest
+    return json.dumps(head)[:-1].encode() + b',"records":[' + joined + b"]}"
+
+
+def test_a_batch_signed_over_its_records_is_checked_over_them_and_an_unknown_digest_over_nothing(
+    key: DeviceKey,
+) -> None:
+    bodies = [dumps(key.sign(record(seq))) for seq in range(1, 4)]
+    old = wire.decode_batch(_batch_of_a_station_before_the_digest(key, bodies, None))
+    assert old.digest is None
+    assert old.signed_message() == old.signed
+    trust = TrustStore([key.trust_entry("site-a", "dev-1")])
+    message = old.signed_message()
+    assert message is not None
+    assert isinstance(old.signature, str)
+    assert trust.verify_batch(key.key_id, "site-a", "dev-1", message, old.signature)
+    unknown = wire.decode_batch(_batch_of_a_station_before_the_digest(key, bodies, "md5"))
+    assert unknown.signed_message() is None  # the receiver then checks each record's own signature
 
 
 def test_records_outside_the_signed_layout_are_not_taken_as_signed(key: DeviceKey) -> None:

@@ -195,6 +195,17 @@ def test_a_batch_signature_stands_for_its_records_and_a_bad_one_falls_back_to_ea
         receiver.handle(topic, encode_batch("b3", "dev-1", [dumps(stranger.sign(record(7)))], stranger))
         assert receiver.batches_verified == 1
         assert receiver.store.stats()["rejected_forged"] == 1
+        # A station from before the digest signed its joined records themselves: still one check.
+        joined = ",".join(dumps(key.sign(record(seq))) for seq in (8, 9)).encode()
+        head = {
+            "batch_id": "b4",
+            "device_id": "dev-1",
+            "key_id": key.key_id,
+            "signature": key.sign_bytes(joined),
+        }
+        receiver.handle(topic, json.dumps(head)[:-1].encode() + b',"records":[' + joined + b"]}")
+        assert receiver.batches_verified == 2
+        assert receiver.count() == 7
     finally:
         receiver.stop()
 
