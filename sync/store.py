@@ -235,8 +235,8 @@ class SqliteStore(Store):
         self._turns = os.open(private(f"{path}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         # Checkpoints run on their own thread: no batch group's commit pays for one (core.db).
         self.conn = connect_durable(path, autocheckpoint=False)
-        self._checkpointer = Checkpointer(path).start()
         self._setup()
+        self._checkpointer = Checkpointer(path).start()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:

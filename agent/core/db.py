@@ -23,6 +23,12 @@ log = logging.getLogger("prescreen.db")
 T = TypeVar("T")
 # SQLite's default limit on host parameters is 999 before 3.32 (32,766 after): stay well below.
 IN_CHUNK = 500
+# With a Checkpointer, a commit checkpoints only once the WAL passes this many pages (16 MB),
+# not SQLite's 1,000: the thread has then copied most of it, and the commit's checkpoint, run
+# with no other write in between, lets the next write start the WAL again from its beginning.
+# The thread alone never gets that far under steady writes (frames land while it copies), so
+# without this the WAL grew without bound (635 MB in 8 s of replay-like commits).
+FALLBACK_CHECKPOINT_PAGES = 4000
 
 
 def connect_durable(
@@ -35,7 +41,8 @@ def connect_durable(
     """A connection to ``path`` (created private to the service user) in WAL mode.
 
     ``synchronous="NORMAL"`` is for files whose loss costs only a refetch (the order cache).
-    ``autocheckpoint=False`` is for files a :class:`Checkpointer` looks after.
+    ``autocheckpoint=False`` is for files a :class:`Checkpointer` looks after: their commits
+    checkpoint only past :data:`FALLBACK_CHECKPOINT_PAGES`.
     """
     conn = sqlite3.connect(
         str(private(path)), timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -43,7 +50,7 @@ def connect_durable(
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     if not autocheckpoint:
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
     return conn
 
 
@@ -55,7 +62,9 @@ class Checkpointer:
     pages into the database file and fsyncs it, milliseconds that whoever waits on that commit
     pays. The owner opens its connection with ``autocheckpoint=False`` and this thread runs a
     PASSIVE checkpoint (it never blocks a reader or a writer) every ``interval_s``; SQLite does the
-    work with Python's GIL released. Closing the last connection checkpoints what is left.
+    work with Python's GIL released. The owner's commits still checkpoint past
+    :data:`FALLBACK_CHECKPOINT_PAGES`, which keeps the WAL bounded under steady writes and if this
+    thread stops. Closing the last connection checkpoints what is left.
     """
 
     def __init__(self, path: str | Path, *, interval_s: float = 0.25) -> None:
@@ -76,7 +85,11 @@ class Checkpointer:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        conn = sqlite3.connect(str(self.path), timeout=0, isolation_level=None)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=0, isolation_level=None)
+        except sqlite3.Error as exc:  # the owner's commits checkpoint past the fallback instead
+            log.error("checkpointer not started", extra={"db": str(self.path), "reason": str(exc)})
+            return
         failing = False
         try:
             while not self._stop.wait(self.interval_s):

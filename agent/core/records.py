@@ -60,9 +60,12 @@ def validate(record: Record) -> None:
     if isinstance(seq, float):  # JSON Schema calls 3.0 an integer; a sequence number is not a float
         raise RecordError(f"record does not match {schema_id} at seq: {seq!r} is not an integer")
     validator = _validator(schema_id)
-    if validator.is_valid(record):  # the common case, without building an error
-        return
-    error = next(iter(validator.iter_errors(record)))
+    try:
+        if validator.is_valid(record):  # the common case, without building an error
+            return
+        error = next(iter(validator.iter_errors(record)))
+    except ValueError as exc:  # a lone surrogate, say: text no UTF-8 JSON can carry
+        raise RecordError(f"record does not match {schema_id}: {exc}") from None
     where = "/".join(str(p) for p in error.instance_path) or "(record)"
     raise RecordError(f"record does not match {schema_id} at {where}: {error.message}")
 

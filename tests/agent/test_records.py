@@ -61,3 +61,12 @@ def test_fast_validator_agrees_with_the_reference(name: str) -> None:
         valid = False
     assert valid == expected_valid
     assert valid == (name in VALID)
+
+
+def test_a_record_holding_a_lone_surrogate_is_refused_as_invalid() -> None:
+    """The standard library reads ``"\\ud800"`` from JSON text; the schema validator cannot encode
+    it. The receiver must refuse that record (RecordError), not stop on the validator's error."""
+    record = synthetic_record(1, StationConfig(device_id="dev-1"))
+    record["parcel"]["carrier"] = "\ud800"
+    with pytest.raises(RecordError, match="does not match"):
+        validate(record)
