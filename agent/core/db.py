@@ -29,6 +29,7 @@ IN_CHUNK = 500
 # The thread alone never gets that far under steady writes (frames land while it copies), so
 # without this the WAL grew without bound (635 MB in 8 s of replay-like commits).
 FALLBACK_CHECKPOINT_PAGES = 4000
+CHECKPOINT_THREAD_PREFIX = "checkpoint-"  # a Checkpointer's thread is named this and its file's name
 
 
 def connect_durable(
@@ -71,7 +72,8 @@ class Checkpointer:
         self.path = Path(path)
         self.interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"checkpoint-{self.path.name}", daemon=True)
+        name = CHECKPOINT_THREAD_PREFIX + self.path.name
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Checkpointer:
         """Start checkpointing; returns self."""

@@ -28,6 +28,7 @@ from functools import partial
 from itertools import chain, islice
 from typing import Any, TypeVar
 
+from prescreen.core.db import CHECKPOINT_THREAD_PREFIX
 from prescreen.core.records import Record, StationIdentity, envelope, member_texts
 from prescreen.ops.config import Config
 from prescreen.packing.batch import screen_lines as screen_lines_here
@@ -42,7 +43,6 @@ CHUNK = 200  # parcels a worker screens per task: pickling overhead amortised, m
 T = TypeVar("T")
 R = TypeVar("R")
 
-_CHECKPOINTER = "checkpoint-"  # the name of a Checkpointer's thread (prescreen.core.db)
 _OWN = ("seq", "record_id", "created_at")  # the envelope's members that differ between records
 _worker: dict[str, Screener] = {}  # each worker's own screener, made once by the pool's initializer
 
@@ -98,7 +98,7 @@ def _fork_safe() -> bool:
     A checkpointer holds nothing a worker uses (it runs SQLite checkpoints on its own connection,
     and workers never use SQLite), so a copy of it held mid-checkpoint cannot block a worker."""
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
-    return os.name == "posix" and all(t.name.startswith(_CHECKPOINTER) for t in others)
+    return os.name == "posix" and all(t.name.startswith(CHECKPOINT_THREAD_PREFIX) for t in others)
 
 
 def _pool(workers: int, make_screener: Callable[[], Screener]) -> ProcessPoolExecutor:

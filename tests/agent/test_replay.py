@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prescreen.core.db import CHECKPOINT_THREAD_PREFIX
 from prescreen.core.records import dumps, envelope, validate
 from prescreen.core.signing import DeviceKey, TrustStore
 from prescreen.drivers.barcodes import decode
@@ -103,7 +104,7 @@ def test_workers_fork_beside_an_outbox_checkpointer_but_not_beside_other_threads
 
     outbox = Outbox(tmp_path / "outbox.db")
     try:
-        assert any(t.name.startswith(replay_module._CHECKPOINTER) for t in threading.enumerate())
+        assert any(t.name.startswith(CHECKPOINT_THREAD_PREFIX) for t in threading.enumerate())
         assert replay_module._fork_safe()
         stop = threading.Event()
         other = threading.Thread(target=stop.wait, name="uplink")
