@@ -213,45 +213,52 @@ class Receiver:
 
     def _read(self, topic: str, payload: bytes) -> _Checked | None:
         """A batch decoded and checked for storing, or None if it was refused whole (logged and
-        counted)."""
+        counted).
+
+        Each record is decoded, checked and turned into its row before the next is decoded: its
+        objects are freed at once instead of living (and being traversed by the garbage
+        collector) until the whole group of batches is stored.
+        """
         try:
             site, device = parse_records_topic(self.prefix, topic)
             batch = decode_batch(payload)
-            records = [decode_record(text) for text in batch.texts]
-            batch_key: str | None = None
-            if self._verified(batch, site, device):
-                batch_key = str(batch.key_id)
-                bodies = [text.decode("utf-8") for text in batch.texts]  # exactly as signed
-            else:
-                bodies = [dumps(r) for r in records]  # canonical text, as a record's signature covers it
+            # True: the batch signature covers each text as sent, so each is stored exactly as signed.
+            batch_key = str(batch.key_id) if self._verified(batch, site, device) else None
+            checked = _Checked(topic, site, device, batch.batch_id, len(batch.texts), [], [])
+            received = utc_now()
+            for text in batch.texts:
+                self._add(checked, decode_record(text), text, batch_key, received)
         except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
             self._reject_batch(topic, payload, exc)
             return None
         self.batches_verified += batch_key is not None
-        checked = _Checked(topic, site, device, batch.batch_id, len(records), [], [])
-        received = utc_now()
-        for record, body in zip(records, bodies, strict=True):
-            problem = self._check(record, site, device, batch_key)
-            if problem is not None:
-                record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
-                checked.refused.append((record_id, problem))
-                continue
-            checked.rows.append(
-                (
-                    str(record["record_id"]),
-                    device,
-                    site,
-                    record["seq"],
-                    record["kind"],
-                    (record.get("screening") or {}).get("verdict"),
-                    tracking_number_of(record),
-                    record["created_at"],
-                    received,
-                    body,
-                    record["schema"],
-                )
-            )
         return checked
+
+    def _add(self, checked: _Checked, record: Any, text: bytes, batch_key: str | None, received: str) -> None:
+        """Add one record to ``checked``: its store row, or its refusal."""
+        problem = self._check(record, checked.site, checked.device, batch_key)
+        if problem is not None:
+            record_id = str(record.get("record_id")) if isinstance(record, dict) else "?"
+            checked.refused.append((record_id, problem))
+            return
+        # Exactly as signed when the batch signature covers it; else the canonical text a
+        # record's own signature covers.
+        body = text.decode("utf-8") if batch_key is not None else dumps(record)
+        checked.rows.append(
+            (
+                str(record["record_id"]),
+                checked.device,
+                checked.site,
+                record["seq"],
+                record["kind"],
+                (record.get("screening") or {}).get("verdict"),
+                tracking_number_of(record),
+                record["created_at"],
+                received,
+                body,
+                record["schema"],
+            )
+        )
 
     def _verified(self, batch: Batch, site: str, device: str) -> bool:
         """True if the batch signature by this station's key covers its records exactly as sent:

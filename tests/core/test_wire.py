@@ -3,6 +3,7 @@ is signed over its canonical JSON, and what msgspec refuses is still read (and r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -31,14 +32,14 @@ def test_batch_keeps_each_record_exactly_and_its_signature_covers_them(key: Devi
     trust = TrustStore([key.trust_entry("site-a", "dev-1")])
     assert batch.signed is not None
     assert isinstance(batch.signature, str)
-    # The signature is over the SHA-512 digest of the records as joined, not over the records.
-    assert batch.digest == wire.BATCH_DIGEST == "sha512"
-    assert batch.signed_message() == hashlib.sha512(batch.signed).digest()
+    # The signature is over the SHA-256 digest of the records as joined, not over the records.
+    assert batch.digest == wire.BATCH_DIGEST == "sha256"
+    assert batch.signed_message() == hashlib.sha256(batch.signed).digest()
     assert trust.verify_batch(
-        key.key_id, "site-a", "dev-1", hashlib.sha512(batch.signed).digest(), batch.signature
+        key.key_id, "site-a", "dev-1", hashlib.sha256(batch.signed).digest(), batch.signature
     )
     assert not trust.verify_batch(key.key_id, "site-a", "dev-1", batch.signed, batch.signature)
-    altered = hashlib.sha512(batch.signed + b" ").digest()
+    altered = hashlib.sha256(batch.signed + b" ").digest()
     assert not trust.verify_batch(key.key_id, "site-a", "dev-1", altered, batch.signature)
 
 
@@ -70,6 +71,25 @@ def test_a_batch_signed_over_its_records_is_checked_over_them_and_an_unknown_dig
     assert trust.verify_batch(key.key_id, "site-a", "dev-1", message, old.signature)
     unknown = wire.decode_batch(_batch_of_a_station_before_the_digest(key, bodies, "md5"))
     assert unknown.signed_message() is None  # the receiver then checks each record's own signature
+
+
+def test_a_batch_of_the_version_before_signed_over_the_sha512_digest_is_still_checked(key: DeviceKey) -> None:
+    bodies = [dumps(key.sign(record(seq))) for seq in range(1, 4)]
+    joined = ",".join(bodies).encode()
+    head = {"batch_id": "b", "device_id": "dev-1", "key_id": key.key_id, "digest": "sha512"}
+    head["signature"] = key.sign_bytes(hashlib.sha512(joined).digest())
+    batch = wire.decode_batch(json.dumps(head)[:-1].encode() + b',"records":[' + joined + b"]}")
+    assert batch.signed_message() == hashlib.sha512(joined).digest()
+    message = batch.signed_message()
+    assert message is not None
+    assert isinstance(batch.signature, str)
+    trust = TrustStore([key.trust_entry("site-a", "dev-1")])
+    assert trust.verify_batch(key.key_id, "site-a", "dev-1", message, batch.signature)
+    # the same signature named as SHA-256 covers nothing: the digest is part of what is checked
+    other = dataclasses.replace(batch, digest="sha256").signed_message()
+    assert other is not None
+    assert not trust.verify_batch(key.key_id, "site-a", "dev-1", other, batch.signature)
+    assert wire.Batch(None, None, None, [], joined, ["sha256"]).signed_message() is None  # not a name
 
 
 def test_records_outside_the_signed_layout_are_not_taken_as_signed(key: DeviceKey) -> None:
