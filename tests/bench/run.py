@@ -42,6 +42,7 @@ from prescreen.ops.config import ScreeningConfig, StationConfig, SyncConfig
 from prescreen.ops.config import load as load_config
 from prescreen.packing.app import device_key_path
 from prescreen.packing.outbox import Outbox
+from prescreen.packing.replay import default_workers
 from prescreen.packing.replay import replay as replay_into
 from prescreen.packing.verdicts import verdict_record
 from prescreen.risk.rules import ParcelFacts
@@ -61,7 +62,7 @@ TARGETS: dict[str, tuple[float, str, str]] = {  # key: (target, unit, "max" or "
     "replay_parcels_per_s": (5_000, "parcels/s", "min"),
     "drain_records_per_s": (50_000, "records/s", "min"),
     "reconnect_to_first_ack_s": (2, "s", "max"),
-    "rss_mb": (50, "MB", "max"),
+    "rss_mb": (60, "MB", "max"),  # the peak; targets.md: "≤ 50 MB idle, ≤ 60 MB peak" (idle below)
     "startup_to_ready_s": (1, "s", "max"),
     # targets.md: "≤ one in-flight batch". The agent keeps a window of inflight_batches batches
     # unacked (4 × 200 by default); everything in it may be re-sent, so the bound is the window.
@@ -79,6 +80,7 @@ EXTRAS: dict[str, tuple[float, str, str]] = {
     "drain_rss_mb": (60, "MB", "max"),
     "drain_records_per_s_2_workers": (50_000, "records/s", "min"),
     "replay_parcels_per_s_workers": (5_000, "parcels/s", "min"),  # 2 screening processes, 1 writer
+    "replay_parcels_per_s_one_thread": (5_000, "parcels/s", "min"),  # screening on the writer's thread
 }
 SIZES = {
     "full": {
@@ -254,22 +256,28 @@ def _bench_screener() -> Screener:
 
 def replay(parcels: int, workdir: Path) -> dict[str, Any]:
     """Re-screen parcels into a durable outbox in group commits of 100, each record signed
-    (``prescreen.packing.replay``): on one thread, then screened by 2 worker processes with the
-    parent as the one committing writer, in the same run (the ratio is the figure to read)."""
+    (``prescreen.packing.replay``), in the same run: on one thread, with 2 screening worker
+    processes and the parent as the one committing writer, and as ``prescreen replay`` runs by
+    default (a worker per core). ``replay_parcels_per_s`` is the last: issue 20 asks for the
+    replay across cores; the one-thread figure stays beside it (the ratio is the one to read)."""
     facts = [each for _, each in zip(range(parcels), cycle(_facts(500)))]
     station = StationConfig(device_id="bench-replay")
     key, _ = enrol(workdir, station)
-    figures: dict[str, Any] = {}
-    for workers, name in ((1, "replay_parcels_per_s"), (2, "replay_parcels_per_s_workers")):
+    rates: dict[int, int] = {}
+    for workers in sorted({1, 2, default_workers()}):
         outbox = Outbox(workdir / f"replay-{workers}.db", signer=key)  # signed, as the agent commits
         started = time.perf_counter()
         committed = replay_into(outbox, station, facts, _bench_screener, workers=workers, group=100)
         elapsed = time.perf_counter() - started
         outbox.close()
         assert committed == parcels, (committed, parcels)
-        figures[name] = round(parcels / elapsed)
-    figures["_replay"] = {"workers": 2, "load": os.getloadavg(), "cores": os.cpu_count()}
-    return figures
+        rates[workers] = round(parcels / elapsed)
+    return {
+        "replay_parcels_per_s": rates[default_workers()],
+        "replay_parcels_per_s_one_thread": rates[1],
+        "replay_parcels_per_s_workers": rates[2],
+        "_replay": {"workers": default_workers(), "load": os.getloadavg(), "cores": os.cpu_count()},
+    }
 
 
 # --- sync --------------------------------------------------------------------------------------

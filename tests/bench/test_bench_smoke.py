@@ -59,6 +59,7 @@ def test_every_target_is_measured(bench: tuple[dict[str, Any], str]) -> None:
     assert _targets_of_run_py() == expected
     extras = {  # issue 20, beside the targets
         "rss_idle_mb", "drain_rss_mb", "drain_records_per_s_2_workers", "replay_parcels_per_s_workers",
+        "replay_parcels_per_s_one_thread",
     }  # fmt: skip
     assert set(results) == expected | extras
     for figure in results.values():
