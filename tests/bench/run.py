@@ -49,7 +49,15 @@ from prescreen.risk.rules import ParcelFacts
 from prescreen.risk.screening import Screener
 from prescreen.sim.demo import run_demo
 from prescreen.sim.samples import generate
-from prescreen.sim.syncbench import delivery, enrol, fill, run_sync_bench, start_receiver, stop_process
+from prescreen.sim.syncbench import (
+    delivery,
+    enrol,
+    fill,
+    run_sync_bench,
+    start_receiver,
+    stop_process,
+    synthetic_record,
+)
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.uplink import Uplink
 
@@ -592,6 +600,23 @@ def kill9(records: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+# --- the machine --------------------------------------------------------------------------------
+
+
+def machine_speed() -> dict[str, float]:
+    """A fixed piece of CPU work (a verdict record to canonical JSON, 20,000 times; the best of 3),
+    timed at the start and the end of the run: figures from two days or two machines compare only
+    next to it (here, on the same kind of machine, it has differed by 2x from one day to another)."""
+    record = synthetic_record(1, StationConfig(device_id="bench-speed"))
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(20_000):
+            json.dumps(record, sort_keys=True)
+        best = min(best, time.process_time() - started)
+    return {"canonical_json_us": round(best / 20_000 * 1e6, 2)}
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 
@@ -613,10 +638,12 @@ def run(size: str) -> dict[str, Any]:
             ("kill -9", lambda: kill9(sizes["kill_records"], workdir)),
             ("reconnect", lambda: reconnect(sizes["outage_s"], workdir)),
         ]
+        speed = {"start": machine_speed()}
         for name, step in steps:
             started = time.monotonic()
             figures.update(step())
             print(f"  measured {name} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        figures["_machine_speed"] = speed | {"end": machine_speed()}
     return figures
 
 
