@@ -118,17 +118,17 @@ def _prune(outbox: Outbox, where: str, params: tuple[Any, ...], limit: int) -> i
             "ON CONFLICT (key) DO UPDATE "
             "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))"
         )
-        cursor = conn.execute(
-            f"DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state = 'acked' AND {where} "
-            "ORDER BY seq LIMIT ?)",
-            (*params, limit),
-        )
+        # The same rows both times: one transaction, and the subquery reads acks alone.
+        oldest = f"SELECT seq FROM acks WHERE state = 'acked' AND {where} ORDER BY seq LIMIT ?"
+        cursor = conn.execute(f"DELETE FROM records WHERE seq IN ({oldest})", (*params, limit))
+        conn.execute(f"DELETE FROM acks WHERE seq IN ({oldest})", (*params, limit))
         return int(cursor.rowcount)
 
 
 def _purge(outbox: Outbox, before: str) -> int:
     rows = outbox.rows(
-        "SELECT seq, body FROM records WHERE state = 'acked' AND pii_purged = 0 AND created_at < ? LIMIT ?",
+        "SELECT r.seq, r.body FROM records r JOIN acks a ON a.seq = r.seq "
+        "WHERE a.state = 'acked' AND r.pii_purged = 0 AND r.created_at < ? LIMIT ?",
         (before, _PRUNE_CHUNK),
     )
     if not rows:
