@@ -315,13 +315,22 @@ class Outbox:
         return {state: count for state, count in rows if count}
 
     def backlog(self) -> dict[str, Any]:
-        """Pending count, the oldest pending record's creation time and the last ack time."""
+        """Pending count, the oldest pending record's creation time and the last ack time.
+
+        The oldest is the first pending seq's: a record's ``created_at`` is stamped as it is
+        committed (:func:`prescreen.core.records.envelope`, inside the transaction that gives it
+        its seq), so seq order is creation order (and stays commit order if the clock is set
+        back). The status calls this every 2 s with the outbox held; the MIN over every pending
+        record read each one's row: 73-105 ms for a 100,000-record backlog here (250-270 ms
+        before v6), while every verdict's commit waited.
+        """
         with self._lock:
-            pending, oldest = self._conn.execute(
-                "SELECT COUNT(*), MIN(r.created_at) FROM pending p JOIN records r ON r.seq = p.seq"
+            (pending,) = self._conn.execute("SELECT COUNT(*) FROM pending").fetchone()
+            first = self._conn.execute(
+                "SELECT r.created_at FROM pending p JOIN records r ON r.seq = p.seq ORDER BY p.seq LIMIT 1"
             ).fetchone()
             (last_ack,) = self._conn.execute("SELECT MAX(acked_at) FROM acks").fetchone()
-        return {"pending": pending, "oldest_pending_at": oldest, "last_ack_at": last_ack}
+        return {"pending": pending, "oldest_pending_at": first[0] if first else None, "last_ack_at": last_ack}
 
     def get(self, record_id: str) -> Record | None:
         """The stored record with this id, if the outbox still holds it."""

@@ -187,3 +187,27 @@ def test_marks_by_seq_touch_only_the_seqs_named(tmp_path: Path) -> None:
     assert outbox.mark_acked_seqs([]) == 0
     assert outbox.counts() == {"acked": 6, "pending": 2}
     outbox.close()
+
+
+def test_the_backlog_names_the_oldest_pending_record_and_the_last_ack(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    station = StationConfig("d1", "s1", "X")
+
+    def dated(seq: int) -> dict:  # a day apart: which record is the oldest is not left to the clock
+        return {**envelope("verdict", seq, station), "created_at": f"2026-01-0{seq}T00:00:00Z"}
+
+    made = [outbox.append(dated) for _ in range(4)]
+    assert outbox.backlog() == {"pending": 4, "oldest_pending_at": made[0]["created_at"], "last_ack_at": None}
+    outbox.mark_acked_seqs([1, 2])
+    outbox.mark_acked_seqs([3], state="rejected")
+    backlog = outbox.backlog()
+    assert (backlog["pending"], backlog["oldest_pending_at"]) == (1, made[3]["created_at"])
+    (last,) = outbox.rows("SELECT acked_at FROM acks WHERE seq = 3")[0]  # the last mark's time
+    assert last is not None
+    assert backlog["last_ack_at"] == last
+    outbox.requeue()
+    assert outbox.backlog()["oldest_pending_at"] == made[2]["created_at"]
+    outbox.mark_acked_seqs([3, 4])
+    assert outbox.backlog()["pending"] == 0
+    assert outbox.backlog()["oldest_pending_at"] is None
+    outbox.close()
