@@ -123,8 +123,9 @@ def test_rejected_records_are_sent_again_after_review(
     assert station.agent is not None
     outbox = station.agent.outbox
     (record_id,) = outbox.rows("SELECT record_id FROM records ORDER BY seq LIMIT 1")[0]
+    (seq,) = outbox.rows("SELECT seq FROM records WHERE record_id = ?", (record_id,))[0]
     with sqlite3.connect(outbox.path) as db:  # as a forged "rejected" ack once did (now refused)
-        db.execute("UPDATE records SET state = 'rejected' WHERE record_id = ?", (record_id,))
+        db.execute("UPDATE acks SET state = 'rejected' WHERE seq = ?", (seq,))
     assert outbox.counts().get("rejected") == 1
     toml = tmp_path / "agent.toml"
     toml.write_text(f'[outbox]\npath = "{outbox.path}"\n')

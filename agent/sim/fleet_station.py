@@ -133,7 +133,7 @@ class Slice:
         found: list[float] = []
         for outbox in self.outboxes:
             rows = outbox.rows(
-                "SELECT created_at, acked_at FROM records WHERE seq > ? AND acked_at IS NOT NULL",
+                "SELECT r.created_at, a.acked_at FROM acks a JOIN records r ON r.seq = a.seq WHERE a.seq > ?",
                 (self.spec.backlog,),
             )
             found += [(epoch_s(acked) - epoch_s(created)) * 1000 for created, acked in rows]

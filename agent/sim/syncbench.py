@@ -183,12 +183,17 @@ def _run(
     resent: int | None = None
     queue = Outbox(outbox_path)
     try:
+        # The station's share of the drain's CPU is this process's: the uplink's thread, its MQTT
+        # client's, the outbox checkpointer's, and this loop's polling (about 13 ms of CPU a
+        # second here: 1.3 µs a record at 10,000 records/s).
+        cpu_started = time.process_time()
         started = time.perf_counter()
         uplink = Uplink(queue, sync, station, signer=key).start()
         deadline = time.monotonic() + timeout_s
         while uplink.records_acked < records and time.monotonic() < deadline:
             time.sleep(0.005)
         elapsed = time.perf_counter() - started
+        station_cpu_s = time.process_time() - cpu_started
     finally:
         if uplink is not None:
             uplink.stop()
@@ -206,6 +211,7 @@ def _run(
         **report.as_json(),
         "records_per_s": round(records / elapsed, 1) if elapsed else 0.0,
         "drain_s": round(elapsed, 3),
+        "station_cpu_us_per_record": round(station_cpu_s / records * 1e6, 2) if records else 0.0,
         "fill_records_per_s": round(records / fill_s, 1) if fill_s else 0.0,
         **settings,
         "receiver_workers": workers,

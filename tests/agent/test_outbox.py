@@ -13,6 +13,12 @@ from prescreen.core.records import SCHEMA_ID, SCHEMA_V1, envelope, validate
 from prescreen.ops.config import StationConfig
 from prescreen.packing.outbox import Outbox
 
+# Where each record stands (schema v6): waiting in pending, or answered in acks.
+STATES = (
+    "SELECT seq, 'pending' AS state, NULL AS acked_at FROM pending "
+    "UNION ALL SELECT seq, state, acked_at FROM acks"
+)
+
 
 def add(outbox: Outbox) -> dict:
     return outbox.append(lambda seq: envelope("verdict", seq, StationConfig("d1", "s1", "X")))
@@ -97,7 +103,10 @@ def test_a_v1_outbox_upgrades_to_record_schema_v2_with_every_body_unchanged(tmp_
     shutil.copy(fixture, path)
     outbox = Outbox(path)
     try:
-        after = outbox.rows("SELECT seq, record_id, body, state, record_schema FROM records ORDER BY seq")
+        after = outbox.rows(
+            f"SELECT r.seq, r.record_id, r.body, s.state, r.record_schema FROM records r "
+            f"JOIN ({STATES}) s ON s.seq = r.seq ORDER BY r.seq"
+        )
         assert [row[:4] for row in after] == before  # byte for byte: signed bodies are never rewritten
         assert {row[4] for row in after} == {SCHEMA_V1}
         for record in outbox.records():
@@ -107,3 +116,98 @@ def test_a_v1_outbox_upgrades_to_record_schema_v2_with_every_body_unchanged(tmp_
         assert outbox.rows("SELECT record_schema FROM records WHERE seq = ?", (new["seq"],)) == [(SCHEMA_ID,)]
     finally:
         outbox.close()
+
+
+def test_a_v5_outbox_keeps_where_each_record_stands(tmp_path: Path) -> None:
+    """The fixture was written by the schema-v5 agent (fdf7520), where each record's row held its
+    state: seqs 1, 2 and 5 acked, 3 rejected, 4, 6 and 7 pending. v6 moves that beside the rows."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "outbox-v5.db"
+    with sqlite3.connect(fixture) as conn:
+        before = conn.execute(
+            "SELECT seq, record_id, body, state, acked_at, created_at FROM records ORDER BY seq"
+        ).fetchall()
+    states = ["acked", "acked", "rejected", "pending", "acked", "pending", "pending"]
+    assert [row[3] for row in before] == states
+    path = tmp_path / "outbox.db"
+    shutil.copy(fixture, path)
+    outbox = Outbox(path)
+    try:
+        after = outbox.rows(
+            f"SELECT r.seq, r.record_id, r.body, s.state, s.acked_at FROM records r "
+            f"JOIN ({STATES}) s ON s.seq = r.seq ORDER BY r.seq"
+        )
+        assert after == [row[:5] for row in before]  # states, ack times and bodies as they were
+        assert outbox.counts() == {"acked": 3, "rejected": 1, "pending": 3}
+        assert [r[0] for r in outbox.pending(10)] == [4, 6, 7]
+        assert outbox.backlog() == {
+            "pending": 3,
+            "oldest_pending_at": before[3][5],
+            "last_ack_at": max(row[4] for row in before if row[4]),
+        }
+        with pytest.raises(sqlite3.OperationalError, match="no such column: state"):
+            outbox.rows("SELECT COUNT(*) FROM records WHERE state = 'pending'")  # not a frozen answer
+        indexes = {r[0] for r in outbox.rows("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "idx_records_state_seq" not in indexes
+        assert outbox.mark_acked_seqs([4, 5]) == 1  # 5 was acked before the upgrade
+        assert outbox.requeue() == 1
+        assert add(outbox)["seq"] == 8
+    finally:
+        outbox.close()
+    reopened = Outbox(path)
+    try:
+        assert [r[0] for r in reopened.pending(10)] == [3, 6, 7, 8]
+        assert reopened.counts() == {"acked": 4, "pending": 4}
+    finally:
+        reopened.close()
+
+
+def test_requeue_puts_only_rejected_records_back_in_seq_order(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    records = [add(outbox) for _ in range(6)]
+    assert outbox.mark_acked_seqs([1, 2, 3]) == 3
+    assert outbox.mark_acked_seqs([4, 5], state="rejected") == 2
+    assert outbox.mark_acked_seqs([4]) == 0  # answered already: an ack cannot turn a rejection around
+    assert outbox.requeue([records[4]["record_id"], records[0]["record_id"]]) == 1  # seq 1 was acked
+    assert [r[0] for r in outbox.pending(10)] == [5, 6]
+    assert outbox.counts() == {"acked": 3, "rejected": 1, "pending": 2}
+    assert outbox.requeue() == 1
+    assert [r[0] for r in outbox.pending(10)] == [4, 5, 6]
+    assert outbox.requeue() == 0
+    outbox.close()
+
+
+def test_marks_by_seq_touch_only_the_seqs_named(tmp_path: Path) -> None:
+    """A run of seqs is marked as a range, scattered ones as a list: neither reaches past them."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(8):
+        add(outbox)
+    assert outbox.mark_acked_seqs([4, 2, 3, 3]) == 3  # one run, given in any order
+    assert outbox.mark_acked_seqs([1, 6, 8, 42]) == 3  # gaps, and a seq the outbox never had
+    assert [r[0] for r in outbox.pending(10)] == [5, 7]
+    assert outbox.mark_acked_seqs([]) == 0
+    assert outbox.counts() == {"acked": 6, "pending": 2}
+    outbox.close()
+
+
+def test_the_backlog_names_the_oldest_pending_record_and_the_last_ack(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    station = StationConfig("d1", "s1", "X")
+
+    def dated(seq: int) -> dict:  # a day apart: which record is the oldest is not left to the clock
+        return {**envelope("verdict", seq, station), "created_at": f"2026-01-0{seq}T00:00:00Z"}
+
+    made = [outbox.append(dated) for _ in range(4)]
+    assert outbox.backlog() == {"pending": 4, "oldest_pending_at": made[0]["created_at"], "last_ack_at": None}
+    outbox.mark_acked_seqs([1, 2])
+    outbox.mark_acked_seqs([3], state="rejected")
+    backlog = outbox.backlog()
+    assert (backlog["pending"], backlog["oldest_pending_at"]) == (1, made[3]["created_at"])
+    (last,) = outbox.rows("SELECT acked_at FROM acks WHERE seq = 3")[0]  # the last mark's time
+    assert last is not None
+    assert backlog["last_ack_at"] == last
+    outbox.requeue()
+    assert outbox.backlog()["oldest_pending_at"] == made[2]["created_at"]
+    outbox.mark_acked_seqs([3, 4])
+    assert outbox.backlog()["pending"] == 0
+    assert outbox.backlog()["oldest_pending_at"] is None
+    outbox.close()

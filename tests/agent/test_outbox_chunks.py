@@ -17,7 +17,8 @@ STATION = StationConfig("d1", "s1", "X")
 
 @pytest.fixture
 def outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Outbox:
-    monkeypatch.setattr(outbox_module, "ACK_CHUNK", 7)
+    monkeypatch.setattr(outbox_module, "READ_CHUNK", 7)
+    monkeypatch.setattr(outbox_module, "MARK_CHUNK", 7)
     box = Outbox(tmp_path / "outbox.db")
     box.append_many([lambda seq: envelope("verdict", seq, STATION)] * 50)
     return box
@@ -35,6 +36,11 @@ def test_marks_across_chunks_count_each_record_once(outbox: Outbox) -> None:
     assert outbox.mark_acked_seqs(range(1, 30)) == 6
     assert outbox.counts() == {"acked": 29, "pending": 21}
     assert [r[0] for r in outbox.pending(100)] == list(range(30, 51))
+    # each record is in exactly one of the two tables: pending, or answered
+    assert outbox.rows(
+        "SELECT COUNT(*) FROM records "
+        "WHERE (seq IN (SELECT seq FROM pending)) + (seq IN (SELECT seq FROM acks)) = 1"
+    ) == [(50,)]
 
 
 def test_a_commit_gets_in_between_chunks(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:

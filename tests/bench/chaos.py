@@ -103,7 +103,7 @@ class BlackHoleProxy:
 
 def _acked(outbox: Path) -> int:
     with sqlite3.connect(outbox) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM records WHERE state = 'acked'").fetchone()[0])
+        return int(conn.execute("SELECT COUNT(*) FROM acks WHERE state = 'acked'").fetchone()[0])
 
 
 def _wait(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -177,8 +177,8 @@ class Rig:
 
         def acked() -> bool:
             with sqlite3.connect(path) as conn:
-                (state,) = conn.execute("SELECT state FROM records WHERE seq = ?", (seq,)).fetchone()
-            return bool(state == "acked")
+                found = conn.execute("SELECT state FROM acks WHERE seq = ?", (seq,)).fetchone()
+            return found is not None and found[0] == "acked"
 
         return acked
 
