@@ -29,9 +29,10 @@ from prescreen.models.signals import ParcelSignals
 MANIFEST = "model.json"
 SUPPORTED_FORMAT = 1
 
-# numpy's subpackages that importing numpy runs although neither the runtime nor this module uses
-# them: ``numpy.random`` alone loads 20-odd modules and OpenSSL's hashing through ``secrets``.
-# (``numpy.linalg`` and ``numpy.matrixlib`` are not here: numpy's own modules import from them.)
+# numpy's subpackages that importing numpy 1 runs although neither the runtime nor this module
+# uses them: ``numpy.random`` alone loads 20-odd modules and OpenSSL's hashing through ``secrets``.
+# (``numpy.linalg`` and ``numpy.matrixlib`` are not here: numpy's own modules import from them.
+# numpy 2, with ai-edge-litert on Python 3.12, imports these at first use itself.)
 NUMPY_DEFERRED = ("numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.ctypeslib")
 
 
