@@ -13,9 +13,9 @@ import functools
 import json
 import re
 from collections.abc import Set as AbstractSet
-from importlib import resources
 from typing import Any
 
+from prescreen.core.package_data import package_file
 from prescreen.models import nomenclature
 from prescreen.models.text import TrigramIndex, squash, stem, stems
 
@@ -72,7 +72,7 @@ class Lexicon:
 def load() -> Lexicon:
     """The lists shipped with the package (read once per process)."""
     raw: dict[str, Any] = json.loads(
-        resources.files("prescreen.models").joinpath("data/screening.json").read_text(encoding="utf-8")
+        package_file("prescreen.models", "data/screening.json").read_text(encoding="utf-8")
     )
     precursor_terms: list[tuple[str, str]] = []
     cas: dict[str, str] = {}

@@ -9,22 +9,77 @@ keeps running rules-only (and says so in every record).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
 import math
-from importlib import resources
+import sys
+from collections.abc import Iterator, Sequence
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from prescreen.core.errors import ModelLoadError
+from prescreen.core.package_data import package_dir
 from prescreen.models import features
 from prescreen.models.signals import ParcelSignals
 
 MANIFEST = "model.json"
 SUPPORTED_FORMAT = 1
 
+# numpy's subpackages that importing numpy 1 runs although neither the runtime nor this module
+# uses them: ``numpy.random`` alone loads 20-odd modules and OpenSSL's hashing through ``secrets``.
+# (``numpy.linalg`` and ``numpy.matrixlib`` are not here: numpy's own modules import from them.
+# numpy 2, with ai-edge-litert on Python 3.12, imports these at first use itself.)
+NUMPY_DEFERRED = ("numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.ctypeslib")
+
+
+class _DeferredFinder:
+    """Finds the named modules with the standard library's :class:`importlib.util.LazyLoader`:
+    the module object exists (numpy's ``from . import random`` binds it) and its code runs at the
+    first attribute anyone reads from it, so whatever uses it later still gets the whole module.
+    (A meta path finder needs only ``find_spec``; ``importlib.abc`` would import
+    ``importlib.resources`` for nothing.)"""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname not in self.names:
+            return None
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def deferred_imports(names: Sequence[str]) -> Iterator[None]:
+    """Inside the block, importing one of ``names`` (first time) defers running its code.
+
+    Why: the agent's resident memory (targets.md: ≤ 50 MB idle). The runtime imports numpy, and
+    numpy's ``__init__`` runs every subpackage; the ones in :data:`NUMPY_DEFERRED` cost the running
+    agent ~4.5 MB it never uses. A module already imported stays as it is, and imports after the
+    block are the interpreter's own again.
+    """
+    finder = _DeferredFinder(names)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
 
 def _interpreter_class() -> Any:
+    with deferred_imports(NUMPY_DEFERRED):
+        return _import_interpreter_class()
+
+
+def _import_interpreter_class() -> Any:
     try:
         from tflite_runtime.interpreter import Interpreter
     except ImportError:
@@ -44,7 +99,7 @@ def _interpreter_class() -> Any:
 
 def default_dir() -> Path:
     """Where the shipped model lives (inside the installed package)."""
-    return Path(str(resources.files("prescreen.models")))
+    return package_dir("prescreen.models")
 
 
 class RiskModelRunner:

@@ -9,9 +9,9 @@ and the scorecard (:data:`CUSTOMS_ONLY`, :data:`NOT_SELLERS`) all read this tabl
 from __future__ import annotations
 
 import sys
-from importlib import resources
 from typing import Any, cast
 
+from prescreen.core.package_data import package_file
 from prescreen.risk.findings import Code, Severity
 
 if sys.version_info >= (3, 11):
@@ -41,7 +41,7 @@ def _entry(code: str, table: dict[str, Any]) -> Code:
 
 
 def _load() -> dict[str, Code]:
-    text = resources.files("prescreen.risk").joinpath("data/findings.toml").read_text(encoding="utf-8")
+    text = package_file("prescreen.risk", "data/findings.toml").read_text(encoding="utf-8")
     return {code: _entry(code, table) for code, table in tomllib.loads(text).items()}
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from importlib import resources
 from typing import Any
+
+from prescreen.core.package_data import package_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,6 @@ class Reference:
 def load() -> Reference:
     """The reference data shipped with the package."""
     raw: dict[str, Any] = json.loads(
-        resources.files("prescreen.risk").joinpath("data/reference.json").read_text(encoding="utf-8")
+        package_file("prescreen.risk", "data/reference.json").read_text(encoding="utf-8")
     )
     return Reference(countries=frozenset(raw["countries"]), currencies=frozenset(raw["currencies"]))

@@ -16,9 +16,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from importlib import resources
 from typing import Any
 
+from prescreen.core.package_data import package_file
 from prescreen.drivers.base import WeightReading
 from prescreen.packing.events import StationEvent
 from prescreen.risk import strings
@@ -147,7 +147,7 @@ class StationDisplay:
         return {"/station/confirm": self._confirm_post}
 
     def _page(self) -> Response:
-        page = resources.files("prescreen.web").joinpath("static/station.html").read_text(encoding="utf-8")
+        page = package_file("prescreen.web", "static/station.html").read_text(encoding="utf-8")
         config = {"language": self.language, "strings": strings.UI}
         page = page.replace("/*CONFIG*/{}", json.dumps(config, ensure_ascii=False))
         return 200, "text/html; charset=utf-8", page.encode()
