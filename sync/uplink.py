@@ -21,7 +21,7 @@ from typing import Protocol
 from prescreen.core.errors import OutboxError, SyncError
 from prescreen.core.records import StationIdentity
 from prescreen.core.signing import DeviceKey, KeyRing
-from prescreen.core.wire import decode_ack, encode_batch
+from prescreen.core.wire import decode_ack, encode_joined
 from prescreen.sync.mqtt import (
     Backoff,
     BrokerSettings,
@@ -52,7 +52,7 @@ class AckRefused(SyncError):
 class RecordQueue(Protocol):
     """What the uplink needs of the station's outbox (the outbox is the queue: nothing waits in RAM)."""
 
-    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]: ...
+    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, bytes]]: ...
     def mark_acked_seqs(self, seqs: Iterable[int], *, state: str = "acked") -> int: ...
 
 
@@ -269,7 +269,8 @@ class Uplink:
             self._waiting_since = None
             batch_id = uuid.uuid4().hex
             try:
-                payload = encode_batch(batch_id, self.station.device_id, [r[2] for r in rows], self.signer)
+                joined = b",".join([r[2] for r in rows])
+                payload = encode_joined(batch_id, self.station.device_id, joined, self.signer)
                 if self.sync.compress and len(payload) >= self.sync.compress_min_bytes:
                     payload = zlib.compress(payload, 1)
                 self.mqtt.publish(self._records_topic, payload, weight=len(rows))

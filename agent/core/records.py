@@ -19,12 +19,12 @@ import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
-from importlib import resources
 from typing import Any, Protocol
 
 from prescreen._version import __version__
 from prescreen.core import canonical
 from prescreen.core.errors import RecordError
+from prescreen.core.package_data import package_file
 
 SCHEMA_V1 = "prescreen.record/v1"
 SCHEMA_ID = "prescreen.record/v2"  # what this agent writes
@@ -36,7 +36,7 @@ Record = dict[str, Any]
 @functools.cache
 def schema(schema_id: str = SCHEMA_ID) -> dict[str, Any]:
     """A record JSON Schema as shipped in the package (the current one by default)."""
-    text = resources.files("prescreen.core").joinpath(SCHEMA_FILES[schema_id]).read_text()
+    text = package_file("prescreen.core", SCHEMA_FILES[schema_id]).read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

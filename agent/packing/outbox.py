@@ -248,15 +248,17 @@ class Outbox:
             cur.execute(f"DELETE FROM acks WHERE {where}", params)
             return cur.rowcount
 
-    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, str]]:
+    def pending(self, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, bytes]]:
         """Up to ``limit`` pending (seq, record_id, body) rows with seq > ``after_seq``, read
-        :data:`READ_CHUNK` at a time so a verdict's commit never waits behind a whole batch."""
-        rows: list[tuple[int, str, str]] = []
+        :data:`READ_CHUNK` at a time so a verdict's commit never waits behind a whole batch. The
+        body is its stored UTF-8 bytes, as a batch carries it (no decoding and encoding again)."""
+        rows: list[tuple[int, str, bytes]] = []
         while len(rows) < limit:
             want = min(READ_CHUNK, limit - len(rows))
             with self._lock:
-                found: list[tuple[int, str, str]] = self._conn.execute(
-                    "SELECT p.seq, r.record_id, r.body FROM pending p JOIN records r ON r.seq = p.seq "
+                found: list[tuple[int, str, bytes]] = self._conn.execute(
+                    "SELECT p.seq, r.record_id, CAST(r.body AS BLOB) FROM pending p "
+                    "JOIN records r ON r.seq = p.seq "
                     "WHERE p.seq > ? ORDER BY p.seq LIMIT ?",
                     (after_seq, want),
                 ).fetchall()

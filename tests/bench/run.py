@@ -443,7 +443,9 @@ step("ssl", "ssl", "hashlib")  # OpenSSL: TLS to the broker (its first importer 
 for module in ("paho.mqtt.client", "msgspec", "prometheus_client"):
     step(module.split(".")[0], module)
 step("prescreen", "prescreen.packing.app")
-step("numpy", "numpy")
+from prescreen.models.runner import NUMPY_DEFERRED, deferred_imports
+with deferred_imports(NUMPY_DEFERRED):  # numpy as the agent's model runner imports it
+    step("numpy", "numpy")
 step("model runtime", "prescreen.models.runner", "tflite_runtime.interpreter", "ai_edge_litert.interpreter")
 print(json.dumps(steps))
 """
@@ -542,9 +544,7 @@ def agent_drain(records: int, workdir: Path) -> dict[str, Any]:
             polls += 1
             if polls % 5 == 0:
                 with sqlite3.connect(workdir / "bench-dr.db") as conn:
-                    pending = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()[
-                        0
-                    ]
+                    pending = conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
             time.sleep(0.01)
         seconds = time.monotonic() - started
     finally:
@@ -572,7 +572,7 @@ def kill9(records: int, workdir: Path) -> dict[str, Any]:
         first = _spawn(config, notify)
         while True:  # wait until the drain is under way, then kill without warning
             with sqlite3.connect(workdir / "bench-k9.db") as conn:
-                acked = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'acked'").fetchone()[0]
+                acked = conn.execute("SELECT COUNT(*) FROM acks WHERE state = 'acked'").fetchone()[0]
             if acked >= records // 4:
                 break
             time.sleep(0.005)
@@ -582,7 +582,7 @@ def kill9(records: int, workdir: Path) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with sqlite3.connect(workdir / "bench-k9.db") as conn:
-                if not conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()[0]:
+                if not conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0]:
                     break
             time.sleep(0.05)
         second.send_signal(signal.SIGTERM)

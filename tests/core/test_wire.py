@@ -57,6 +57,16 @@ def _batch_of_a_station_before_the_digest(key: DeviceKey, bodies: list[str], dig
     return json.dumps(head)[:-1].encode() + b',"records":[' + joined + b"]}"
 
 
+def test_records_joined_as_stored_bytes_make_the_same_message(key: DeviceKey) -> None:
+    """The station joins its outbox's UTF-8 bytes (encode_joined); the message is the one
+    encode_batch makes of the same records as text, signature included (Ed25519 is deterministic)."""
+    bodies = [dumps(key.sign(record(seq))) for seq in range(1, 4)]
+    bodies.append(bodies[0].replace('"carrier":"ups"', '"carrier":"ups ñ"'))  # not ASCII
+    joined = b",".join(body.encode("utf-8") for body in bodies)
+    assert wire.encode_joined("b1", "dev-1", joined, key) == wire.encode_batch("b1", "dev-1", bodies, key)
+    assert wire.encode_joined("b2", "dev-1", joined) == wire.encode_batch("b2", "dev-1", bodies)
+
+
 def test_a_batch_signed_over_its_records_is_checked_over_them_and_an_unknown_digest_over_nothing(
     key: DeviceKey,
 ) -> None:

@@ -200,7 +200,7 @@ def test_an_upgraded_v1_outbox_delivers_its_pending_v1_records_beside_new_v2_one
     shutil.copy(Path(__file__).parents[1] / "fixtures" / "outbox-v1.db", path)
     outbox = Outbox(path)
     assert outbox.counts() == {"acked": 3, "pending": 5}
-    v1_bodies = {record_id: body for _, record_id, body in outbox.pending(10)}
+    v1_bodies = {record_id: body.decode() for _, record_id, body in outbox.pending(10)}
     station = StationConfig(device_id="station-07", site_id="site-01")
     new = outbox.append(lambda seq: {**record(seq, "station-07"), "site_id": "site-01"})
     sync = SyncConfig(host=broker.host, port=broker.port, topic_prefix="t9/v1", ack_timeout_s=1.0)
