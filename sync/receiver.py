@@ -13,7 +13,6 @@ import logging
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +36,6 @@ log = logging.getLogger("prescreen.receiver")
 
 QUEUED_BATCHES = 32  # waiting for the worker; beyond, a batch is dropped and the station re-sends it
 GROUP_BATCHES = 8  # batches waiting together are stored in one transaction (one fsync), then acked
-# ... but at most this many of one station's: a station sends its next batch when one of its
-# window (inflight_batches) is acked, so a group holding its whole window left it idle until the
-# group's commit, and the receiver idle while it then built the next window (the two took turns
-# instead of working at once). One batch a station per group keeps both busy for any window of
-# two or more; stations still share a group's fsync.
-GROUP_BATCHES_PER_STATION = 1
-CHECKED_GROUPS = 2  # groups checked and waiting for their transaction
 
 
 @dataclass
@@ -66,32 +58,6 @@ class _Checked:
     acked: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
     redelivered: bool = False  # handed out again by a replicated stream (counted with the commit)
-
-
-@dataclass
-class _Group:
-    """Messages read and checked together, for one transaction: per message, whether it is done
-    with (refused whole counts as done), and the batches to store with their message's index."""
-
-    results: list[bool]
-    checked: list[tuple[int, _Checked]]
-
-
-def _next_group(waiting: deque[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """Take the next group off ``waiting``: the oldest batches, up to :data:`GROUP_BATCHES` and
-    :data:`GROUP_BATCHES_PER_STATION` a station (its topic); the rest keep their order."""
-    group: list[tuple[str, bytes]] = []
-    kept: list[tuple[str, bytes]] = []
-    taken: dict[str, int] = {}
-    while waiting and len(group) < GROUP_BATCHES:
-        item = waiting.popleft()
-        if taken.get(item[0], 0) < GROUP_BATCHES_PER_STATION:
-            taken[item[0]] = taken.get(item[0], 0) + 1
-            group.append(item)
-        else:
-            kept.append(item)
-    waiting.extendleft(reversed(kept))
-    return group
 
 
 class Receiver:
@@ -119,15 +85,10 @@ class Receiver:
         self.store = store if isinstance(store, Store) else open_store(store)
         self.trust = trust
         self.counts = dict.fromkeys(("stored", "duplicates", "rejected", "rejected_batches", "dropped"), 0)
-        # Batches are checked on one worker thread and stored on another: paho's network thread
-        # only queues them, so keepalives and other batches never wait behind an expensive one;
-        # and while a group's transaction runs (SQLite and its fsync release the GIL) the next
-        # group is decoded and checked, on the other core.
+        # Batches are checked and stored on a worker thread: paho's network thread only queues
+        # them, so keepalives and other batches never wait behind an expensive one.
         self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUED_BATCHES)
-        self._checked: queue.Queue[_Group | None] = queue.Queue(CHECKED_GROUPS)
         self._worker = threading.Thread(target=self._work, name="receiver-batches", daemon=True)
-        self._committer = threading.Thread(target=self._commit_work, name="receiver-commits", daemon=True)
-        self._counting = threading.Lock()  # both threads count
         self.batches_verified = 0  # batches whose one signature stood for all their records
         if trust is None:
             log.warning("receiver does not verify signatures (no trust store)")
@@ -170,8 +131,7 @@ class Receiver:
             log.warning("presence not announced", extra={"reason": str(exc)})
 
     def start(self) -> Receiver:
-        """Start the batch workers, then connect (paho's network thread queues batches for them)."""
-        self._committer.start()
+        """Start the batch worker, then connect (paho's network thread queues batches for it)."""
         self._worker.start()
         self.mqtt.start()
         return self
@@ -180,10 +140,8 @@ class Receiver:
         """Disconnect, finish the queued batches; everything acked is already committed."""
         self.mqtt.stop()
         if self._worker.is_alive():
-            self._inbox.put(None)  # the checks finish what is queued, then tell the commits to stop
+            self._inbox.put(None)
             self._worker.join(timeout=30)
-        if self._committer.is_alive():
-            self._committer.join(timeout=30)
         self.store.close()
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
@@ -192,41 +150,28 @@ class Receiver:
         try:
             self._inbox.put_nowait((topic, payload))
         except queue.Full:
-            with self._counting:
-                self.counts["dropped"] += 1
+            self.counts["dropped"] += 1
             log.warning("receiver busy, batch dropped: its station re-sends it", extra={"topic": topic})
 
     def _work(self) -> None:
-        waiting: deque[tuple[str, bytes]] = deque()  # taken off the inbox, not yet in a group
         stopping = False
-        while waiting or not stopping:
-            if not waiting:
-                item = self._inbox.get()
-                if item is None:
+        while not stopping:
+            group: list[tuple[str, bytes]] = []
+            item = self._inbox.get()
+            while item is not None:  # take the batches already waiting, up to GROUP_BATCHES
+                group.append(item)
+                if len(group) == GROUP_BATCHES:
                     break
-                waiting.append(item)
-            while len(waiting) < QUEUED_BATCHES:  # what else is there already
                 try:
                     item = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    stopping = True  # finish what is waiting, then stop
-                    break
-                waiting.append(item)
-            group = _next_group(waiting)
+            else:
+                stopping = True
             try:
-                self._checked.put(self._check_group(group))
+                self.handle_many(group)
             except Exception:  # a bug on one batch must not stop the receiver
                 log.exception("batches not handled", extra={"batches": len(group)})
-        self._checked.put(None)
-
-    def _commit_work(self) -> None:
-        while (group := self._checked.get()) is not None:
-            try:
-                self._commit_group(group)
-            except Exception:  # a bug on one batch must not stop the receiver
-                log.exception("batches not handled", extra={"batches": len(group.results)})
 
     def handle(self, topic: str, payload: bytes) -> bool:
         """Process one batch message (see :meth:`handle_many`); True when it is done with (committed,
@@ -243,22 +188,13 @@ class Receiver:
         counted (``redelivered``) in the same transaction, so a delivery check can tell those
         copies from the stations' re-sends whatever crashes when.
         """
-        return self._commit_group(self._check_group(messages, redelivered))
-
-    def _check_group(self, messages: list[tuple[str, bytes]], redelivered: Sequence[bool] = ()) -> _Group:
-        """Read and check each message for :meth:`_commit_group` (no store turn needed)."""
-        group = _Group([True] * len(messages), [])
+        results = [True] * len(messages)
+        checked: list[tuple[int, _Checked]] = []
         for index, (topic, payload) in enumerate(messages):
             batch = self._read(topic, payload)
             if batch is not None:
                 batch.redelivered = index < len(redelivered) and redelivered[index]
-                group.checked.append((index, batch))
-        return group
-
-    def _commit_group(self, group: _Group) -> list[bool]:
-        """Store the group's checked batches in one transaction, then ack each (see
-        :meth:`handle_many`)."""
-        results, checked = group.results, group.checked
+                checked.append((index, batch))
         if not checked:
             return results
         try:
@@ -346,9 +282,8 @@ class Receiver:
 
     def _reject_batch(self, topic: str, payload: bytes, exc: Exception) -> None:
         """One log line and the durable ``rejected_batches`` counter for a batch refused whole."""
-        with self._counting:
-            self.counts["rejected"] += 1
-            self.counts["rejected_batches"] += 1
+        self.counts["rejected"] += 1
+        self.counts["rejected_batches"] += 1
         log.warning("batch rejected", extra={"topic": topic, "bytes": len(payload), "reason": str(exc)[:200]})
         try:
             with self.store.transaction() as cur:
@@ -397,9 +332,8 @@ class Receiver:
                 if batch.redelivered:
                     counts["redelivered"] = counts.get("redelivered", 0) + batch.count
             self.store.add_counts(cur, counts)
-        with self._counting:
-            for key in self.counts:
-                self.counts[key] += counts.get(key, 0)
+        for key in self.counts:
+            self.counts[key] += counts.get(key, 0)
 
     def _unreplayed(self, cur: Cursor, batch: _Checked, counts: dict[str, int]) -> list[tuple[Any, ...]]:
         """The batch's checked rows whose device seq is free or their own; fills its ``acked`` and
