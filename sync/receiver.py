@@ -228,7 +228,8 @@ class Receiver:
             received = utc_now()
             for text in batch.texts:
                 self._add(checked, decode_record(text), text, batch_key, received)
-        except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        # RecursionError: a record nested thousands deep (a 4 KB message), refused like any other
+        except (SyncError, ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
             self._reject_batch(topic, payload, exc)
             return None
         self.batches_verified += batch_key is not None

@@ -122,3 +122,20 @@ def test_a_sequence_number_must_be_an_integer_in_range(receiver: Receiver, sende
     reasons = {r["record_id"]: r["reason"] for r in ack["rejected"]}
     assert "is not an integer" in reasons[floating["record_id"]]
     assert "invalid" in reasons[huge["record_id"]]
+
+
+def test_a_record_nested_thousands_deep_is_refused_without_taking_its_group_down(tmp_path: Path) -> None:
+    """A 4 KB batch whose record is 2,000 lists deep makes the decoder raise RecursionError: the
+    batch is refused whole and counted; the batch waiting beside it in the group is stored."""
+    from prescreen.core.records import dumps
+    from prescreen.core.wire import encode_batch
+
+    receiver = Receiver(tmp_path / "rx.db", prefix=PREFIX)
+    try:
+        good = (TOPIC, encode_batch("good-1", "dev-1", [dumps(record(1))]))
+        deep = (f"{PREFIX}/site-a/dev-2/records", encode_batch("deep-1", "dev-2", ["[" * 2000 + "]" * 2000]))
+        assert receiver.handle_many([good, deep]) == [True, True]
+        assert receiver.stored == 1
+        assert receiver.store.stats()["rejected_batches"] == 1
+    finally:
+        receiver.store.close()
