@@ -119,10 +119,9 @@ def _prune(outbox: Outbox, where: str, params: tuple[Any, ...], limit: int, *, o
             "ON CONFLICT (key) DO UPDATE "
             "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))"
         )
-        # The same rows both times: one transaction, and the subquery reads acks alone.
+        # The outbox's records_gone trigger deletes each one's ack with it.
         first = f"SELECT seq FROM acks WHERE state = 'acked' AND {where} ORDER BY {oldest}, seq LIMIT ?"
         cursor = conn.execute(f"DELETE FROM records WHERE seq IN ({first})", (*params, limit))
-        conn.execute(f"DELETE FROM acks WHERE seq IN ({first})", (*params, limit))
         return int(cursor.rowcount)
 
 

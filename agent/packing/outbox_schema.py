@@ -105,6 +105,11 @@ MIGRATIONS[6] = (
     "INSERT INTO pending (seq) SELECT seq FROM records WHERE state = 'pending'",
     "INSERT INTO acks (seq, state, acked_at) SELECT seq, state, acked_at FROM records "
     "WHERE state <> 'pending'",
+    # A record deleted (retention, or by hand: the threat model's "rows deleted from the outbox")
+    # takes its place in either table with it: no count of records that are gone, and no ack
+    # left behind for a seq a later record may be given.
+    "CREATE TRIGGER records_gone AFTER DELETE ON records BEGIN "
+    "DELETE FROM pending WHERE seq = old.seq; DELETE FROM acks WHERE seq = old.seq; END",
     "DROP INDEX idx_records_state_seq",
     # Renamed, not dropped: dropping a column rewrites every row (2.3 s and a 105 MB WAL for
     # 100,000 records here; up to the outbox's 2 GB on a station that may be at its disk floor).

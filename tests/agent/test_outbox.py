@@ -211,3 +211,17 @@ def test_the_backlog_names_the_oldest_pending_record_and_the_last_ack(tmp_path: 
     assert outbox.backlog()["pending"] == 0
     assert outbox.backlog()["oldest_pending_at"] is None
     outbox.close()
+
+
+def test_records_deleted_by_hand_take_their_pending_and_ack_rows_with_them(tmp_path: Path) -> None:
+    """Rows deleted from the outbox (the threat model's case, or retention) leave no count behind
+    and no ack a later record with the same seq would inherit."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(4):
+        add(outbox)
+    assert outbox.mark_acked_seqs([1, 2]) == 2
+    with sqlite3.connect(tmp_path / "outbox.db") as conn:
+        conn.execute("DELETE FROM records WHERE seq IN (2, 3)")
+    assert outbox.counts() == {"acked": 1, "pending": 1}
+    assert sorted(seq for seq, _, _ in outbox.db.conn.execute(STATES)) == [1, 4]
+    outbox.close()
