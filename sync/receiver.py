@@ -90,6 +90,7 @@ class Receiver:
         self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUED_BATCHES)
         self._worker = threading.Thread(target=self._work, name="receiver-batches", daemon=True)
         self.batches_verified = 0  # batches whose one signature stood for all their records
+        self._closing = False  # set by stop(): batches arriving after it are not taken
         if trust is None:
             log.warning("receiver does not verify signatures (no trust store)")
         self.receiver_id = f"receiver-{os.getpid()}-{id(self):x}"
@@ -137,16 +138,22 @@ class Receiver:
         return self
 
     def stop(self) -> None:
-        """Disconnect, finish the queued batches; everything acked is already committed."""
-        self.mqtt.stop()
+        """Take no more batches, store the queued ones and ack them while still connected, then
+        disconnect. Everything acked is committed; a batch that arrives once the stop has begun is
+        not taken, and its station sends it again. (Disconnecting first lost the acks of the
+        batches stored meanwhile: their stations sent them again as duplicates.)"""
+        self._closing = True
         if self._worker.is_alive():
             self._inbox.put(None)
             self._worker.join(timeout=30)
+        self.mqtt.stop()
         self.store.close()
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
         """paho's thread: hand the batch to the worker, or drop it if the worker is that far behind
         (nothing is acked, so its station re-sends it after the ack timeout)."""
+        if self._closing:
+            return  # not acked: its station sends it again
         try:
             self._inbox.put_nowait((topic, payload))
         except queue.Full:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -17,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prescreen.core.wire import MAX_BATCH_BYTES, MAX_RAW_BYTES
+from prescreen.core.records import dumps
+from prescreen.core.wire import MAX_BATCH_BYTES, MAX_RAW_BYTES, encode_batch
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.mqtt import MqttConnection
 from prescreen.sync.receiver import Receiver
@@ -127,9 +130,6 @@ def test_a_sequence_number_must_be_an_integer_in_range(receiver: Receiver, sende
 def test_a_record_nested_thousands_deep_is_refused_without_taking_its_group_down(tmp_path: Path) -> None:
     """A 4 KB batch whose record is 2,000 lists deep makes the decoder raise RecursionError: the
     batch is refused whole and counted; the batch waiting beside it in the group is stored."""
-    from prescreen.core.records import dumps
-    from prescreen.core.wire import encode_batch
-
     receiver = Receiver(tmp_path / "rx.db", prefix=PREFIX)
     try:
         good = (TOPIC, encode_batch("good-1", "dev-1", [dumps(record(1))]))
@@ -139,3 +139,30 @@ def test_a_record_nested_thousands_deep_is_refused_without_taking_its_group_down
         assert receiver.store.stats()["rejected_batches"] == 1
     finally:
         receiver.store.close()
+
+
+def test_a_stopping_receiver_acks_what_it_stores_before_it_disconnects(
+    broker: LocalBroker, tmp_path: Path, sender: Sender
+) -> None:
+    """A batch being stored when the stop comes is acked before the receiver disconnects (it used
+    to disconnect first, so the station sent the stored batch again)."""
+    receiver = Receiver(tmp_path / "rx.db", host=broker.host, port=broker.port, prefix=PREFIX).start()
+    assert receiver.mqtt.subscribed.wait(10)
+    storing, go_on = threading.Event(), threading.Event()
+    store = receiver._store
+
+    def held(batches: Any) -> None:  # the worker waits here, inside the batch's handling
+        storing.set()
+        assert go_on.wait(30)
+        store(batches)
+
+    receiver._store = held  # type: ignore[method-assign]
+    sender.send(encode_batch("good-stop", "dev-1", [dumps(record(1))]))
+    assert storing.wait(10)
+    stopping = threading.Thread(target=receiver.stop)
+    stopping.start()
+    time.sleep(0.5)  # the stop is under way (disconnecting first would be done by now)
+    go_on.set()
+    stopping.join(30)
+    assert receiver.stored == 1
+    assert sender.ack_of("good-stop")["acked"]
