@@ -133,3 +133,12 @@ def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 def marks(count: int) -> str:
     """``?, ?, ?`` for an ``IN`` list of ``count`` parameters."""
     return ", ".join("?" * count)
+
+
+def where_in(column: str, values: Sequence[int]) -> tuple[str, tuple[int, ...]]:
+    """SQL selecting rows whose ``column`` is one of ``values`` (sorted, distinct integers), and
+    its parameters: a range when they run without a gap, as a batch's seqs do (SQLite then builds
+    no temporary index of an ``IN`` list: about 1 µs a value on the reference machine)."""
+    if values[-1] - values[0] + 1 == len(values):
+        return f"{column} BETWEEN ? AND ?", (values[0], values[-1])
+    return f"{column} IN ({marks(len(values))})", tuple(values)

@@ -29,8 +29,9 @@ from prescreen.packing.agent_status import healthz, livez, status_of, watch_cond
 from prescreen.packing.downlink_journal import attach
 from prescreen.packing.events import NotTaken, StationEvent, wait_for_task
 from prescreen.packing.housekeeping import Report, housekeep
+from prescreen.packing.identity import check_identity, seq_file_of
 from prescreen.packing.orders import FileOrderSource, OrderSource
-from prescreen.packing.outbox import Outbox, read_seq, seq_file_of
+from prescreen.packing.outbox import Outbox
 from prescreen.packing.station import Station
 from prescreen.risk import model_monitor
 from prescreen.risk.entry import EntrySettings
@@ -71,32 +72,6 @@ def load_model(config: Config) -> RiskModel | None:
     except ModelError as exc:
         log.error("model not loaded, screening rules-only", extra={"reason": str(exc)})
         return None
-
-
-def check_identity(key_path: Path, outbox_path: Path) -> None:
-    """Refuse to start when only one half of the station's identity is there.
-
-    A missing key with an outbox would silently become a new key, and every record a forgery to
-    the receiver; a key that has signed records without its outbox means the records not yet
-    sent are gone and nobody was told. Either needs a person: restore the missing file, or start
-    a new identity on purpose with ``prescreen key new --i-know``.
-
-    Raises:
-        ConfigError: which half is missing and what to do.
-    """
-    fix = "restore it from backup, or start a new identity on purpose: prescreen key new --i-know"
-    if outbox_path.exists() and not key_path.exists():
-        raise ConfigError(
-            f"the outbox {outbox_path} exists but its device key {key_path} does not "
-            f"(a new key would make every record a forgery to the receiver): {fix}"
-        )
-    kept = read_seq(seq_file_of(key_path))
-    used = key_path.exists() and kept is not None and kept[1] > 0
-    if used and not outbox_path.exists() and kept and kept[0] == DeviceKey.load_or_create(key_path).key_id:
-        raise ConfigError(
-            f"the device key {key_path} signed records up to seq {kept[1]} but the outbox "
-            f"{outbox_path} is missing (its unsent records are lost): {fix}"
-        )
 
 
 def device_key_path(config: Config) -> Path:

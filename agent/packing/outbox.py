@@ -24,10 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from prescreen.core.db import Checkpointer, chunked, immediate, marks
+from prescreen.core.db import Checkpointer, chunked, immediate, marks, where_in
 from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
 from prescreen.core.records import Record, dumps, join_members, member_texts, utc_now
+from prescreen.packing.identity import read_seq
 from prescreen.packing.outbox_schema import connect, read_feedback
 from prescreen.packing.side_tables import Hold, SideChanges, Statement, side_statements
 
@@ -46,28 +47,6 @@ class Signer(Protocol):
         """Set the record's signature; return its canonical text (what is stored and sent), with
         the ``known`` members (already serialised) as part of the record."""
         ...
-
-
-def seq_file_of(key_path: Path) -> Path:
-    """Where the last sequence number a device key signed is kept: beside the key."""
-    return key_path.with_name(key_path.name + ".seq")
-
-
-def read_seq(path: Path) -> tuple[str, int] | None:
-    """(key id, last sequence number) kept in ``path``, or None if there is none (yet)."""
-    try:
-        key_id, last = path.read_text(encoding="ascii").split()
-        return key_id, int(last)
-    except (OSError, ValueError):
-        return None
-
-
-def _seqs_where(seqs: Sequence[int]) -> tuple[str, tuple[int, ...]]:
-    """SQL selecting ``seqs`` (sorted, distinct): a range when they run without a gap, as a batch's
-    seqs do (SQLite then builds no temporary index of an ``IN`` list: about 1 µs a record here)."""
-    if seqs[-1] - seqs[0] + 1 == len(seqs):
-        return "seq BETWEEN ? AND ?", (seqs[0], seqs[-1])
-    return f"seq IN ({marks(len(seqs))})", tuple(seqs)
 
 
 class Outbox:
@@ -277,7 +256,7 @@ class Outbox:
 
     def mark_acked_seqs(self, seqs: Iterable[int], *, state: str = "acked") -> int:
         """Like :meth:`mark_acked` by sequence number (what the uplink has: no lookup by id)."""
-        return self._mark([_seqs_where(c) for c in chunked(sorted(set(seqs)), MARK_CHUNK)], state)
+        return self._mark([where_in("seq", c) for c in chunked(sorted(set(seqs)), MARK_CHUNK)], state)
 
     def _mark(self, chunks: list[tuple[str, tuple[Any, ...]]], state: str) -> int:
         """Move the seqs each chunk's ``(where, params)`` selects from ``pending`` to ``acks``, one
