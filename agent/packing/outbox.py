@@ -29,7 +29,7 @@ from prescreen.core.errors import OutboxError
 from prescreen.core.files import private
 from prescreen.core.records import Record, dumps, join_members, member_texts, utc_now
 from prescreen.packing.identity import read_seq
-from prescreen.packing.outbox_schema import connect, read_feedback
+from prescreen.packing.outbox_schema import SET_LAST_ACK, connect, last_ack_at, read_feedback
 from prescreen.packing.side_tables import Hold, SideChanges, Statement, side_statements
 
 log = logging.getLogger("prescreen.outbox")
@@ -278,8 +278,10 @@ class Outbox:
                             f"WHERE {where}",
                             (state, now, *params),
                         )
-                        cur.execute(f"DELETE FROM pending WHERE {where}", params)
-                        changed += cur.rowcount
+                        moved = cur.execute(f"DELETE FROM pending WHERE {where}", params).rowcount
+                        if moved:
+                            cur.execute(SET_LAST_ACK, (now,))
+                        changed += moved
                 except sqlite3.Error as exc:
                     raise OutboxError(f"{self.path}: ack not recorded: {exc}") from exc
                 finally:
@@ -298,19 +300,17 @@ class Outbox:
     def backlog(self) -> dict[str, Any]:
         """Pending count, the oldest pending record's creation time and the last ack time.
 
-        The oldest is the first pending seq's: a record's ``created_at`` is stamped as it is
-        committed (:func:`prescreen.core.records.envelope`, inside the transaction that gives it
-        its seq), so seq order is creation order (and stays commit order if the clock is set
-        back). The status calls this every 2 s with the outbox held; the MIN over every pending
-        record read each one's row: 73-105 ms for a 100,000-record backlog here (250-270 ms
-        before v6), while every verdict's commit waited.
+        The oldest is the first pending seq's: ``created_at`` is stamped inside the transaction
+        that gives a record its seq, so seq order is creation order. The status calls this every
+        2 s with the outbox held; a MIN over every pending row took 73-105 ms for a 100,000-record
+        backlog here, while every verdict's commit waited.
         """
         with self._lock:
             (pending,) = self._conn.execute("SELECT COUNT(*) FROM pending").fetchone()
             first = self._conn.execute(
                 "SELECT r.created_at FROM pending p JOIN records r ON r.seq = p.seq ORDER BY p.seq LIMIT 1"
             ).fetchone()
-            (last_ack,) = self._conn.execute("SELECT MAX(acked_at) FROM acks").fetchone()
+            last_ack = last_ack_at(self._conn)
         return {"pending": pending, "oldest_pending_at": first[0] if first else None, "last_ack_at": last_ack}
 
     def get(self, record_id: str) -> Record | None:

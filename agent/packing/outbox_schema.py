@@ -158,6 +158,21 @@ def migrate(db: OutboxFile, path: str | Path) -> int:
     return found
 
 
+# When the receiver last answered, kept apart from the acks: a requeue or retention removes rows.
+SET_LAST_ACK = (
+    "INSERT INTO meta (key, value) VALUES ('last_ack_at', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+def last_ack_at(conn: sqlite3.Connection) -> str | None:
+    """When the receiver last answered (acked or rejected) this outbox's records, or None."""
+    found = conn.execute("SELECT value FROM meta WHERE key = 'last_ack_at'").fetchone()
+    # An outbox last acked before this row existed: the newest answer it still holds.
+    (when,) = found or conn.execute("SELECT MAX(acked_at) FROM acks").fetchone()
+    return None if when is None else str(when)
+
+
 def read_feedback(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Customs feedback messages held in an outbox (none in a file older than schema v3)."""
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'").fetchone():

@@ -225,3 +225,25 @@ def test_records_deleted_by_hand_take_their_pending_and_ack_rows_with_them(tmp_p
     assert outbox.counts() == {"acked": 1, "pending": 1}
     assert sorted(seq for seq, _, _ in outbox.db.conn.execute(STATES)) == [1, 4]
     outbox.close()
+
+
+def test_the_last_ack_time_stays_when_the_answer_it_came_from_is_requeued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requeue (or retention) removes the answer rows; when the receiver last answered does not
+    move back with them, and survives a restart."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(3):
+        add(outbox)
+    monkeypatch.setattr("prescreen.packing.outbox.utc_now", lambda: "2026-11-01T00:00:00.000Z")
+    outbox.mark_acked_seqs([1])
+    monkeypatch.setattr("prescreen.packing.outbox.utc_now", lambda: "2026-11-02T00:00:00.000Z")
+    outbox.mark_acked_seqs([2], state="rejected")
+    assert outbox.requeue() == 1
+    assert outbox.backlog()["last_ack_at"] == "2026-11-02T00:00:00.000Z"  # the newest row left: 11-01
+    monkeypatch.setattr("prescreen.packing.outbox.utc_now", lambda: "2026-11-03T00:00:00.000Z")
+    assert outbox.mark_acked_seqs([1]) == 0  # nothing pending was answered: no new ack time
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.db")
+    assert reopened.backlog()["last_ack_at"] == "2026-11-02T00:00:00.000Z"
+    reopened.close()
