@@ -413,18 +413,19 @@ def _spawn(config: Path, notify: NotifySocket) -> subprocess.Popen[bytes]:
 
 
 def _rss_mb(pid: int) -> float:
-    return _status_mb(pid)["VmRSS"]
+    return _status_mb(pid).get("VmRSS", 0.0)  # none for a process that has exited (a zombie)
 
 
 def _status_mb(pid: int) -> dict[str, float]:
     """The process's resident memory from /proc: ``VmRSS``, and its parts ``RssAnon`` (the
-    process's own: the interpreter's objects, malloc, stacks) and ``RssFile`` (pages of the
+    process's own: the interpreter's objects, malloc, stacks), ``RssFile`` (pages of the
     libraries it mapped; how many of them count depends on what the page cache holds, so the same
-    process measured 54.8 MB after a warm start and 62.0 on a machine's first run)."""
+    process measured 54.8 MB after a warm start and 62.0 on a machine's first run) and
+    ``RssShmem``."""
     sizes: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         field, _, rest = line.partition(":")
-        if field in ("VmRSS", "RssAnon", "RssFile"):
+        if field in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
             sizes[field] = int(rest.split()[0]) / 1024
     return sizes
 
@@ -534,6 +535,7 @@ def agent_process(steady_parcels: int, workdir: Path) -> dict[str, Any]:
         "_idle_rss_parts_mb": {
             "anon": round(idle_status["RssAnon"], 1),
             "file": round(idle_status["RssFile"], 1),
+            "shmem": round(idle_status["RssShmem"], 1),
         },
     }
 
