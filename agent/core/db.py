@@ -23,12 +23,13 @@ log = logging.getLogger("prescreen.db")
 T = TypeVar("T")
 # SQLite's default limit on host parameters is 999 before 3.32 (32,766 after): stay well below.
 IN_CHUNK = 500
-# With a Checkpointer, a commit checkpoints only once the WAL passes this many pages (16 MB),
-# not SQLite's 1,000: the thread has then copied most of it, and the commit's checkpoint, run
-# with no other write in between, lets the next write start the WAL again from its beginning.
-# The thread alone never gets that far under steady writes (frames land while it copies), so
-# without this the WAL grew without bound (635 MB in 8 s of replay-like commits).
-FALLBACK_CHECKPOINT_PAGES = 4000
+# With a Checkpointer, a commit checkpoints only once the WAL holds this many bytes of pages
+# (4,000 pages of 4 KiB), not SQLite's 1,000 pages: the thread has then copied most of it, and the
+# commit's checkpoint, run with no other write in between, lets the next write start the WAL
+# again from its beginning. The thread alone never gets that far under steady writes (frames land
+# while it copies), so without this the WAL grew without bound (635 MB in 8 s of replay-like
+# commits).
+FALLBACK_CHECKPOINT_BYTES = 16_000 * 1024
 CHECKPOINT_THREAD_PREFIX = "checkpoint-"  # a Checkpointer's thread is named this and its file's name
 
 
@@ -38,21 +39,31 @@ def connect_durable(
     timeout_s: float = 10.0,
     synchronous: Literal["FULL", "NORMAL"] = "FULL",
     autocheckpoint: bool = True,
+    page_size: int | None = None,
 ) -> sqlite3.Connection:
     """A connection to ``path`` (created private to the service user) in WAL mode.
 
     ``synchronous="NORMAL"`` is for files whose loss costs only a refetch (the order cache).
     ``autocheckpoint=False`` is for files a :class:`Checkpointer` looks after: their commits
-    checkpoint only past :data:`FALLBACK_CHECKPOINT_PAGES`.
+    checkpoint only past :data:`FALLBACK_CHECKPOINT_BYTES`. ``page_size`` (a power of two from 512
+    to 65,536) applies to a file this call creates; a file keeps the page size it was made with.
     """
     conn = sqlite3.connect(
         str(private(path)), timeout=timeout_s, isolation_level=None, check_same_thread=False
     )
+    if page_size is not None:  # before WAL mode, which writes the new file's first page
+        conn.execute(f"PRAGMA page_size={int(page_size)}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     if not autocheckpoint:
-        conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_fallback_checkpoint_pages(conn)}")
     return conn
+
+
+def _fallback_checkpoint_pages(conn: sqlite3.Connection) -> int:
+    """:data:`FALLBACK_CHECKPOINT_BYTES` in pages of ``conn``'s database."""
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    return max(1, FALLBACK_CHECKPOINT_BYTES // int(page_size))
 
 
 class Checkpointer:
@@ -64,7 +75,7 @@ class Checkpointer:
     pays. The owner opens its connection with ``autocheckpoint=False`` and this thread runs a
     PASSIVE checkpoint (it never blocks a reader or a writer) every ``interval_s``; SQLite does the
     work with Python's GIL released. The owner's commits still checkpoint past
-    :data:`FALLBACK_CHECKPOINT_PAGES`, which keeps the WAL bounded under steady writes and if this
+    :data:`FALLBACK_CHECKPOINT_BYTES`, which keeps the WAL bounded under steady writes and if this
     thread stops. Closing the last connection checkpoints what is left.
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prescreen.core.db import FALLBACK_CHECKPOINT_PAGES, Checkpointer, connect_durable, immediate
+from prescreen.core.db import FALLBACK_CHECKPOINT_BYTES, Checkpointer, connect_durable, immediate
 from prescreen.packing.outbox import Outbox
 
 ROWS = 6000  # ~6 MB of rows (1,500 pages): past SQLite's 1,000-page automatic checkpoint
@@ -51,7 +51,7 @@ def test_an_outbox_runs_its_checkpoints_off_the_commit_path(tmp_path: Path) -> N
     outbox = Outbox(tmp_path / "outbox.db")
     try:
         (autocheckpoint,) = outbox.db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
-        assert autocheckpoint == FALLBACK_CHECKPOINT_PAGES
+        assert autocheckpoint == FALLBACK_CHECKPOINT_BYTES // 4096 == 4000  # 4 KiB pages
         assert outbox._checkpointer._thread.is_alive()
     finally:
         outbox.close()
@@ -77,4 +77,4 @@ def test_steady_writes_keep_the_wal_bounded_beside_the_checkpointer(tmp_path: Pa
     frame = 4096 + 24  # a WAL frame: its page and its header
     # A commit's checkpoint that meets the thread's is put off to the next commit: about twice the
     # fallback at most, where the WAL grew with every row written (60 MB) without it.
-    assert largest < 2 * FALLBACK_CHECKPOINT_PAGES * frame < 40 * 2**20
+    assert largest < 2 * FALLBACK_CHECKPOINT_BYTES // 4096 * frame < 40 * 2**20

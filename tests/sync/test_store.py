@@ -17,7 +17,15 @@ from prescreen.ops.config import StationConfig, SyncConfig
 from prescreen.packing.outbox import Outbox
 from prescreen.sync.broker import LocalBroker
 from prescreen.sync.receiver import Receiver
-from prescreen.sync.store import STORE_VERSION, Filters, PostgresStore, SqliteStore, Store, open_store
+from prescreen.sync.store import (
+    PAGE_SIZE,
+    STORE_VERSION,
+    Filters,
+    PostgresStore,
+    SqliteStore,
+    Store,
+    open_store,
+)
 from prescreen.sync.uplink import Uplink
 from record_fixtures import record
 
@@ -72,6 +80,31 @@ def test_sqlite_store_reports_gaps_per_device_and_filters_queries(tmp_path: Path
         _check_gaps_and_queries(store)
     finally:
         store.close()
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """A store this receiver creates has PAGE_SIZE pages, its WAL fallback checkpoint the same
+    16,000 KiB in fewer pages; one made before keeps 4 KiB pages and works as before."""
+    new = open_store(tmp_path / "rx.db")
+    assert isinstance(new, SqliteStore)
+    try:
+        assert PAGE_SIZE == 16384
+        assert new.conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+        assert new.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        _check_gaps_and_queries(new)
+    finally:
+        new.close()
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as made_before:
+        made_before.execute("CREATE TABLE t (a)")  # a file made with SQLite's default page size
+    old = open_store(old_path)
+    assert isinstance(old, SqliteStore)
+    try:
+        assert old.conn.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert old.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (4000,)
+        _check_gaps_and_queries(old)
+    finally:
+        old.close()
 
 
 def test_postgres_store_gives_the_same_answers_as_sqlite(pg_url: str) -> None:
