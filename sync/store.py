@@ -240,8 +240,14 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
         self._turns = os.open(private(f"{path}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        # Checkpoints run on their own thread: no batch group's commit pays for one (core.db).
-        self.conn = connect_durable(path, autocheckpoint=False, page_size=PAGE_SIZE)
+        # Receivers starting together (--workers) open the file one at a time: two creating it at
+        # once could fail switching it to WAL ("database is locked", which no busy wait retries).
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            # Checkpoints run on their own thread: no batch group's commit pays for one (core.db).
+            self.conn = connect_durable(path, autocheckpoint=False, page_size=PAGE_SIZE)
+        finally:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
         self._setup()
         self._checkpointer = Checkpointer(path).start()
 
