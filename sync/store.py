@@ -242,24 +242,25 @@ class SqliteStore(Store):
         self._turns = os.open(private(f"{path}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         # Receivers starting together (--workers) open the file one at a time: two creating it at
         # once could fail switching it to WAL ("database is locked", which no busy wait retries).
-        fcntl.flock(self._turns, fcntl.LOCK_EX)
-        try:
+        with self._turn():
             # Checkpoints run on their own thread: no batch group's commit pays for one (core.db).
             self.conn = connect_durable(path, autocheckpoint=False, page_size=PAGE_SIZE)
-        finally:
-            fcntl.flock(self._turns, fcntl.LOCK_UN)
         self._setup()
         self._checkpointer = Checkpointer(path).start()
 
     @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn on the store among the receivers sharing it (the lock file)."""
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        with self._lock:
-            fcntl.flock(self._turns, fcntl.LOCK_EX)
-            try:
-                with immediate(self.conn) as cur:
-                    yield cur
-            finally:
-                fcntl.flock(self._turns, fcntl.LOCK_UN)
+        with self._lock, self._turn(), immediate(self.conn) as cur:
+            yield cur
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Reader]:
